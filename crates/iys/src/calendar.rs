@@ -1,0 +1,574 @@
+//! Turkey's business-day calendar for 2015–2035, and IYS's "3 business days" deadline.
+//!
+//! IYS rejects a consent with H467 when it arrives more than 3 business days after its
+//! `consentDate`, but it does not publish what it counts as a business day. The rule here is
+//! therefore ours, stated once and pinned by tests: weekends and official holidays do not
+//! count, the half-day eves (arife, 28 Oct) count as half a day, and counting starts on the
+//! day after the consent.
+//!
+//! Fixed holidays follow Law 2429. The religious bayrams move with the Hijri calendar, so they
+//! are a table of dates as announced by Diyanet; outside [`FIRST_YEAR`]..=[`LAST_YEAR`] only
+//! weekends and fixed holidays apply. Holidays falling on a weekend are not moved: Turkey has
+//! no substitute days. Pure code, no I/O.
+
+use jiff::civil::{Date, DateTime, Weekday, date};
+
+/// First year covered by the religious-holiday table.
+pub const FIRST_YEAR: i16 = 2015;
+/// Last year covered by the religious-holiday table.
+pub const LAST_YEAR: i16 = 2035;
+
+/// What kind of day a date is in Turkey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayKind {
+    /// A full working day.
+    Business,
+    /// The afternoon is off (eve of a bayram, or 28 Oct). Counts as half a business day.
+    ///
+    /// An eve on a Saturday or Sunday is a [`DayKind::Weekend`]: there is no morning to work.
+    HalfDay(&'static str),
+    /// Saturday or Sunday that is not an official holiday.
+    Weekend,
+    /// An official full-day holiday, whatever the weekday.
+    Holiday(&'static str),
+}
+
+/// (month, day) in the Gregorian calendar.
+type MonthDay = (i8, i8);
+
+/// First days of the bayrams: (year, Ramazan Bayramı (month, day), Kurban Bayramı (month, day)).
+///
+/// Source: Diyanet's Hijri calendar (as collected by the `holidays` Python package, confirmed
+/// there through 2032; 2033–2035 are its estimates, which agree with the Umm al-Qura calendar).
+/// Rows are per Gregorian year, so from 2034 on Kurban Bayramı falls before Ramazan Bayramı.
+const RELIGIOUS: [(i16, MonthDay, MonthDay); 21] = [
+    (2015, (7, 17), (9, 24)),
+    (2016, (7, 5), (9, 12)),
+    (2017, (6, 25), (9, 1)),
+    (2018, (6, 15), (8, 21)),
+    (2019, (6, 4), (8, 11)),
+    (2020, (5, 24), (7, 31)),
+    (2021, (5, 13), (7, 20)),
+    (2022, (5, 2), (7, 9)),
+    (2023, (4, 21), (6, 28)),
+    (2024, (4, 10), (6, 16)),
+    (2025, (3, 30), (6, 6)),
+    (2026, (3, 20), (5, 27)),
+    (2027, (3, 9), (5, 16)),
+    (2028, (2, 26), (5, 5)),
+    (2029, (2, 14), (4, 24)),
+    (2030, (2, 4), (4, 13)),
+    (2031, (1, 24), (4, 2)),
+    (2032, (1, 14), (3, 22)),
+    (2033, (1, 2), (3, 11)),
+    (2034, (12, 12), (3, 1)),
+    (2035, (12, 1), (2, 18)),
+];
+
+/// The Hijri year is ~11 days shorter than the Gregorian one, so once in ~33 years a bayram
+/// falls twice in the same year: Ramazan Bayramı does in 2033 (2 Jan and 23 Dec).
+const SECOND_RAMAZAN: [(i16, MonthDay); 1] = [(2033, (12, 23))];
+
+const RAMAZAN_DAYS: [&str; 3] = [
+    "Ramazan Bayramı 1. gün",
+    "Ramazan Bayramı 2. gün",
+    "Ramazan Bayramı 3. gün",
+];
+const KURBAN_DAYS: [&str; 4] = [
+    "Kurban Bayramı 1. gün",
+    "Kurban Bayramı 2. gün",
+    "Kurban Bayramı 3. gün",
+    "Kurban Bayramı 4. gün",
+];
+const RAMAZAN_EVE: &str = "Ramazan Bayramı arifesi";
+const KURBAN_EVE: &str = "Kurban Bayramı arifesi";
+const REPUBLIC_DAY_EVE: &str = "Cumhuriyet Bayramı arifesi";
+
+/// Fixed full-day holidays: (month, day, first year it applies, name).
+const FIXED_HOLIDAYS: [(i8, i8, i16, &str); 7] = [
+    (1, 1, i16::MIN, "Yılbaşı"),
+    (4, 23, i16::MIN, "Ulusal Egemenlik ve Çocuk Bayramı"),
+    (5, 1, i16::MIN, "Emek ve Dayanışma Günü"),
+    (5, 19, i16::MIN, "Atatürk'ü Anma, Gençlik ve Spor Bayramı"),
+    // Added to Law 2429 in 2017, after the events of 15 July 2016.
+    (7, 15, 2017, "Demokrasi ve Milli Birlik Günü"),
+    (8, 30, i16::MIN, "Zafer Bayramı"),
+    (10, 29, i16::MIN, "Cumhuriyet Bayramı"),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bayram {
+    Ramazan,
+    Kurban,
+}
+
+impl Bayram {
+    fn day_names(self) -> &'static [&'static str] {
+        match self {
+            Bayram::Ramazan => &RAMAZAN_DAYS,
+            Bayram::Kurban => &KURBAN_DAYS,
+        }
+    }
+
+    fn eve_name(self) -> &'static str {
+        match self {
+            Bayram::Ramazan => RAMAZAN_EVE,
+            Bayram::Kurban => KURBAN_EVE,
+        }
+    }
+}
+
+/// The bayrams whose first day falls in `year` (none outside the table).
+fn bayrams(year: i16) -> impl Iterator<Item = (Bayram, Date)> {
+    let row = usize::try_from(year - FIRST_YEAR)
+        .ok()
+        .and_then(|i| RELIGIOUS.get(i));
+    let main = row.into_iter().flat_map(|&(y, (rm, rd), (km, kd))| {
+        [
+            (Bayram::Ramazan, date(y, rm, rd)),
+            (Bayram::Kurban, date(y, km, kd)),
+        ]
+    });
+    let second = SECOND_RAMAZAN
+        .iter()
+        .filter(move |&&(y, _)| y == year)
+        .map(|&(y, (m, d))| (Bayram::Ramazan, date(y, m, d)));
+    main.chain(second)
+}
+
+/// The religious holiday or eve on `day`, if any. Every bayram and its eve lie within the
+/// year of its first day (checked by the tests), so day-of-year arithmetic is enough.
+fn religious_kind(day: Date) -> Option<DayKind> {
+    let mut eve = None;
+    for (bayram, first) in bayrams(day.year()) {
+        let offset = day.day_of_year() - first.day_of_year();
+        if offset == -1 {
+            eve = Some(DayKind::HalfDay(bayram.eve_name()));
+        } else if let Ok(i) = usize::try_from(offset)
+            && let Some(&name) = bayram.day_names().get(i)
+        {
+            return Some(DayKind::Holiday(name));
+        }
+    }
+    eve
+}
+
+fn fixed_holiday(day: Date) -> Option<&'static str> {
+    FIXED_HOLIDAYS
+        .iter()
+        .find(|&&(m, d, from, _)| m == day.month() && d == day.day() && day.year() >= from)
+        .map(|&(_, _, _, name)| name)
+}
+
+/// What kind of day `date` is in Turkey.
+///
+/// Precedence: a full holiday (religious first, then fixed) wins over a weekend, which wins
+/// over a half day; so an eve that is also a fixed holiday (e.g. 1 May 2022) is a holiday.
+pub fn day_kind(date: Date) -> DayKind {
+    let religious = religious_kind(date);
+    if let Some(DayKind::Holiday(name)) = religious {
+        return DayKind::Holiday(name);
+    }
+    if let Some(name) = fixed_holiday(date) {
+        return DayKind::Holiday(name);
+    }
+    if matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday) {
+        return DayKind::Weekend;
+    }
+    if let Some(half) = religious {
+        return half;
+    }
+    if date.month() == 10 && date.day() == 28 {
+        return DayKind::HalfDay(REPUBLIC_DAY_EVE);
+    }
+    DayKind::Business
+}
+
+/// True only for full business days.
+pub fn is_business_day(date: Date) -> bool {
+    day_kind(date) == DayKind::Business
+}
+
+/// Whether the year is covered by the religious-holiday table (outside it only weekends and
+/// fixed holidays apply).
+pub fn is_covered(year: i16) -> bool {
+    (FIRST_YEAR..=LAST_YEAR).contains(&year)
+}
+
+/// How many half business days a day is worth; integers so that halves add up exactly.
+fn half_days(kind: DayKind) -> u64 {
+    match kind {
+        DayKind::Business => 2,
+        DayKind::HalfDay(_) => 1,
+        DayKind::Weekend | DayKind::Holiday(_) => 0,
+    }
+}
+
+/// The moment `days` business days after `start` (wall clock, Europe/Istanbul; no time zone
+/// math needed here).
+///
+/// Rule: walk forward day by day starting with the day AFTER start's date; a full business day
+/// adds 1, a half day adds 1/2, weekends and holidays add 0; when the running total reaches
+/// `days`, the answer is that day at start's time of day. `add_business_days(x, 0) == x`.
+/// The start day never counts, since a consent given at 23:59 must not lose that day. Saturates
+/// at the last representable date.
+pub fn add_business_days(start: DateTime, days: u32) -> DateTime {
+    let target = 2 * u64::from(days);
+    let mut total = 0;
+    let mut day = start.date();
+    while total < target {
+        day = match day.tomorrow() {
+            Ok(next) => next,
+            Err(_) => return Date::MAX.to_datetime(start.time()),
+        };
+        total += half_days(day_kind(day));
+    }
+    day.to_datetime(start.time())
+}
+
+/// IYS's deadline for a consent given at `consent_date`: `add_business_days(consent_date, 3)`.
+///
+/// A consent reaching IYS after this moment is expected to be refused with H467.
+pub fn iys_deadline(consent_date: DateTime) -> DateTime {
+    add_business_days(consent_date, 3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::datetime;
+
+    use DayKind::{Business, HalfDay, Holiday, Weekend};
+
+    const fn at10(y: i16, m: i8, d: i8) -> DateTime {
+        datetime(y, m, d, 10, 0, 0, 0)
+    }
+
+    /// Per year: pinned day kinds, and (what, consent, expected deadline).
+    type YearCase = (
+        i16,
+        &'static [(Date, DayKind)],
+        &'static [(&'static str, DateTime, DateTime)],
+    );
+
+    const YEARS: [YearCase; 4] = [
+        (
+            2024,
+            &[
+                (date(2024, 4, 9), HalfDay(RAMAZAN_EVE)),
+                (date(2024, 4, 10), Holiday("Ramazan Bayramı 1. gün")),
+                (date(2024, 4, 12), Holiday("Ramazan Bayramı 3. gün")),
+                (date(2024, 4, 13), Weekend),
+                // Eve on a Saturday: nothing to work anyway.
+                (date(2024, 6, 15), Weekend),
+                (date(2024, 6, 16), Holiday("Kurban Bayramı 1. gün")),
+                (date(2024, 6, 19), Holiday("Kurban Bayramı 4. gün")),
+                (date(2024, 6, 20), Business),
+                (
+                    date(2024, 4, 23),
+                    Holiday("Ulusal Egemenlik ve Çocuk Bayramı"),
+                ),
+                (date(2024, 7, 15), Holiday("Demokrasi ve Milli Birlik Günü")),
+                (date(2024, 10, 28), HalfDay(REPUBLIC_DAY_EVE)),
+                (date(2024, 10, 29), Holiday("Cumhuriyet Bayramı")),
+                (date(2024, 1, 1), Holiday("Yılbaşı")),
+            ],
+            &[
+                ("ordinary week", at10(2024, 3, 4), at10(2024, 3, 7)),
+                ("friday", at10(2024, 3, 8), at10(2024, 3, 13)),
+                // Mon 1 + Tue eve 1/2 + (Wed–Fri bayram) + Mon 1 + Tue 1/2 of 1 → Tue.
+                ("before ramazan", at10(2024, 4, 5), at10(2024, 4, 16)),
+                (
+                    "before ramazan, monday",
+                    at10(2024, 4, 8),
+                    at10(2024, 4, 17),
+                ),
+                ("before kurban", at10(2024, 6, 13), at10(2024, 6, 21)),
+                ("saturday", at10(2024, 3, 9), at10(2024, 3, 13)),
+                ("on a holiday", at10(2024, 4, 23), at10(2024, 4, 26)),
+                ("15 july", at10(2024, 7, 12), at10(2024, 7, 18)),
+                ("28/29 october", at10(2024, 10, 25), at10(2024, 11, 1)),
+                ("new year", at10(2023, 12, 29), at10(2024, 1, 4)),
+            ],
+        ),
+        (
+            2025,
+            &[
+                (date(2025, 3, 29), Weekend),
+                (date(2025, 3, 30), Holiday("Ramazan Bayramı 1. gün")),
+                (date(2025, 4, 1), Holiday("Ramazan Bayramı 3. gün")),
+                (date(2025, 4, 2), Business),
+                (date(2025, 6, 5), HalfDay(KURBAN_EVE)),
+                (date(2025, 6, 6), Holiday("Kurban Bayramı 1. gün")),
+                (date(2025, 6, 9), Holiday("Kurban Bayramı 4. gün")),
+                (date(2025, 5, 1), Holiday("Emek ve Dayanışma Günü")),
+                (date(2025, 7, 15), Holiday("Demokrasi ve Milli Birlik Günü")),
+                (date(2025, 10, 28), HalfDay(REPUBLIC_DAY_EVE)),
+                (date(2025, 10, 29), Holiday("Cumhuriyet Bayramı")),
+            ],
+            &[
+                ("ordinary week", at10(2025, 3, 3), at10(2025, 3, 6)),
+                ("friday", at10(2025, 3, 7), at10(2025, 3, 12)),
+                ("before ramazan", at10(2025, 3, 27), at10(2025, 4, 3)),
+                // Wed 1 + Thu eve 1/2 + (Fri–Mon bayram) + Tue 1 + Wed 1/2 of 1 → Wed.
+                ("before kurban", at10(2025, 6, 3), at10(2025, 6, 11)),
+                ("saturday", at10(2025, 3, 8), at10(2025, 3, 12)),
+                ("on a holiday", at10(2025, 5, 1), at10(2025, 5, 6)),
+                ("15 july", at10(2025, 7, 14), at10(2025, 7, 18)),
+                ("28/29 october", at10(2025, 10, 27), at10(2025, 11, 3)),
+                ("new year", at10(2024, 12, 30), at10(2025, 1, 3)),
+            ],
+        ),
+        (
+            2026,
+            &[
+                (date(2026, 3, 19), HalfDay(RAMAZAN_EVE)),
+                (date(2026, 3, 20), Holiday("Ramazan Bayramı 1. gün")),
+                (date(2026, 3, 22), Holiday("Ramazan Bayramı 3. gün")),
+                (date(2026, 5, 26), HalfDay(KURBAN_EVE)),
+                (date(2026, 5, 27), Holiday("Kurban Bayramı 1. gün")),
+                (date(2026, 5, 30), Holiday("Kurban Bayramı 4. gün")),
+                (
+                    date(2026, 5, 19),
+                    Holiday("Atatürk'ü Anma, Gençlik ve Spor Bayramı"),
+                ),
+                (date(2026, 8, 30), Holiday("Zafer Bayramı")),
+                (date(2026, 10, 28), HalfDay(REPUBLIC_DAY_EVE)),
+                (date(2026, 10, 29), Holiday("Cumhuriyet Bayramı")),
+            ],
+            &[
+                ("ordinary week", at10(2026, 3, 2), at10(2026, 3, 5)),
+                ("friday", at10(2026, 3, 6), at10(2026, 3, 11)),
+                ("before ramazan", at10(2026, 3, 17), at10(2026, 3, 24)),
+                ("before kurban", at10(2026, 5, 22), at10(2026, 6, 2)),
+                ("saturday", at10(2026, 3, 7), at10(2026, 3, 11)),
+                ("on a holiday", at10(2026, 5, 19), at10(2026, 5, 22)),
+                ("15 july", at10(2026, 7, 14), at10(2026, 7, 20)),
+                ("28/29 october", at10(2026, 10, 27), at10(2026, 11, 3)),
+                ("new year", at10(2025, 12, 31), at10(2026, 1, 6)),
+            ],
+        ),
+        (
+            2027,
+            &[
+                (date(2027, 3, 8), HalfDay(RAMAZAN_EVE)),
+                (date(2027, 3, 9), Holiday("Ramazan Bayramı 1. gün")),
+                (date(2027, 3, 11), Holiday("Ramazan Bayramı 3. gün")),
+                (date(2027, 5, 15), Weekend),
+                (date(2027, 5, 16), Holiday("Kurban Bayramı 1. gün")),
+                // Also 19 May: the day is simply a holiday.
+                (date(2027, 5, 19), Holiday("Kurban Bayramı 4. gün")),
+                (
+                    date(2027, 4, 23),
+                    Holiday("Ulusal Egemenlik ve Çocuk Bayramı"),
+                ),
+                (date(2027, 7, 15), Holiday("Demokrasi ve Milli Birlik Günü")),
+                (date(2027, 10, 28), HalfDay(REPUBLIC_DAY_EVE)),
+                (date(2027, 10, 29), Holiday("Cumhuriyet Bayramı")),
+            ],
+            &[
+                ("ordinary week", at10(2027, 3, 1), at10(2027, 3, 4)),
+                ("friday", at10(2027, 2, 26), at10(2027, 3, 3)),
+                ("before ramazan", at10(2027, 3, 5), at10(2027, 3, 16)),
+                ("before kurban", at10(2027, 5, 13), at10(2027, 5, 21)),
+                ("saturday", at10(2027, 2, 27), at10(2027, 3, 3)),
+                ("on a holiday", at10(2027, 4, 23), at10(2027, 4, 28)),
+                ("15 july", at10(2027, 7, 14), at10(2027, 7, 20)),
+                ("28/29 october", at10(2027, 10, 27), at10(2027, 11, 3)),
+                ("new year", at10(2026, 12, 31), at10(2027, 1, 6)),
+            ],
+        ),
+    ];
+
+    #[test]
+    fn pinned_years() {
+        for (year, kinds, deadlines) in YEARS {
+            for &(day, kind) in kinds {
+                assert_eq!(day.year(), year);
+                assert_eq!(day_kind(day), kind, "{day}");
+            }
+            for &(what, consent, deadline) in deadlines {
+                assert_eq!(deadline.year(), year, "{year} {what}");
+                assert_eq!(iys_deadline(consent), deadline, "{year} {what}");
+            }
+        }
+    }
+
+    #[test]
+    fn deadline_keeps_time_of_day() {
+        let consent = datetime(2025, 3, 3, 23, 59, 59, 123);
+        assert_eq!(iys_deadline(consent), datetime(2025, 3, 6, 23, 59, 59, 123));
+    }
+
+    #[test]
+    fn democracy_day_from_2017() {
+        assert_eq!(day_kind(date(2016, 7, 15)), Business);
+        assert_eq!(
+            day_kind(date(2017, 7, 15)),
+            Holiday("Demokrasi ve Milli Birlik Günü")
+        );
+    }
+
+    #[test]
+    fn overlaps_are_holidays() {
+        // Eve of Ramazan Bayramı on 1 May 2022, of Kurban Bayramı on 23 Apr 2029.
+        assert_eq!(
+            day_kind(date(2022, 5, 1)),
+            Holiday("Emek ve Dayanışma Günü")
+        );
+        assert_eq!(
+            day_kind(date(2029, 4, 23)),
+            Holiday("Ulusal Egemenlik ve Çocuk Bayramı")
+        );
+        assert_eq!(
+            day_kind(date(2023, 4, 23)),
+            Holiday("Ramazan Bayramı 3. gün")
+        );
+        // 2033: Ramazan Bayramı twice.
+        assert_eq!(
+            day_kind(date(2033, 1, 3)),
+            Holiday("Ramazan Bayramı 2. gün")
+        );
+        assert_eq!(day_kind(date(2033, 12, 22)), HalfDay(RAMAZAN_EVE));
+        assert_eq!(
+            day_kind(date(2033, 12, 23)),
+            Holiday("Ramazan Bayramı 1. gün")
+        );
+    }
+
+    #[test]
+    fn coverage() {
+        assert!(!is_covered(2014));
+        assert!(is_covered(FIRST_YEAR));
+        assert!(is_covered(LAST_YEAR));
+        assert!(!is_covered(2036));
+        // Outside the table only weekends and fixed holidays apply.
+        assert!(is_business_day(date(2014, 7, 28)));
+        assert_eq!(day_kind(date(2036, 1, 1)), Holiday("Yılbaşı"));
+        assert_eq!(day_kind(date(2036, 10, 28)), HalfDay(REPUBLIC_DAY_EVE));
+    }
+
+    fn all_bayrams() -> Vec<(Bayram, Date)> {
+        (FIRST_YEAR..=LAST_YEAR).flat_map(bayrams).collect()
+    }
+
+    #[test]
+    fn table_is_sane() {
+        for (i, row) in RELIGIOUS.iter().enumerate() {
+            assert_eq!(usize::try_from(row.0 - FIRST_YEAR), Ok(i));
+        }
+        assert_eq!(RELIGIOUS.last().map(|r| r.0), Some(LAST_YEAR));
+
+        let mut all = all_bayrams();
+        all.sort_by_key(|&(_, first)| first);
+        // 22 Ramazan (two in 2033) and 21 Kurban, strictly alternating.
+        assert_eq!(all.len(), 43);
+        assert_eq!(all[0].0, Bayram::Ramazan);
+        for pair in all.windows(2) {
+            let [(b1, d1), (b2, d2)] = [pair[0], pair[1]];
+            assert_ne!(b1, b2, "{d1} {d2}");
+            let gap = (d2 - d1).get_days();
+            if b1 == Bayram::Ramazan {
+                // 1 Şevval to 10 Zilhicce: two 29/30-day months plus 9 days.
+                assert!((67..=69).contains(&gap), "{d1} {d2}: {gap}");
+            } else {
+                assert!((285..=288).contains(&gap), "{d1} {d2}: {gap}");
+            }
+        }
+        for bayram in [Bayram::Ramazan, Bayram::Kurban] {
+            let firsts: Vec<Date> = all
+                .iter()
+                .filter(|&&(b, _)| b == bayram)
+                .map(|&(_, d)| d)
+                .collect();
+            for pair in firsts.windows(2) {
+                // A Hijri year is 354 or 355 days.
+                let gap = (pair[1] - pair[0]).get_days();
+                assert!((354..=355).contains(&gap), "{bayram:?} {gap}");
+            }
+        }
+    }
+
+    #[test]
+    fn bayrams_stay_within_their_year() {
+        for (bayram, first) in all_bayrams() {
+            let eve = first.yesterday().unwrap();
+            let len = i32::try_from(bayram.day_names().len()).unwrap();
+            let last = first.checked_add(jiff::Span::new().days(len - 1)).unwrap();
+            assert_eq!(eve.year(), first.year());
+            assert_eq!(last.year(), first.year());
+        }
+    }
+
+    #[test]
+    fn every_year_has_its_bayram_days() {
+        for year in FIRST_YEAR..=LAST_YEAR {
+            let ramazans = 1 + SECOND_RAMAZAN.iter().filter(|r| r.0 == year).count();
+            let (mut ramazan, mut kurban, mut eves) = (0, 0, 0);
+            let mut day = date(year, 1, 1);
+            while day.year() == year {
+                match religious_kind(day) {
+                    Some(Holiday(name)) if RAMAZAN_DAYS.contains(&name) => {
+                        ramazan += 1;
+                        assert_eq!(day_kind(day), Holiday(name));
+                    }
+                    Some(Holiday(name)) if KURBAN_DAYS.contains(&name) => {
+                        kurban += 1;
+                        assert_eq!(day_kind(day), Holiday(name));
+                    }
+                    Some(HalfDay(_)) => {
+                        eves += 1;
+                        assert_ne!(day_kind(day), Business);
+                    }
+                    None => {}
+                    other => panic!("{day}: {other:?}"),
+                }
+                day = day.tomorrow().unwrap();
+            }
+            assert_eq!(ramazan, 3 * ramazans, "{year}");
+            assert_eq!(kurban, 4, "{year}");
+            assert_eq!(eves, ramazans + 1, "{year}");
+        }
+    }
+
+    #[test]
+    fn known_first_days() {
+        for (y, m, d) in [(2024, 4, 10), (2025, 3, 30), (2026, 3, 20)] {
+            assert_eq!(day_kind(date(y, m, d)), Holiday("Ramazan Bayramı 1. gün"));
+        }
+        for (y, m, d) in [(2024, 6, 16), (2025, 6, 6), (2026, 5, 27)] {
+            assert_eq!(day_kind(date(y, m, d)), Holiday("Kurban Bayramı 1. gün"));
+        }
+    }
+
+    #[test]
+    fn add_business_days_properties() {
+        let mut day = date(FIRST_YEAR, 1, 1);
+        while day.year() <= LAST_YEAR {
+            let start = day.at(14, 30, 0, 0);
+            assert_eq!(add_business_days(start, 0), start);
+            let mut previous = start;
+            for n in 1..=5 {
+                let deadline = add_business_days(start, n);
+                assert!(deadline > previous, "{start} + {n}");
+                assert_eq!(deadline.time(), start.time());
+                assert!(
+                    matches!(day_kind(deadline.date()), Business | HalfDay(_)),
+                    "{start} + {n} = {deadline}"
+                );
+                previous = deadline;
+            }
+            assert_eq!(iys_deadline(start), add_business_days(start, 3));
+            day = day.tomorrow().unwrap();
+        }
+    }
+
+    #[test]
+    fn add_business_days_saturates() {
+        let start = datetime(9999, 12, 30, 10, 0, 0, 0);
+        assert_eq!(
+            add_business_days(start, 10),
+            datetime(9999, 12, 31, 10, 0, 0, 0)
+        );
+    }
+}

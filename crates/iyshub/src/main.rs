@@ -1,0 +1,144 @@
+//! `iyshub`: the one binary of the IYS permission hub.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use iys::rules::{RuleContext, validate_consent};
+use iys::{ConsentDate, ConsentType, HCode, Recipient};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "iyshub",
+    version,
+    about = "IYS permission hub: consent ledger, IYS sync and the IYS simulator"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the hub (REST API, consent ledger, IYS engines).
+    ///
+    /// Not built yet: the hub lands with its own issue. Until then this says so and exits 2.
+    Serve,
+    /// Normalise a phone number or e-mail address the way the hub stores it (E.164, lower-case).
+    Recipient {
+        /// What someone typed, e.g. "0532 123 45 67" or " Ayse@Example.com ".
+        input: String,
+        /// Check that the recipient fits this IYS channel (MESAJ, ARAMA or EPOSTA).
+        #[arg(long = "type", value_name = "TYPE")]
+        consent_type: Option<ConsentType>,
+    },
+    /// Print IYS's deadline (3 Turkish business days) for a consentDate.
+    Deadline {
+        /// Istanbul wall clock, "YYYY-MM-DD HH:MM:SS".
+        consent_date: ConsentDate,
+    },
+    /// Validate one consent body (JSON, from a file or "-" for stdin) exactly as IYS would.
+    Validate {
+        /// Path of the JSON body, or "-" for standard input.
+        file: String,
+    },
+    /// List IYS's H-codes: code, HTTP status, class and meaning.
+    Hcodes,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve => {
+            eprintln!(
+                "iyshub serve: the hub (consent ledger, REST API, IYS engines) is not built yet.\n\
+                 Available today: `iyshub recipient`, `iyshub deadline`, `iyshub validate`, `iyshub hcodes`.\n\
+                 See README.md for the roadmap."
+            );
+            Ok(ExitCode::from(2))
+        }
+        Command::Recipient {
+            input,
+            consent_type,
+        } => {
+            let parsed = match consent_type {
+                Some(t) => Recipient::normalise_for(&input, t),
+                None => Recipient::normalise(&input),
+            };
+            match parsed {
+                Ok(r) => {
+                    println!("{r}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    let codes: Vec<_> = e
+                        .iys_errors("recipient")
+                        .into_iter()
+                        .map(|e| e.code)
+                        .collect();
+                    eprintln!("refused ({}): {e}", codes.join(", "));
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Deadline { consent_date } => {
+            let deadline = consent_date.iys_deadline();
+            println!("{deadline}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate { file } => {
+            let text = if file == "-" {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                s
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?
+            };
+            let body: serde_json::Value = match serde_json::from_str(&text) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("{}: {} ({e})", HCode::H014, HCode::H014.message_tr());
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            match validate_consent(&body, &RuleContext::at(jiff::Timestamp::now())) {
+                Ok(valid) => {
+                    println!("{}", serde_json::to_string_pretty(&valid.to_wire())?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(errors) => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&iys::IysErrors { errors })?
+                    );
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Hcodes => {
+            for code in HCode::ALL {
+                let class = if code.is_retryable() {
+                    "retryable"
+                } else {
+                    "permanent"
+                };
+                println!(
+                    "{code}\t{}\t{class}\t{}",
+                    code.http_status(),
+                    code.gloss_en()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
