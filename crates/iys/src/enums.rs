@@ -87,6 +87,8 @@ string_enum!(
     }
 );
 
+// The macro's derive list is shared by every enum, so `Default` is written by hand here.
+#[allow(clippy::derivable_impls)]
 impl Default for RecipientType {
     fn default() -> Self {
         RecipientType::Bireysel

@@ -59,7 +59,8 @@ impl RuleContext {
 }
 
 /// A consent that passed IYS's field validation: typed, normalised, ready for the state rules.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ValidConsent {
     pub recipient: Recipient,
     pub consent_type: ConsentType,

@@ -260,6 +260,14 @@ fn next(
     validate_consent(&body, &ctx()).unwrap()
 }
 
+/// (name, stored consent, new movement, expected H-code and HTTP status or None for accepted).
+type TransitionCase = (
+    &'static str,
+    Option<StoredConsent>,
+    ValidConsent,
+    Option<(&'static str, u16)>,
+);
+
 #[test]
 fn every_transition_rule_answers_with_iys_code() {
     use ConsentStatus::{Onay, Ret};
@@ -267,7 +275,7 @@ fn every_transition_rule_answers_with_iys_code() {
     let earlier = "2026-11-24 09:59:59";
     let later = "2026-11-24 10:00:01";
     #[rustfmt::skip]
-    let cases: Vec<(&str, Option<StoredConsent>, ValidConsent, Option<(&str, u16)>)> = vec![
+    let cases: Vec<TransitionCase> = vec![
         ("first ever ONAY", None, next("ONAY", Some(d0), "BIREYSEL", Some("HS_WEB")), None),
         ("first ever RET", None, next("RET", Some(d0), "BIREYSEL", Some("HS_WEB")), Some(("H175", 400))),
         ("first ever HS_KARAR", None, next("RET", Some(d0), "BIREYSEL", Some("HS_KARAR")), Some(("H175", 400))),

@@ -25,6 +25,8 @@ enum Command {
     ///
     /// Not built yet: the hub lands with its own issue. Until then this says so and exits 2.
     Serve,
+    /// Run the IYS simulator: IYS's API with its rules, limits and timing, plus a control API.
+    Sim(SimArgs),
     /// Normalise a phone number or e-mail address the way the hub stores it (E.164, lower-case).
     Recipient {
         /// What someone typed, e.g. "0532 123 45 67" or " Ayse@Example.com ".
@@ -47,6 +49,22 @@ enum Command {
     Hcodes,
 }
 
+#[derive(Debug, clap::Args)]
+struct SimArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8090", env = "IYSHUB_SIM_BIND")]
+    bind: std::net::SocketAddr,
+    /// TOML file overriding the profile's settings (limits, timing, brands, users, …).
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// `realistic` (IYS's limits and timings) or `fast` (for development and tests).
+    #[arg(long, env = "IYSHUB_SIM_PROFILE")]
+    profile: Option<iys_sim::Profile>,
+    /// Keep the simulator's data in this file across restarts.
+    #[arg(long, value_name = "FILE")]
+    state: Option<std::path::PathBuf>,
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -67,6 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::from(2))
         }
+        Command::Sim(args) => run_sim(args),
         Command::Recipient {
             input,
             consent_type,
@@ -140,5 +159,78 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            iys_sim::SimConfig::from_toml(&text, args.profile)?
+        }
+        None => iys_sim::SimConfig::for_profile(args.profile.unwrap_or_default()),
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.bind)
+            .await
+            .with_context(|| format!("binding {}", args.bind))?;
+        let server =
+            iys_sim::SimServer::start(config.clone(), listener, args.state.clone()).await?;
+        println!(
+            "IYS simulator ({:?} profile) listening on {}",
+            config.profile,
+            server.base_url()
+        );
+        println!(
+            "  service provider iysCode {} ({})",
+            config.iys_code, config.provider_title
+        );
+        for b in &config.brands {
+            let role = if b.master {
+                "master brand"
+            } else {
+                "sub-brand"
+            };
+            println!("  {role} {} \"{}\"", b.brand_code, b.name);
+        }
+        for u in &config.users {
+            println!("  API user {} / {}", u.username, u.password);
+        }
+        println!(
+            "  control API: {}/_sim  (docs/simulator.md)",
+            server.base_url()
+        );
+        if let Some(path) = &args.state {
+            println!("  state kept in {}", path.display());
+        }
+        shutdown_signal().await;
+        println!("shutting down");
+        server.shutdown().await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler can be installed");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
     }
 }
