@@ -186,6 +186,13 @@ async fn guard(
                     sim.stats.lock().expect("stats lock").faults_injected += 1;
                     return dropped_connection();
                 }
+                Verdict::LoseAnswer => {
+                    let done = next.run(req).await;
+                    let mut stats = sim.stats.lock().expect("stats lock");
+                    stats.faults_injected += 1;
+                    stats.answered(endpoint, done.status().as_u16());
+                    return dropped_connection();
+                }
             }
         }
     };
@@ -907,7 +914,11 @@ async fn changes(
         None => 1000,
         Some(s) => match s.parse::<usize>() {
             Ok(n) if n > 1000 => {
-                return Err(IysError::new(HCode::H507).at("limit").with_value(n).into());
+                // IYS echoes the query parameter as given: `"value": "1500"`.
+                return Err(IysError::new(HCode::H507)
+                    .at("limit")
+                    .with_value(s.as_str())
+                    .into());
             }
             Ok(0) => return Err(IysError::new(HCode::H187).at("limit").with_value(0).into()),
             Ok(n) => n,

@@ -15,8 +15,11 @@ pub struct Fault {
     pub code: String,
     /// Added before answering.
     pub latency_ms: u64,
-    /// Share of requests whose connection is cut before an answer (0.0–1.0).
+    /// Share of requests whose connection is cut before IYS acts on them (0.0–1.0).
     pub drop_rate: f64,
+    /// Share of requests IYS acts on but whose answer is lost (connection cut after the work):
+    /// the case that makes blind retries create duplicates.
+    pub lost_answer_rate: f64,
 }
 
 impl Default for Fault {
@@ -27,6 +30,7 @@ impl Default for Fault {
             code: "H015".into(),
             latency_ms: 0,
             drop_rate: 0.0,
+            lost_answer_rate: 0.0,
         }
     }
 }
@@ -37,6 +41,7 @@ pub enum Verdict {
     Pass,
     Error { status: u16, code: String },
     Drop,
+    LoseAnswer,
 }
 
 #[derive(Debug)]
@@ -65,7 +70,9 @@ impl Faults {
         let dice = self.rng.f64();
         let verdict = if dice < f.drop_rate {
             Verdict::Drop
-        } else if dice < f.drop_rate + f.error_rate {
+        } else if dice < f.drop_rate + f.lost_answer_rate {
+            Verdict::LoseAnswer
+        } else if dice < f.drop_rate + f.lost_answer_rate + f.error_rate {
             Verdict::Error {
                 status: f.status,
                 code: f.code.clone(),

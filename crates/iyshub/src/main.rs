@@ -1,5 +1,7 @@
 //! `iyshub`: the one binary of the IYS permission hub.
 
+mod iys_cmd;
+
 use std::io::Read;
 use std::process::ExitCode;
 
@@ -27,6 +29,9 @@ enum Command {
     Serve,
     /// Run the IYS simulator: IYS's API with its rules, limits and timing, plus a control API.
     Sim(SimArgs),
+    /// Talk to a configured IYS (or the simulator) by hand: token check, add, status, changes, bulk result.
+    #[command(subcommand)]
+    Iys(iys_cmd::IysCommand),
     /// Normalise a phone number or e-mail address the way the hub stores it (E.164, lower-case).
     Recipient {
         /// What someone typed, e.g. "0532 123 45 67" or " Ayse@Example.com ".
@@ -86,6 +91,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
         Command::Sim(args) => run_sim(args),
+        Command::Iys(cmd) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(iys_cmd::run(cmd))
+        }
         Command::Recipient {
             input,
             consent_type,

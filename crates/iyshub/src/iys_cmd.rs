@@ -1,0 +1,223 @@
+//! `iyshub iys …`: operator commands against a configured IYS or the simulator.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use futures_util::StreamExt;
+use iys::rules::{RuleContext, validate_consent};
+use iys::wire::{ChangeSource, ConsentQuery};
+use iys::{ConsentDate, ConsentStatus, ConsentType, HsSource, RecipientType};
+use iys_client::{ClientConfig, IysClient, Secret};
+
+/// Where IYS is and who we are there. Defaults point at `iyshub sim`.
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// IYS base URL: https://api.iys.org.tr, https://api.sandbox.iys.org.tr or a simulator.
+    #[arg(long, env = "IYSHUB_IYS_URL", default_value = "http://127.0.0.1:8090")]
+    url: String,
+    #[arg(long, env = "IYSHUB_IYS_USERNAME", default_value = "demo")]
+    username: String,
+    #[arg(
+        long,
+        env = "IYSHUB_IYS_PASSWORD",
+        default_value = "demo-password",
+        hide_env_values = true
+    )]
+    password: String,
+    /// The service provider's IYS number.
+    #[arg(long, env = "IYSHUB_IYS_CODE", default_value_t = 600_123)]
+    iys_code: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsentKey {
+    /// Brand code (the master brand's code equals the iysCode).
+    #[arg(long)]
+    brand: u64,
+    /// Phone or e-mail; normalised first (0532 123 45 67 → +905321234567).
+    #[arg(long)]
+    recipient: String,
+    #[arg(long = "type", value_name = "TYPE")]
+    consent_type: ConsentType,
+    #[arg(long, default_value = "BIREYSEL")]
+    recipient_type: RecipientType,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IysCommand {
+    /// Get a token and show its expiry (never the token itself), or why there is none.
+    Token {
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Add or update one consent (v2, validated locally with IYS's rules first).
+    Add {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        key: ConsentKey,
+        #[arg(long)]
+        status: ConsentStatus,
+        #[arg(long, default_value = "HS_WEB")]
+        source: HsSource,
+        /// Istanbul wall clock "YYYY-MM-DD HH:MM:SS"; now when omitted.
+        #[arg(long)]
+        consent_date: Option<ConsentDate>,
+    },
+    /// Show the consent's current state in IYS.
+    Status {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        key: ConsentKey,
+    },
+    /// Read the changes feed (one JSON line per movement, then the cursor to resume from).
+    Changes {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        brand: u64,
+        /// IYS (citizens' movements) or HS (the provider's own).
+        #[arg(long, default_value = "IYS", value_parser = parse_source)]
+        source: ChangeSource,
+        /// Cursor returned by an earlier read.
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
+    /// Show the per-item result of a bulk request.
+    BulkResult {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        brand: u64,
+        #[arg(long)]
+        request_id: String,
+    },
+}
+
+fn parse_source(s: &str) -> Result<ChangeSource, String> {
+    match s {
+        "IYS" => Ok(ChangeSource::Iys),
+        "HS" => Ok(ChangeSource::Hs),
+        other => Err(format!("{other:?}: expected IYS or HS")),
+    }
+}
+
+fn client(conn: &Connection) -> anyhow::Result<IysClient> {
+    let config = ClientConfig::new(
+        conn.url.clone(),
+        conn.username.clone(),
+        Secret::new(conn.password.clone()),
+        conn.iys_code,
+    );
+    Ok(IysClient::new(config)?)
+}
+
+fn query(key: &ConsentKey) -> anyhow::Result<ConsentQuery> {
+    let recipient = iys::Recipient::normalise_for(&key.recipient, key.consent_type)
+        .with_context(|| format!("recipient {:?}", key.recipient))?;
+    Ok(ConsentQuery {
+        recipient: recipient.as_str().to_owned(),
+        recipient_type: key.recipient_type,
+        consent_type: key.consent_type,
+    })
+}
+
+fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub async fn run(cmd: IysCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        IysCommand::Token { conn } => {
+            let state = client(&conn)?.check_token().await?;
+            println!("token OK for {} at {}", conn.username, conn.url);
+            println!("  access token expires  {}", fmt_ts(state.access_expires));
+            println!("  refresh token expires {}", fmt_ts(state.refresh_expires));
+        }
+        IysCommand::Add {
+            conn,
+            key,
+            status,
+            source,
+            consent_date,
+        } => {
+            let q = query(&key)?;
+            let date =
+                consent_date.unwrap_or_else(|| ConsentDate::from_timestamp(jiff::Timestamp::now()));
+            let body = serde_json::json!({
+                "recipient": q.recipient, "type": q.consent_type, "recipientType": q.recipient_type,
+                "status": status, "source": source, "consentDate": date,
+            });
+            let valid = match validate_consent(&body, &RuleContext::at(jiff::Timestamp::now())) {
+                Ok(v) => v,
+                Err(errors) => {
+                    eprintln!("refused locally, as IYS would:");
+                    print_json(&iys::IysErrors { errors })?;
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let answer = client(&conn)?
+                .add_consent(key.brand, &valid.to_wire())
+                .await?;
+            print_json(&answer)?;
+        }
+        IysCommand::Status { conn, key } => {
+            match client(&conn)?.status(key.brand, &query(&key)?).await? {
+                Some(s) => print_json(&s)?,
+                None => {
+                    eprintln!("IYS has no consent for this recipient, type and recipientType");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+        IysCommand::Changes {
+            conn,
+            brand,
+            source,
+            after,
+            limit,
+        } => {
+            let client = client(&conn)?;
+            let mut cursor = after.clone();
+            let stream = client.changes(brand, source, after, limit);
+            futures_util::pin_mut!(stream);
+            while let Some(page) = stream.next().await {
+                let page = page?;
+                for m in &page.list {
+                    println!("{}", serde_json::to_string(m)?);
+                }
+                cursor = Some(page.after);
+            }
+            match cursor {
+                Some(c) => eprintln!("resume with --after {c}"),
+                None => eprintln!("nothing new"),
+            }
+        }
+        IysCommand::BulkResult {
+            conn,
+            brand,
+            request_id,
+        } => {
+            let items = client(&conn)?.bulk_result(brand, &request_id).await?;
+            if items.is_empty() {
+                eprintln!(
+                    "not processed yet (IYS answers [] until it starts; poll no sooner than 300 s)"
+                );
+            }
+            print_json(&items)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fmt_ts(ts: Option<jiff::Timestamp>) -> String {
+    ts.map_or_else(
+        || "-".into(),
+        |t| ConsentDate::from_timestamp(t).to_string() + " (Istanbul)",
+    )
+}
