@@ -876,7 +876,11 @@ async fn history(
         .iter()
         .skip(offset as usize)
         .take(limit as usize)
-        .map(|m| m.to_wire())
+        // citizenName belongs to the changes feed only.
+        .map(|m| iys::wire::Movement {
+            citizen_name: None,
+            ..m.to_wire()
+        })
         .collect();
     ok(
         StatusCode::OK,

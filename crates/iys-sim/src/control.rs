@@ -49,6 +49,27 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .with_state(sim)
 }
 
+/// `current` with the fields of `patch` laid over it; unknown fields are refused.
+fn merged<T: serde::Serialize + serde::de::DeserializeOwned>(
+    current: &T,
+    patch: Value,
+) -> Result<T, String> {
+    let mut base = serde_json::to_value(current).map_err(|e| e.to_string())?;
+    let (Some(obj), Value::Object(patch)) = (base.as_object_mut(), patch) else {
+        return Err("expected a JSON object".into());
+    };
+    for (k, v) in patch {
+        if !obj.contains_key(&k) {
+            return Err(format!(
+                "unknown field {k:?}; known: {}",
+                obj.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        obj.insert(k, v);
+    }
+    serde_json::from_value(base).map_err(|e| e.to_string())
+}
+
 fn bad_request(message: impl Into<String>) -> Response {
     (
         StatusCode::BAD_REQUEST,
@@ -314,28 +335,43 @@ async fn limits(State(sim): SimState) -> Json<Limits> {
     Json(sim.config().limits)
 }
 
-async fn limits_put(State(sim): SimState, Json(l): Json<Limits>) -> Json<Limits> {
-    sim.config.write().expect("config lock").limits = l.clone();
-    Json(l)
+async fn limits_put(State(sim): SimState, Json(patch): Json<Value>) -> Response {
+    let mut cfg = sim.config.write().expect("config lock");
+    match merged(&cfg.limits, patch) {
+        Ok(v) => {
+            cfg.limits = v;
+            Json(cfg.limits.clone()).into_response()
+        }
+        Err(e) => bad_request(e),
+    }
 }
 
 async fn timing(State(sim): SimState) -> Json<Timing> {
     Json(sim.config().timing)
 }
 
-async fn timing_put(State(sim): SimState, Json(t): Json<Timing>) -> Json<Timing> {
-    sim.config.write().expect("config lock").timing = t.clone();
-    Json(t)
+async fn timing_put(State(sim): SimState, Json(patch): Json<Value>) -> Response {
+    let mut cfg = sim.config.write().expect("config lock");
+    match merged(&cfg.timing, patch) {
+        Ok(v) => {
+            cfg.timing = v;
+            Json(cfg.timing.clone()).into_response()
+        }
+        Err(e) => bad_request(e),
+    }
 }
 
 async fn subscription(State(sim): SimState) -> Json<SubscriptionConfig> {
     Json(sim.config().subscription)
 }
 
-async fn subscription_put(
-    State(sim): SimState,
-    Json(s): Json<SubscriptionConfig>,
-) -> Json<SubscriptionConfig> {
-    sim.config.write().expect("config lock").subscription = s.clone();
-    Json(s)
+async fn subscription_put(State(sim): SimState, Json(patch): Json<Value>) -> Response {
+    let mut cfg = sim.config.write().expect("config lock");
+    match merged(&cfg.subscription, patch) {
+        Ok(v) => {
+            cfg.subscription = v;
+            Json(cfg.subscription.clone()).into_response()
+        }
+        Err(e) => bad_request(e),
+    }
 }

@@ -80,7 +80,11 @@ pub async fn run(
                 list: vec![PushItem {
                     iys_code,
                     brand_code: m.key.brand,
-                    movement: m.to_wire(),
+                    // IYS's push items carry no citizenName (the changes feed does).
+                    movement: iys::wire::Movement {
+                        citizen_name: None,
+                        ..m.to_wire()
+                    },
                 }],
             };
             (targets, payload)

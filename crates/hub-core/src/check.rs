@@ -1,0 +1,104 @@
+//! Send-time checks: "may I send this message on this channel to this recipient?"
+//!
+//! When in doubt the answer is no: an IYS channel is allowed only when the status is ONAY and IYS
+//! has it (`in_iys`); `pending` only under the lenient policy. A manual hold always denies.
+//! Transactional categories need no marketing consent; marketing categories also need the
+//! recipient not to have refused the category.
+
+use iys::ConsentStatus;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{CategoryKind, Channel, ConsentState, IysState};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// IYS must have the ONAY.
+    #[default]
+    Strict,
+    /// An ONAY still on its way to IYS is enough.
+    Lenient,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// ONAY, and IYS has it (or a hub-only channel).
+    Consent,
+    /// ONAY on its way to IYS, allowed by the lenient policy.
+    PendingAllowed,
+    /// A transactional category.
+    Transactional,
+    NoConsent,
+    Rejected,
+    /// The RET came from the citizen through IYS.
+    RejectedInIys,
+    PendingIys,
+    /// Sync mode: IYS does not have the recipient, so the ONAY was not sent.
+    HeldNotInIys,
+    /// IYS refused the ONAY.
+    IysRejected,
+    Hold,
+    CategoryRejected,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: Reason,
+}
+
+fn deny(reason: Reason) -> Decision {
+    Decision {
+        allowed: false,
+        reason,
+    }
+}
+
+fn allow(reason: Reason) -> Decision {
+    Decision {
+        allowed: true,
+        reason,
+    }
+}
+
+/// Decides one recipient. `category` is the message's category kind and the recipient's
+/// category consent status, if any.
+pub fn check(
+    channel: Channel,
+    state: Option<&ConsentState>,
+    category: Option<(CategoryKind, Option<ConsentStatus>)>,
+    policy: Policy,
+) -> Decision {
+    if state.is_some_and(|s| s.hold) {
+        return deny(Reason::Hold);
+    }
+    if let Some((CategoryKind::Transactional, _)) = category {
+        return allow(Reason::Transactional);
+    }
+    if let Some((_, Some(ConsentStatus::Ret))) = category {
+        return deny(Reason::CategoryRejected);
+    }
+    let Some(s) = state else {
+        return deny(Reason::NoConsent);
+    };
+    if s.status == ConsentStatus::Ret {
+        return deny(if s.source.is_iys() {
+            Reason::RejectedInIys
+        } else {
+            Reason::Rejected
+        });
+    }
+    if channel.iys_type().is_none() {
+        return allow(Reason::Consent);
+    }
+    match (s.iys_state, policy) {
+        (IysState::InIys, _) => allow(Reason::Consent),
+        (IysState::Pending, Policy::Lenient) => allow(Reason::PendingAllowed),
+        (IysState::Pending, Policy::Strict) => deny(Reason::PendingIys),
+        (IysState::Held, _) => deny(Reason::HeldNotInIys),
+        (IysState::Rejected, _) => deny(Reason::IysRejected),
+        // An ONAY that is not in IYS and not on its way there: no consent IYS knows of.
+        (IysState::NotInIys | IysState::LocalOnly, _) => deny(Reason::NoConsent),
+    }
+}

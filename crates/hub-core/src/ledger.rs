@@ -1,0 +1,355 @@
+//! The ledger's decision rules: what a change does to a consent's current state and whether it
+//! must go to IYS. Every change is recorded in history whatever the outcome; this decides the rest.
+//!
+//! - A change older (by consentDate) than the current state changes nothing (IYS: H178).
+//! - The same status again is a no-op: recorded, no IYS call.
+//! - A first-ever RET is kept locally and not sent (IYS: H175).
+//! - Equal consentDates with different statuses: RET wins and the consent is flagged `conflict`.
+//! - A movement from IYS (pull, push) is applied unless our state is strictly newer, and is
+//!   never sent back: the citizen wins.
+//! - A manual hold is set or lifted only by a change that says so; nothing else touches it.
+//! - Sync mode never creates IYS records: an ONAY for a recipient IYS does not have is `held`.
+
+use iys::ConsentStatus;
+use serde::Serialize;
+
+use crate::model::{Change, ConsentState, IysState, Mode};
+
+/// What a change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The state changed.
+    Applied,
+    /// Same status as now: recorded only.
+    Noop,
+    /// Older than the current state: recorded only.
+    Older,
+    /// Same consentDate, different status: RET kept, consent flagged.
+    Conflict,
+    /// A first RET: stored, not sent to IYS.
+    KeptLocal,
+    /// Only the manual hold changed.
+    HoldChanged,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Noop => "noop",
+            Outcome::Older => "older",
+            Outcome::Conflict => "conflict",
+            Outcome::KeptLocal => "kept_local",
+            Outcome::HoldChanged => "hold_changed",
+        }
+    }
+}
+
+/// The ledger's verdict on one change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub outcome: Outcome,
+    /// The new current state, when anything about it changed.
+    pub state: Option<ConsentState>,
+    /// Whether an outbox row is needed, and in which state (`Pending` or `Held`).
+    pub outbox: Option<IysState>,
+}
+
+/// Decides what `change` does to `current`. `last_event_id` of the returned state is left for the
+/// store to fill in.
+pub fn decide(current: Option<&ConsentState>, change: &Change, mode: Mode) -> Decision {
+    let iys_channel = change.key.channel.iys_type().is_some() && change.category.is_none();
+    let hold = change.hold.or(current.map(|c| c.hold)).unwrap_or(false);
+    let deadline = iys_channel.then(|| change.consent_date.iys_deadline().to_timestamp());
+    let fresh = |status: ConsentStatus, iys_state: IysState, conflict: bool| ConsentState {
+        status,
+        consent_date: change.consent_date,
+        source: change.source.clone(),
+        last_event_id: 0,
+        iys_state,
+        iys_error: None,
+        conflict,
+        hold,
+        deadline: matches!(iys_state, IysState::Pending | IysState::Held)
+            .then_some(deadline)
+            .flatten(),
+        updated_at: change.received_at,
+    };
+    let unchanged = |outcome: Outcome| match current {
+        Some(c) if c.hold != hold => Decision {
+            outcome: if outcome == Outcome::Noop {
+                Outcome::HoldChanged
+            } else {
+                outcome
+            },
+            state: Some(ConsentState {
+                hold,
+                updated_at: change.received_at,
+                ..c.clone()
+            }),
+            outbox: None,
+        },
+        _ => Decision {
+            outcome,
+            state: None,
+            outbox: None,
+        },
+    };
+
+    // Movements from IYS: IYS's truth, applied unless we are strictly newer; never sent back.
+    if change.origin.is_from_iys() {
+        return match current {
+            Some(c) if c.consent_date > change.consent_date => unchanged(Outcome::Older),
+            Some(c) if c.status == change.status && c.iys_state == IysState::InIys => {
+                unchanged(Outcome::Noop)
+            }
+            _ => Decision {
+                outcome: Outcome::Applied,
+                state: Some(fresh(change.status, IysState::InIys, false)),
+                outbox: None,
+            },
+        };
+    }
+
+    let Some(c) = current else {
+        return match (change.status, iys_channel) {
+            (_, false) => Decision {
+                outcome: Outcome::Applied,
+                state: Some(fresh(change.status, IysState::LocalOnly, false)),
+                outbox: None,
+            },
+            (ConsentStatus::Ret, true) => Decision {
+                outcome: Outcome::KeptLocal,
+                state: Some(fresh(ConsentStatus::Ret, IysState::NotInIys, false)),
+                outbox: None,
+            },
+            (ConsentStatus::Onay, true) => {
+                // A first ONAY: IYS cannot have the recipient yet as far as we know.
+                let target = match mode {
+                    Mode::Integrator => IysState::Pending,
+                    Mode::Sync => IysState::Held,
+                };
+                Decision {
+                    outcome: Outcome::Applied,
+                    state: Some(fresh(ConsentStatus::Onay, target, false)),
+                    outbox: Some(target),
+                }
+            }
+        };
+    };
+
+    if change.consent_date < c.consent_date {
+        return unchanged(Outcome::Older);
+    }
+    if change.status == c.status {
+        return unchanged(Outcome::Noop);
+    }
+    let conflict = change.consent_date == c.consent_date;
+    if conflict && change.status == ConsentStatus::Onay {
+        // The current state is RET with the same date: RET wins, a person should look.
+        return Decision {
+            outcome: Outcome::Conflict,
+            state: Some(ConsentState {
+                conflict: true,
+                hold,
+                updated_at: change.received_at,
+                ..c.clone()
+            }),
+            outbox: None,
+        };
+    }
+    let outcome = if conflict {
+        Outcome::Conflict
+    } else {
+        Outcome::Applied
+    };
+    if !iys_channel {
+        return Decision {
+            outcome,
+            state: Some(fresh(change.status, IysState::LocalOnly, conflict)),
+            outbox: None,
+        };
+    }
+    let target = match (change.status, mode) {
+        // A RET always goes: IYS answers H175 harmlessly if it never had the recipient.
+        (ConsentStatus::Ret, _) | (ConsentStatus::Onay, Mode::Integrator) => IysState::Pending,
+        // Sync mode updates only records IYS already has.
+        (ConsentStatus::Onay, Mode::Sync) if c.iys_state == IysState::InIys => IysState::Pending,
+        (ConsentStatus::Onay, Mode::Sync) => IysState::Held,
+    };
+    Decision {
+        outcome,
+        state: Some(fresh(change.status, target, conflict)),
+        outbox: Some(target),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{BrandCode, Channel, ConsentKey, Origin};
+    use iys::{ConsentDate, ConsentType, HsSource, IysSource, RecipientType, Source};
+    use jiff::Timestamp;
+
+    fn change(status: ConsentStatus, date: &str, origin: Origin) -> Change {
+        Change {
+            key: ConsentKey {
+                brand: BrandCode(600_123),
+                recipient: "+905321234567".into(),
+                recipient_type: RecipientType::Bireysel,
+                channel: Channel::Iys(ConsentType::Mesaj),
+            },
+            status,
+            consent_date: ConsentDate::parse(date).unwrap(),
+            source: if origin.is_from_iys() {
+                Source::Iys(IysSource::Mobil)
+            } else {
+                Source::Hs(HsSource::HsWeb)
+            },
+            origin,
+            actor: None,
+            evidence: None,
+            category: None,
+            profile_id: None,
+            hold: None,
+            iys_transaction_id: None,
+            received_at: Timestamp::from_second(1_800_000_000).unwrap(),
+        }
+    }
+
+    fn state_after(
+        current: Option<&ConsentState>,
+        c: &Change,
+        mode: Mode,
+    ) -> (Decision, Option<ConsentState>) {
+        let d = decide(current, c, mode);
+        let s = d.state.clone().or_else(|| current.cloned());
+        (d, s)
+    }
+
+    use ConsentStatus::{Onay, Ret};
+    const D1: &str = "2026-11-20 10:00:00";
+    const D2: &str = "2026-11-21 10:00:00";
+
+    #[test]
+    fn first_changes() {
+        let (d, s) = state_after(None, &change(Onay, D1, Origin::Api), Mode::Integrator);
+        assert_eq!(
+            (d.outcome, d.outbox),
+            (Outcome::Applied, Some(IysState::Pending))
+        );
+        assert!(s.unwrap().deadline.is_some());
+        let (d, s) = state_after(None, &change(Ret, D1, Origin::Api), Mode::Integrator);
+        assert_eq!((d.outcome, d.outbox), (Outcome::KeptLocal, None));
+        assert_eq!(s.unwrap().iys_state, IysState::NotInIys);
+        let (d, _) = state_after(None, &change(Onay, D1, Origin::Api), Mode::Sync);
+        assert_eq!(
+            d.outbox,
+            Some(IysState::Held),
+            "sync mode never creates IYS records"
+        );
+        let mut push = change(Onay, D1, Origin::Api);
+        push.key.channel = Channel::Push;
+        let (d, s) = state_after(None, &push, Mode::Integrator);
+        assert_eq!((d.outcome, d.outbox), (Outcome::Applied, None));
+        assert_eq!(s.unwrap().iys_state, IysState::LocalOnly);
+    }
+
+    #[test]
+    fn ordering_noops_and_conflicts() {
+        let (_, s) = state_after(None, &change(Onay, D2, Origin::Api), Mode::Integrator);
+        let s = s.unwrap();
+        let (d, _) = state_after(Some(&s), &change(Ret, D1, Origin::Api), Mode::Integrator);
+        assert_eq!(
+            (d.outcome, d.state.is_none(), d.outbox),
+            (Outcome::Older, true, None)
+        );
+        let (d, _) = state_after(
+            Some(&s),
+            &change(Onay, "2026-11-22 10:00:00", Origin::Api),
+            Mode::Integrator,
+        );
+        assert_eq!((d.outcome, d.outbox), (Outcome::Noop, None));
+        let (d, s2) = state_after(Some(&s), &change(Ret, D2, Origin::Api), Mode::Integrator);
+        assert_eq!(
+            (d.outcome, d.outbox),
+            (Outcome::Conflict, Some(IysState::Pending))
+        );
+        let s2 = s2.unwrap();
+        assert_eq!((s2.status, s2.conflict), (Ret, true));
+        // ONAY with the same date as a RET: RET stays, flagged.
+        let (d, s3) = state_after(Some(&s2), &change(Onay, D2, Origin::Api), Mode::Integrator);
+        assert_eq!((d.outcome, d.outbox), (Outcome::Conflict, None));
+        assert_eq!(s3.unwrap().status, Ret);
+    }
+
+    #[test]
+    fn the_citizen_wins_unless_we_are_strictly_newer() {
+        let (_, s) = state_after(None, &change(Onay, D1, Origin::Api), Mode::Integrator);
+        let s = s.unwrap();
+        let (d, s2) = state_after(
+            Some(&s),
+            &change(Ret, D2, Origin::IysPull),
+            Mode::Integrator,
+        );
+        assert_eq!(
+            (d.outcome, d.outbox),
+            (Outcome::Applied, None),
+            "never echoed back"
+        );
+        assert_eq!(s2.unwrap().iys_state, IysState::InIys);
+        let (_, newer) = state_after(None, &change(Onay, D2, Origin::Api), Mode::Integrator);
+        let (d, _) = state_after(
+            newer.as_ref(),
+            &change(Ret, D1, Origin::IysPush),
+            Mode::Integrator,
+        );
+        assert_eq!(d.outcome, Outcome::Older);
+        let (d, _) = state_after(
+            newer.as_ref(),
+            &change(Ret, D2, Origin::IysPush),
+            Mode::Integrator,
+        );
+        assert_eq!(d.outcome, Outcome::Applied, "equal dates: the citizen wins");
+    }
+
+    #[test]
+    fn holds_change_only_when_asked() {
+        let mut held = change(Onay, D1, Origin::Api);
+        held.hold = Some(true);
+        let (_, s) = state_after(None, &held, Mode::Integrator);
+        let s = s.unwrap();
+        assert!(s.hold);
+        let (_, s2) = state_after(
+            Some(&s),
+            &change(Ret, D2, Origin::IysPull),
+            Mode::Integrator,
+        );
+        assert!(s2.unwrap().hold, "sync does not lift a hold");
+        let mut lift = change(Onay, D2, Origin::Console);
+        lift.hold = Some(false);
+        let (d, s3) = state_after(Some(&s), &lift, Mode::Integrator);
+        assert_eq!(d.outcome, Outcome::HoldChanged);
+        assert!(!s3.unwrap().hold);
+    }
+
+    #[test]
+    fn sync_mode_sends_onay_only_for_records_iys_has() {
+        let (_, s) = state_after(None, &change(Onay, D1, Origin::IysPull), Mode::Sync);
+        let s = s.unwrap();
+        let (d, _) = state_after(Some(&s), &change(Ret, D2, Origin::Api), Mode::Sync);
+        assert_eq!(d.outbox, Some(IysState::Pending));
+        let mut local = s.clone();
+        local.iys_state = IysState::NotInIys;
+        local.status = Ret;
+        let (d, _) = state_after(Some(&local), &change(Onay, D2, Origin::Api), Mode::Sync);
+        assert_eq!(d.outbox, Some(IysState::Held));
+        let (d, _) = state_after(
+            Some(&local),
+            &change(Onay, D2, Origin::Api),
+            Mode::Integrator,
+        );
+        assert_eq!(d.outbox, Some(IysState::Pending));
+    }
+}

@@ -1,0 +1,343 @@
+//! Domain types, parsed at the edges ("parse, don't validate").
+
+use std::fmt;
+use std::str::FromStr;
+
+use iys::{ConsentDate, ConsentStatus, ConsentType, RecipientType, Source};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// A value that is not one of a field's allowed values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a valid {field}: expected {expected}")]
+pub struct InvalidValue {
+    pub field: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+/// A brand's IYS number (also its key in the hub).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BrandCode(pub u64);
+
+impl fmt::Display for BrandCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl FromStr for BrandCode {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(BrandCode)
+            .ok_or_else(|| InvalidValue {
+                field: "brandCode",
+                value: s.to_owned(),
+                expected: "a positive integer (the brand's IYS number)",
+            })
+    }
+}
+
+/// How the hub and IYS share mastership for a brand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// IYS is the master: only recipients IYS already has are updated there; RETs always go.
+    Sync,
+    /// The hub is the master: every IYS-channel change is sent.
+    #[default]
+    Integrator,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Sync => "sync",
+            Mode::Integrator => "integrator",
+        }
+    }
+}
+
+impl FromStr for Mode {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sync" => Ok(Mode::Sync),
+            "integrator" => Ok(Mode::Integrator),
+            _ => Err(InvalidValue {
+                field: "mode",
+                value: s.to_owned(),
+                expected: "sync or integrator",
+            }),
+        }
+    }
+}
+
+/// A channel: IYS's three, or one only the hub tracks (never sent to IYS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Channel {
+    Iys(ConsentType),
+    Push,
+    WebPush,
+    InApp,
+    Whatsapp,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 7] = [
+        Channel::Iys(ConsentType::Mesaj),
+        Channel::Iys(ConsentType::Arama),
+        Channel::Iys(ConsentType::Eposta),
+        Channel::Push,
+        Channel::WebPush,
+        Channel::InApp,
+        Channel::Whatsapp,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Iys(t) => t.as_str(),
+            Channel::Push => "PUSH",
+            Channel::WebPush => "WEB_PUSH",
+            Channel::InApp => "IN_APP",
+            Channel::Whatsapp => "WHATSAPP",
+        }
+    }
+
+    /// The IYS `type`, for channels IYS knows.
+    pub fn iys_type(self) -> Option<ConsentType> {
+        match self {
+            Channel::Iys(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Channel {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Channel::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| InvalidValue {
+                field: "channel",
+                value: s.to_owned(),
+                expected: "MESAJ, ARAMA, EPOSTA, PUSH, WEB_PUSH, IN_APP or WHATSAPP",
+            })
+    }
+}
+
+impl Serialize for Channel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Channel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Who or what made a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Api,
+    Import,
+    Console,
+    IysPull,
+    IysPush,
+    Reconcile,
+    ModeSwitch,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Api => "api",
+            Origin::Import => "import",
+            Origin::Console => "console",
+            Origin::IysPull => "iys_pull",
+            Origin::IysPush => "iys_push",
+            Origin::Reconcile => "reconcile",
+            Origin::ModeSwitch => "mode_switch",
+        }
+    }
+
+    /// Movements that came from IYS itself: never echoed back.
+    pub fn is_from_iys(self) -> bool {
+        matches!(self, Origin::IysPull | Origin::IysPush)
+    }
+}
+
+impl FromStr for Origin {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            Origin::Api,
+            Origin::Import,
+            Origin::Console,
+            Origin::IysPull,
+            Origin::IysPush,
+            Origin::Reconcile,
+            Origin::ModeSwitch,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+        .ok_or_else(|| InvalidValue {
+            field: "origin",
+            value: s.to_owned(),
+            expected: "api, import, console, iys_pull, iys_push, reconcile or mode_switch",
+        })
+    }
+}
+
+/// Where a consent stands with IYS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IysState {
+    /// IYS has this status (acknowledged with a transactionId, or learned from IYS).
+    InIys,
+    /// Waiting to be sent to IYS.
+    Pending,
+    /// Not sent, on purpose: sync mode and IYS does not have the recipient.
+    Held,
+    /// IYS refused it (see the error code).
+    Rejected,
+    /// Not in IYS and not to be sent (a first RET: IYS would answer H175).
+    NotInIys,
+    /// A hub-only channel.
+    LocalOnly,
+}
+
+impl IysState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IysState::InIys => "in_iys",
+            IysState::Pending => "pending",
+            IysState::Held => "held",
+            IysState::Rejected => "rejected",
+            IysState::NotInIys => "not_in_iys",
+            IysState::LocalOnly => "local_only",
+        }
+    }
+}
+
+impl FromStr for IysState {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            IysState::InIys,
+            IysState::Pending,
+            IysState::Held,
+            IysState::Rejected,
+            IysState::NotInIys,
+            IysState::LocalOnly,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+        .ok_or_else(|| InvalidValue {
+            field: "iysState",
+            value: s.to_owned(),
+            expected: "in_iys, pending, held, rejected, not_in_iys or local_only",
+        })
+    }
+}
+
+/// The identity of a consent in the hub.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsentKey {
+    pub brand: BrandCode,
+    /// Normalised: E.164 phone, lower-case e-mail, or an opaque id on hub-only channels.
+    pub recipient: String,
+    pub recipient_type: RecipientType,
+    pub channel: Channel,
+}
+
+/// One permission change, validated and normalised, ready for the ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    pub key: ConsentKey,
+    pub status: ConsentStatus,
+    pub consent_date: ConsentDate,
+    pub source: Source,
+    pub origin: Origin,
+    pub actor: Option<String>,
+    pub evidence: Option<serde_json::Value>,
+    /// A message category this change is about (category consent) instead of the channel.
+    pub category: Option<String>,
+    pub profile_id: Option<String>,
+    /// `Some(true)` places a manual hold, `Some(false)` lifts it.
+    pub hold: Option<bool>,
+    /// IYS's transactionId when the change came from IYS.
+    pub iys_transaction_id: Option<String>,
+    pub received_at: Timestamp,
+}
+
+/// The current state of one consent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsentState {
+    pub status: ConsentStatus,
+    pub consent_date: ConsentDate,
+    pub source: Source,
+    pub last_event_id: i64,
+    pub iys_state: IysState,
+    pub iys_error: Option<String>,
+    /// Equal consentDates with different statuses met: RET won; a person should look.
+    pub conflict: bool,
+    /// A manual block by an agent: checks deny until an agent lifts it.
+    pub hold: bool,
+    /// IYS's 3-business-day deadline for the pending change.
+    pub deadline: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+/// A message category of a brand (e.g. `campaigns`, `news`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CategoryKind {
+    /// Needs marketing consent on the channel.
+    Marketing,
+    /// Service messages: no marketing consent needed, a manual hold still applies.
+    Transactional,
+}
+
+impl CategoryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CategoryKind::Marketing => "marketing",
+            CategoryKind::Transactional => "transactional",
+        }
+    }
+}
+
+impl FromStr for CategoryKind {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "marketing" => Ok(CategoryKind::Marketing),
+            "transactional" => Ok(CategoryKind::Transactional),
+            _ => Err(InvalidValue {
+                field: "kind",
+                value: s.to_owned(),
+                expected: "marketing or transactional",
+            }),
+        }
+    }
+}

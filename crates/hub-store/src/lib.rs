@@ -1,0 +1,126 @@
+//! The hub's store: every consent change lands here, with its history event, current state and
+//! outbox row in one transaction.
+//!
+//! [`Store`] is what the rest of the hub needs. [`SqlStore`] implements it on SQLite (the
+//! embedded default, WAL) and on PostgreSQL (for several instances), through sqlx's `Any`
+//! driver with per-dialect migrations; the few statements that differ per dialect are chosen by
+//! [`Backend`]. The [`story`] module is the conformance suite both backends must pass.
+
+mod sql;
+#[cfg(any(test, feature = "testkit"))]
+pub mod story;
+mod types;
+
+use std::future::Future;
+
+pub use sql::SqlStore;
+pub use types::*;
+
+use hub_core::{BrandCode, Change};
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+    #[error("unsupported database URL {0:?}: use sqlite://… or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Everything the hub asks of its database. Each write is one transaction.
+pub trait Store: Send + Sync {
+    fn backend(&self) -> Backend;
+    fn ping(&self) -> impl Future<Output = Result<()>> + Send;
+
+    fn create_brand(&self, brand: NewBrand) -> impl Future<Output = Result<Brand>> + Send;
+    fn brands(&self) -> impl Future<Output = Result<Vec<Brand>>> + Send;
+    fn brand(&self, code: BrandCode) -> impl Future<Output = Result<Option<Brand>>> + Send;
+    fn update_brand(
+        &self,
+        code: BrandCode,
+        patch: BrandPatch,
+    ) -> impl Future<Output = Result<Option<Brand>>> + Send;
+
+    /// Records a batch: for each change, a history event (whatever its outcome), the new current
+    /// state and an outbox row where needed; with `idempotency`, the rendered answer too. All in
+    /// one transaction: either everything is stored or nothing.
+    fn apply(
+        &self,
+        brand: &Brand,
+        changes: Vec<Change>,
+        idempotency: Option<Idempotency>,
+    ) -> impl Future<Output = Result<Vec<Applied>>> + Send;
+    /// The stored answer of an earlier write with this key.
+    fn idempotent_answer(
+        &self,
+        brand: BrandCode,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<StoredAnswer>>> + Send;
+
+    /// Current state of every channel of a recipient.
+    fn consents(
+        &self,
+        brand: BrandCode,
+        recipient: &str,
+    ) -> impl Future<Output = Result<Vec<ConsentRow>>> + Send;
+    /// Category consents of a recipient or a profile (`profile:<id>`).
+    fn category_consents(
+        &self,
+        brand: BrandCode,
+        subject: &str,
+    ) -> impl Future<Output = Result<Vec<CategoryConsentRow>>> + Send;
+    /// History of a recipient, newest first.
+    fn history(
+        &self,
+        brand: BrandCode,
+        recipient: &str,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Event>>> + Send;
+    /// Recomputes the brand's hash chain.
+    fn verify_chain(&self, brand: BrandCode) -> impl Future<Output = Result<ChainReport>> + Send;
+    /// Outbox rows per state.
+    fn outbox_counts(
+        &self,
+        brand: BrandCode,
+    ) -> impl Future<Output = Result<Vec<(String, i64)>>> + Send;
+
+    fn upsert_category(&self, category: Category) -> impl Future<Output = Result<Category>> + Send;
+    fn categories(&self, brand: BrandCode) -> impl Future<Output = Result<Vec<Category>>> + Send;
+    fn delete_category(
+        &self,
+        brand: BrandCode,
+        code: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    fn upsert_profile(&self, profile: Profile) -> impl Future<Output = Result<Profile>> + Send;
+    fn profile(
+        &self,
+        brand: BrandCode,
+        external_id: &str,
+    ) -> impl Future<Output = Result<Option<Profile>>> + Send;
+    fn delete_profile(
+        &self,
+        brand: BrandCode,
+        external_id: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    fn create_api_key(&self, key: NewApiKey) -> impl Future<Output = Result<ApiKey>> + Send;
+    fn api_key_by_hash(&self, hash: &str) -> impl Future<Output = Result<Option<ApiKey>>> + Send;
+    fn api_keys(&self) -> impl Future<Output = Result<Vec<ApiKey>>> + Send;
+}

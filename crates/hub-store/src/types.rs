@@ -1,0 +1,216 @@
+//! What the store takes and gives.
+
+use hub_core::{BrandCode, CategoryKind, ConsentKey, ConsentState, Mode};
+use iys::{ConsentDate, ConsentStatus, Source};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// How the hub reaches IYS for a brand. The password is not stored here: it comes from the
+/// configuration (`IYSHUB_IYS_PASSWORD`), so it never lands in the database or an API answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct IysConnection {
+    pub base_url: Option<String>,
+    pub username: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Brand {
+    pub brand_code: BrandCode,
+    pub iys_code: u64,
+    pub name: String,
+    pub mode: Mode,
+    pub iys: IysConnection,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBrand {
+    pub brand_code: BrandCode,
+    pub iys_code: u64,
+    pub name: String,
+    pub mode: Mode,
+    pub iys: IysConnection,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrandPatch {
+    pub name: Option<String>,
+    pub iys_code: Option<u64>,
+    pub mode: Option<Mode>,
+    pub iys: Option<IysConnection>,
+}
+
+/// An `Idempotency-Key` write: the key, a hash of the request, and how to render the answer
+/// from the outcomes (stored in the same transaction).
+pub struct Idempotency {
+    pub key: String,
+    pub request_hash: String,
+    pub render: Box<dyn FnOnce(&[Applied]) -> StoredAnswer + Send>,
+}
+
+impl std::fmt::Debug for Idempotency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Idempotency")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAnswer {
+    pub request_hash: String,
+    pub status: u16,
+    pub body: String,
+}
+
+/// What happened to one change of a batch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Applied {
+    /// The history event; `None` for a movement from IYS already recorded (same transactionId).
+    pub event_id: Option<i64>,
+    pub outcome: String,
+    /// The consent's state after the change (channel consents only).
+    pub state: Option<ConsentState>,
+    /// Whether an outbox row was written, and its state.
+    pub outbox: Option<String>,
+}
+
+/// A consent's current state with its key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsentRow {
+    pub key: ConsentKey,
+    pub state: ConsentState,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CategoryConsentRow {
+    pub subject: String,
+    pub category: String,
+    pub status: ConsentStatus,
+    pub consent_date: ConsentDate,
+    pub source: Source,
+    pub last_event_id: i64,
+}
+
+/// One history event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub id: i64,
+    pub key: ConsentKey,
+    pub category: Option<String>,
+    pub profile_id: Option<String>,
+    pub status: ConsentStatus,
+    pub consent_date: ConsentDate,
+    pub source: Source,
+    pub origin: String,
+    pub actor: Option<String>,
+    pub evidence: Option<serde_json::Value>,
+    pub hold: Option<bool>,
+    pub outcome: String,
+    pub received_at: Timestamp,
+    pub iys_transaction_id: Option<String>,
+    pub iys_creation_date: Option<String>,
+    pub iys_error: Option<String>,
+    pub hash: String,
+}
+
+/// The result of recomputing a brand's hash chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChainReport {
+    pub events: u64,
+    pub valid: bool,
+    /// The first event whose hash or link does not match.
+    pub first_broken_event: Option<i64>,
+    pub head: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Category {
+    #[serde(skip_deserializing)]
+    pub brand_code: Option<BrandCode>,
+    pub code: String,
+    pub name: String,
+    pub kind: CategoryKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    #[serde(skip_deserializing)]
+    pub brand_code: Option<BrandCode>,
+    pub external_id: String,
+    /// Normalised recipients (phones in E.164, lower-case e-mails, device ids).
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub attributes: Option<serde_json::Value>,
+}
+
+/// API key scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Read,
+    Write,
+    Admin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        match s {
+            "read" => Some(Scope::Read),
+            "write" => Some(Scope::Write),
+            "admin" => Some(Scope::Admin),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiKey {
+    pub name: String,
+    /// SHA-256 of the key, lower hex; the key itself is never stored.
+    pub hash: String,
+    /// `None`: every brand (bootstrap admin keys).
+    pub brand_code: Option<BrandCode>,
+    pub scopes: Vec<Scope>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub brand_code: Option<BrandCode>,
+    pub scopes: Vec<Scope>,
+    pub created_at: Timestamp,
+    pub revoked: bool,
+}
+
+impl ApiKey {
+    pub fn allows(&self, scope: Scope, brand: Option<BrandCode>) -> bool {
+        let scope_ok = self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin);
+        let brand_ok = match (self.brand_code, brand) {
+            (None, _) => true,
+            (Some(mine), Some(b)) => mine == b,
+            (Some(_), None) => false,
+        };
+        !self.revoked && scope_ok && brand_ok
+    }
+}
