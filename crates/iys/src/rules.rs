@@ -47,6 +47,9 @@ pub struct RuleContext {
     pub now: Timestamp,
     /// How far in the future a consentDate may be before H162 (clock skew between systems).
     pub future_tolerance: SignedDuration,
+    /// Whether H467 (older than 3 business days) refuses the consent. IYS does; the hub records
+    /// such consents anyway and lets IYS answer, so the late answer is on record.
+    pub enforce_deadline: bool,
 }
 
 impl RuleContext {
@@ -54,6 +57,7 @@ impl RuleContext {
         RuleContext {
             now,
             future_tolerance: SignedDuration::ZERO,
+            enforce_deadline: true,
         }
     }
 }
@@ -479,7 +483,7 @@ pub fn date_bounds(
     if date.to_timestamp() > latest {
         return Err(err(HCode::H162));
     }
-    if is_past_deadline(date, ctx.now) {
+    if ctx.enforce_deadline && is_past_deadline(date, ctx.now) {
         return Err(err(HCode::H467));
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! `iyshub`: the one binary of the IYS permission hub.
 
 mod iys_cmd;
+mod serve;
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -23,10 +24,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the hub (REST API, consent ledger, IYS engines).
-    ///
-    /// Not built yet: the hub lands with its own issue. Until then this says so and exits 2.
-    Serve,
+    /// Run the hub: REST API and consent ledger, on SQLite with the built-in IYS simulator by
+    /// default (no configuration needed), or on PostgreSQL and a real IYS.
+    Serve(serve::ServeArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(serve::DbArgs),
+    /// Recompute a brand's hash chain over its history and report whether it is intact.
+    Verify {
+        #[command(flatten)]
+        db: serve::DbArgs,
+        #[arg(long)]
+        brand: u64,
+    },
     /// Run the IYS simulator: IYS's API with its rules, limits and timing, plus a control API.
     Sim(SimArgs),
     /// Talk to a configured IYS (or the simulator) by hand: token check, add, status, changes, bulk result.
@@ -82,13 +91,18 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve => {
-            eprintln!(
-                "iyshub serve: the hub (consent ledger, REST API, IYS engines) is not built yet.\n\
-                 Available today: `iyshub recipient`, `iyshub deadline`, `iyshub validate`, `iyshub hcodes`.\n\
-                 See README.md for the roadmap."
-            );
-            Ok(ExitCode::from(2))
+        Command::Serve(args) => {
+            init_tracing();
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(serve::run(args))
+        }
+        Command::Migrate(db) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(serve::migrate(db))
+        }
+        Command::Verify { db, brand } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(serve::verify(db, brand))
         }
         Command::Sim(args) => run_sim(args),
         Command::Iys(cmd) => {
@@ -171,12 +185,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
+fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+}
+
+fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
+    init_tracing();
     let config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -227,7 +245,7 @@ fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -1,0 +1,522 @@
+//! Routes: brands, categories, profiles, API keys, operations.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hub_core::{BrandCode, Mode};
+use hub_store::{BrandPatch, Category, IysConnection, NewApiKey, NewBrand, Profile, Scope, Store};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::auth::{Caller, hash_key};
+use crate::error::{ApiError, ApiResult};
+use crate::{HubState, MAX_BODY, consents, input, new_key};
+
+pub fn router(hub: HubState) -> Router {
+    let b = "/api/v1/brands/{brandCode}";
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/openapi.json", get(openapi))
+        .route("/api/v1/brands", post(create_brand).get(list_brands))
+        .route(b, get(get_brand).patch(patch_brand))
+        .route(&format!("{b}/consents"), post(consents::post_consents))
+        .route(
+            &format!("{b}/recipients/{{recipient}}"),
+            get(consents::get_recipient),
+        )
+        .route(
+            &format!("{b}/recipients/{{recipient}}/history"),
+            get(consents::get_history),
+        )
+        .route(&format!("{b}/check"), post(consents::post_check))
+        .route(&format!("{b}/verify"), get(verify_chain))
+        .route(
+            &format!("{b}/categories"),
+            post(create_category).get(list_categories),
+        )
+        .route(
+            &format!("{b}/categories/{{code}}"),
+            get(get_category).put(put_category).delete(delete_category),
+        )
+        .route(
+            &format!("{b}/profiles/{{externalId}}"),
+            get(get_profile).put(put_profile).delete(delete_profile),
+        )
+        .route("/api/v1/api-keys", post(create_key).get(list_keys))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(hub)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; see /api/openapi.json")
+}
+
+/// The body as JSON, with errors in the API's shape (oversized → 413, unreadable → 400).
+pub fn json_body(body: Result<Bytes, BytesRejection>) -> ApiResult<Value> {
+    let bytes = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is over {MAX_BODY} bytes"),
+            )
+        } else {
+            ApiError::bad_request("invalid_body", e.body_text())
+        }
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    })
+}
+
+/// A typed body; serde names the offending field in its message.
+fn typed<T: DeserializeOwned>(v: Value) -> ApiResult<T> {
+    serde_json::from_value(v).map_err(|e| ApiError::unprocessable("invalid_body", e.to_string()))
+}
+
+pub fn brand_code(s: &str) -> ApiResult<BrandCode> {
+    s.parse().map_err(|e: hub_core::InvalidValue| {
+        ApiError::bad_request("invalid_value", e.to_string())
+            .field("brandCode")
+            .value(s)
+    })
+}
+
+/// The brand, if the caller may use it with `scope`.
+pub async fn brand_for(
+    hub: &HubState,
+    caller: &Caller,
+    code: &str,
+    scope: Scope,
+) -> ApiResult<hub_store::Brand> {
+    let code = brand_code(code)?;
+    caller.require(scope, Some(code))?;
+    hub.store
+        .brand(code)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("brand {code} not found")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(hub): State<HubState>) -> Response {
+    match hub.store.ping().await {
+        Ok(()) => Json(json!({"status": "ready", "database": "ok"})).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not_ready", "database": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(hub): State<HubState>) -> Response {
+    let mut extra = Vec::new();
+    if let Ok(brands) = hub.store.brands().await {
+        for b in brands {
+            if let Ok(counts) = hub.store.outbox_counts(b.brand_code).await {
+                for (state, n) in counts {
+                    extra.push((
+                        "iyshub_outbox_rows".to_owned(),
+                        format!("brand=\"{}\",state=\"{state}\"", b.brand_code),
+                        n as f64,
+                    ));
+                }
+            }
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        hub.metrics.render(&extra),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}
+
+async fn verify_chain(
+    State(hub): State<HubState>,
+    caller: Caller,
+    Path(code): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let brand = brand_for(&hub, &caller, &code, Scope::Read).await?;
+    let report = hub.store.verify_chain(brand.brand_code).await?;
+    Ok(Json(
+        serde_json::to_value(report).map_err(ApiError::internal)?,
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Brands
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BrandInput {
+    brand_code: u64,
+    #[serde(default)]
+    iys_code: Option<u64>,
+    name: String,
+    #[serde(default)]
+    mode: Option<Mode>,
+    #[serde(default)]
+    iys: Option<IysConnection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BrandUpdate {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    iys_code: Option<u64>,
+    #[serde(default)]
+    mode: Option<Mode>,
+    #[serde(default)]
+    iys: Option<IysConnection>,
+}
+
+fn check_name(name: &str) -> ApiResult<()> {
+    if name.trim().is_empty() || name.len() > 200 {
+        return Err(
+            ApiError::unprocessable("invalid_value", "name must be 1–200 characters")
+                .field("name")
+                .value(name),
+        );
+    }
+    Ok(())
+}
+
+async fn create_brand(
+    State(hub): State<HubState>,
+    caller: Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    caller.require(Scope::Admin, None)?;
+    let input: BrandInput = typed(json_body(body)?)?;
+    let code = brand_code(&input.brand_code.to_string())?;
+    check_name(&input.name)?;
+    let brand = hub
+        .store
+        .create_brand(NewBrand {
+            brand_code: code,
+            iys_code: input.iys_code.unwrap_or(input.brand_code),
+            name: input.name,
+            mode: input.mode.unwrap_or_default(),
+            iys: input.iys.unwrap_or_default(),
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(brand)).into_response())
+}
+
+async fn list_brands(State(hub): State<HubState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let brands: Vec<_> = hub
+        .store
+        .brands()
+        .await?
+        .into_iter()
+        .filter(|b| caller.0.allows(Scope::Read, Some(b.brand_code)))
+        .collect();
+    Ok(Json(json!({ "brands": brands })))
+}
+
+async fn get_brand(
+    State(hub): State<HubState>,
+    caller: Caller,
+    Path(code): Path<String>,
+) -> ApiResult<Json<hub_store::Brand>> {
+    Ok(Json(brand_for(&hub, &caller, &code, Scope::Read).await?))
+}
+
+async fn patch_brand(
+    State(hub): State<HubState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<hub_store::Brand>> {
+    let brand = brand_for(&hub, &caller, &code, Scope::Admin).await?;
+    let u: BrandUpdate = typed(json_body(body)?)?;
+    if let Some(n) = &u.name {
+        check_name(n)?;
+    }
+    let updated = hub
+        .store
+        .update_brand(
+            brand.brand_code,
+            BrandPatch {
+                name: u.name,
+                iys_code: u.iys_code,
+                mode: u.mode,
+                iys: u.iys,
+            },
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("brand {code} not found")))?;
+    Ok(Json(updated))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Categories
+
+fn check_code(code: &str) -> ApiResult<()> {
+    let ok = !code.is_empty()
+        && code.len() <= 64
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if !ok {
+        return Err(ApiError::unprocessable(
+            "invalid_value",
+            "code must be 1–64 of a-z, 0-9, _ and -",
+        )
+        .field("code")
+        .value(code));
+    }
+    Ok(())
+}
+
+async fn create_category(
+    State(hub): State<HubState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let brand = brand_for(&hub, &caller, &code, Scope::Admin).await?;
+    let mut c: Category = typed(json_body(body)?)?;
+    check_code(&c.code)?;
+    check_name(&c.name)?;
+    c.brand_code = Some(brand.brand_code);
+    if hub
+        .store
+        .categories(brand.brand_code)
+        .await?
+        .iter()
+        .any(|x| x.code == c.code)
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("category {} already exists", c.code),
+        )
+        .field("code"));
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(hub.store.upsert_category(c).await?),
+    )
+        .into_response())
+}
+
+async fn list_categories(
+    State(hub): State<HubState>,
+    caller: Caller,
+    Path(code): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let brand = brand_for(&hub, &caller, &code, Scope::Read).await?;
+    Ok(Json(
+        json!({ "categories": hub.store.categories(brand.brand_code).await? }),
+    ))
+}
+
+async fn get_category(
+    State(hub): State<HubState>,
+    caller: Caller,
+    Path((code, cat)): Path<(String, String)>,
+) -> ApiResult<Json<Category>> {
+    let brand = brand_for(&hub, &caller, &code, Scope::Read).await?;
+    hub.store
+        .categories(brand.brand_code)
+        .await?
+        .into_iter()
+        .find(|c| c.code == cat)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("category {cat} not found")))
+}
+
+async fn put_category(
+    State(hub): State<HubState>,
+    caller: Caller,
+    Path((code, cat)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Category>> {
+    let brand = brand_for(&hub, &caller, &code, Scope::Admin).await?;
+    let mut v = json_body(body)?;
+    if let Some(o) = v.as_object_mut() {
+        o.entry("code").or_insert(Value::String(cat.clone()));
+    }
+    let mut c: Category = typed(v)?;
+    if c.code != cat {
+        return Err(ApiError::unprocessable(
+            "invalid_value",
+            "code in the body differs from the path",
+        )
+        .field("code")
+        .value(c.code));
+    }
+    check_code(&c.code)?;
+    check_name(&c.name)?;
+    c.brand_code = Some(brand.brand_code);
+    Ok(Json(hub.store.upsert_category(c).await?))
+}
+
+async fn delete_category(
+    State(hub): State<HubState>,
+    caller: Caller,
+    Path((code, cat)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let brand = brand_for(&hub, &caller, &code, Scope::Admin).await?;
+    if hub.store.delete_category(brand.brand_code, &cat).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("category {cat} not found")))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Profiles
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileInput {
+    addresses: Vec<String>,
+    #[serde(default)]
+    attributes: Option<Value>,
+}
+
+async fn put_profile(
+    State(hub): State<HubState>,
+    caller: Caller,
+    Path((code, id)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Profile>> {
+    let brand = brand_for(&hub, &caller, &code, Scope::Write).await?;
+    if id.is_empty() || id.len() > 256 || id.chars().any(char::is_whitespace) {
+        return Err(ApiError::unprocessable(
+            "invalid_value",
+            "externalId must be 1–256 characters without spaces",
+        )
+        .field("externalId")
+        .value(id));
+    }
+    let p: ProfileInput = typed(json_body(body)?)?;
+    if p.addresses.len() > 100 {
+        return Err(
+            ApiError::unprocessable("invalid_value", "at most 100 addresses").field("addresses"),
+        );
+    }
+    let mut addresses = Vec::with_capacity(p.addresses.len());
+    for (i, a) in p.addresses.iter().enumerate() {
+        let normalised = iys::Recipient::normalise(a)
+            .map(|r| r.as_str().to_owned())
+            .or_else(|_| input::normalise_recipient(a, hub_core::Channel::Push))
+            .map_err(|e| e.field(format!("addresses[{i}]")))?;
+        addresses.push(normalised);
+    }
+    let profile = Profile {
+        brand_code: Some(brand.brand_code),
+        external_id: id,
+        addresses,
+        attributes: p.attributes,
+    };
+    Ok(Json(hub.store.upsert_profile(profile).await?))
+}
+
+async fn get_profile(
+    State(hub): State<HubState>,
+    caller: Caller,
+    Path((code, id)): Path<(String, String)>,
+) -> ApiResult<Json<Profile>> {
+    let brand = brand_for(&hub, &caller, &code, Scope::Read).await?;
+    hub.store
+        .profile(brand.brand_code, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("profile {id} not found")))
+}
+
+async fn delete_profile(
+    State(hub): State<HubState>,
+    caller: Caller,
+    Path((code, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let brand = brand_for(&hub, &caller, &code, Scope::Write).await?;
+    if hub.store.delete_profile(brand.brand_code, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("profile {id} not found")))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// API keys
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct KeyInput {
+    name: String,
+    #[serde(default)]
+    brand_code: Option<u64>,
+    scopes: Vec<Scope>,
+}
+
+async fn create_key(
+    State(hub): State<HubState>,
+    caller: Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let k: KeyInput = typed(json_body(body)?)?;
+    let brand = k
+        .brand_code
+        .map(|b| brand_code(&b.to_string()))
+        .transpose()?;
+    caller.require(Scope::Admin, brand)?;
+    check_name(&k.name)?;
+    if k.scopes.is_empty() {
+        return Err(ApiError::unprocessable(
+            "invalid_value",
+            "give at least one scope: read, write, admin",
+        )
+        .field("scopes"));
+    }
+    if let Some(b) = brand
+        && hub.store.brand(b).await?.is_none()
+    {
+        return Err(ApiError::not_found(format!("brand {b} not found")).field("brandCode"));
+    }
+    let key = new_key();
+    let stored = hub
+        .store
+        .create_api_key(NewApiKey {
+            name: k.name,
+            hash: hash_key(&key),
+            brand_code: brand,
+            scopes: k.scopes,
+        })
+        .await?;
+    let mut v = serde_json::to_value(stored).map_err(ApiError::internal)?;
+    v["key"] = Value::String(key);
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+async fn list_keys(State(hub): State<HubState>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require(Scope::Admin, None)?;
+    Ok(Json(json!({ "apiKeys": hub.store.api_keys().await? })))
+}

@@ -1,0 +1,64 @@
+//! API keys: `Authorization: Bearer <key>`; only the SHA-256 of a key is stored.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use hub_core::BrandCode;
+use hub_store::{ApiKey, Scope, Store};
+use sha2::Digest;
+
+use crate::HubState;
+use crate::error::ApiError;
+
+pub fn hash_key(key: &str) -> String {
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
+}
+
+/// The caller, identified by its API key.
+#[derive(Debug, Clone)]
+pub struct Caller(pub ApiKey);
+
+impl Caller {
+    /// 403 unless the key has `scope` for `brand`. A key of another brand gets 404 for the
+    /// brand, so keys cannot probe which brands exist.
+    pub fn require(&self, scope: Scope, brand: Option<BrandCode>) -> Result<(), ApiError> {
+        if self.0.allows(scope, brand) {
+            return Ok(());
+        }
+        if let (Some(mine), Some(b)) = (self.0.brand_code, brand)
+            && mine != b
+        {
+            return Err(ApiError::not_found(format!("brand {b} not found")));
+        }
+        Err(ApiError::forbidden(format!(
+            "this API key lacks the {} scope",
+            scope.as_str()
+        )))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+}
+
+impl FromRequestParts<HubState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        hub: &HubState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(ApiError::unauthorized)?;
+        match hub.store.api_key_by_hash(&hash_key(key)).await? {
+            Some(k) if !k.revoked => Ok(Caller(k)),
+            _ => Err(ApiError::unauthorized()),
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! `iyshub serve`: the hub with embedded defaults (SQLite under ./iyshub-data and the built-in
+//! IYS simulator), or PostgreSQL and a real IYS when configured.
+//!
+//! Settings come from, in order of precedence: flags, `IYSHUB_*` environment variables, the
+//! config file (`--config`, or `./iyshub.toml` when present), built-in defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use hub::{Hub, Metrics};
+use hub_core::{BrandCode, Mode};
+use hub_store::{IysConnection, NewBrand, SqlStore, Store};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// `postgres://…` for PostgreSQL; SQLite under the data directory when absent.
+    #[arg(long, env = "IYSHUB_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Where the SQLite database lives.
+    #[arg(long, env = "IYSHUB_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// A TOML file with the same settings (snake_case keys).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Address of the REST API.
+    #[arg(long, env = "IYSHUB_BIND")]
+    bind: Option<SocketAddr>,
+    /// A real IYS (https://api.iys.org.tr or the sandbox); the built-in simulator when absent.
+    #[arg(long, env = "IYSHUB_IYS_URL")]
+    iys_url: Option<String>,
+    #[arg(long, env = "IYSHUB_IYS_USERNAME")]
+    iys_username: Option<String>,
+    /// The simulator's address, when it is used.
+    #[arg(long, env = "IYSHUB_SIM_BIND")]
+    sim_bind: Option<SocketAddr>,
+    /// The simulator's profile: fast (default: changes reach it in seconds) or realistic.
+    #[arg(long, env = "IYSHUB_SIM_PROFILE")]
+    sim_profile: Option<iys_sim::Profile>,
+    /// Use this admin API key instead of generating one at first start.
+    #[arg(long, env = "IYSHUB_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
+}
+
+/// The config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    bind: Option<SocketAddr>,
+    iys_url: Option<String>,
+    iys_username: Option<String>,
+    sim_bind: Option<SocketAddr>,
+    sim_profile: Option<iys_sim::Profile>,
+    admin_key: Option<String>,
+}
+
+fn file_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
+    let default = PathBuf::from("iyshub.toml");
+    let path = match path {
+        Some(p) => p.clone(),
+        None if default.exists() => default,
+        None => return Ok(FileConfig::default()),
+    };
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text)
+        .with_context(|| format!("{} is not a valid iyshub config", path.display()))
+}
+
+/// The database URL and a human description of it.
+fn database(db: &DbArgs, file: &FileConfig) -> anyhow::Result<(String, String)> {
+    if let Some(url) = db
+        .database_url
+        .clone()
+        .or_else(|| file.database_url.clone())
+    {
+        let shown = match url.split_once('@') {
+            Some((_, host)) => format!("postgres://…@{host}"),
+            None => url.clone(),
+        };
+        return Ok((url, shown));
+    }
+    let dir = db
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("iyshub-data"));
+    let path = dir.join("iyshub.db");
+    let url = SqlStore::sqlite_url(&path).with_context(|| format!("creating {}", dir.display()))?;
+    Ok((url, format!("SQLite {}", path.display())))
+}
+
+async fn open(db: &DbArgs) -> anyhow::Result<(SqlStore, String, FileConfig)> {
+    let file = file_config(db.config.as_ref())?;
+    let (url, shown) = database(db, &file)?;
+    let store = SqlStore::connect(&url)
+        .await
+        .with_context(|| format!("opening the database ({shown})"))?;
+    Ok((store, shown, file))
+}
+
+pub async fn migrate(db: DbArgs) -> anyhow::Result<ExitCode> {
+    let (store, shown, _) = open(&db).await?;
+    store.close().await;
+    println!("database schema is up to date ({shown})");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn verify(db: DbArgs, brand: u64) -> anyhow::Result<ExitCode> {
+    let (store, _, _) = open(&db).await?;
+    let report = store.verify_chain(BrandCode(brand)).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(if report.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let (store, shown_db, file) = open(&args.db).await?;
+    let bind = args
+        .bind
+        .or(file.bind)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let iys_url = args.iys_url.clone().or(file.iys_url.clone());
+    let cancel = CancellationToken::new();
+
+    // The IYS target: a real one when configured, else the simulator, in-process.
+    let (sim, iys_line) = match &iys_url {
+        Some(url) => (None, format!("{url} (real IYS)")),
+        None => {
+            let sim_bind = args
+                .sim_bind
+                .or(file.sim_bind)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8090)));
+            let profile = args
+                .sim_profile
+                .or(file.sim_profile)
+                .unwrap_or(iys_sim::Profile::Fast);
+            let listener = tokio::net::TcpListener::bind(sim_bind)
+                .await
+                .with_context(|| {
+                    format!("binding the IYS simulator to {sim_bind} (set IYSHUB_SIM_BIND)")
+                })?;
+            let server =
+                iys_sim::SimServer::start(iys_sim::SimConfig::for_profile(profile), listener, None)
+                    .await?;
+            let line = format!(
+                "SIMULATED: the built-in IYS simulator at {} ({profile:?} profile; user demo / demo-password). Nothing reaches the real IYS.",
+                server.base_url()
+            );
+            (Some(server), line)
+        }
+    };
+    let iys_base = sim.as_ref().map(|s| s.base_url()).or(iys_url.clone());
+    let username = args
+        .iys_username
+        .clone()
+        .or(file.iys_username.clone())
+        .or_else(|| sim.as_ref().map(|_| "demo".to_owned()));
+
+    // First start: a demo brand connected to the simulator, and an admin key.
+    let mut brand_lines = Vec::new();
+    if store.brands().await?.is_empty() && sim.is_some() {
+        store
+            .create_brand(NewBrand {
+                brand_code: BrandCode(600_123),
+                iys_code: 600_123,
+                name: "Örnek Marka (demo)".into(),
+                mode: Mode::Integrator,
+                iys: IysConnection {
+                    base_url: iys_base.clone(),
+                    username: username.clone(),
+                },
+            })
+            .await?;
+    }
+    for b in store.brands().await? {
+        brand_lines.push(format!(
+            "{} \"{}\" ({} mode)",
+            b.brand_code,
+            b.name,
+            b.mode.as_str()
+        ));
+    }
+    let admin_key = args.admin_key.clone().or(file.admin_key.clone());
+    let new_key = hub::bootstrap_admin_key(&store, admin_key.as_deref()).await?;
+
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("binding the API to {bind} (set IYSHUB_BIND)"))?;
+    let hub = Arc::new(Hub {
+        store,
+        metrics: Metrics::default(),
+    });
+    println!("iyshub {} — IYS permission hub", env!("CARGO_PKG_VERSION"));
+    println!("  API        http://{bind}   (OpenAPI: http://{bind}/api/openapi.json)");
+    println!("  database   {shown_db}");
+    println!("  IYS        {iys_line}");
+    for line in &brand_lines {
+        println!("  brand      {line}");
+    }
+    match (&new_key, &admin_key) {
+        (Some(k), _) => println!(
+            "  admin key  {k}\n             (shown once: keep it; set IYSHUB_ADMIN_KEY to choose your own)"
+        ),
+        (None, Some(_)) => println!("  admin key  from IYSHUB_ADMIN_KEY"),
+        (None, None) => println!("  admin key  created at first start (not shown again)"),
+    }
+    println!(
+        "  note       sending to IYS (the dispatcher) is not built yet: IYS-channel changes wait in the outbox as `pending`."
+    );
+
+    let serving = tokio::spawn(hub::serve(hub.clone(), listener, cancel.clone()));
+    crate::shutdown_signal().await;
+    println!("shutting down: finishing requests in flight");
+    cancel.cancel();
+    serving.await??;
+    if let Some(s) = sim {
+        s.shutdown().await?;
+    }
+    hub.store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
