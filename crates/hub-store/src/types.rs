@@ -43,12 +43,15 @@ pub struct BrandPatch {
     pub iys: Option<IysConnection>,
 }
 
+/// Renders the stored answer of an idempotent write from its outcomes.
+pub type RenderAnswer = Box<dyn FnOnce(&[Applied]) -> StoredAnswer + Send>;
+
 /// An `Idempotency-Key` write: the key, a hash of the request, and how to render the answer
 /// from the outcomes (stored in the same transaction).
 pub struct Idempotency {
     pub key: String,
     pub request_hash: String,
-    pub render: Box<dyn FnOnce(&[Applied]) -> StoredAnswer + Send>,
+    pub render: RenderAnswer,
 }
 
 impl std::fmt::Debug for Idempotency {
