@@ -62,6 +62,7 @@ pub fn decide(current: Option<&ConsentState>, change: &Change, mode: Mode) -> De
     let iys_channel = change.key.channel.iys_type().is_some() && change.category.is_none();
     let hold = change.hold.or(current.map(|c| c.hold)).unwrap_or(false);
     let deadline = iys_channel.then(|| change.consent_date.iys_deadline().to_timestamp());
+    let known = current.is_some_and(|c| c.iys_known) || change.origin.is_from_iys();
     let fresh = |status: ConsentStatus, iys_state: IysState, conflict: bool| ConsentState {
         status,
         consent_date: change.consent_date,
@@ -74,6 +75,7 @@ pub fn decide(current: Option<&ConsentState>, change: &Change, mode: Mode) -> De
         deadline: matches!(iys_state, IysState::Pending | IysState::Held)
             .then_some(deadline)
             .flatten(),
+        iys_known: known,
         updated_at: change.received_at,
     };
     let unchanged = |outcome: Outcome| match current {
@@ -175,7 +177,7 @@ pub fn decide(current: Option<&ConsentState>, change: &Change, mode: Mode) -> De
         // A RET always goes: IYS answers H175 harmlessly if it never had the recipient.
         (ConsentStatus::Ret, _) | (ConsentStatus::Onay, Mode::Integrator) => IysState::Pending,
         // Sync mode updates only records IYS already has.
-        (ConsentStatus::Onay, Mode::Sync) if c.iys_state == IysState::InIys => IysState::Pending,
+        (ConsentStatus::Onay, Mode::Sync) if c.iys_known => IysState::Pending,
         (ConsentStatus::Onay, Mode::Sync) => IysState::Held,
     };
     Decision {
@@ -342,6 +344,7 @@ mod tests {
         assert_eq!(d.outbox, Some(IysState::Pending));
         let mut local = s.clone();
         local.iys_state = IysState::NotInIys;
+        local.iys_known = false;
         local.status = Ret;
         let (d, _) = state_after(Some(&local), &change(Onay, D2, Origin::Api), Mode::Sync);
         assert_eq!(d.outbox, Some(IysState::Held));

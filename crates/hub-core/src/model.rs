@@ -305,6 +305,9 @@ pub struct ConsentState {
     pub hold: bool,
     /// IYS's 3-business-day deadline for the pending change.
     pub deadline: Option<Timestamp>,
+    /// Whether IYS is known to have a record for this consent (from a pull, a push, an accepted
+    /// send or a status query). Sync mode sends ONAYs only for such records.
+    pub iys_known: bool,
     pub updated_at: Timestamp,
 }
 

@@ -6,13 +6,16 @@
 //! driver with per-dialect migrations; the few statements that differ per dialect are chosen by
 //! [`Backend`]. The [`story`] module is the conformance suite both backends must pass.
 
+mod engine;
 mod sql;
+mod sql_engine;
 #[cfg(any(test, feature = "testkit"))]
 pub mod story;
 mod types;
 
 use std::future::Future;
 
+pub use engine::*;
 pub use sql::SqlStore;
 pub use types::*;
 

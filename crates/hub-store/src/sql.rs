@@ -25,25 +25,25 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// The SQL store.
 #[derive(Debug)]
 pub struct SqlStore {
-    pool: AnyPool,
-    backend: Backend,
+    pub(crate) pool: AnyPool,
+    pub(crate) backend: Backend,
     /// SQLite allows one writer; taking turns here avoids `database is locked`.
     write_lock: Mutex<()>,
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
-fn ms(t: Timestamp) -> i64 {
+pub(crate) fn ms(t: Timestamp) -> i64 {
     t.as_millisecond()
 }
 
-fn ts(ms: i64) -> Timestamp {
+pub(crate) fn ts(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-fn parse<T: FromStr>(what: &str, s: &str) -> Result<T>
+pub(crate) fn parse<T: FromStr>(what: &str, s: &str) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
@@ -118,11 +118,225 @@ impl SqlStore {
         self.pool.close().await;
     }
 
-    async fn writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    pub(crate) async fn writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match self.backend {
             Backend::Sqlite => Some(self.write_lock.lock().await),
             Backend::Postgres => None,
         }
+    }
+}
+
+impl SqlStore {
+    /// Records changes inside an open transaction: for each, the event (linked into the brand's
+    /// hash chain), the new current state and the outbox row. Movements from IYS already
+    /// recorded (same transactionId, pulled or delivered) are skipped as `duplicate`.
+    pub(crate) async fn record(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        brand: &Brand,
+        changes: Vec<Change>,
+    ) -> Result<Vec<Applied>> {
+        let b = brand.brand_code.0 as i64;
+        let head_sql = match self.backend {
+            Backend::Sqlite => "SELECT last_hash FROM chain_head WHERE brand_code = $1",
+            Backend::Postgres => {
+                "SELECT last_hash FROM chain_head WHERE brand_code = $1 FOR UPDATE"
+            }
+        };
+        let mut prev: String = sqlx::query(head_sql)
+            .bind(b)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| r.try_get("last_hash"))
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("brand {}", brand.brand_code)))?;
+        let mut last_id = None;
+        let mut applied = Vec::with_capacity(changes.len());
+        for ch in changes {
+            if let Some(txid) = &ch.iys_transaction_id {
+                let seen = sqlx::query(
+                    "SELECT 1 FROM consent_event WHERE brand_code = $1 AND (iys_transaction_id = $2 OR delivered_transaction_id = $2)",
+                )
+                .bind(b)
+                .bind(txid.clone())
+                .fetch_optional(&mut *conn)
+                .await?;
+                if seen.is_some() {
+                    applied.push(Applied {
+                        event_id: None,
+                        outcome: "duplicate".into(),
+                        state: None,
+                        outbox: None,
+                    });
+                    continue;
+                }
+            }
+            let channel = ch.key.channel.as_str();
+            let rtype = ch.key.recipient_type.as_str();
+            let subject = subject_of(&ch);
+            let current = match &ch.category {
+                None => sqlx::query("SELECT * FROM consent WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4")
+                    .bind(b)
+                    .bind(ch.key.recipient.clone())
+                    .bind(rtype)
+                    .bind(channel)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .as_ref()
+                    .map(state_from)
+                    .transpose()?,
+                Some(cat) => sqlx::query("SELECT * FROM category_consent WHERE brand_code = $1 AND subject = $2 AND category = $3")
+                    .bind(b)
+                    .bind(subject.clone())
+                    .bind(cat.clone())
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .as_ref()
+                    .map(category_from)
+                    .transpose()?
+                    .map(|c| category_state(&c, ch.received_at)),
+            };
+            let decision = decide(current.as_ref(), &ch, brand.mode);
+            let evidence = ch.evidence.as_ref().map(|e| e.to_string());
+            let consent_date = ch.consent_date.to_string();
+            let fields = EventFields {
+                brand: b,
+                recipient: &ch.key.recipient,
+                recipient_type: rtype,
+                channel,
+                category: ch.category.as_deref(),
+                profile_id: ch.profile_id.as_deref(),
+                status: ch.status.as_str(),
+                consent_date: &consent_date,
+                source: ch.source.as_str(),
+                origin: ch.origin.as_str(),
+                actor: ch.actor.as_deref(),
+                evidence: evidence.as_deref(),
+                hold: ch.hold.map(i64::from),
+                outcome: decision.outcome.as_str(),
+                received_at_ms: ms(ch.received_at),
+                iys_transaction_id: ch.iys_transaction_id.as_deref(),
+            };
+            let hash = fields.hash(&prev);
+            let id: i64 = sqlx::query(
+                "INSERT INTO consent_event (brand_code, recipient, recipient_type, channel, category, profile_id, status, consent_date, source, origin, actor, evidence, hold, outcome, received_at_ms, iys_transaction_id, prev_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id",
+            )
+            .bind(b)
+            .bind(ch.key.recipient.clone())
+            .bind(rtype)
+            .bind(channel)
+            .bind(ch.category.clone())
+            .bind(ch.profile_id.clone())
+            .bind(ch.status.as_str())
+            .bind(consent_date.clone())
+            .bind(ch.source.as_str().to_owned())
+            .bind(ch.origin.as_str())
+            .bind(ch.actor.clone())
+            .bind(evidence.clone())
+            .bind(ch.hold.map(i64::from))
+            .bind(decision.outcome.as_str())
+            .bind(ms(ch.received_at))
+            .bind(ch.iys_transaction_id.clone())
+            .bind(prev.clone())
+            .bind(hash.clone())
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("id")?;
+            prev = hash;
+            last_id = Some(id);
+            let mut state = decision.state.clone();
+            if let Some(s) = &mut state {
+                s.last_event_id = id;
+                match &ch.category {
+                    None => {
+                        sqlx::query(
+                            "INSERT INTO consent (brand_code, recipient, recipient_type, channel, status, consent_date, source, last_event_id, iys_state, iys_error, conflict, hold, deadline_ms, updated_at_ms, iys_known) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                             ON CONFLICT (brand_code, recipient, recipient_type, channel) DO UPDATE SET status = excluded.status, consent_date = excluded.consent_date, source = excluded.source, last_event_id = excluded.last_event_id, iys_state = excluded.iys_state, iys_error = excluded.iys_error, conflict = excluded.conflict, hold = excluded.hold, deadline_ms = excluded.deadline_ms, updated_at_ms = excluded.updated_at_ms, iys_known = excluded.iys_known",
+                        )
+                        .bind(b)
+                        .bind(ch.key.recipient.clone())
+                        .bind(rtype)
+                        .bind(channel)
+                        .bind(s.status.as_str())
+                        .bind(s.consent_date.to_string())
+                        .bind(s.source.as_str().to_owned())
+                        .bind(id)
+                        .bind(s.iys_state.as_str())
+                        .bind(s.iys_error.clone())
+                        .bind(i64::from(s.conflict))
+                        .bind(i64::from(s.hold))
+                        .bind(s.deadline.map(ms))
+                        .bind(ms(s.updated_at))
+                        .bind(i64::from(s.iys_known))
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    Some(cat) => {
+                        sqlx::query(
+                            "INSERT INTO category_consent (brand_code, subject, category, status, consent_date, source, last_event_id, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                             ON CONFLICT (brand_code, subject, category) DO UPDATE SET status = excluded.status, consent_date = excluded.consent_date, source = excluded.source, last_event_id = excluded.last_event_id, updated_at_ms = excluded.updated_at_ms",
+                        )
+                        .bind(b)
+                        .bind(subject.clone())
+                        .bind(cat.clone())
+                        .bind(s.status.as_str())
+                        .bind(s.consent_date.to_string())
+                        .bind(s.source.as_str().to_owned())
+                        .bind(id)
+                        .bind(ms(s.updated_at))
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                }
+            }
+            if let (Some(target), Some(s)) = (decision.outbox, &state) {
+                // An ONAY held back in sync mode is never sent once a later change is queued.
+                sqlx::query("UPDATE outbox SET state = 'superseded' WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 AND state = 'held'")
+                    .bind(b)
+                    .bind(ch.key.recipient.clone())
+                    .bind(rtype)
+                    .bind(channel)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO outbox (brand_code, event_id, recipient, recipient_type, channel, status, consent_date, source, state, attempts, next_attempt_at_ms, deadline_ms, created_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12)",
+                )
+                .bind(b)
+                .bind(id)
+                .bind(ch.key.recipient.clone())
+                .bind(rtype)
+                .bind(channel)
+                .bind(ch.status.as_str())
+                .bind(consent_date.clone())
+                .bind(ch.source.as_str().to_owned())
+                .bind(target.as_str())
+                .bind(ms(ch.received_at))
+                .bind(s.deadline.map_or(ms(ch.received_at), ms))
+                .bind(ms(ch.received_at))
+                .execute(&mut *conn)
+                .await?;
+            }
+            applied.push(Applied {
+                event_id: Some(id),
+                outcome: decision.outcome.as_str().to_owned(),
+                state: if ch.category.is_none() { state } else { None },
+                outbox: decision.outbox.map(|t| t.as_str().to_owned()),
+            });
+        }
+        if let Some(id) = last_id {
+            sqlx::query(
+                "UPDATE chain_head SET last_hash = $1, last_event_id = $2 WHERE brand_code = $3",
+            )
+            .bind(prev)
+            .bind(id)
+            .bind(b)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(applied)
     }
 }
 
@@ -156,6 +370,7 @@ fn state_from(row: &AnyRow) -> Result<ConsentState> {
         conflict: row.try_get::<i64, _>("conflict")? != 0,
         hold: row.try_get::<i64, _>("hold")? != 0,
         deadline: row.try_get::<Option<i64>, _>("deadline_ms")?.map(ts),
+        iys_known: row.try_get::<i64, _>("iys_known")? != 0,
         updated_at: ts(row.try_get("updated_at_ms")?),
     })
 }
@@ -282,6 +497,7 @@ fn category_state(c: &CategoryConsentRow, updated_at: Timestamp) -> ConsentState
         conflict: false,
         hold: false,
         deadline: None,
+        iys_known: false,
         updated_at,
     }
 }
@@ -404,196 +620,7 @@ impl Store for SqlStore {
         let _w = self.writer().await;
         let b = brand.brand_code.0 as i64;
         let mut tx = self.pool.begin().await?;
-        let head_sql = match self.backend {
-            Backend::Sqlite => "SELECT last_hash FROM chain_head WHERE brand_code = $1",
-            Backend::Postgres => {
-                "SELECT last_hash FROM chain_head WHERE brand_code = $1 FOR UPDATE"
-            }
-        };
-        let mut prev: String = sqlx::query(head_sql)
-            .bind(b)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get("last_hash"))
-            .transpose()?
-            .ok_or_else(|| StoreError::NotFound(format!("brand {}", brand.brand_code)))?;
-        let mut last_id = None;
-        let mut applied = Vec::with_capacity(changes.len());
-        for ch in changes {
-            if let Some(txid) = &ch.iys_transaction_id {
-                let seen = sqlx::query(
-                    "SELECT 1 FROM consent_event WHERE brand_code = $1 AND iys_transaction_id = $2",
-                )
-                .bind(b)
-                .bind(txid.clone())
-                .fetch_optional(&mut *tx)
-                .await?;
-                if seen.is_some() {
-                    applied.push(Applied {
-                        event_id: None,
-                        outcome: "duplicate".into(),
-                        state: None,
-                        outbox: None,
-                    });
-                    continue;
-                }
-            }
-            let channel = ch.key.channel.as_str();
-            let rtype = ch.key.recipient_type.as_str();
-            let subject = subject_of(&ch);
-            let current = match &ch.category {
-                None => sqlx::query("SELECT * FROM consent WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4")
-                    .bind(b)
-                    .bind(ch.key.recipient.clone())
-                    .bind(rtype)
-                    .bind(channel)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .as_ref()
-                    .map(state_from)
-                    .transpose()?,
-                Some(cat) => sqlx::query("SELECT * FROM category_consent WHERE brand_code = $1 AND subject = $2 AND category = $3")
-                    .bind(b)
-                    .bind(subject.clone())
-                    .bind(cat.clone())
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .as_ref()
-                    .map(category_from)
-                    .transpose()?
-                    .map(|c| category_state(&c, ch.received_at)),
-            };
-            let decision = decide(current.as_ref(), &ch, brand.mode);
-            let evidence = ch.evidence.as_ref().map(|e| e.to_string());
-            let consent_date = ch.consent_date.to_string();
-            let fields = EventFields {
-                brand: b,
-                recipient: &ch.key.recipient,
-                recipient_type: rtype,
-                channel,
-                category: ch.category.as_deref(),
-                profile_id: ch.profile_id.as_deref(),
-                status: ch.status.as_str(),
-                consent_date: &consent_date,
-                source: ch.source.as_str(),
-                origin: ch.origin.as_str(),
-                actor: ch.actor.as_deref(),
-                evidence: evidence.as_deref(),
-                hold: ch.hold.map(i64::from),
-                outcome: decision.outcome.as_str(),
-                received_at_ms: ms(ch.received_at),
-                iys_transaction_id: ch.iys_transaction_id.as_deref(),
-            };
-            let hash = fields.hash(&prev);
-            let id: i64 = sqlx::query(
-                "INSERT INTO consent_event (brand_code, recipient, recipient_type, channel, category, profile_id, status, consent_date, source, origin, actor, evidence, hold, outcome, received_at_ms, iys_transaction_id, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id",
-            )
-            .bind(b)
-            .bind(ch.key.recipient.clone())
-            .bind(rtype)
-            .bind(channel)
-            .bind(ch.category.clone())
-            .bind(ch.profile_id.clone())
-            .bind(ch.status.as_str())
-            .bind(consent_date.clone())
-            .bind(ch.source.as_str().to_owned())
-            .bind(ch.origin.as_str())
-            .bind(ch.actor.clone())
-            .bind(evidence.clone())
-            .bind(ch.hold.map(i64::from))
-            .bind(decision.outcome.as_str())
-            .bind(ms(ch.received_at))
-            .bind(ch.iys_transaction_id.clone())
-            .bind(prev.clone())
-            .bind(hash.clone())
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("id")?;
-            prev = hash;
-            last_id = Some(id);
-            let mut state = decision.state.clone();
-            if let Some(s) = &mut state {
-                s.last_event_id = id;
-                match &ch.category {
-                    None => {
-                        sqlx::query(
-                            "INSERT INTO consent (brand_code, recipient, recipient_type, channel, status, consent_date, source, last_event_id, iys_state, iys_error, conflict, hold, deadline_ms, updated_at_ms) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                             ON CONFLICT (brand_code, recipient, recipient_type, channel) DO UPDATE SET status = excluded.status, consent_date = excluded.consent_date, source = excluded.source, last_event_id = excluded.last_event_id, iys_state = excluded.iys_state, iys_error = excluded.iys_error, conflict = excluded.conflict, hold = excluded.hold, deadline_ms = excluded.deadline_ms, updated_at_ms = excluded.updated_at_ms",
-                        )
-                        .bind(b)
-                        .bind(ch.key.recipient.clone())
-                        .bind(rtype)
-                        .bind(channel)
-                        .bind(s.status.as_str())
-                        .bind(s.consent_date.to_string())
-                        .bind(s.source.as_str().to_owned())
-                        .bind(id)
-                        .bind(s.iys_state.as_str())
-                        .bind(s.iys_error.clone())
-                        .bind(i64::from(s.conflict))
-                        .bind(i64::from(s.hold))
-                        .bind(s.deadline.map(ms))
-                        .bind(ms(s.updated_at))
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    Some(cat) => {
-                        sqlx::query(
-                            "INSERT INTO category_consent (brand_code, subject, category, status, consent_date, source, last_event_id, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                             ON CONFLICT (brand_code, subject, category) DO UPDATE SET status = excluded.status, consent_date = excluded.consent_date, source = excluded.source, last_event_id = excluded.last_event_id, updated_at_ms = excluded.updated_at_ms",
-                        )
-                        .bind(b)
-                        .bind(subject.clone())
-                        .bind(cat.clone())
-                        .bind(s.status.as_str())
-                        .bind(s.consent_date.to_string())
-                        .bind(s.source.as_str().to_owned())
-                        .bind(id)
-                        .bind(ms(s.updated_at))
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-            }
-            if let (Some(target), Some(s)) = (decision.outbox, &state) {
-                sqlx::query(
-                    "INSERT INTO outbox (brand_code, event_id, recipient, recipient_type, channel, status, consent_date, source, state, attempts, next_attempt_at_ms, deadline_ms, created_at_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12)",
-                )
-                .bind(b)
-                .bind(id)
-                .bind(ch.key.recipient.clone())
-                .bind(rtype)
-                .bind(channel)
-                .bind(ch.status.as_str())
-                .bind(consent_date.clone())
-                .bind(ch.source.as_str().to_owned())
-                .bind(target.as_str())
-                .bind(ms(ch.received_at))
-                .bind(s.deadline.map_or(ms(ch.received_at), ms))
-                .bind(ms(ch.received_at))
-                .execute(&mut *tx)
-                .await?;
-            }
-            applied.push(Applied {
-                event_id: Some(id),
-                outcome: decision.outcome.as_str().to_owned(),
-                state: if ch.category.is_none() { state } else { None },
-                outbox: decision.outbox.map(|t| t.as_str().to_owned()),
-            });
-        }
-        if let Some(id) = last_id {
-            sqlx::query(
-                "UPDATE chain_head SET last_hash = $1, last_event_id = $2 WHERE brand_code = $3",
-            )
-            .bind(prev)
-            .bind(id)
-            .bind(b)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let applied = self.record(&mut tx, brand, changes).await?;
         if let Some(idem) = idempotency {
             let answer = (idem.render)(&applied);
             sqlx::query("INSERT INTO idempotency (brand_code, key, request_hash, status, body, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)")

@@ -1,0 +1,76 @@
+//! The batcher: how a set of due outbox rows is sent. Pure and unit-tested.
+
+use hub_store::OutboxItem;
+
+/// How to send a set of rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Send {
+    /// A short queue: one v2 single add each, in order (results are immediate).
+    Single(Vec<OutboxItem>),
+    /// A long queue: one v2 bulk request (≤ 1000, one row per consent).
+    Bulk(Vec<OutboxItem>),
+}
+
+/// Plans the rows: at most one row per consent (recipient, recipientType, channel) may go in one
+/// bulk request (IYS's H194, and order), so repeats are left for the next round; rows are taken
+/// closest deadline first.
+pub fn plan(mut items: Vec<OutboxItem>, single_max: usize) -> Send {
+    items.sort_by_key(|i| (i.deadline, i.id));
+    if items.len() <= single_max {
+        return Send::Single(items);
+    }
+    let mut seen = std::collections::HashSet::new();
+    items.retain(|i| seen.insert((i.recipient.clone(), i.recipient_type, i.channel)));
+    items.truncate(iys::rules::MAX_BULK);
+    Send::Bulk(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hub_core::Channel;
+    use iys::{ConsentDate, ConsentStatus, ConsentType, HsSource, RecipientType, Source};
+    use jiff::Timestamp;
+
+    fn item(id: i64, recipient: &str, deadline: i64) -> OutboxItem {
+        OutboxItem {
+            id,
+            event_id: id,
+            recipient: recipient.into(),
+            recipient_type: RecipientType::Bireysel,
+            channel: Channel::Iys(ConsentType::Mesaj),
+            status: ConsentStatus::Onay,
+            consent_date: ConsentDate::parse("2026-11-27 10:00:00").unwrap(),
+            source: Source::Hs(HsSource::HsWeb),
+            attempts: 0,
+            deadline: Timestamp::from_second(deadline).unwrap(),
+            request_id: None,
+            sub_request_id: None,
+        }
+    }
+
+    #[test]
+    fn short_queues_go_single_in_deadline_order() {
+        let Send::Single(v) = plan(vec![item(1, "a", 30), item(2, "b", 10)], 5) else {
+            panic!()
+        };
+        assert_eq!(v.iter().map(|i| i.id).collect::<Vec<_>>(), [2, 1]);
+    }
+
+    #[test]
+    fn long_queues_go_bulk_with_one_row_per_consent_and_at_most_1000() {
+        let mut items: Vec<OutboxItem> = (0..1500)
+            .map(|n| item(n, &format!("r{n}"), 2000 - n))
+            .collect();
+        items.push(item(9999, "r5", 0));
+        let Send::Bulk(v) = plan(items, 25) else {
+            panic!()
+        };
+        assert_eq!(v.len(), 1000);
+        assert_eq!(v[0].id, 9999, "closest deadline first");
+        assert_eq!(v.iter().filter(|i| i.recipient == "r5").count(), 1);
+        let mut keys: Vec<_> = v.iter().map(|i| i.recipient.clone()).collect();
+        keys.dedup();
+        assert_eq!(keys.len(), 1000);
+    }
+}

@@ -1,0 +1,480 @@
+//! The IYS engines, run by every `iyshub serve` instance (or by worker-only instances):
+//!
+//! - **dispatcher**: claims pending outbox rows (closest IYS deadline first, one per consent at a
+//!   time so order holds), sends them as v2 single adds while the queue is short and as a v2 bulk
+//!   request when it is long, and settles each row; transient failures retry on a schedule;
+//! - **bulk poller**: collects bulk results no sooner than IYS allows and settles each item;
+//! - **puller**: reads IYS's changes feed from the stored cursor (`source=IYS`, and in sync mode
+//!   also `source=HS`) and applies the movements through the ledger, advancing the cursor in the
+//!   same transaction.
+//!
+//! All of them share one IYS token per API user through the database, so instances and restarts
+//! honour an H084 halt.
+
+mod batch;
+mod tokens;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hub_core::{BrandCode, Change, Channel, ConsentKey, Mode, Origin};
+use hub_store::{Brand, EngineStore, OutboxItem, Settlement, SqlStore, Store};
+use iys::wire::{BulkItemStatus, ChangeSource, Consent, Movement};
+use iys_client::{Budgets, ClientConfig, ClientError, IysClient, Secret};
+use jiff::{SignedDuration, Timestamp};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+pub use batch::{Send as SendPlan, plan};
+pub use tokens::DbTokenStore;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How often the changes feed is read.
+    pub pull_interval: Duration,
+    /// How often the outbox is looked at when it was empty.
+    pub dispatch_interval: Duration,
+    /// Up to this many due rows go as single adds; more go as one bulk request.
+    pub single_max: usize,
+    /// IYS asks for no bulk-result poll sooner than this after submission.
+    pub bulk_min_poll_age: Duration,
+    pub bulk_poll_every: Duration,
+    /// Waits before retry 1, 2, …; the last repeats.
+    pub retry_schedule: Vec<Duration>,
+    /// How long a claimed row stays with this instance.
+    pub lease: Duration,
+    /// The IYS API password (the username is in the brand's connection).
+    pub iys_password: Secret,
+    pub budgets: Budgets,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            pull_interval: Duration::from_secs(60),
+            dispatch_interval: Duration::from_secs(1),
+            single_max: 25,
+            bulk_min_poll_age: Duration::from_secs(300),
+            bulk_poll_every: Duration::from_secs(60),
+            retry_schedule: [5, 30, 120, 600, 1800, 3600]
+                .map(Duration::from_secs)
+                .to_vec(),
+            lease: Duration::from_secs(300),
+            iys_password: Secret::new(""),
+            budgets: Budgets::default(),
+        }
+    }
+}
+
+/// The engines of one instance.
+#[derive(Debug)]
+pub struct Engines {
+    store: Arc<SqlStore>,
+    config: EngineConfig,
+    /// Identifies this instance's leases.
+    owner: String,
+    clients: Mutex<HashMap<(String, String, u64), IysClient>>,
+    last_pull: Mutex<HashMap<BrandCode, tokio::time::Instant>>,
+}
+
+fn signed(d: Duration) -> SignedDuration {
+    SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
+}
+
+fn later(now: Timestamp, d: Duration) -> Timestamp {
+    now.saturating_add(signed(d)).unwrap_or(now)
+}
+
+impl Engines {
+    pub fn new(store: Arc<SqlStore>, config: EngineConfig) -> Engines {
+        Engines {
+            store,
+            config,
+            owner: format!("iyshub-{}", uuid::Uuid::new_v4().simple()),
+            clients: Mutex::new(HashMap::new()),
+            last_pull: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The IYS client of a brand's connection (shared by brands with the same API user).
+    pub async fn client(&self, brand: &Brand) -> Option<IysClient> {
+        let base = brand.iys.base_url.clone()?;
+        let user = brand.iys.username.clone()?;
+        let key = (base.clone(), user.clone(), brand.iys_code);
+        let mut clients = self.clients.lock().await;
+        if let Some(c) = clients.get(&key) {
+            return Some(c.clone());
+        }
+        let mut cfg = ClientConfig::new(
+            base.clone(),
+            user.clone(),
+            self.config.iys_password.clone(),
+            brand.iys_code,
+        );
+        cfg.budgets = self.config.budgets.clone();
+        cfg.bulk.min_age = self.config.bulk_min_poll_age;
+        let store = Arc::new(DbTokenStore::new(
+            self.store.clone(),
+            format!("{base}|{user}"),
+        ));
+        let client = IysClient::with_parts(cfg, store, Arc::new(iys_client::SystemClock)).ok()?;
+        clients.insert(key, client.clone());
+        Some(client)
+    }
+
+    /// Runs until `cancel` fires.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        loop {
+            let mut busy = false;
+            match self.store.brands().await {
+                Ok(brands) => {
+                    for brand in brands {
+                        match self.tick(&brand).await {
+                            Ok(worked) => busy |= worked,
+                            Err(e) => {
+                                tracing::warn!(brand = %brand.brand_code, error = %e, "IYS engine step failed")
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not list brands"),
+            }
+            let pause = if busy {
+                Duration::from_millis(10)
+            } else {
+                self.config.dispatch_interval
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// One round for one brand: dispatch, poll bulk results, pull when due. True if work was done.
+    pub async fn tick(&self, brand: &Brand) -> Result<bool, hub_store::StoreError> {
+        let Some(client) = self.client(brand).await else {
+            return Ok(false);
+        };
+        let sent = self.dispatch(brand, &client).await?;
+        let polled = self.poll_bulks(brand, &client).await?;
+        let due = {
+            let mut last = self.last_pull.lock().await;
+            let now = tokio::time::Instant::now();
+            match last.get(&brand.brand_code) {
+                Some(t) if now.duration_since(*t) < self.config.pull_interval => false,
+                _ => {
+                    last.insert(brand.brand_code, now);
+                    true
+                }
+            }
+        };
+        let pulled = if due {
+            self.pull(brand, &client).await?
+        } else {
+            0
+        };
+        Ok(sent + polled + pulled > 0)
+    }
+
+    fn retry_at(&self, now: Timestamp, attempts: i64) -> Timestamp {
+        let schedule = &self.config.retry_schedule;
+        let base = schedule
+            .get(attempts as usize)
+            .or(schedule.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(60));
+        // ±20 % jitter so many rows do not come back at the same moment.
+        let jitter = 0.8 + (uuid::Uuid::new_v4().as_u128() % 400) as f64 / 1000.0;
+        later(now, base.mul_f64(jitter))
+    }
+
+    /// What to do with a failed delivery.
+    fn failure(&self, e: &ClientError, item: &OutboxItem, now: Timestamp) -> Settlement {
+        match e {
+            ClientError::TokenHalted { until } => Settlement::Retry {
+                error: e.to_string(),
+                at: *until,
+            },
+            ClientError::Iys { errors, .. } if !e.is_transient() && !errors.is_empty() => {
+                Settlement::Refused {
+                    code: errors[0].code.clone(),
+                    message: errors[0].message.clone(),
+                }
+            }
+            _ if e.is_transient() => Settlement::Retry {
+                error: e.to_string(),
+                at: self.retry_at(now, item.attempts),
+            },
+            // Refused, but without an H-code (an unreadable answer): keep it visible, do not loop.
+            _ => Settlement::Refused {
+                code: "unknown".into(),
+                message: e.to_string(),
+            },
+        }
+    }
+
+    /// Sends due rows. Returns how many were claimed.
+    pub async fn dispatch(
+        &self,
+        brand: &Brand,
+        client: &IysClient,
+    ) -> Result<usize, hub_store::StoreError> {
+        let now = Timestamp::now();
+        let lease = self.config.lease.as_millis() as i64;
+        let items = self
+            .store
+            .claim_pending(
+                brand.brand_code,
+                &self.owner,
+                now,
+                lease,
+                iys::rules::MAX_BULK as i64,
+            )
+            .await?;
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let count = items.len();
+        let mut settled = Vec::with_capacity(count);
+        match plan(items, self.config.single_max) {
+            SendPlan::Single(items) => {
+                for item in items {
+                    let consent = wire(&item);
+                    let s = match client.add_consent(brand.brand_code.0, &consent).await {
+                        Ok(r) => Settlement::Delivered {
+                            transaction_id: r.transaction_id,
+                            creation_date: Some(r.creation_date),
+                        },
+                        Err(e) => self.failure(&e, &item, Timestamp::now()),
+                    };
+                    settled.push((item, s));
+                }
+            }
+            SendPlan::Bulk(items) => {
+                let consents: Vec<Consent> = items.iter().map(wire).collect();
+                match client.submit_bulk(brand.brand_code.0, &consents).await {
+                    Ok(accepted) => {
+                        let poll_at = later(Timestamp::now(), self.config.bulk_min_poll_age);
+                        let subs = accepted.iter().flat_map(|a| {
+                            a.sub_requests
+                                .iter()
+                                .map(move |s| (a.request_id.clone(), s.sub_request_id.clone()))
+                        });
+                        for (item, (request_id, sub_request_id)) in items.into_iter().zip(subs) {
+                            settled.push((
+                                item,
+                                Settlement::Submitted {
+                                    request_id,
+                                    sub_request_id,
+                                    poll_at,
+                                },
+                            ));
+                        }
+                    }
+                    Err(ClientError::Iys {
+                        status: 422 | 403,
+                        errors,
+                    }) if errors.iter().any(|e| e.index.is_some()) => {
+                        // IYS refused the list for some items: those are refused, the rest go again.
+                        let now = Timestamp::now();
+                        for (i, item) in items.into_iter().enumerate() {
+                            let s = match errors.iter().find(|e| e.index == Some(i)) {
+                                Some(e) => Settlement::Refused {
+                                    code: e.code.clone(),
+                                    message: e.message.clone(),
+                                },
+                                None => Settlement::Retry {
+                                    error: "resent without the refused items".into(),
+                                    at: now,
+                                },
+                            };
+                            settled.push((item, s));
+                        }
+                    }
+                    Err(e) => {
+                        let now = Timestamp::now();
+                        for item in items {
+                            let s = self.failure(&e, &item, now);
+                            settled.push((item, s));
+                        }
+                    }
+                }
+            }
+        }
+        self.store
+            .settle(brand.brand_code, settled, Timestamp::now())
+            .await?;
+        Ok(count)
+    }
+
+    /// Collects due bulk results. Returns how many rows were looked at.
+    pub async fn poll_bulks(
+        &self,
+        brand: &Brand,
+        client: &IysClient,
+    ) -> Result<usize, hub_store::StoreError> {
+        let now = Timestamp::now();
+        let lease = self.config.lease.as_millis() as i64;
+        let items = self
+            .store
+            .claim_awaiting(brand.brand_code, &self.owner, now, lease, 10_000)
+            .await?;
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let count = items.len();
+        let mut by_request: HashMap<String, Vec<OutboxItem>> = HashMap::new();
+        for item in items {
+            by_request
+                .entry(item.request_id.clone().unwrap_or_default())
+                .or_default()
+                .push(item);
+        }
+        let mut settled = Vec::with_capacity(count);
+        for (request_id, items) in by_request {
+            let later_poll = later(Timestamp::now(), self.config.bulk_poll_every);
+            match client.bulk_result(brand.brand_code.0, &request_id).await {
+                Ok(results) => {
+                    for item in items {
+                        let r = results.iter().find(|r| {
+                            r.sub_request_id.as_deref() == item.sub_request_id.as_deref()
+                        });
+                        let s = match r {
+                            Some(r) if r.status == BulkItemStatus::Success => {
+                                Settlement::Delivered {
+                                    transaction_id: r.transaction_id.clone().unwrap_or_default(),
+                                    creation_date: r.creation_date,
+                                }
+                            }
+                            Some(r) if r.status == BulkItemStatus::Failure => {
+                                let (code, message) = r
+                                    .error
+                                    .as_ref()
+                                    .map_or(("unknown".into(), String::new()), |e| {
+                                        (e.code.clone(), e.message.clone())
+                                    });
+                                Settlement::Refused { code, message }
+                            }
+                            _ => Settlement::StillQueued {
+                                poll_at: later_poll,
+                            },
+                        };
+                        settled.push((item, s));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%request_id, error = %e, "bulk result not available yet");
+                    settled.extend(items.into_iter().map(|i| {
+                        (
+                            i,
+                            Settlement::StillQueued {
+                                poll_at: later_poll,
+                            },
+                        )
+                    }));
+                }
+            }
+        }
+        self.store
+            .settle(brand.brand_code, settled, Timestamp::now())
+            .await?;
+        Ok(count)
+    }
+
+    /// Reads the changes feed. Returns how many movements were new.
+    pub async fn pull(
+        &self,
+        brand: &Brand,
+        client: &IysClient,
+    ) -> Result<usize, hub_store::StoreError> {
+        let mut sources = vec![ChangeSource::Iys];
+        if brand.mode == Mode::Sync {
+            // Other systems of the brand may write to IYS; IYS is the master.
+            sources.push(ChangeSource::Hs);
+        }
+        let mut new = 0;
+        for source in sources {
+            let mut cursor = self.store.cursor(brand.brand_code, source.as_str()).await?;
+            loop {
+                match client
+                    .changes_page(brand.brand_code.0, source, cursor.as_deref(), 1000)
+                    .await
+                {
+                    Ok(None) => {
+                        self.store
+                            .touch_cursor(brand.brand_code, source.as_str())
+                            .await?;
+                        break;
+                    }
+                    Ok(Some(page)) => {
+                        let full = page.list.len() >= 1000;
+                        let changes: Vec<Change> = page
+                            .list
+                            .iter()
+                            .filter_map(|m| movement_change(brand.brand_code, m))
+                            .collect();
+                        let applied = self
+                            .store
+                            .apply_pull(brand, changes, source.as_str(), &page.after)
+                            .await?;
+                        new += applied.iter().filter(|a| a.event_id.is_some()).count();
+                        cursor = Some(page.after);
+                        if !full {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(brand = %brand.brand_code, error = %e, "pulling IYS's changes failed; will retry");
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(new)
+    }
+}
+
+/// The IYS body of an outbox row.
+fn wire(item: &OutboxItem) -> Consent {
+    Consent {
+        recipient: item.recipient.clone(),
+        consent_type: item.channel.iys_type().unwrap_or(iys::ConsentType::Mesaj),
+        source: Some(item.source.clone()),
+        status: item.status,
+        consent_date: Some(item.consent_date),
+        recipient_type: Some(item.recipient_type),
+        retailer_code: None,
+        retailer_access: None,
+    }
+}
+
+/// A movement from IYS's changes feed as a ledger change.
+pub fn movement_change(brand: BrandCode, m: &Movement) -> Option<Change> {
+    let recipient = iys::Recipient::normalise_for(&m.recipient, m.consent_type)
+        .map(|r| r.as_str().to_owned())
+        .unwrap_or_else(|_| m.recipient.clone());
+    Some(Change {
+        key: ConsentKey {
+            brand,
+            recipient,
+            recipient_type: m.recipient_type,
+            channel: Channel::Iys(m.consent_type),
+        },
+        status: m.status,
+        consent_date: m.consent_date.unwrap_or(m.creation_date),
+        source: m.source.clone(),
+        origin: Origin::IysPull,
+        actor: Some("iys".into()),
+        evidence: m
+            .citizen_name
+            .as_ref()
+            .map(|n| serde_json::json!({"citizenName": n})),
+        category: None,
+        profile_id: None,
+        hold: None,
+        iys_transaction_id: Some(m.transaction_id.clone()),
+        received_at: Timestamp::now(),
+    })
+}

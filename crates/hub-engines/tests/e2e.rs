@@ -1,0 +1,566 @@
+//! End to end: the hub's store and engines against the IYS simulator over real HTTP.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hub_core::{BrandCode, Change, Channel, ConsentKey, IysState, Mode, Origin};
+use hub_engines::{EngineConfig, Engines};
+use hub_store::{Brand, EngineStore, IysConnection, NewBrand, SqlStore, Store};
+use iys::{ConsentDate, ConsentStatus, ConsentType, HsSource, RecipientType, Source};
+use iys_client::Secret;
+use iys_sim::{Profile, SimConfig, SimServer};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const BRAND: BrandCode = BrandCode(600_123);
+
+struct World {
+    sim: SimServer,
+    store: Arc<SqlStore>,
+    http: reqwest::Client,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn fresh_postgres(admin_url: &str) -> String {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let name = format!("iyshub_e2e_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::AnyConnection::connect(admin_url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+impl World {
+    async fn start(sim_config: SimConfig, mode: Mode, postgres: Option<String>) -> World {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim = SimServer::start(sim_config, listener, None).await.unwrap();
+        let (url, dir) = match postgres {
+            Some(u) => (u, None),
+            None => {
+                let dir = tempfile::tempdir().unwrap();
+                (
+                    SqlStore::sqlite_url(&dir.path().join("hub.db")).unwrap(),
+                    Some(dir),
+                )
+            }
+        };
+        let store = Arc::new(SqlStore::connect(&url).await.unwrap());
+        store
+            .create_brand(NewBrand {
+                brand_code: BRAND,
+                iys_code: 600_123,
+                name: "e2e".into(),
+                mode,
+                iys: IysConnection {
+                    base_url: Some(sim.base_url()),
+                    username: Some("demo".into()),
+                },
+            })
+            .await
+            .unwrap();
+        World {
+            sim,
+            store,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    fn engines(&self) -> Arc<Engines> {
+        Arc::new(Engines::new(self.store.clone(), engine_config()))
+    }
+
+    async fn brand(&self) -> Brand {
+        self.store.brand(BRAND).await.unwrap().unwrap()
+    }
+
+    async fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .request(method, format!("{}{path}", self.sim.base_url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap_or(Value::Null)
+    }
+
+    async fn stats(&self) -> Value {
+        self.http
+            .get(format!("{}/_sim/stats", self.sim.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The simulator's current state of every consent of the brand: recipient → status.
+    async fn iys_state(&self) -> std::collections::BTreeMap<String, String> {
+        let v: Value = self
+            .http
+            .get(format!(
+                "{}/_sim/consents/600123?limit=100000",
+                self.sim.base_url()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    format!(
+                        "{}/{}",
+                        m["recipient"].as_str().unwrap(),
+                        m["type"].as_str().unwrap()
+                    ),
+                    m["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    async fn outbox(&self) -> std::collections::BTreeMap<String, i64> {
+        self.store
+            .outbox_counts(BRAND)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect()
+    }
+
+    /// Waits until `cond` holds (checked every 100 ms), failing after `secs`.
+    async fn until<F, Fut>(&self, secs: u64, what: &str, mut cond: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while !cond().await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for: {what}; outbox {:?}",
+                self.outbox().await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn state_of(&self, recipient: &str) -> Option<hub_core::ConsentState> {
+        self.store
+            .consents(BRAND, recipient)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.key.channel == SMS)
+            .map(|r| r.state)
+    }
+}
+
+const SMS: Channel = Channel::Iys(ConsentType::Mesaj);
+
+fn engine_config() -> EngineConfig {
+    EngineConfig {
+        pull_interval: Duration::from_secs(1),
+        dispatch_interval: Duration::from_millis(50),
+        single_max: 25,
+        bulk_min_poll_age: Duration::from_millis(150),
+        bulk_poll_every: Duration::from_millis(100),
+        retry_schedule: vec![
+            Duration::from_millis(100),
+            Duration::from_millis(300),
+            Duration::from_secs(1),
+        ],
+        lease: Duration::from_secs(30),
+        iys_password: Secret::new("demo-password"),
+        budgets: iys_client::Budgets {
+            per_second: 200,
+            ..Default::default()
+        },
+    }
+}
+
+fn change(n: u64, status: ConsentStatus, date: ConsentDate) -> Change {
+    Change {
+        key: ConsentKey {
+            brand: BRAND,
+            recipient: format!("+90532{n:07}"),
+            recipient_type: RecipientType::Bireysel,
+            channel: SMS,
+        },
+        status,
+        consent_date: date,
+        source: Source::Hs(HsSource::HsWeb),
+        origin: Origin::Api,
+        actor: Some("e2e".into()),
+        evidence: None,
+        category: None,
+        profile_id: None,
+        hold: None,
+        iys_transaction_id: None,
+        received_at: Timestamp::now(),
+    }
+}
+
+fn now_date() -> ConsentDate {
+    ConsentDate::from_timestamp(
+        Timestamp::now()
+            .saturating_sub(jiff::SignedDuration::from_secs(5))
+            .unwrap(),
+    )
+}
+
+fn run(engines: &Arc<Engines>) -> CancellationToken {
+    let cancel = CancellationToken::new();
+    tokio::spawn(engines.clone().run(cancel.clone()));
+    cancel
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrator_delivers_5000_changes_and_iys_equals_the_hub() {
+    let w = World::start(
+        SimConfig::for_profile(Profile::Fast),
+        Mode::Integrator,
+        None,
+    )
+    .await;
+    let date = now_date();
+    let brand = w.brand().await;
+    for chunk in 0..5u64 {
+        let changes: Vec<Change> = (chunk * 1000..(chunk + 1) * 1000)
+            .map(|n| change(n, ConsentStatus::Onay, date))
+            .collect();
+        w.store.apply(&brand, changes, None).await.unwrap();
+    }
+    let cancel = run(&w.engines());
+    w.until(120, "all 5000 delivered", || async {
+        w.outbox().await.get("done") == Some(&5000)
+    })
+    .await;
+    cancel.cancel();
+    let iys = w.iys_state().await;
+    assert_eq!(iys.len(), 5000);
+    for n in [0u64, 1234, 4999] {
+        let r = format!("+90532{n:07}");
+        let s = w.state_of(&r).await.unwrap();
+        assert_eq!(
+            (s.status, s.iys_state, s.iys_known),
+            (ConsentStatus::Onay, IysState::InIys, true)
+        );
+        assert_eq!(
+            iys.get(&format!("{r}/MESAJ")).map(String::as_str),
+            Some("ONAY")
+        );
+    }
+    let stats = w.stats().await;
+    assert_eq!(stats["movements"], 5000, "{stats}");
+    assert_eq!(stats["duplicateMovements"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_citizen_ret_reaches_the_hub_within_a_pull_and_is_never_sent_back() {
+    let w = World::start(
+        SimConfig::for_profile(Profile::Fast),
+        Mode::Integrator,
+        None,
+    )
+    .await;
+    let brand = w.brand().await;
+    w.store
+        .apply(
+            &brand,
+            vec![change(1, ConsentStatus::Onay, now_date())],
+            None,
+        )
+        .await
+        .unwrap();
+    let cancel = run(&w.engines());
+    w.until(20, "ONAY delivered", || async {
+        w.state_of("+905320000001")
+            .await
+            .is_some_and(|s| s.iys_state == IysState::InIys)
+    })
+    .await;
+    w.control(reqwest::Method::POST, "/_sim/citizen", json!({"brandCode": 600123, "recipient": "+905320000001", "type": "MESAJ", "status": "RET", "source": "IYS_KISAMESAJ"})).await;
+    w.until(10, "citizen RET pulled", || async {
+        w.state_of("+905320000001")
+            .await
+            .is_some_and(|s| s.status == ConsentStatus::Ret)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cancel.cancel();
+    let s = w.state_of("+905320000001").await.unwrap();
+    assert_eq!(
+        (s.iys_state, s.source.as_str()),
+        (IysState::InIys, "IYS_KISAMESAJ")
+    );
+    let stats = w.stats().await;
+    assert_eq!(
+        stats["movements"], 2,
+        "the RET was not echoed back: {stats}"
+    );
+    assert_eq!(w.outbox().await.get("pending"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_mode_holds_unknown_recipients_and_switching_releases_them() {
+    let w = World::start(SimConfig::for_profile(Profile::Fast), Mode::Sync, None).await;
+    let cancel = run(&w.engines());
+    // IYS knows recipient 2: a citizen refused there first.
+    w.control(reqwest::Method::POST, "/_sim/citizen", json!({"brandCode": 600123, "recipient": "+905320000002", "type": "MESAJ", "status": "RET", "source": "IYS_WEB"})).await;
+    w.until(10, "citizen RET pulled", || async {
+        w.state_of("+905320000002")
+            .await
+            .is_some_and(|s| s.iys_known)
+    })
+    .await;
+    let brand = w.brand().await;
+    w.store
+        // Later than the citizen's RET, so it is not an "older" change.
+        .apply(
+            &brand,
+            vec![
+                change(
+                    2,
+                    ConsentStatus::Onay,
+                    ConsentDate::from_timestamp(Timestamp::now()),
+                ),
+                change(3, ConsentStatus::Onay, now_date()),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    w.until(10, "known recipient sent", || async {
+        w.state_of("+905320000002")
+            .await
+            .is_some_and(|s| s.iys_state == IysState::InIys && s.status == ConsentStatus::Onay)
+    })
+    .await;
+    let unknown = w.state_of("+905320000003").await.unwrap();
+    assert_eq!(
+        unknown.iys_state,
+        IysState::Held,
+        "sync mode never creates IYS records"
+    );
+    assert_eq!(w.outbox().await.get("held"), Some(&1));
+    // Switch to integrator: the held change is released and sent.
+    w.store
+        .switch_mode(BRAND, Mode::Integrator, "e2e")
+        .await
+        .unwrap();
+    w.until(10, "released change sent", || async {
+        w.state_of("+905320000003")
+            .await
+            .is_some_and(|s| s.iys_state == IysState::InIys)
+    })
+    .await;
+    // Back to sync: a new unknown recipient is held again.
+    w.store.switch_mode(BRAND, Mode::Sync, "e2e").await.unwrap();
+    let brand = w.brand().await;
+    w.store
+        .apply(
+            &brand,
+            vec![change(4, ConsentStatus::Onay, now_date())],
+            None,
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cancel.cancel();
+    assert_eq!(
+        w.state_of("+905320000004").await.unwrap().iys_state,
+        IysState::Held
+    );
+    let iys = w.iys_state().await;
+    assert_eq!(
+        iys.get("+905320000003/MESAJ").map(String::as_str),
+        Some("ONAY")
+    );
+    assert!(!iys.contains_key("+905320000004/MESAJ"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_500s_429_storms_and_an_outage_everything_lands_once() {
+    let mut cfg = SimConfig::for_profile(Profile::Fast);
+    cfg.limits.enabled = true;
+    cfg.limits.requests_per_second = 200;
+    cfg.limits.token_per_hour = 1000;
+    cfg.seed = Some(7);
+    let w = World::start(cfg, Mode::Integrator, None).await;
+    let brand = w.brand().await;
+    let date = now_date();
+    let changes: Vec<Change> = (0..600)
+        .map(|n| change(n, ConsentStatus::Onay, date))
+        .collect();
+    w.store.apply(&brand, changes, None).await.unwrap();
+    // A full outage first, then 30 % 500s and 429 storms with lost answers.
+    w.control(
+        reqwest::Method::PUT,
+        "/_sim/faults",
+        json!({"*": {"errorRate": 1.0, "status": 503, "code": "H192"}}),
+    )
+    .await;
+    let cancel = run(&w.engines());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        w.stats().await["movements"],
+        0,
+        "nothing got through the outage"
+    );
+    w.control(reqwest::Method::DELETE, "/_sim/faults", json!({}))
+        .await;
+    w.control(
+        reqwest::Method::PUT,
+        "/_sim/faults",
+        json!({
+            "add_v2": {"errorRate": 0.3, "status": 500, "code": "H015", "lostAnswerRate": 0.1},
+            "bulk_v2": {"errorRate": 0.3, "status": 429, "code": "H124", "lostAnswerRate": 0.1},
+            "bulk_result_v2": {"errorRate": 0.3, "status": 500, "code": "H015"}
+        }),
+    )
+    .await;
+    let more: Vec<Change> = (600..620)
+        .map(|n| change(n, ConsentStatus::Onay, date))
+        .collect();
+    w.store.apply(&w.brand().await, more, None).await.unwrap();
+    w.until(120, "all delivered after the faults", || async {
+        w.outbox().await.get("done") == Some(&620)
+    })
+    .await;
+    cancel.cancel();
+    let stats = w.stats().await;
+    assert_eq!(stats["movements"], 620, "each change exactly once: {stats}");
+    assert_eq!(stats["duplicateMovements"], 0);
+    assert!(stats["maxRequestsPerSecond"].as_u64().unwrap() <= 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_between_bulk_submit_and_results_collects_without_resubmitting() {
+    let mut cfg = SimConfig::for_profile(Profile::Fast);
+    cfg.timing.bulk_delay_ms = 1500;
+    let w = World::start(cfg, Mode::Integrator, None).await;
+    let brand = w.brand().await;
+    let changes: Vec<Change> = (0..300)
+        .map(|n| change(n, ConsentStatus::Onay, now_date()))
+        .collect();
+    w.store.apply(&brand, changes, None).await.unwrap();
+    let first = w.engines();
+    let sent = first
+        .dispatch(&brand, &first.client(&brand).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(sent, 300);
+    assert_eq!(w.outbox().await.get("awaiting_result"), Some(&300));
+    drop(first); // the instance dies before collecting the results
+    let second = w.engines();
+    let cancel = run(&second);
+    w.until(20, "results collected after the restart", || async {
+        w.outbox().await.get("done") == Some(&300)
+    })
+    .await;
+    cancel.cancel();
+    let stats = w.stats().await;
+    assert_eq!(
+        stats["requests"]["bulk_v2"]["202"], 1,
+        "submitted once: {stats}"
+    );
+    assert_eq!(stats["movements"], 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consent_older_than_3_business_days_is_sent_and_h467_is_recorded() {
+    let w = World::start(
+        SimConfig::for_profile(Profile::Fast),
+        Mode::Integrator,
+        None,
+    )
+    .await;
+    let brand = w.brand().await;
+    let old = ConsentDate::from_timestamp(
+        Timestamp::now()
+            .saturating_sub(jiff::SignedDuration::from_hours(24 * 10))
+            .unwrap(),
+    );
+    w.store
+        .apply(&brand, vec![change(9, ConsentStatus::Onay, old)], None)
+        .await
+        .unwrap();
+    let cancel = run(&w.engines());
+    w.until(10, "refused by IYS", || async {
+        w.outbox().await.get("failed") == Some(&1)
+    })
+    .await;
+    cancel.cancel();
+    let s = w.state_of("+905320000009").await.unwrap();
+    assert_eq!(
+        (s.iys_state, s.iys_error.as_deref()),
+        (IysState::Rejected, Some("H467"))
+    );
+    let history = w.store.history(BRAND, "+905320000009", 10).await.unwrap();
+    assert!(history[0].iys_error.as_deref().unwrap().starts_with("H467"));
+    let figures = w.store.sync_figures(BRAND, Timestamp::now()).await.unwrap();
+    assert_eq!(figures.errors_last_24h, vec![("H467".to_owned(), 1)]);
+    assert!(
+        w.store.verify_chain(BRAND).await.unwrap().valid,
+        "delivery fields do not break the chain"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_postgres_deliver_each_change_exactly_once() {
+    let Ok(admin) = std::env::var("IYSHUB_TEST_DATABASE_URL") else {
+        if std::env::var_os("CI").is_some() {
+            panic!("IYSHUB_TEST_DATABASE_URL must be set in CI");
+        }
+        eprintln!("SKIPPING: two instances on PostgreSQL (set IYSHUB_TEST_DATABASE_URL)");
+        return;
+    };
+    let url = fresh_postgres(&admin).await;
+    let w = World::start(
+        SimConfig::for_profile(Profile::Fast),
+        Mode::Integrator,
+        Some(url.clone()),
+    )
+    .await;
+    let brand = w.brand().await;
+    let date = now_date();
+    for chunk in 0..10u64 {
+        let changes: Vec<Change> = (chunk * 1000..(chunk + 1) * 1000)
+            .map(|n| change(n, ConsentStatus::Onay, date))
+            .collect();
+        w.store.apply(&brand, changes, None).await.unwrap();
+    }
+    // A second instance: its own store connection pool and engines.
+    let other = Arc::new(SqlStore::connect(&url).await.unwrap());
+    let e1 = w.engines();
+    let e2 = Arc::new(Engines::new(other, engine_config()));
+    let (c1, c2) = (run(&e1), run(&e2));
+    w.until(180, "10,000 delivered", || async {
+        w.outbox().await.get("done") == Some(&10_000)
+    })
+    .await;
+    c1.cancel();
+    c2.cancel();
+    let stats = w.stats().await;
+    assert_eq!(
+        stats["movements"], 10_000,
+        "each sent exactly once: {stats}"
+    );
+    assert_eq!(stats["duplicateMovements"], 0);
+}

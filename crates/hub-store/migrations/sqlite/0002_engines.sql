@@ -1,0 +1,31 @@
+-- What the IYS engines need: whether IYS knows a consent, delivery results, cursors, the shared
+-- token, and an audit log of brand-level actions (mode switches).
+
+ALTER TABLE consent ADD COLUMN iys_known INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE consent_event ADD COLUMN delivered_transaction_id TEXT;
+CREATE INDEX consent_event_delivered_tx ON consent_event (brand_code, delivered_transaction_id);
+CREATE INDEX outbox_key ON outbox (brand_code, recipient, recipient_type, channel, id);
+
+CREATE TABLE sync_cursor (
+    brand_code      INTEGER NOT NULL,
+    source          TEXT    NOT NULL,
+    cursor          TEXT,
+    updated_at_ms   INTEGER NOT NULL,
+    last_success_ms INTEGER,
+    PRIMARY KEY (brand_code, source)
+);
+
+CREATE TABLE iys_token (
+    token_key     TEXT    PRIMARY KEY,
+    state         TEXT    NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+
+CREATE TABLE audit_log (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    brand_code INTEGER,
+    at_ms      INTEGER NOT NULL,
+    actor      TEXT    NOT NULL,
+    action     TEXT    NOT NULL,
+    detail     TEXT
+);
