@@ -289,6 +289,44 @@ pub struct Change {
     pub received_at: Timestamp,
 }
 
+impl Change {
+    /// A movement IYS reported (changes feed or push) as a ledger change. The recipient is
+    /// normalised like the hub's own (IYS's form already is; this only guards odd values).
+    pub fn from_iys(
+        brand: BrandCode,
+        m: &iys::wire::Movement,
+        origin: Origin,
+        now: Timestamp,
+    ) -> Change {
+        let recipient = iys::Recipient::normalise_for(&m.recipient, m.consent_type)
+            .map(|r| r.as_str().to_owned())
+            .unwrap_or_else(|_| m.recipient.clone());
+        Change {
+            key: ConsentKey {
+                brand,
+                recipient,
+                recipient_type: m.recipient_type,
+                channel: Channel::Iys(m.consent_type),
+            },
+            status: m.status,
+            // TACIR records may come without a consentDate; IYS's creationDate stands in.
+            consent_date: m.consent_date.unwrap_or(m.creation_date),
+            source: m.source.clone(),
+            origin,
+            actor: Some("iys".into()),
+            evidence: m
+                .citizen_name
+                .as_ref()
+                .map(|n| serde_json::json!({ "citizenName": n })),
+            category: None,
+            profile_id: None,
+            hold: None,
+            iys_transaction_id: Some(m.transaction_id.clone()),
+            received_at: now,
+        }
+    }
+}
+
 /// The current state of one consent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -18,9 +18,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hub_core::{BrandCode, Change, Channel, ConsentKey, Mode, Origin};
+use hub_core::{BrandCode, Change, Mode, Origin};
 use hub_store::{Brand, EngineStore, OutboxItem, Settlement, SqlStore, Store};
-use iys::wire::{BulkItemStatus, ChangeSource, Consent, Movement};
+use iys::wire::{BulkItemStatus, ChangeSource, Consent};
 use iys_client::{Budgets, ClientConfig, ClientError, IysClient, Secret};
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Mutex;
@@ -410,10 +410,11 @@ impl Engines {
                     }
                     Ok(Some(page)) => {
                         let full = page.list.len() >= 1000;
+                        let now = Timestamp::now();
                         let changes: Vec<Change> = page
                             .list
                             .iter()
-                            .filter_map(|m| movement_change(brand.brand_code, m))
+                            .map(|m| Change::from_iys(brand.brand_code, m, Origin::IysPull, now))
                             .collect();
                         let applied = self
                             .store
@@ -448,33 +449,4 @@ fn wire(item: &OutboxItem) -> Consent {
         retailer_code: None,
         retailer_access: None,
     }
-}
-
-/// A movement from IYS's changes feed as a ledger change.
-pub fn movement_change(brand: BrandCode, m: &Movement) -> Option<Change> {
-    let recipient = iys::Recipient::normalise_for(&m.recipient, m.consent_type)
-        .map(|r| r.as_str().to_owned())
-        .unwrap_or_else(|_| m.recipient.clone());
-    Some(Change {
-        key: ConsentKey {
-            brand,
-            recipient,
-            recipient_type: m.recipient_type,
-            channel: Channel::Iys(m.consent_type),
-        },
-        status: m.status,
-        consent_date: m.consent_date.unwrap_or(m.creation_date),
-        source: m.source.clone(),
-        origin: Origin::IysPull,
-        actor: Some("iys".into()),
-        evidence: m
-            .citizen_name
-            .as_ref()
-            .map(|n| serde_json::json!({"citizenName": n})),
-        category: None,
-        profile_id: None,
-        hold: None,
-        iys_transaction_id: Some(m.transaction_id.clone()),
-        received_at: Timestamp::now(),
-    })
 }

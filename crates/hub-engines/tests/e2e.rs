@@ -60,6 +60,7 @@ impl World {
                 iys: IysConnection {
                     base_url: Some(sim.base_url()),
                     username: Some("demo".into()),
+                    ..IysConnection::default()
                 },
             })
             .await
@@ -563,4 +564,114 @@ async fn two_instances_on_one_postgres_deliver_each_change_exactly_once() {
         "each sent exactly once: {stats}"
     );
     assert_eq!(stats["duplicateMovements"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_deliveries_mode_switches_and_sync_status_through_the_api() {
+    let w = World::start(
+        SimConfig::for_profile(Profile::Fast),
+        Mode::Integrator,
+        None,
+    )
+    .await;
+    hub::bootstrap_admin_key(&w.store, Some("admin-key"))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    let cancel = CancellationToken::new();
+    let hub = Arc::new(hub::Hub {
+        store: w.store.clone(),
+        metrics: Default::default(),
+    });
+    tokio::spawn(hub::serve(hub, listener, cancel.clone()));
+    let call = |m: reqwest::Method, path: &str, body: Value| {
+        w.http
+            .request(m, format!("{api}{path}"))
+            .bearer_auth("admin-key")
+            .json(&body)
+            .send()
+    };
+    // Push credentials for the brand, then register the receiver with IYS (the simulator).
+    let r = call(reqwest::Method::PATCH, "/api/v1/brands/600123", json!({"iys": {"baseUrl": w.sim.base_url(), "username": "demo", "pushUsername": "iyspush", "pushPassword": "s3cret"}})).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let shown: Value = r.json().await.unwrap();
+    assert_eq!(
+        shown["iys"]["pushPasswordSha256"], "***",
+        "the hash is not shown"
+    );
+    let client = w.engines().client(&w.brand().await).await.unwrap();
+    let url = format!("{api}/api/v1/iys/push/600123");
+    client
+        .push_register(
+            600_123,
+            vec![iys::wire::PushConnection {
+                url: url.clone(),
+                consent_type: ConsentType::Mesaj,
+                username: "iyspush".into(),
+                password: "s3cret".into(),
+            }],
+        )
+        .await
+        .unwrap();
+    // Wrong credentials are refused.
+    let bad = w
+        .http
+        .post(&url)
+        .basic_auth("iyspush", Some("wrong"))
+        .json(&json!({"list": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    // A citizen's ONAY is pushed and applied (no engines running: it came by push).
+    w.control(reqwest::Method::POST, "/_sim/citizen", json!({"brandCode": 600123, "recipient": "+905320000077", "type": "MESAJ", "status": "ONAY", "source": "IYS_WEB_YENI", "citizenName": "Ayşe Yılmaz"})).await;
+    w.until(10, "push applied", || async {
+        w.state_of("+905320000077")
+            .await
+            .is_some_and(|s| s.iys_known)
+    })
+    .await;
+    let s = w.state_of("+905320000077").await.unwrap();
+    assert_eq!(
+        (s.status, s.iys_state),
+        (ConsentStatus::Onay, IysState::InIys)
+    );
+    let history = w.store.history(BRAND, "+905320000077", 10).await.unwrap();
+    assert_eq!(history[0].origin, "iys_push");
+    // Mode switch through the API: sync holds a new unknown recipient's ONAY.
+    let r = call(
+        reqwest::Method::PATCH,
+        "/api/v1/brands/600123",
+        json!({"mode": "sync"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = call(reqwest::Method::POST, "/api/v1/brands/600123/consents", json!({"recipient": "+905320000078", "type": "MESAJ", "status": "ONAY", "source": "HS_WEB"})).await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["iysState"], "held", "{v}");
+    let sync: Value = call(
+        reqwest::Method::GET,
+        "/api/v1/brands/600123/sync",
+        Value::Null,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(sync["mode"], "sync");
+    assert_eq!(sync["outbox"]["held"], 1, "{sync}");
+    assert!(sync["oldestPendingDeadline"].is_string());
+    // Switching back releases it.
+    call(
+        reqwest::Method::PATCH,
+        "/api/v1/brands/600123",
+        json!({"mode": "integrator"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(w.outbox().await.get("pending"), Some(&1));
+    cancel.cancel();
 }

@@ -456,7 +456,7 @@ impl EventFields<'_> {
     }
 }
 
-const EVENT_COLUMNS: &str = "id, brand_code, recipient, recipient_type, channel, category, profile_id, status, consent_date, source, origin, actor, evidence, hold, outcome, received_at_ms, iys_transaction_id, iys_creation_date, iys_error, prev_hash, hash";
+const EVENT_COLUMNS: &str = "id, brand_code, recipient, recipient_type, channel, category, profile_id, status, consent_date, source, origin, actor, evidence, hold, outcome, received_at_ms, iys_transaction_id, delivered_transaction_id, iys_creation_date, iys_error, prev_hash, hash";
 
 fn event_from(row: &AnyRow) -> Result<Event> {
     let evidence: Option<String> = row.try_get("evidence")?;
@@ -480,6 +480,7 @@ fn event_from(row: &AnyRow) -> Result<Event> {
         outcome: row.try_get("outcome")?,
         received_at: ts(row.try_get("received_at_ms")?),
         iys_transaction_id: row.try_get("iys_transaction_id")?,
+        delivered_transaction_id: row.try_get("delivered_transaction_id")?,
         iys_creation_date: row.try_get("iys_creation_date")?,
         iys_error: row.try_get("iys_error")?,
         hash: row.try_get("hash")?,
@@ -597,7 +598,8 @@ impl Store for SqlStore {
         if let Some(c) = patch.iys {
             b.iys = c;
         }
-        b.updated_at = Timestamp::now();
+        // Stored to the millisecond; answer what a later read will see.
+        b.updated_at = ts(ms(Timestamp::now()));
         let conn = serde_json::to_string(&b.iys).map_err(|e| corrupt("iys connection", e))?;
         sqlx::query("UPDATE brand SET name = $1, iys_code = $2, mode = $3, iys_connection = $4, updated_at_ms = $5 WHERE brand_code = $6")
             .bind(b.name.clone())
@@ -682,7 +684,7 @@ impl Store for SqlStore {
     }
 
     async fn history(&self, brand: BrandCode, recipient: &str, limit: u32) -> Result<Vec<Event>> {
-        let sql = "SELECT id, brand_code, recipient, recipient_type, channel, category, profile_id, status, consent_date, source, origin, actor, evidence, hold, outcome, received_at_ms, iys_transaction_id, iys_creation_date, iys_error, prev_hash, hash \
+        let sql = "SELECT id, brand_code, recipient, recipient_type, channel, category, profile_id, status, consent_date, source, origin, actor, evidence, hold, outcome, received_at_ms, iys_transaction_id, delivered_transaction_id, iys_creation_date, iys_error, prev_hash, hash \
                    FROM consent_event WHERE brand_code = $1 AND recipient = $2 ORDER BY id DESC LIMIT $3";
         debug_assert!(sql.contains(EVENT_COLUMNS));
         sqlx::query(sql)
@@ -701,6 +703,14 @@ impl Store for SqlStore {
         let mut prev = GENESIS.to_owned();
         let mut after = 0i64;
         let mut events = 0u64;
+        // The events and the head from one snapshot: read apart, a write committed in between
+        // shows a head past the last event read, reported as a break that is not there.
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut *tx)
+                .await?;
+        }
         loop {
             let rows = sqlx::query(
                 "SELECT id, brand_code, recipient, recipient_type, channel, category, profile_id, status, consent_date, source, origin, actor, evidence, hold, outcome, received_at_ms, iys_transaction_id, iys_creation_date, iys_error, prev_hash, hash \
@@ -708,7 +718,7 @@ impl Store for SqlStore {
             )
             .bind(b)
             .bind(after)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
             if rows.is_empty() {
                 break;
@@ -772,10 +782,11 @@ impl Store for SqlStore {
         let head: Option<String> =
             sqlx::query("SELECT last_hash FROM chain_head WHERE brand_code = $1")
                 .bind(b)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?
                 .map(|r| r.try_get("last_hash"))
                 .transpose()?;
+        tx.commit().await?;
         let valid = head.as_deref().is_none_or(|h| h == prev);
         Ok(ChainReport {
             events,

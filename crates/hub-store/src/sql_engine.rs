@@ -54,6 +54,7 @@ const CLAIM_AWAITING_POSTGRES: &str = "UPDATE outbox SET lease_owner = $1, lease
     AND (o.lease_until_ms IS NULL OR o.lease_until_ms < $5) ORDER BY o.request_id, o.id LIMIT $6 FOR UPDATE SKIP LOCKED) RETURNING *";
 
 impl SqlStore {
+    #[allow(clippy::too_many_arguments)]
     async fn claim(
         &self,
         sql: &'static str,

@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 pub struct IysConnection {
     pub base_url: Option<String>,
     pub username: Option<String>,
+    /// HTTP Basic credentials IYS uses for push deliveries to this brand (password as SHA-256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_password_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,7 +123,10 @@ pub struct Event {
     pub hold: Option<bool>,
     pub outcome: String,
     pub received_at: Timestamp,
+    /// The transactionId of a movement that came from IYS.
     pub iys_transaction_id: Option<String>,
+    /// The transactionId IYS gave when the hub delivered this change.
+    pub delivered_transaction_id: Option<String>,
     pub iys_creation_date: Option<String>,
     pub iys_error: Option<String>,
     pub hash: String,

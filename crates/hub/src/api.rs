@@ -2,13 +2,16 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use hub_core::{BrandCode, Mode};
-use hub_store::{BrandPatch, Category, IysConnection, NewApiKey, NewBrand, Profile, Scope, Store};
+use hub_store::{
+    BrandPatch, Category, EngineStore, IysConnection, NewApiKey, NewBrand, Profile, Scope, Store,
+};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -25,6 +28,7 @@ pub fn router(hub: HubState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/openapi.json", get(openapi))
         .route("/api/v1/brands", post(create_brand).get(list_brands))
+        .route("/api/v1/iys/push/{brandCode}", post(crate::sync::post_push))
         .route(b, get(get_brand).patch(patch_brand))
         .route(&format!("{b}/consents"), post(consents::post_consents))
         .route(
@@ -37,6 +41,7 @@ pub fn router(hub: HubState) -> Router {
         )
         .route(&format!("{b}/check"), post(consents::post_check))
         .route(&format!("{b}/verify"), get(verify_chain))
+        .route(&format!("{b}/sync"), get(crate::sync::get_sync))
         .route(
             &format!("{b}/categories"),
             post(create_category).get(list_categories),
@@ -50,6 +55,7 @@ pub fn router(hub: HubState) -> Router {
             get(get_profile).put(put_profile).delete(delete_profile),
         )
         .route("/api/v1/api-keys", post(create_key).get(list_keys))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(hub)
@@ -59,9 +65,48 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; see /api/openapi.json")
 }
 
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take this method; see /api/openapi.json",
+    )
+}
+
+/// Path parameters, with rejections in the API's error shape: a segment that is not UTF-8 or
+/// holds a NUL character → 400.
+#[derive(Debug)]
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.uri.path().to_ascii_lowercase().contains("%00") {
+            return Err(ApiError::bad_request(
+                "invalid_path",
+                "the path must not contain the NUL character (%00)",
+            ));
+        }
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(|e| ApiError::new(e.status(), "invalid_path", e.body_text()))
+    }
+}
+
 /// The body as JSON, with errors in the API's shape (oversized → 413, unreadable → 400).
 pub fn json_body(body: Result<Bytes, BytesRejection>) -> ApiResult<Value> {
-    let bytes = body.map_err(|e| {
+    parse_json(&body_bytes(body)?)
+}
+
+/// The body's bytes; oversized → 413, unreadable → 400.
+pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+    body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -71,10 +116,46 @@ pub fn json_body(body: Result<Bytes, BytesRejection>) -> ApiResult<Value> {
         } else {
             ApiError::bad_request("invalid_body", e.body_text())
         }
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
     })
+}
+
+/// Bytes as JSON; not JSON → 400, text with NUL characters (which PostgreSQL cannot store) → 422.
+pub fn parse_json(bytes: &[u8]) -> ApiResult<Value> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    })?;
+    if let Some(at) = nul_at(&v, "") {
+        let e = ApiError::unprocessable(
+            "invalid_value",
+            "text must not contain the NUL character (U+0000)",
+        );
+        return Err(if at.is_empty() { e } else { e.field(at) });
+    }
+    Ok(v)
+}
+
+/// The path (`changes[2].actor`) of the first string or key with a NUL character.
+fn nul_at(v: &Value, path: &str) -> Option<String> {
+    match v {
+        Value::String(s) => s.contains('\0').then(|| path.to_owned()),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_at(x, &format!("{path}[{i}]"))),
+        Value::Object(o) => o.iter().find_map(|(k, x)| {
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if k.contains('\0') {
+                Some(p)
+            } else {
+                nul_at(x, &p)
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// A typed body; serde names the offending field in its message.
@@ -178,7 +259,40 @@ struct BrandInput {
     #[serde(default)]
     mode: Option<Mode>,
     #[serde(default)]
-    iys: Option<IysConnection>,
+    iys: Option<IysInput>,
+}
+
+/// A brand's IYS connection as the API takes it: the push password in clear, stored hashed.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct IysInput {
+    #[serde(default)]
+    base_url: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    push_username: Option<String>,
+    #[serde(default)]
+    push_password: Option<String>,
+}
+
+impl IysInput {
+    fn into_connection(self) -> IysConnection {
+        IysConnection {
+            base_url: self.base_url,
+            username: self.username,
+            push_username: self.push_username,
+            push_password_sha256: self.push_password.map(|p| hash_key(&p)),
+        }
+    }
+}
+
+/// A brand as answered: the push password's hash is not shown, only whether one is set.
+fn public(mut b: hub_store::Brand) -> hub_store::Brand {
+    if b.iys.push_password_sha256.is_some() {
+        b.iys.push_password_sha256 = Some("***".into());
+    }
+    b
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,7 +305,7 @@ struct BrandUpdate {
     #[serde(default)]
     mode: Option<Mode>,
     #[serde(default)]
-    iys: Option<IysConnection>,
+    iys: Option<IysInput>,
 }
 
 fn check_name(name: &str) -> ApiResult<()> {
@@ -221,10 +335,10 @@ async fn create_brand(
             iys_code: input.iys_code.unwrap_or(input.brand_code),
             name: input.name,
             mode: input.mode.unwrap_or_default(),
-            iys: input.iys.unwrap_or_default(),
+            iys: input.iys.map(IysInput::into_connection).unwrap_or_default(),
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(brand)).into_response())
+    Ok((StatusCode::CREATED, Json(public(brand))).into_response())
 }
 
 async fn list_brands(State(hub): State<HubState>, caller: Caller) -> ApiResult<Json<Value>> {
@@ -234,6 +348,7 @@ async fn list_brands(State(hub): State<HubState>, caller: Caller) -> ApiResult<J
         .await?
         .into_iter()
         .filter(|b| caller.0.allows(Scope::Read, Some(b.brand_code)))
+        .map(public)
         .collect();
     Ok(Json(json!({ "brands": brands })))
 }
@@ -243,7 +358,9 @@ async fn get_brand(
     caller: Caller,
     Path(code): Path<String>,
 ) -> ApiResult<Json<hub_store::Brand>> {
-    Ok(Json(brand_for(&hub, &caller, &code, Scope::Read).await?))
+    Ok(Json(public(
+        brand_for(&hub, &caller, &code, Scope::Read).await?,
+    )))
 }
 
 async fn patch_brand(
@@ -257,6 +374,12 @@ async fn patch_brand(
     if let Some(n) = &u.name {
         check_name(n)?;
     }
+    // A mode switch is recorded and re-evaluates pending and held changes in one transaction.
+    if let Some(mode) = u.mode.filter(|m| *m != brand.mode) {
+        hub.store
+            .switch_mode(brand.brand_code, mode, caller.name())
+            .await?;
+    }
     let updated = hub
         .store
         .update_brand(
@@ -264,13 +387,13 @@ async fn patch_brand(
             BrandPatch {
                 name: u.name,
                 iys_code: u.iys_code,
-                mode: u.mode,
-                iys: u.iys,
+                mode: None,
+                iys: u.iys.map(IysInput::into_connection),
             },
         )
         .await?
         .ok_or_else(|| ApiError::not_found(format!("brand {code} not found")))?;
-    Ok(Json(updated))
+    Ok(Json(public(updated)))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hub_core::{CategoryKind, Channel, ConsentState, Origin, Policy, check};
@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::api::{brand_for, json_body};
+use crate::api::{Path, body_bytes, brand_for, json_body, parse_json};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{lookup_form, normalise_recipient, parse_change};
@@ -77,33 +77,14 @@ pub async fn post_consents(
             }
         },
     };
-    let bytes = body.as_ref().map(|b| b.to_vec()).unwrap_or_default();
+    let bytes = body_bytes(body)?;
     let request_hash = hex::encode(sha2::Sha256::digest(&bytes));
     if let Some(key) = &idem_key
         && let Some(answer) = hub.store.idempotent_answer(brand.brand_code, key).await?
     {
-        if answer.request_hash != request_hash {
-            return Err(ApiError::unprocessable(
-                "idempotency_conflict",
-                "this Idempotency-Key was used with a different body",
-            )
-            .field("Idempotency-Key")
-            .value(key.as_str()));
-        }
-        let mut resp = (
-            StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK),
-            answer.body,
-        )
-            .into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        resp.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-        return Ok(resp);
+        return replay(answer, key, &request_hash);
     }
-    let value = json_body(body)?;
+    let value = parse_json(&bytes)?;
     let (items, batch) = match value {
         Value::Object(mut o) if o.contains_key("changes") => {
             if let Some(extra) = o.keys().find(|k| *k != "changes") {
@@ -116,11 +97,12 @@ pub async fn post_consents(
             match o.remove("changes") {
                 Some(Value::Array(a)) => (a, true),
                 Some(other) => {
-                    return Err(
-                        ApiError::unprocessable("invalid_type", "changes must be an array")
-                            .field("changes")
-                            .value(other),
-                    );
+                    return Err(ApiError::unprocessable(
+                        "invalid_type",
+                        "changes must be an array",
+                    )
+                    .field("changes")
+                    .value(other));
                 }
                 None => unreachable!("checked above"),
             }
@@ -186,6 +168,7 @@ pub async fn post_consents(
     let changes: Vec<hub_core::Change> = good.into_iter().map(|(_, c)| c).collect();
     let total = items.len();
     // The answer is stored with the changes (same transaction) when an Idempotency-Key is given.
+    let idem_key_again = idem_key.clone();
     let idempotency = idem_key.map(|key| {
         let (errors, indexes, hash) = (errors.clone(), indexes.clone(), request_hash.clone());
         Idempotency {
@@ -201,7 +184,19 @@ pub async fn post_consents(
     let applied = if changes.is_empty() {
         Vec::new()
     } else {
-        hub.store.apply(&brand, changes, idempotency).await?
+        match hub.store.apply(&brand, changes, idempotency).await {
+            Ok(applied) => applied,
+            Err(e) => {
+                // A request with the same key committed first (a client retrying while its first
+                // try was in flight): this one rolled back; answer as a replay of that one.
+                if let Some(key) = &idem_key_again
+                    && let Some(answer) = hub.store.idempotent_answer(brand.brand_code, key).await?
+                {
+                    return replay(answer, key, &request_hash);
+                }
+                return Err(e.into());
+            }
+        }
     };
     for a in &applied {
         hub.metrics.inc(
@@ -219,6 +214,31 @@ pub async fn post_consents(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    Ok(resp)
+}
+
+/// The stored answer of an earlier write with the same `Idempotency-Key`, or a conflict when that
+/// write had another body.
+fn replay(answer: StoredAnswer, key: &str, request_hash: &str) -> ApiResult<Response> {
+    if answer.request_hash != request_hash {
+        return Err(ApiError::unprocessable(
+            "idempotency_conflict",
+            "this Idempotency-Key was used with a different body",
+        )
+        .field("Idempotency-Key")
+        .value(key));
+    }
+    let mut resp = (
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK),
+        answer.body,
+    )
+        .into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
     Ok(resp)
 }
 
@@ -295,7 +315,7 @@ fn event_json(e: &Event) -> Value {
         "hold": e.hold,
         "outcome": e.outcome,
         "receivedAt": e.received_at,
-        "iys": {"transactionId": e.iys_transaction_id, "creationDate": e.iys_creation_date, "error": e.iys_error},
+        "iys": {"transactionId": e.iys_transaction_id.as_ref().or(e.delivered_transaction_id.as_ref()), "creationDate": e.iys_creation_date, "error": e.iys_error},
         "hash": e.hash,
     })
 }

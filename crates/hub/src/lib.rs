@@ -7,6 +7,7 @@ mod consents;
 pub mod error;
 pub mod input;
 mod metrics;
+mod sync;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,7 +30,8 @@ pub const MAX_BODY: usize = 32 * 1024 * 1024;
 
 #[derive(Debug)]
 pub struct Hub {
-    pub store: SqlStore,
+    /// Shared with the IYS engines of the same instance.
+    pub store: Arc<SqlStore>,
     pub metrics: Metrics,
 }
 

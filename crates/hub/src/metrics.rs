@@ -29,8 +29,14 @@ impl Metrics {
             }
             out.push_str(&format!("{name}{{{labels}}} {v}\n"));
         }
+        let mut last_gauge = "";
         for (name, labels, v) in extra {
-            out.push_str(&format!("# TYPE {name} gauge\n{name}{{{labels}}} {v}\n"));
+            // One TYPE line per metric: Prometheus refuses repeats.
+            if name != last_gauge {
+                out.push_str(&format!("# TYPE {name} gauge\n"));
+                last_gauge = name;
+            }
+            out.push_str(&format!("{name}{{{labels}}} {v}\n"));
         }
         out
     }

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -51,6 +52,15 @@ pub struct ServeArgs {
     /// Use this admin API key instead of generating one at first start.
     #[arg(long, env = "IYSHUB_ADMIN_KEY", hide_env_values = true)]
     admin_key: Option<String>,
+    /// `all` (API and IYS engines), `api` (API only) or `worker` (IYS engines only).
+    #[arg(long, env = "IYSHUB_ROLE", value_parser = ["all", "api", "worker"])]
+    role: Option<String>,
+    /// The IYS API password (never stored; `demo-password` for the built-in simulator).
+    #[arg(long, env = "IYSHUB_IYS_PASSWORD", hide_env_values = true)]
+    iys_password: Option<String>,
+    /// Seconds between reads of IYS's changes feed.
+    #[arg(long, env = "IYSHUB_PULL_INTERVAL_SECS")]
+    pull_interval_secs: Option<u64>,
 }
 
 /// The config file.
@@ -65,6 +75,8 @@ struct FileConfig {
     sim_bind: Option<SocketAddr>,
     sim_profile: Option<iys_sim::Profile>,
     admin_key: Option<String>,
+    role: Option<String>,
+    pull_interval_secs: Option<u64>,
 }
 
 fn file_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
@@ -185,6 +197,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 iys: IysConnection {
                     base_url: iys_base.clone(),
                     username: username.clone(),
+                    ..IysConnection::default()
                 },
             })
             .await?;
@@ -200,15 +213,43 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let admin_key = args.admin_key.clone().or(file.admin_key.clone());
     let new_key = hub::bootstrap_admin_key(&store, admin_key.as_deref()).await?;
 
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .with_context(|| format!("binding the API to {bind} (set IYSHUB_BIND)"))?;
+    let role = args
+        .role
+        .clone()
+        .or(file.role.clone())
+        .unwrap_or_else(|| "all".into());
+    let (api_on, engines_on) = (role != "worker", role != "api");
+    let store = Arc::new(store);
     let hub = Arc::new(Hub {
-        store,
+        store: store.clone(),
         metrics: Metrics::default(),
     });
+    let profile = args
+        .sim_profile
+        .or(file.sim_profile)
+        .unwrap_or(iys_sim::Profile::Fast);
+    let mut engine_config = hub_engines::EngineConfig {
+        iys_password: iys_client::Secret::new(
+            args.iys_password
+                .clone()
+                .unwrap_or_else(|| "demo-password".into()),
+        ),
+        ..hub_engines::EngineConfig::default()
+    };
+    if let Some(secs) = args.pull_interval_secs.or(file.pull_interval_secs) {
+        engine_config.pull_interval = Duration::from_secs(secs.max(1));
+    }
+    if sim.is_some() && profile == iys_sim::Profile::Fast {
+        // The fast simulator answers bulk requests in ~100 ms and shows changes at once.
+        engine_config.bulk_min_poll_age = Duration::from_millis(200);
+        engine_config.bulk_poll_every = Duration::from_millis(200);
+        engine_config.pull_interval = engine_config.pull_interval.min(Duration::from_secs(5));
+    }
+    let pull_secs = engine_config.pull_interval.as_secs();
     println!("iyshub {} — IYS permission hub", env!("CARGO_PKG_VERSION"));
-    println!("  API        http://{bind}   (OpenAPI: http://{bind}/api/openapi.json)");
+    if api_on {
+        println!("  API        http://{bind}   (OpenAPI: http://{bind}/api/openapi.json)");
+    }
     println!("  database   {shown_db}");
     println!("  IYS        {iys_line}");
     for line in &brand_lines {
@@ -222,17 +263,42 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         (None, None) => println!("  admin key  created at first start (not shown again)"),
     }
     println!(
-        "  note       sending to IYS (the dispatcher) is not built yet: IYS-channel changes wait in the outbox as `pending`."
+        "  role       {role}: {}",
+        match (api_on, engines_on) {
+            (true, true) => format!("API and IYS engines (IYS's changes read every {pull_secs} s)"),
+            (true, false) => "API only (run a worker instance for the IYS engines)".to_owned(),
+            _ => format!("IYS engines only (IYS's changes read every {pull_secs} s)"),
+        }
     );
 
-    let serving = tokio::spawn(hub::serve(hub.clone(), listener, cancel.clone()));
+    let mut tasks = Vec::new();
+    if api_on {
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("binding the API to {bind} (set IYSHUB_BIND)"))?;
+        tasks.push(tokio::spawn(hub::serve(
+            hub.clone(),
+            listener,
+            cancel.clone(),
+        )));
+    }
+    if engines_on {
+        let engines = Arc::new(hub_engines::Engines::new(store.clone(), engine_config));
+        let c = cancel.clone();
+        tasks.push(tokio::spawn(async move {
+            engines.run(c).await;
+            Ok(())
+        }));
+    }
     crate::shutdown_signal().await;
     println!("shutting down: finishing requests in flight");
     cancel.cancel();
-    serving.await??;
+    for t in tasks {
+        t.await??;
+    }
     if let Some(s) = sim {
         s.shutdown().await?;
     }
-    hub.store.close().await;
+    store.close().await;
     Ok(ExitCode::SUCCESS)
 }
