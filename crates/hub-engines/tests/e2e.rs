@@ -675,3 +675,71 @@ async fn push_deliveries_mode_switches_and_sync_status_through_the_api() {
     assert_eq!(w.outbox().await.get("pending"), Some(&1));
     cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_of_20000_known_recipients_resumes_after_an_interruption() {
+    let w = World::start(SimConfig::for_profile(Profile::Fast), Mode::Sync, None).await;
+    // IYS has 15,000 of the hub's 20,000 recipients as ONAY.
+    w.control(
+        reqwest::Method::POST,
+        "/_sim/seed",
+        json!({"brandCode": 600123, "type": "MESAJ", "count": 15000, "start": 0}),
+    )
+    .await;
+    let brand = w.brand().await;
+    let date = now_date();
+    for chunk in 0..20u64 {
+        let changes: Vec<Change> = (chunk * 1000..(chunk + 1) * 1000)
+            .map(|n| change(n, ConsentStatus::Onay, date))
+            .collect();
+        w.store.apply(&brand, changes, None).await.unwrap();
+    }
+    assert_eq!(
+        w.outbox().await.get("held"),
+        Some(&20_000),
+        "sync mode: unknown to the hub, so held"
+    );
+    // A first run is interrupted part-way.
+    let engines = w.engines();
+    let first = {
+        let (e, b) = (engines.clone(), brand.clone());
+        tokio::spawn(async move { e.backfill(&b, 50, |_| {}).await })
+    };
+    w.until(60, "some progress", || async {
+        w.store
+            .cursor(BRAND, "backfill:MESAJ:BIREYSEL")
+            .await
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    first.abort();
+    let _ = first.await;
+    // A new instance resumes from the stored progress.
+    let report = w.engines().backfill(&brand, 50, |_| {}).await.unwrap();
+    let multi = w.stats().await["requests"]["multi_status"]["200"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        (20..=21).contains(&multi),
+        "20 pages of 1000, at most one asked twice: {multi}"
+    );
+    assert!(
+        report.checked <= 20_000 && report.checked >= 1000,
+        "{report:?}"
+    );
+    assert_eq!(
+        report.single_checked, 50,
+        "single status within this run's budget"
+    );
+    assert!(!report.complete);
+    let outbox = w.outbox().await;
+    assert_eq!(outbox.get("held"), Some(&5000), "{outbox:?}");
+    assert_eq!(
+        outbox.get("pending"),
+        Some(&15_000),
+        "IYS's recipients released"
+    );
+    assert!(w.state_of("+905320014999").await.unwrap().iys_known);
+    assert!(!w.state_of("+905320015000").await.unwrap().iys_known);
+}

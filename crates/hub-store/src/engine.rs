@@ -132,6 +132,39 @@ pub trait EngineStore: Send + Sync {
         brand: BrandCode,
         now: Timestamp,
     ) -> impl Future<Output = Result<SyncFigures>> + Send;
+    /// Recipients the hub knows on an IYS channel, in order, after `after`.
+    fn known_recipients(
+        &self,
+        brand: BrandCode,
+        channel: Channel,
+        recipient_type: RecipientType,
+        after: &str,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// Recipients with an ONAY held back because IYS was not known to have them.
+    fn held_recipients(
+        &self,
+        brand: BrandCode,
+        channel: Channel,
+        recipient_type: RecipientType,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// Notes that IYS has these consents; in sync mode their held changes are released.
+    /// Returns how many outbox rows were released.
+    fn mark_known(
+        &self,
+        brand: BrandCode,
+        channel: Channel,
+        recipient_type: RecipientType,
+        recipients: &[String],
+    ) -> impl Future<Output = Result<u64>> + Send;
+    /// Stores a cursor without applying changes (backfill progress).
+    fn set_cursor(
+        &self,
+        brand: BrandCode,
+        source: &str,
+        cursor: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
     fn load_token(&self, key: &str) -> impl Future<Output = Result<Option<String>>> + Send;
     fn save_token(&self, key: &str, state: &str) -> impl Future<Output = Result<()>> + Send;
 }

@@ -388,6 +388,109 @@ impl EngineStore for SqlStore {
         })
     }
 
+    async fn known_recipients(
+        &self,
+        brand: BrandCode,
+        channel: hub_core::Channel,
+        recipient_type: iys::RecipientType,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        sqlx::query("SELECT recipient FROM consent WHERE brand_code = $1 AND channel = $2 AND recipient_type = $3 AND recipient > $4 ORDER BY recipient LIMIT $5")
+            .bind(brand.0 as i64)
+            .bind(channel.as_str())
+            .bind(recipient_type.as_str())
+            .bind(after.to_owned())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get("recipient")?))
+            .collect()
+    }
+
+    async fn held_recipients(
+        &self,
+        brand: BrandCode,
+        channel: hub_core::Channel,
+        recipient_type: iys::RecipientType,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        sqlx::query("SELECT recipient FROM consent WHERE brand_code = $1 AND channel = $2 AND recipient_type = $3 AND iys_state = 'held' AND iys_known = 0 ORDER BY recipient LIMIT $4")
+            .bind(brand.0 as i64)
+            .bind(channel.as_str())
+            .bind(recipient_type.as_str())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get("recipient")?))
+            .collect()
+    }
+
+    async fn mark_known(
+        &self,
+        brand: BrandCode,
+        channel: hub_core::Channel,
+        recipient_type: iys::RecipientType,
+        recipients: &[String],
+    ) -> Result<u64> {
+        let _w = self.writer().await;
+        let b = brand.0 as i64;
+        let mut released = 0;
+        let mut tx = self.pool.begin().await?;
+        let sync: bool = sqlx::query("SELECT mode FROM brand WHERE brand_code = $1")
+            .bind(b)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get::<String, _>("mode"))
+            .transpose()?
+            .is_some_and(|m| m == "sync");
+        for r in recipients {
+            sqlx::query("UPDATE consent SET iys_known = 1 WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4")
+                .bind(b)
+                .bind(r.clone())
+                .bind(recipient_type.as_str())
+                .bind(channel.as_str())
+                .execute(&mut *tx)
+                .await?;
+            if sync {
+                released += sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at_ms = $1 WHERE brand_code = $2 AND recipient = $3 AND recipient_type = $4 AND channel = $5 AND state = 'held'")
+                    .bind(ms(Timestamp::now()))
+                    .bind(b)
+                    .bind(r.clone())
+                    .bind(recipient_type.as_str())
+                    .bind(channel.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query("UPDATE consent SET iys_state = 'pending' WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 AND iys_state = 'held'")
+                    .bind(b)
+                    .bind(r.clone())
+                    .bind(recipient_type.as_str())
+                    .bind(channel.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(released)
+    }
+
+    async fn set_cursor(&self, brand: BrandCode, source: &str, cursor: &str) -> Result<()> {
+        let _w = self.writer().await;
+        let now = ms(Timestamp::now());
+        sqlx::query("INSERT INTO sync_cursor (brand_code, source, cursor, updated_at_ms, last_success_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (brand_code, source) DO UPDATE SET cursor = excluded.cursor, updated_at_ms = excluded.updated_at_ms, last_success_ms = excluded.last_success_ms")
+            .bind(brand.0 as i64)
+            .bind(source.to_owned())
+            .bind(cursor.to_owned())
+            .bind(now)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn load_token(&self, key: &str) -> Result<Option<String>> {
         Ok(
             sqlx::query("SELECT state FROM iys_token WHERE token_key = $1")

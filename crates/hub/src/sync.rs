@@ -2,8 +2,8 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine;
 use hub_core::{Change, Origin};
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 use crate::HubState;
-use crate::api::{brand_code, brand_for, json_body};
+use crate::api::{Path, brand_code, brand_for, json_body};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 

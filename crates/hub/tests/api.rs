@@ -26,9 +26,9 @@ const PHONE3: &str = "+905321234569";
 const EMAIL: &str = "ayse@example.com";
 
 /// Consent dates in the past, in order.
-const D1: &str = "2026-11-20 10:00:00";
-const D2: &str = "2026-11-21 10:00:00";
-const D3: &str = "2026-11-22 10:00:00";
+const D1: &str = "2025-11-20 10:00:00";
+const D2: &str = "2025-11-21 10:00:00";
+const D3: &str = "2025-11-22 10:00:00";
 
 // ---------------------------------------------------------------------------------------------
 // The test hub
@@ -1241,7 +1241,33 @@ async fn ledger_semantics() {
         Some("recipient"),
         Some(json!("device-token-abc")),
     );
-    assert!(api.verify(BRAND).await.expect(200)["valid"] == true);
+    assert_eq!(api.verify(BRAND).await.expect(200)["valid"], true);
+
+    // Sync mode never creates IYS records: a first ONAY is held, and checks deny it.
+    api.create_brand(json!({"brandCode": OTHER_BRAND, "name": "Senkron", "mode": "sync"}))
+        .await
+        .expect(201);
+    let held = api
+        .consents(OTHER_BRAND, change(PHONE, "MESAJ", "ONAY", D1))
+        .await
+        .expect(200);
+    assert_eq!(
+        pick(&held, &["outcome", "iysState", "outbox"]),
+        json!(["applied", "held", "held"])
+    );
+    let c = api
+        .check(
+            OTHER_BRAND,
+            json!({"recipient": PHONE, "channel": "MESAJ", "policy": "lenient"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        pick(&c, &["allowed", "reason"]),
+        json!([false, "held_not_in_iys"])
+    );
+    // The brands' ledgers are apart.
+    assert_eq!(api.state(BRAND, PHONE, "MESAJ").await["status"], "RET");
     hub.stop().await;
 }
 

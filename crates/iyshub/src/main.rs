@@ -29,6 +29,24 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate(serve::DbArgs),
+    /// Sync mode's initial load: ask IYS which known recipients it has (multi-status for all,
+    /// then single status for held ones within the hourly budget); resumable.
+    Backfill {
+        #[command(flatten)]
+        db: serve::DbArgs,
+        #[arg(long)]
+        brand: u64,
+        /// Single-status queries this run may use (IYS allows 1000 per hour).
+        #[arg(long, default_value_t = 900)]
+        max_single: u64,
+        #[arg(
+            long,
+            env = "IYSHUB_IYS_PASSWORD",
+            hide_env_values = true,
+            default_value = "demo-password"
+        )]
+        iys_password: String,
+    },
     /// Recompute a brand's hash chain over its history and report whether it is intact.
     Verify {
         #[command(flatten)]
@@ -99,6 +117,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(db) => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(serve::migrate(db))
+        }
+        Command::Backfill {
+            db,
+            brand,
+            max_single,
+            iys_password,
+        } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(serve::backfill(db, brand, max_single, iys_password))
         }
         Command::Verify { db, brand } => {
             let runtime = tokio::runtime::Runtime::new()?;

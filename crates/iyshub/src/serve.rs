@@ -142,6 +142,42 @@ pub async fn verify(db: DbArgs, brand: u64) -> anyhow::Result<ExitCode> {
     })
 }
 
+pub async fn backfill(
+    db: DbArgs,
+    brand: u64,
+    max_single: u64,
+    password: String,
+) -> anyhow::Result<ExitCode> {
+    let (store, _, _) = open(&db).await?;
+    let store = Arc::new(store);
+    let b = store
+        .brand(BrandCode(brand))
+        .await?
+        .with_context(|| format!("no brand {brand}"))?;
+    let config = hub_engines::EngineConfig {
+        iys_password: iys_client::Secret::new(password),
+        ..Default::default()
+    };
+    let engines = hub_engines::Engines::new(store.clone(), config);
+    let report = engines
+        .backfill(&b, max_single, |r| {
+            eprint!(
+                "\rchecked {} (ONAY in IYS {}), single {}, released {}   ",
+                r.checked, r.onay_in_iys, r.single_checked, r.released
+            )
+        })
+        .await?;
+    eprintln!();
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    if !report.complete {
+        println!(
+            "more held recipients remain: run again after an hour (IYS's single-status budget)"
+        );
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (store, shown_db, file) = open(&args.db).await?;
     let bind = args

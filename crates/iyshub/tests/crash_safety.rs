@@ -89,10 +89,11 @@ struct HubProcess {
 }
 
 impl HubProcess {
-    /// SIGKILL (what `Child::kill` sends on Unix), then reap it.
-    fn kill(mut self) {
+    /// SIGKILL (what `Child::kill` sends on Unix), then reap it. Returns its log.
+    fn kill(mut self) -> String {
         self.child.kill().expect("SIGKILL iyshub serve");
         self.child.wait().expect("reap iyshub serve");
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
@@ -222,7 +223,8 @@ struct Request {
 #[derive(Debug)]
 enum Failure {
     /// No complete answer: the connection broke (the kill) or was refused (already dead).
-    Transport(String),
+    /// `live`: it broke before the kill began, so the running hub dropped it.
+    Transport { why: String, live: bool },
     /// The hub answered, but not with a 2xx: never expected here.
     Status(u16, String),
 }
@@ -304,17 +306,17 @@ async fn send(http: &reqwest::Client, base: &str, req: &Request) -> Result<Acked
     if let Some(k) = &req.key {
         r = r.header("idempotency-key", k.as_str());
     }
-    let resp = r
-        .send()
-        .await
-        .map_err(|e| Failure::Transport(e.to_string()))?;
+    let resp = r.send().await.map_err(|e| Failure::Transport {
+        why: e.to_string(),
+        live: false,
+    })?;
     let status = resp.status();
     let replayed = resp.headers().get("idempotent-replayed").is_some();
     // A 200 whose body was cut off by the kill is no acknowledgement.
-    let text = resp
-        .text()
-        .await
-        .map_err(|e| Failure::Transport(e.to_string()))?;
+    let text = resp.text().await.map_err(|e| Failure::Transport {
+        why: e.to_string(),
+        live: false,
+    })?;
     if !status.is_success() {
         return Err(Failure::Status(status.as_u16(), text));
     }
@@ -348,21 +350,33 @@ async fn send(http: &reqwest::Client, base: &str, req: &Request) -> Result<Acked
     })
 }
 
-/// Verifies the chain over the API while the writers write, until told to stop or until the hub
-/// stops answering. Returns how many verifications completed.
+/// Verifies the chain over the API while the writers write, until told to stop (just before the
+/// kill) or until the hub stops answering. Returns how many verifications completed.
 async fn observer(http: reqwest::Client, base: String, stop: Arc<AtomicBool>) -> usize {
     let mut done = 0;
     while !stop.load(Ordering::SeqCst) {
-        let Ok(resp) = http
+        let answer = match http
             .get(format!("{base}/api/v1/brands/{BRAND}/verify"))
             .bearer_auth(ADMIN_KEY)
             .send()
             .await
-        else {
-            break;
+        {
+            Ok(resp) => {
+                let status = resp.status();
+                resp.text().await.map(|text| (status, text))
+            }
+            Err(e) => Err(e),
         };
-        let status = resp.status();
-        let Ok(text) = resp.text().await else { break };
+        let (status, text) = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                assert!(
+                    stop.load(Ordering::SeqCst),
+                    "the running hub dropped a verify request: {e}"
+                );
+                break;
+            }
+        };
         assert_eq!(status, 200, "verify during writes: {text}");
         let report: Value = serde_json::from_str(&text).expect("verify answers JSON");
         assert_eq!(
@@ -386,7 +400,11 @@ async fn writer(
     let mut done = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         let req = source.request(&mut rng);
-        let result = send(&http, &base, &req).await;
+        let mut result = send(&http, &base, &req).await;
+        if let Err(Failure::Transport { live, .. }) = &mut result {
+            // `stop` is set before the kill: a failure seen before it is the running hub's.
+            *live = !stop.load(Ordering::SeqCst);
+        }
         let broken = result.is_err();
         done.push((req, result));
         if broken {
@@ -587,8 +605,12 @@ async fn crash_rounds(db: Db) {
         let watching = tokio::spawn(observer(http.clone(), hub.base.clone(), stop.clone()));
         let delay = rng.range(50, 400);
         tokio::time::sleep(Duration::from_millis(delay)).await;
-        hub.kill();
         stop.store(true, Ordering::SeqCst);
+        let log = hub.kill();
+        assert!(
+            !log.contains("panicked"),
+            "iyshub serve panicked in round {round}:\n{log}"
+        );
 
         let verified = watching.await.expect("observer task");
         let (before_acked, before_cut) = (ledger.requests_acked, ledger.requests_cut);
@@ -596,7 +618,10 @@ async fn crash_rounds(db: Db) {
             for (req, result) in t.await.expect("writer task") {
                 match result {
                     Ok(acked) => ledger.ack(&req, &acked),
-                    Err(Failure::Transport(why)) => {
+                    Err(Failure::Transport { why, live: true }) => {
+                        panic!("round {round}: the running hub dropped a request: {why}\n{log}")
+                    }
+                    Err(Failure::Transport { why, live: false }) => {
                         ledger.cut(&req, why);
                         if req.key.is_some() {
                             to_retry.push(req);
@@ -688,7 +713,8 @@ async fn crash_rounds(db: Db) {
     let cli: Value = serde_json::from_str(&stdout).expect("iyshub verify prints JSON");
     assert_eq!(cli["valid"], true, "{cli}");
     assert_eq!(cli["events"], events, "{cli}");
-    drop(hub);
+    let log = hub.kill();
+    assert!(!log.contains("panicked"), "iyshub serve panicked:\n{log}");
 
     println!(
         "crash safety on {label}: {ROUNDS} SIGKILL rounds in {:.1} s; {} changes acknowledged ({} requests), all stored once; \
