@@ -117,9 +117,14 @@ fn tail(path: &PathBuf) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
-fn free_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local address")
+/// Two distinct free ports (both held while probing, so the OS cannot hand out one twice).
+fn free_ports() -> (SocketAddr, SocketAddr) {
+    let a = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let b = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    (
+        a.local_addr().expect("local address"),
+        b.local_addr().expect("local address"),
+    )
 }
 
 impl Setup {
@@ -151,7 +156,7 @@ impl Setup {
     /// Starts `iyshub serve` on free ports and waits for `/readyz`.
     async fn start(&self, http: &reqwest::Client, round: usize) -> HubProcess {
         for attempt in 0..5 {
-            let (api, sim) = (free_port(), free_port());
+            let (api, sim) = free_ports();
             let log = self
                 .dir
                 .path()
