@@ -47,6 +47,8 @@ pub struct EngineConfig {
     /// The IYS API password (the username is in the brand's connection).
     pub iys_password: Secret,
     pub budgets: Budgets,
+    /// Where the engines and their IYS clients read the time (tests use the simulator's clock).
+    pub clock: Arc<dyn iys_client::Clock>,
 }
 
 impl Default for EngineConfig {
@@ -63,6 +65,7 @@ impl Default for EngineConfig {
             lease: Duration::from_secs(300),
             iys_password: Secret::new(""),
             budgets: Budgets::default(),
+            clock: Arc::new(iys_client::SystemClock),
         }
     }
 }
@@ -97,6 +100,10 @@ impl Engines {
         }
     }
 
+    fn now(&self) -> Timestamp {
+        self.config.clock.now()
+    }
+
     /// The IYS client of a brand's connection (shared by brands with the same API user).
     pub async fn client(&self, brand: &Brand) -> Option<IysClient> {
         let base = brand.iys.base_url.clone()?;
@@ -118,7 +125,7 @@ impl Engines {
             self.store.clone(),
             format!("{base}|{user}"),
         ));
-        let client = IysClient::with_parts(cfg, store, Arc::new(iys_client::SystemClock)).ok()?;
+        let client = IysClient::with_parts(cfg, store, self.config.clock.clone()).ok()?;
         clients.insert(key, client.clone());
         Some(client)
     }
@@ -221,7 +228,7 @@ impl Engines {
         brand: &Brand,
         client: &IysClient,
     ) -> Result<usize, hub_store::StoreError> {
-        let now = Timestamp::now();
+        let now = self.now();
         let lease = self.config.lease.as_millis() as i64;
         let items = self
             .store
@@ -247,7 +254,7 @@ impl Engines {
                             transaction_id: r.transaction_id,
                             creation_date: Some(r.creation_date),
                         },
-                        Err(e) => self.failure(&e, &item, Timestamp::now()),
+                        Err(e) => self.failure(&e, &item, self.now()),
                     };
                     settled.push((item, s));
                 }
@@ -256,7 +263,7 @@ impl Engines {
                 let consents: Vec<Consent> = items.iter().map(wire).collect();
                 match client.submit_bulk(brand.brand_code.0, &consents).await {
                     Ok(accepted) => {
-                        let poll_at = later(Timestamp::now(), self.config.bulk_min_poll_age);
+                        let poll_at = later(self.now(), self.config.bulk_min_poll_age);
                         let subs = accepted.iter().flat_map(|a| {
                             a.sub_requests
                                 .iter()
@@ -278,7 +285,7 @@ impl Engines {
                         errors,
                     }) if errors.iter().any(|e| e.index.is_some()) => {
                         // IYS refused the list for some items: those are refused, the rest go again.
-                        let now = Timestamp::now();
+                        let now = self.now();
                         for (i, item) in items.into_iter().enumerate() {
                             let s = match errors.iter().find(|e| e.index == Some(i)) {
                                 Some(e) => Settlement::Refused {
@@ -294,7 +301,7 @@ impl Engines {
                         }
                     }
                     Err(e) => {
-                        let now = Timestamp::now();
+                        let now = self.now();
                         for item in items {
                             let s = self.failure(&e, &item, now);
                             settled.push((item, s));
@@ -304,7 +311,7 @@ impl Engines {
             }
         }
         self.store
-            .settle(brand.brand_code, settled, Timestamp::now())
+            .settle(brand.brand_code, settled, self.now())
             .await?;
         Ok(count)
     }
@@ -315,7 +322,7 @@ impl Engines {
         brand: &Brand,
         client: &IysClient,
     ) -> Result<usize, hub_store::StoreError> {
-        let now = Timestamp::now();
+        let now = self.now();
         let lease = self.config.lease.as_millis() as i64;
         let items = self
             .store
@@ -334,7 +341,7 @@ impl Engines {
         }
         let mut settled = Vec::with_capacity(count);
         for (request_id, items) in by_request {
-            let later_poll = later(Timestamp::now(), self.config.bulk_poll_every);
+            let later_poll = later(self.now(), self.config.bulk_poll_every);
             match client.bulk_result(brand.brand_code.0, &request_id).await {
                 Ok(results) => {
                     for item in items {
@@ -378,7 +385,7 @@ impl Engines {
             }
         }
         self.store
-            .settle(brand.brand_code, settled, Timestamp::now())
+            .settle(brand.brand_code, settled, self.now())
             .await?;
         Ok(count)
     }
@@ -410,7 +417,7 @@ impl Engines {
                     }
                     Ok(Some(page)) => {
                         let full = page.list.len() >= 1000;
-                        let now = Timestamp::now();
+                        let now = self.now();
                         let changes: Vec<Change> = page
                             .list
                             .iter()

@@ -77,6 +77,15 @@ impl World {
         Arc::new(Engines::new(self.store.clone(), engine_config()))
     }
 
+    /// Engines that read the simulator's clock, so tests can cross IYS's hour.
+    fn engines_on_sim_time(&self) -> Arc<Engines> {
+        let config = EngineConfig {
+            clock: Arc::new(SimTime(self.sim.sim.clone())),
+            ..engine_config()
+        };
+        Arc::new(Engines::new(self.store.clone(), config))
+    }
+
     async fn brand(&self) -> Brand {
         self.store.brand(BRAND).await.unwrap().unwrap()
     }
@@ -174,6 +183,15 @@ impl World {
 
 const SMS: Channel = Channel::Iys(ConsentType::Mesaj);
 
+#[derive(Debug)]
+struct SimTime(Arc<iys_sim::Sim>);
+
+impl iys_client::Clock for SimTime {
+    fn now(&self) -> Timestamp {
+        self.0.now()
+    }
+}
+
 fn engine_config() -> EngineConfig {
     EngineConfig {
         pull_interval: Duration::from_secs(1),
@@ -192,6 +210,7 @@ fn engine_config() -> EngineConfig {
             per_second: 200,
             ..Default::default()
         },
+        clock: Arc::new(iys_client::SystemClock),
     }
 }
 
@@ -742,4 +761,86 @@ async fn backfill_of_20000_known_recipients_resumes_after_an_interruption() {
     );
     assert!(w.state_of("+905320014999").await.unwrap().iys_known);
     assert!(!w.state_of("+905320015000").await.unwrap().iys_known);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h084_stops_token_calls_until_the_halt_ends_also_across_a_restart() {
+    let mut cfg = SimConfig::for_profile(Profile::Fast);
+    cfg.limits.enabled = true;
+    cfg.limits.requests_per_second = 1000;
+    cfg.limits.token_per_hour = 2;
+    let w = World::start(cfg, Mode::Integrator, None).await;
+    let brand = w.brand().await;
+    let date = ConsentDate::from_timestamp(
+        w.sim
+            .sim
+            .now()
+            .saturating_sub(jiff::SignedDuration::from_secs(5))
+            .unwrap(),
+    );
+    w.store
+        .apply(&brand, vec![change(1, ConsentStatus::Onay, date)], None)
+        .await
+        .unwrap();
+    let first = w.engines_on_sim_time();
+    let c1 = run(&first);
+    w.until(10, "first change delivered", || async {
+        w.outbox().await.get("done") == Some(&1)
+    })
+    .await;
+    // IYS revokes every token: the refresh attempt and the password grant exceed IYS's limit of 2.
+    w.control(
+        reqwest::Method::POST,
+        "/_sim/tokens/expire",
+        json!({"refreshToo": true}),
+    )
+    .await;
+    w.store
+        .apply(&brand, vec![change(2, ConsentStatus::Onay, date)], None)
+        .await
+        .unwrap();
+    w.until(10, "the halt is stored", || async {
+        w.store
+            .load_token(&format!("{}|demo", w.sim.base_url()))
+            .await
+            .unwrap()
+            .is_some_and(|t| t.contains("halt_until\":\"2"))
+    })
+    .await;
+    let calls = w.stats().await["tokenCalls"].as_u64().unwrap();
+    assert_eq!(
+        calls, 3,
+        "one token, then a refresh and a password grant: the last answered H084"
+    );
+    // Restart: a new instance reads the halt from the database and makes no token call.
+    c1.cancel();
+    let second = w.engines_on_sim_time();
+    let c2 = run(&second);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    w.control(
+        reqwest::Method::POST,
+        "/_sim/clock/advance",
+        json!({"seconds": 1800}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        w.stats().await["tokenCalls"],
+        calls,
+        "no token call while halted, across the restart"
+    );
+    assert_eq!(w.outbox().await.get("pending"), Some(&1));
+    // The hour passes: the engines resume on their own.
+    w.control(
+        reqwest::Method::POST,
+        "/_sim/clock/advance",
+        json!({"seconds": 1860}),
+    )
+    .await;
+    w.until(15, "delivered after the halt", || async {
+        w.outbox().await.get("done") == Some(&2)
+    })
+    .await;
+    c2.cancel();
+    assert!(w.stats().await["tokenCalls"].as_u64().unwrap() > calls);
 }

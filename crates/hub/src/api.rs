@@ -205,20 +205,53 @@ async fn readyz(State(hub): State<HubState>) -> Response {
 }
 
 async fn metrics(State(hub): State<HubState>) -> Response {
-    let mut extra = Vec::new();
+    // The sync status figures of every brand, as gauges.
+    let mut extra: Vec<(String, String, f64)> = Vec::new();
+    let now = jiff::Timestamp::now();
     if let Ok(brands) = hub.store.brands().await {
         for b in brands {
-            if let Ok(counts) = hub.store.outbox_counts(b.brand_code).await {
-                for (state, n) in counts {
+            let Ok(f) = hub.store.sync_figures(b.brand_code, now).await else {
+                continue;
+            };
+            let brand = format!("brand=\"{}\"", b.brand_code);
+            for (state, n) in &f.outbox {
+                extra.push((
+                    "iyshub_outbox_rows".into(),
+                    format!("{brand},state=\"{state}\""),
+                    *n as f64,
+                ));
+            }
+            extra.push((
+                "iyshub_changes_at_risk".into(),
+                brand.clone(),
+                f.at_risk as f64,
+            ));
+            if let Some(d) = f.oldest_pending_deadline {
+                extra.push((
+                    "iyshub_oldest_pending_deadline_seconds".into(),
+                    brand.clone(),
+                    d.duration_since(now).as_secs_f64(),
+                ));
+            }
+            for (code, n) in &f.errors_last_24h {
+                extra.push((
+                    "iyshub_iys_errors_24h".into(),
+                    format!("{brand},code=\"{code}\""),
+                    *n as f64,
+                ));
+            }
+            for c in &f.cursors {
+                if let Some(t) = c.last_success {
                     extra.push((
-                        "iyshub_outbox_rows".to_owned(),
-                        format!("brand=\"{}\",state=\"{state}\"", b.brand_code),
-                        n as f64,
+                        "iyshub_pull_cursor_age_seconds".into(),
+                        format!("{brand},source=\"{}\"", c.source),
+                        now.duration_since(t).as_secs_f64(),
                     ));
                 }
             }
         }
     }
+    extra.sort_by(|a, b| a.0.cmp(&b.0));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         hub.metrics.render(&extra),

@@ -24,6 +24,7 @@ use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::Digest;
+use tracing::Instrument;
 
 use iys::wire::{
     AddConsentResponse, AgreementCaptured, AgreementConfirm, AgreementHash, Brand, BulkAccepted,
@@ -227,7 +228,6 @@ impl IysClient {
 
     /// Sends one call with budgets, token, retries and logging.
     async fn send(&self, call: Call<'_>) -> Result<Answer, ClientError> {
-        let inner = &self.inner;
         let span = tracing::info_span!(
             "iys",
             endpoint = call.endpoint,
@@ -237,7 +237,14 @@ impl IysClient {
             codes = tracing::field::Empty,
             request_id = tracing::field::Empty,
         );
-        let _enter = span.enter();
+        // Entered only while polled: an `enter()` guard held across awaits stays entered on a
+        // worker thread the task has left, where other tasks then find a closed span as their
+        // parent (tracing-subscriber panics on it, e.g. inside a SQLite query of the API).
+        self.send_in(call, &span).instrument(span.clone()).await
+    }
+
+    async fn send_in(&self, call: Call<'_>, span: &tracing::Span) -> Result<Answer, ClientError> {
+        let inner = &self.inner;
         let url = format!("{}{}", inner.config.base_url, call.path);
         let policy = &inner.config.retry;
         let mut attempt = 0u32;
