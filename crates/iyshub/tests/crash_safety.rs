@@ -718,21 +718,35 @@ async fn crash_rounds(db: Db) {
     let cli: Value = serde_json::from_str(&stdout).expect("iyshub verify prints JSON");
     assert_eq!(cli["valid"], true, "{cli}");
     assert_eq!(cli["events"], events, "{cli}");
+    // For the record (not checked: the embedded simulator forgets everything at each kill).
+    let metrics = http
+        .get(format!("{}/metrics", hub.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let outbox: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("iyshub_outbox_rows{"))
+        .collect();
+    println!("outbox at the end: {}", outbox.join(", "));
     let log = hub.kill();
     assert!(!log.contains("panicked"), "iyshub serve panicked:\n{log}");
 
     println!(
-        "crash safety on {label}: {ROUNDS} SIGKILL rounds in {:.1} s; {} changes acknowledged ({} requests), all stored once; \
-         {} requests cut off ({} changes, {} of them stored anyway, whole); keyed retries {} replayed, {} applied fresh; \
-         chain of {events} events valid",
+        "crash safety on {label}: {ROUNDS} SIGKILL rounds in {:.1} s; {} changes acknowledged ({} requests), each stored once; \
+         {} requests cut off by the kills, the keyed ones retried ({} answered from the stored answer, {} applied then); \
+         {} changes never acknowledged, {} of them stored anyway (whole); chain of {events} events valid",
         started.elapsed().as_secs_f64(),
         ledger.acked.len(),
         ledger.requests_acked,
         ledger.requests_cut,
-        ledger.unknown.len(),
-        stored_unacked,
         ledger.retries_replayed,
         ledger.retries_fresh,
+        ledger.unknown.len(),
+        stored_unacked,
     );
 }
 
