@@ -104,6 +104,10 @@ impl Engines {
         self.config.clock.now()
     }
 
+    pub fn pull_interval(&self) -> Duration {
+        self.config.pull_interval
+    }
+
     /// The IYS client of a brand's connection (shared by brands with the same API user).
     pub async fn client(&self, brand: &Brand) -> Option<IysClient> {
         let base = brand.iys.base_url.clone()?;
@@ -573,5 +577,65 @@ impl Engines {
         }
         report.complete = report.single_checked < max_single;
         Ok(report)
+    }
+}
+
+/// Backfills started through the API, run by this instance's engines.
+#[derive(Debug)]
+pub struct Backfills {
+    engines: Arc<Engines>,
+    state: Arc<std::sync::Mutex<HashMap<BrandCode, (bool, serde_json::Value)>>>,
+}
+
+impl Backfills {
+    pub fn new(engines: Arc<Engines>) -> Backfills {
+        Backfills {
+            engines,
+            state: Default::default(),
+        }
+    }
+}
+
+impl hub::Backfill for Backfills {
+    fn start(&self, brand: Brand) -> bool {
+        let code = brand.brand_code;
+        {
+            let mut state = self.state.lock().expect("backfill lock");
+            if state.get(&code).is_some_and(|(running, _)| *running) {
+                return false;
+            }
+            state.insert(code, (true, serde_json::Value::Null));
+        }
+        let (engines, state) = (self.engines.clone(), self.state.clone());
+        tokio::spawn(async move {
+            let progress_state = state.clone();
+            // IYS allows 1000 single-status queries per hour; leave room for send-time use.
+            let result = engines
+                .backfill(&brand, 900, move |r| {
+                    let v = serde_json::to_value(r).unwrap_or_default();
+                    progress_state
+                        .lock()
+                        .expect("backfill lock")
+                        .insert(code, (true, v));
+                })
+                .await;
+            let last = match result {
+                Ok(r) => serde_json::to_value(r).unwrap_or_default(),
+                Err(e) => serde_json::json!({"error": e.to_string()}),
+            };
+            state
+                .lock()
+                .expect("backfill lock")
+                .insert(code, (false, last));
+        });
+        true
+    }
+
+    fn report(&self, brand: BrandCode) -> serde_json::Value {
+        let state = self.state.lock().expect("backfill lock");
+        match state.get(&brand) {
+            Some((running, report)) => serde_json::json!({"running": running, "report": report}),
+            None => serde_json::json!({"running": false, "report": null}),
+        }
     }
 }

@@ -349,9 +349,10 @@ async fn sync_mode_holds_unknown_recipients_and_switching_releases_them() {
             .is_some_and(|s| s.iys_known)
     })
     .await;
+    // The ONAY below must be later than the citizen's RET (a new second): neither older nor a tie.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let brand = w.brand().await;
     w.store
-        // Later than the citizen's RET, so it is not an "older" change.
         .apply(
             &brand,
             vec![
@@ -602,6 +603,7 @@ async fn push_deliveries_mode_switches_and_sync_status_through_the_api() {
     let hub = Arc::new(hub::Hub {
         store: w.store.clone(),
         metrics: Default::default(),
+        backfill: Some(Arc::new(hub_engines::Backfills::new(w.engines()))),
     });
     tokio::spawn(hub::serve(hub, listener, cancel.clone()));
     let call = |m: reqwest::Method, path: &str, body: Value| {
@@ -683,6 +685,30 @@ async fn push_deliveries_mode_switches_and_sync_status_through_the_api() {
     assert_eq!(sync["mode"], "sync");
     assert_eq!(sync["outbox"]["held"], 1, "{sync}");
     assert!(sync["oldestPendingDeadline"].is_string());
+    // A backfill through the API: IYS has none of the held recipient, so it stays held.
+    let r = call(
+        reqwest::Method::POST,
+        "/api/v1/brands/600123/backfill",
+        Value::Null,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    w.until(10, "backfill finished", || async {
+        let v: Value = call(
+            reqwest::Method::GET,
+            "/api/v1/brands/600123/backfill",
+            Value::Null,
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        v["running"] == false && v["report"]["checked"].as_u64() == Some(2)
+    })
+    .await;
+    assert_eq!(w.outbox().await.get("held"), Some(&1));
     // Switching back releases it.
     call(
         reqwest::Method::PATCH,

@@ -43,6 +43,10 @@ pub fn router(hub: HubState) -> Router {
         .route(&format!("{b}/verify"), get(verify_chain))
         .route(&format!("{b}/sync"), get(crate::sync::get_sync))
         .route(
+            &format!("{b}/backfill"),
+            post(crate::sync::post_backfill).get(crate::sync::get_backfill),
+        )
+        .route(
             &format!("{b}/categories"),
             post(create_category).get(list_categories),
         )

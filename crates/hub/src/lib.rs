@@ -33,6 +33,16 @@ pub struct Hub {
     /// Shared with the IYS engines of the same instance.
     pub store: Arc<SqlStore>,
     pub metrics: Metrics,
+    /// Runs sync mode's backfill; absent on API-only instances.
+    pub backfill: Option<Arc<dyn Backfill>>,
+}
+
+/// Starts and reports backfills (the IYS engines implement it; the API only triggers it).
+pub trait Backfill: Send + Sync + std::fmt::Debug {
+    /// Starts a backfill of the brand in the background; false if one is already running.
+    fn start(&self, brand: hub_store::Brand) -> bool;
+    /// Whether one is running, and the last report.
+    fn report(&self, brand: hub_core::BrandCode) -> serde_json::Value;
 }
 
 pub type HubState = Arc<Hub>;

@@ -121,3 +121,52 @@ pub async fn post_push(
         json!({"received": payload.list.len(), "applied": new}),
     ))
 }
+
+fn no_backfill() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "engines_not_running",
+        "this instance runs no IYS engines (--role api); ask a worker instance or run `iyshub backfill`",
+    )
+}
+
+/// `POST …/backfill`: starts sync mode's initial load in the background (admin).
+pub async fn post_backfill(
+    State(hub): State<HubState>,
+    caller: Caller,
+    Path(code): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let brand = brand_for(&hub, &caller, &code, Scope::Admin).await?;
+    let runner = hub.backfill.as_ref().ok_or_else(no_backfill)?;
+    let code = brand.brand_code;
+    if !runner.start(brand) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "a backfill of this brand is already running",
+        ));
+    }
+    Ok((StatusCode::ACCEPTED, Json(runner.report(code))))
+}
+
+/// `GET …/backfill`: whether a backfill runs, its progress, and the stored position per channel.
+pub async fn get_backfill(
+    State(hub): State<HubState>,
+    caller: Caller,
+    Path(code): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let brand = brand_for(&hub, &caller, &code, Scope::Read).await?;
+    let runner = hub.backfill.as_ref().ok_or_else(no_backfill)?;
+    let mut v = runner.report(brand.brand_code);
+    let positions: Vec<Value> = hub
+        .store
+        .sync_figures(brand.brand_code, Timestamp::now())
+        .await?
+        .cursors
+        .into_iter()
+        .filter(|c| c.source.starts_with("backfill:"))
+        .map(|c| json!({"channel": c.source.trim_start_matches("backfill:"), "done": c.cursor.as_deref() == Some("\u{10ffff}"), "updatedAt": c.updated_at}))
+        .collect();
+    v["positions"] = json!(positions);
+    Ok(Json(v))
+}

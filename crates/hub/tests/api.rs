@@ -91,6 +91,7 @@ impl TestHub {
         let hub = Arc::new(Hub {
             store: store.into(),
             metrics: Default::default(),
+            backfill: None,
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

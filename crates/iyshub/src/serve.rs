@@ -256,10 +256,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| "all".into());
     let (api_on, engines_on) = (role != "worker", role != "api");
     let store = Arc::new(store);
-    let hub = Arc::new(Hub {
-        store: store.clone(),
-        metrics: Metrics::default(),
-    });
     let profile = args
         .sim_profile
         .or(file.sim_profile)
@@ -281,7 +277,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         engine_config.bulk_poll_every = Duration::from_millis(200);
         engine_config.pull_interval = engine_config.pull_interval.min(Duration::from_secs(5));
     }
-    let pull_secs = engine_config.pull_interval.as_secs();
+    let engines = Arc::new(hub_engines::Engines::new(store.clone(), engine_config));
+    let hub = Arc::new(Hub {
+        store: store.clone(),
+        metrics: Metrics::default(),
+        backfill: engines_on.then(|| {
+            Arc::new(hub_engines::Backfills::new(engines.clone())) as Arc<dyn hub::Backfill>
+        }),
+    });
+    let pull_secs = engines.pull_interval().as_secs();
     println!("iyshub {} — IYS permission hub", env!("CARGO_PKG_VERSION"));
     if api_on {
         println!("  API        http://{bind}   (OpenAPI: http://{bind}/api/openapi.json)");
@@ -319,7 +323,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )));
     }
     if engines_on {
-        let engines = Arc::new(hub_engines::Engines::new(store.clone(), engine_config));
+        let engines = engines.clone();
         let c = cancel.clone();
         tasks.push(tokio::spawn(async move {
             engines.run(c).await;
