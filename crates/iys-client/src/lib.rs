@@ -84,6 +84,8 @@ struct Call<'a> {
     replay: Replay,
     /// A recipient to name (masked) in logs.
     recipient: Option<&'a str>,
+    /// A bulk request the call is about.
+    request_id: Option<&'a str>,
 }
 
 impl<'a> Call<'a> {
@@ -98,6 +100,7 @@ impl<'a> Call<'a> {
             hourly: None,
             replay: Replay::Safe,
             recipient: None,
+            request_id: None,
         }
     }
 
@@ -235,7 +238,7 @@ impl IysClient {
             recipient = call.recipient.map(mask),
             status = tracing::field::Empty,
             codes = tracing::field::Empty,
-            request_id = tracing::field::Empty,
+            request_id = call.request_id,
         );
         // Entered only while polled: an `enter()` guard held across awaits stays entered on a
         // worker thread the task has left, where other tasks then find a closed span as their
@@ -420,12 +423,13 @@ impl IysClient {
         brand: u64,
         request_id: &str,
     ) -> Result<Vec<BulkResultItem>, ClientError> {
-        let call = Call::new(
+        let mut call = Call::new(
             "bulk_result_v2",
             Method::GET,
             format!("/v2{}/consents/request/{request_id}", self.sps(brand)),
         )
         .brand(brand);
+        call.request_id = Some(request_id);
         self.json(call).await
     }
 

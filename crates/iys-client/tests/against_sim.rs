@@ -463,3 +463,71 @@ async fn the_changes_stream_resumes_exactly_from_a_saved_cursor() {
         .await;
     assert_eq!(hs, 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_file_is_verified_against_iys_hash_and_confirmed() {
+    let s = Setup::start(SimConfig::for_profile(Profile::Fast)).await;
+    s.control(
+        reqwest::Method::POST,
+        "/_sim/clock/set",
+        json!({"now": "2026-11-25 10:00:00"}),
+    )
+    .await;
+    let client = s.client(s.client_config(), Arc::new(MemoryTokenStore::default()));
+    let date = ConsentDate::parse("2026-11-25 09:00:00").unwrap();
+    for n in 0..5u64 {
+        client
+            .add_consent(600_123, &consent(n, ConsentStatus::Onay, date))
+            .await
+            .unwrap();
+    }
+    s.control(
+        reqwest::Method::POST,
+        "/_sim/clock/set",
+        json!({"now": "2026-11-26 10:00:00"}),
+    )
+    .await;
+    let day: jiff::civil::Date = "2026-11-25".parse().unwrap();
+    let file = client
+        .verified_daily_file(600_123, day)
+        .await
+        .unwrap()
+        .expect("a file for the day");
+    assert_eq!(file.lines().count(), 5);
+    assert!(file.ends_with('\n'));
+    let summary = client
+        .day_summary(600_123, day, RecipientType::Bireysel)
+        .await
+        .unwrap();
+    assert_eq!(summary.change_stats[0].consents[0].approval, 5);
+    assert_eq!(
+        client
+            .agreement_confirm(600_123, day)
+            .await
+            .unwrap()
+            .map(|c| c.agreement_captured),
+        Some(true)
+    );
+    assert!(
+        client
+            .agreement(600_123, day)
+            .await
+            .unwrap()
+            .unwrap()
+            .agreement_status
+    );
+    let empty: jiff::civil::Date = "2026-11-24".parse().unwrap();
+    assert!(
+        client
+            .verified_daily_file(600_123, empty)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(client.cities().await.unwrap().len() == 81);
+    assert!(!client.brands().await.unwrap().is_empty());
+    assert_eq!(
+        client.subscription().await.unwrap().status,
+        iys::wire::SubscriptionStatus::Active
+    );
+}

@@ -87,6 +87,31 @@ pub enum IysCommand {
         #[arg(long, default_value_t = 1000)]
         limit: u32,
     },
+    /// Register a push URL with IYS (IYS then POSTs citizens' movements to it with Basic auth);
+    /// point it at the hub's `/api/v1/iys/push/{brandCode}`.
+    PushRegister {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        brand: u64,
+        /// https://your-host/api/v1/iys/push/{brandCode}
+        #[arg(long)]
+        url: String,
+        /// One registration per channel: MESAJ, ARAMA or EPOSTA.
+        #[arg(long = "type", value_name = "TYPE")]
+        consent_type: ConsentType,
+        #[arg(long)]
+        push_username: String,
+        #[arg(long, env = "IYSHUB_PUSH_PASSWORD", hide_env_values = true)]
+        push_password: String,
+    },
+    /// List the push URLs registered with IYS for a brand.
+    PushList {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        brand: u64,
+    },
     /// Show the per-item result of a bulk request.
     BulkResult {
         #[command(flatten)]
@@ -197,6 +222,29 @@ pub async fn run(cmd: IysCommand) -> anyhow::Result<ExitCode> {
                 Some(c) => eprintln!("resume with --after {c}"),
                 None => eprintln!("nothing new"),
             }
+        }
+        IysCommand::PushRegister {
+            conn,
+            brand,
+            url,
+            consent_type,
+            push_username,
+            push_password,
+        } => {
+            let connection = iys::wire::PushConnection {
+                url,
+                consent_type,
+                username: push_username,
+                password: push_password,
+            };
+            print_json(
+                &client(&conn)?
+                    .push_register(brand, vec![connection])
+                    .await?,
+            )?;
+        }
+        IysCommand::PushList { conn, brand } => {
+            print_json(&client(&conn)?.push_list(brand).await?)?;
         }
         IysCommand::BulkResult {
             conn,

@@ -260,12 +260,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .sim_profile
         .or(file.sim_profile)
         .unwrap_or(iys_sim::Profile::Fast);
+    // The simulator's demo user needs no password setting; a real IYS does.
+    let password = match (&args.iys_password, &sim) {
+        (Some(p), _) => p.clone(),
+        (None, Some(_)) => "demo-password".into(),
+        (None, None) if engines_on => {
+            anyhow::bail!(
+                "IYSHUB_IYS_PASSWORD is required with IYSHUB_IYS_URL (the IYS API user's password)"
+            )
+        }
+        (None, None) => String::new(),
+    };
     let mut engine_config = hub_engines::EngineConfig {
-        iys_password: iys_client::Secret::new(
-            args.iys_password
-                .clone()
-                .unwrap_or_else(|| "demo-password".into()),
-        ),
+        iys_password: iys_client::Secret::new(password),
         ..hub_engines::EngineConfig::default()
     };
     if let Some(secs) = args.pull_interval_secs.or(file.pull_interval_secs) {
