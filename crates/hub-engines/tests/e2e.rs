@@ -23,19 +23,6 @@ struct World {
     _dir: Option<tempfile::TempDir>,
 }
 
-async fn fresh_postgres(admin_url: &str) -> String {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let name = format!("iyshub_e2e_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::AnyConnection::connect(admin_url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
-}
-
 impl World {
     async fn start(sim_config: SimConfig, mode: Mode, postgres: Option<String>) -> World {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -545,14 +532,10 @@ async fn a_consent_older_than_3_business_days_is_sent_and_h467_is_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_one_postgres_deliver_each_change_exactly_once() {
-    let Ok(admin) = std::env::var("IYSHUB_TEST_DATABASE_URL") else {
-        if std::env::var_os("CI").is_some() {
-            panic!("IYSHUB_TEST_DATABASE_URL must be set in CI");
-        }
-        eprintln!("SKIPPING: two instances on PostgreSQL (set IYSHUB_TEST_DATABASE_URL)");
+    let Some(admin) = hub_store::testkit::admin_url_or_skip("two instances on PostgreSQL") else {
         return;
     };
-    let url = fresh_postgres(&admin).await;
+    let (url, name) = hub_store::testkit::fresh_postgres(&admin, "iyshub_e2e").await;
     let w = World::start(
         SimConfig::for_profile(Profile::Fast),
         Mode::Integrator,
@@ -584,6 +567,7 @@ async fn two_instances_on_one_postgres_deliver_each_change_exactly_once() {
         "each sent exactly once: {stats}"
     );
     assert_eq!(stats["duplicateMovements"], 0);
+    hub_store::testkit::drop_postgres(&admin, &name).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,8 @@ mod sql;
 mod sql_engine;
 #[cfg(any(test, feature = "testkit"))]
 pub mod story;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 mod types;
 
 use std::future::Future;

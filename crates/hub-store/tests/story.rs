@@ -22,41 +22,14 @@ async fn story_on_sqlite() {
     );
 }
 
-/// A fresh PostgreSQL database for one test, dropped at the end.
-pub async fn fresh_postgres(admin_url: &str) -> (String, String) {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let name = format!("iyshub_test_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::AnyConnection::connect(admin_url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    (format!("{base}/{name}"), name)
-}
-
 #[tokio::test]
 async fn story_on_postgres() {
-    let Ok(admin_url) = std::env::var("IYSHUB_TEST_DATABASE_URL") else {
-        if std::env::var_os("CI").is_some() {
-            panic!(
-                "IYSHUB_TEST_DATABASE_URL must be set in CI: the PostgreSQL story may not be skipped"
-            );
-        }
-        eprintln!(
-            "SKIPPING: PostgreSQL story (set IYSHUB_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres)"
-        );
+    let Some(admin_url) = hub_store::testkit::admin_url_or_skip("the PostgreSQL story") else {
         return;
     };
-    let (url, name) = fresh_postgres(&admin_url).await;
+    let (url, name) = hub_store::testkit::fresh_postgres(&admin_url, "iyshub_test").await;
     let store = SqlStore::connect(&url).await.unwrap();
     hub_store::story::run(&store).await;
     store.close().await;
-    use sqlx::Connection;
-    let mut admin = sqlx::AnyConnection::connect(&admin_url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    hub_store::testkit::drop_postgres(&admin_url, &name).await;
 }

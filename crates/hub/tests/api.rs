@@ -33,31 +33,7 @@ const D3: &str = "2025-11-22 10:00:00";
 // ---------------------------------------------------------------------------------------------
 // The test hub
 
-/// A fresh PostgreSQL database for one test: its URL and name.
-async fn fresh_postgres(admin_url: &str) -> (String, String) {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let name = format!("iyshub_api_test_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::AnyConnection::connect(admin_url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    (format!("{base}/{name}"), name)
-}
-
-async fn drop_postgres(admin_url: &str, name: &str) {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let mut admin = sqlx::AnyConnection::connect(admin_url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
-}
+use hub_store::testkit::{drop_postgres, fresh_postgres};
 
 /// A hub serving on a real socket, with an admin key (`ADMIN_KEY`).
 struct TestHub {
@@ -75,7 +51,7 @@ impl TestHub {
     async fn start() -> TestHub {
         let (url, dir, postgres) = match std::env::var("IYSHUB_TEST_DATABASE_URL") {
             Ok(admin_url) if !admin_url.is_empty() => {
-                let (url, name) = fresh_postgres(&admin_url).await;
+                let (url, name) = fresh_postgres(&admin_url, "iyshub_api_test").await;
                 (url, None, Some((admin_url, name)))
             }
             _ => {

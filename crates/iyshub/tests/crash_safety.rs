@@ -757,41 +757,11 @@ async fn sigkill_rounds_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_rounds_on_postgres() {
-    let Ok(admin_url) = std::env::var("IYSHUB_TEST_DATABASE_URL") else {
-        if std::env::var_os("CI").is_some() {
-            panic!(
-                "IYSHUB_TEST_DATABASE_URL must be set in CI: the PostgreSQL crash test may not be skipped"
-            );
-        }
-        eprintln!(
-            "SKIPPING: PostgreSQL crash safety (set IYSHUB_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres)"
-        );
+    let Some(admin_url) = hub_store::testkit::admin_url_or_skip("PostgreSQL crash safety") else {
         return;
     };
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let name = format!(
-        "iyshub_crash_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_micros()
-    );
-    let mut admin = sqlx::AnyConnection::connect(&admin_url)
-        .await
-        .expect("connect to IYSHUB_TEST_DATABASE_URL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create a fresh database");
-    let (base, _) = admin_url.rsplit_once('/').expect("a database URL");
-    crash_rounds(Db::Postgres(format!("{base}/{name}"))).await;
-    // The hub is gone; its connections may linger a moment.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await
-    .expect("drop the test database");
+    let (url, name) = hub_store::testkit::fresh_postgres(&admin_url, "iyshub_crash").await;
+    crash_rounds(Db::Postgres(url)).await;
+    // The hub is gone; its connections may linger a moment (the drop forces them closed).
+    hub_store::testkit::drop_postgres(&admin_url, &name).await;
 }

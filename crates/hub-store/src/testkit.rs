@@ -1,0 +1,49 @@
+//! Test support shared by the crates' tests: fresh PostgreSQL databases on a real server.
+
+use sqlx::Connection;
+
+/// The server's admin URL from `IYSHUB_TEST_DATABASE_URL`. Without it the PostgreSQL test says
+/// it skips (and fails under CI, where PostgreSQL tests must run).
+pub fn admin_url_or_skip(what: &str) -> Option<String> {
+    match std::env::var("IYSHUB_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("IYSHUB_TEST_DATABASE_URL must be set in CI: {what} may not be skipped")
+        }
+        _ => {
+            eprintln!(
+                "SKIPPING: {what} (set IYSHUB_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres)"
+            );
+            None
+        }
+    }
+}
+
+/// Creates a database named `<prefix>_<uuid>`; returns its URL and name.
+pub async fn fresh_postgres(admin_url: &str, prefix: &str) -> (String, String) {
+    sqlx::any::install_default_drivers();
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::AnyConnection::connect(admin_url)
+        .await
+        .expect("connect to the PostgreSQL test server");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create a test database");
+    let (base, _) = admin_url.rsplit_once('/').expect("a database URL");
+    (format!("{base}/{name}"), name)
+}
+
+/// Drops a test database, closing connections that linger.
+pub async fn drop_postgres(admin_url: &str, name: &str) {
+    sqlx::any::install_default_drivers();
+    let mut admin = sqlx::AnyConnection::connect(admin_url)
+        .await
+        .expect("connect to the PostgreSQL test server");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("drop the test database");
+}
