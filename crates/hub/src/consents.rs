@@ -181,7 +181,9 @@ pub async fn post_consents(
             }),
         }
     });
-    let applied = if changes.is_empty() {
+    // A batch refused as a whole is still recorded under its key, so a retry with another body
+    // is a conflict like any other.
+    let applied = if changes.is_empty() && idempotency.is_none() {
         Vec::new()
     } else {
         match hub.store.apply(&brand, changes, idempotency).await {

@@ -1042,6 +1042,28 @@ async fn idempotent_replays_answer_the_same_and_store_nothing_new() {
         );
     assert_eq!(api.state(BRAND, PHONE, "MESAJ").await["status"], "ONAY");
 
+    // A batch refused as a whole is recorded under its key too.
+    let refused = json!({"changes": [{"recipient": "bad", "type": "MESAJ", "status": "ONAY", "source": "HS_WEB"}]}).to_string();
+    let r1 = api
+        .consents_idem(BRAND, "all-bad", refused.as_bytes())
+        .await;
+    assert_eq!(r1.status, 200, "{}", r1.text);
+    let r2 = api
+        .consents_idem(BRAND, "all-bad", refused.as_bytes())
+        .await;
+    assert_eq!(
+        (r2.header("idempotent-replayed"), r2.text.as_str()),
+        (Some("true"), r1.text.as_str())
+    );
+    api.consents_idem(BRAND, "all-bad", other.as_bytes())
+        .await
+        .error(
+            422,
+            "idempotency_conflict",
+            Some("Idempotency-Key"),
+            Some(json!("all-bad")),
+        );
+
     // A single change replays too; another key is another write.
     let single = change(PHONE2, "MESAJ", "ONAY", D1).to_string();
     let a = api
