@@ -356,6 +356,25 @@ impl Sim {
         Ok(brand.unwrap_or(iys))
     }
 
+    /// Token, JSON body and rights for a brand endpoint (bodies without IYS's consent rules).
+    fn open(
+        &self,
+        headers: &HeaderMap,
+        codes: &(String, String),
+        body: &Bytes,
+    ) -> ApiResult<(u64, Value)> {
+        let user = self.authenticate(headers)?;
+        let body = parse_json(body)?;
+        let brand = self.authorize(&user, &codes.0, Some(&codes.1))?;
+        Ok((brand, body))
+    }
+
+    /// Token and rights for a brand endpoint without a body.
+    fn open_brand(&self, headers: &HeaderMap, iys_code: &str, brand: &str) -> ApiResult<u64> {
+        let user = self.authenticate(headers)?;
+        self.authorize(&user, iys_code, Some(brand))
+    }
+
     fn rules(&self) -> RuleContext {
         RuleContext::at(self.now())
     }
@@ -703,8 +722,7 @@ async fn bulk_result(
     codes: (String, String, String),
     v2: bool,
 ) -> ApiResult<Response> {
-    let user = sim.authenticate(&headers)?;
-    let brand = sim.authorize(&user, &codes.0, Some(&codes.1))?;
+    let brand = sim.open_brand(&headers, &codes.0, &codes.1)?;
     check_request_id(&codes.2)?;
     let now = sim.now();
     let min_age = sim.config().timing.bulk_min_poll_age_ms as i64;
@@ -741,9 +759,7 @@ async fn status(
     Path(codes): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let user = sim.authenticate(&headers)?;
-    let body = parse_json(&body)?;
-    let brand = sim.authorize(&user, &codes.0, Some(&codes.1))?;
+    let (brand, body) = sim.open(&headers, &codes, &body)?;
     let key = consent_key(brand, &body)?;
     let state = sim.state.lock().expect("state lock");
     match state.status(&key) {
@@ -865,9 +881,7 @@ async fn history(
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let user = sim.authenticate(&headers)?;
-    let body = parse_json(&body)?;
-    let brand = sim.authorize(&user, &codes.0, Some(&codes.1))?;
+    let (brand, body) = sim.open(&headers, &codes, &body)?;
     let (limit, offset) = paging(&q, 100, 100)?;
     let key = consent_key(brand, &body)?;
     let state = sim.state.lock().expect("state lock");
@@ -902,8 +916,7 @@ async fn changes(
     Path(codes): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
-    let user = sim.authenticate(&headers)?;
-    let brand = sim.authorize(&user, &codes.0, Some(&codes.1))?;
+    let brand = sim.open_brand(&headers, &codes.0, &codes.1)?;
     let source = match q.get("source").map(String::as_str) {
         None | Some("IYS") => ChangeSource::Iys,
         Some("HS") => ChangeSource::Hs,
@@ -1005,9 +1018,7 @@ async fn push_register(
     Path(codes): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let user = sim.authenticate(&headers)?;
-    let body = parse_json(&body)?;
-    let brand = sim.authorize(&user, &codes.0, Some(&codes.1))?;
+    let (brand, body) = sim.open(&headers, &codes, &body)?;
     let allow_http = sim.config().allow_insecure_push;
     let list = body
         .get("connection")
@@ -1086,8 +1097,7 @@ async fn push_list(
     headers: HeaderMap,
     Path(codes): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let user = sim.authenticate(&headers)?;
-    let brand = sim.authorize(&user, &codes.0, Some(&codes.1))?;
+    let brand = sim.open_brand(&headers, &codes.0, &codes.1)?;
     let state = sim.state.lock().expect("state lock");
     let list: Vec<PushRegistrationItem> = state
         .push
@@ -1112,9 +1122,7 @@ async fn push_unregister(
     Path(codes): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let user = sim.authenticate(&headers)?;
-    let body = parse_json(&body)?;
-    let brand = sim.authorize(&user, &codes.0, Some(&codes.1))?;
+    let (brand, body) = sim.open(&headers, &codes, &body)?;
     let conn = push_connection(&body, true)?;
     let mut state = sim.state.lock().expect("state lock");
     let regs = state.push.entry(brand).or_default();
@@ -1254,9 +1262,7 @@ async fn retailer_create(
     Path(codes): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let user = sim.authenticate(&headers)?;
-    let body = parse_json(&body)?;
-    let brand = sim.authorize(&user, &codes.0, Some(&codes.1))?;
+    let (brand, body) = sim.open(&headers, &codes, &body)?;
     let dealer = dealer_body(&body)?;
     let mut state = sim.state.lock().expect("state lock");
     for d in state.dealers(brand) {
@@ -1299,8 +1305,7 @@ async fn retailer_list(
     Path(codes): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
-    let user = sim.authenticate(&headers)?;
-    let brand = sim.authorize(&user, &codes.0, Some(&codes.1))?;
+    let brand = sim.open_brand(&headers, &codes.0, &codes.1)?;
     let (limit, offset) = paging(&q, 100, 100)?;
     let short = match q.get("short").map(String::as_str) {
         None | Some("false") => false,
@@ -1349,8 +1354,7 @@ async fn retailer_get(
     headers: HeaderMap,
     Path(codes): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let user = sim.authenticate(&headers)?;
-    let brand = sim.authorize(&user, &codes.0, Some(&codes.1))?;
+    let brand = sim.open_brand(&headers, &codes.0, &codes.1)?;
     let code = dealer_code(&codes.2)?;
     let state = sim.state.lock().expect("state lock");
     match state.dealer(brand, code) {
@@ -1364,8 +1368,7 @@ async fn retailer_delete(
     headers: HeaderMap,
     Path(codes): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let user = sim.authenticate(&headers)?;
-    let brand = sim.authorize(&user, &codes.0, Some(&codes.1))?;
+    let brand = sim.open_brand(&headers, &codes.0, &codes.1)?;
     let code = dealer_code(&codes.2)?;
     let mut state = sim.state.lock().expect("state lock");
     if state.dealer(brand, code).is_none() {
@@ -1453,9 +1456,7 @@ async fn access_grant(
     Path(codes): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let user = sim.authenticate(&headers)?;
-    let body = parse_json(&body)?;
-    let brand = sim.authorize(&user, &codes.0, Some(&codes.1))?;
+    let (brand, body) = sim.open(&headers, &codes, &body)?;
     let key = consent_key(brand, &body)?;
     let dealers = access_codes(&body)?;
     let mut state = sim.state.lock().expect("state lock");
@@ -1476,9 +1477,7 @@ async fn access_replace(
     Path(codes): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let user = sim.authenticate(&headers)?;
-    let body = parse_json(&body)?;
-    let brand = sim.authorize(&user, &codes.0, Some(&codes.1))?;
+    let (brand, body) = sim.open(&headers, &codes, &body)?;
     let keys = access_keys(brand, &body)?;
     let dealers = access_codes(&body)?;
     let mut state = sim.state.lock().expect("state lock");
@@ -1496,9 +1495,7 @@ async fn access_list(
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let user = sim.authenticate(&headers)?;
-    let body = parse_json(&body)?;
-    let brand = sim.authorize(&user, &codes.0, Some(&codes.1))?;
+    let (brand, body) = sim.open(&headers, &codes, &body)?;
     let (limit, offset) = paging(&q, 100, 100)?;
     let key = consent_key(brand, &body)?;
     let state = sim.state.lock().expect("state lock");
@@ -1530,9 +1527,7 @@ async fn access_remove(
     Path(codes): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let user = sim.authenticate(&headers)?;
-    let body = parse_json(&body)?;
-    let brand = sim.authorize(&user, &codes.0, Some(&codes.1))?;
+    let (brand, body) = sim.open(&headers, &codes, &body)?;
     let keys = access_keys(brand, &body)?;
     let dealers = access_codes(&body)?;
     let mut state = sim.state.lock().expect("state lock");
@@ -1548,9 +1543,7 @@ async fn access_remove_all(
     Path(codes): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let user = sim.authenticate(&headers)?;
-    let body = parse_json(&body)?;
-    let brand = sim.authorize(&user, &codes.0, Some(&codes.1))?;
+    let (brand, body) = sim.open(&headers, &codes, &body)?;
     let keys = access_keys(brand, &body)?;
     let mut state = sim.state.lock().expect("state lock");
     for key in &keys {
