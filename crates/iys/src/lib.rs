@@ -12,6 +12,8 @@ pub mod error;
 pub mod hcode;
 pub mod recipient;
 pub mod rules;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod wire;
 
 pub use consent_date::ConsentDate;

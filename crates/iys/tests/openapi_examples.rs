@@ -12,9 +12,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
-use std::io::Write;
-use std::path::PathBuf;
-use std::sync::{Once, OnceLock};
 
 use iys::wire::{
     AddConsentResponse, AgreementCaptured, AgreementConfirm, AgreementHash, Brand, BulkAccepted,
@@ -32,59 +29,13 @@ use serde_json::Value;
 // ---------------------------------------------------------------------------------------------
 // The document
 
-fn document_path() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/iys/iys-openapi-3.2.0.json"
-    ))
-}
-
-/// The parsed document, or `None` when the file is not there.
-fn document() -> Option<&'static Value> {
-    static DOCUMENT: OnceLock<Option<Value>> = OnceLock::new();
-    DOCUMENT
-        .get_or_init(|| {
-            let path = document_path();
-            match std::fs::read_to_string(&path) {
-                Ok(text) => Some(
-                    serde_json::from_str(&text)
-                        .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display())),
-                ),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => panic!("cannot read {}: {e}", path.display()),
-            }
-        })
-        .as_ref()
-}
-
-/// Whether the document is there. When it is not: a failure under CI, a loud skip elsewhere.
+/// Whether IYS's document is there (see `iys::testkit`: a loud skip, a failure under CI).
 fn document_available() -> bool {
-    if document().is_some() {
-        return true;
-    }
-    let path = document_path();
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "IYS OpenAPI document not found at {}: under CI these tests must run, not skip. \
-             Provide IYS's document there (it is never copied into the repository).",
-            path.display()
-        );
-    }
-    // Straight to stderr: libtest captures `eprintln!` of passing tests, and a skip must show.
-    static SAID: Once = Once::new();
-    SAID.call_once(|| {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPING: IYS OpenAPI document not found at {} (it lives outside the repository \
-             and is never copied in; set CI to turn this skip into a failure)",
-            path.display()
-        );
-    });
-    false
+    iys::testkit::openapi_document().is_some()
 }
 
 fn doc() -> &'static Value {
-    document().expect("every test returns early when the document is absent")
+    iys::testkit::openapi_document().expect("every test returns early when the document is absent")
 }
 
 /// The operation with this `operationId`; a renamed operation fails here.
