@@ -197,7 +197,7 @@ impl Engines {
             .copied()
             .unwrap_or(Duration::from_secs(60));
         // ±20 % jitter so many rows do not come back at the same moment.
-        let jitter = 0.8 + (uuid::Uuid::new_v4().as_u128() % 400) as f64 / 1000.0;
+        let jitter = 0.8 + fastrand::f64() * 0.4;
         later(now, base.mul_f64(jitter))
     }
 

@@ -79,25 +79,13 @@ impl RetryPolicy {
             .base_delay
             .saturating_mul(2u32.saturating_pow(attempt.min(16)))
             .min(self.max_delay);
-        let jitter = 0.75 + fastrand_f64() * 0.5;
+        let jitter = 0.75 + fastrand::f64() * 0.5;
         let jittered = exp.mul_f64(jitter);
         match retry_after {
             Some(ra) => jittered.max(ra.min(self.max_delay * 2)),
             None => jittered,
         }
     }
-}
-
-/// A cheap random number in [0, 1) without another dependency.
-fn fastrand_f64() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64),
-    );
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// How bulk results are awaited: IYS asks for no poll sooner than 300 s after submission.
