@@ -127,6 +127,48 @@ impl SqlStore {
 }
 
 impl SqlStore {
+    /// The current state of every channel consent the batch touches, keyed by (recipient,
+    /// recipientType, channel); one query per 500 recipients instead of one per change.
+    async fn current_states(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        brand: i64,
+        changes: &[Change],
+    ) -> Result<std::collections::HashMap<(String, &'static str, &'static str), ConsentState>> {
+        let mut recipients: Vec<&str> = changes
+            .iter()
+            .filter(|c| c.category.is_none())
+            .map(|c| c.key.recipient.as_str())
+            .collect();
+        recipients.sort_unstable();
+        recipients.dedup();
+        let mut states = std::collections::HashMap::new();
+        for chunk in recipients.chunks(500) {
+            let placeholders: Vec<String> =
+                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT * FROM consent WHERE brand_code = $1 AND recipient IN ({})",
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(brand);
+            for r in chunk {
+                q = q.bind((*r).to_owned());
+            }
+            for row in q.fetch_all(&mut *conn).await? {
+                let key = key_from(&row)?;
+                states.insert(
+                    (
+                        key.recipient,
+                        key.recipient_type.as_str(),
+                        key.channel.as_str(),
+                    ),
+                    state_from(&row)?,
+                );
+            }
+        }
+        Ok(states)
+    }
+
     /// Records changes inside an open transaction: for each, the event (linked into the brand's
     /// hash chain), the new current state and the outbox row. Movements from IYS already
     /// recorded (same transactionId, pulled or delivered) are skipped as `duplicate`.
@@ -152,6 +194,9 @@ impl SqlStore {
             .ok_or_else(|| StoreError::NotFound(format!("brand {}", brand.brand_code)))?;
         let mut last_id = None;
         let mut applied = Vec::with_capacity(changes.len());
+        // Current states of the batch's consents, read once (the chain-head lock above keeps
+        // other writers of the brand out) and kept up to date as the batch applies.
+        let mut states = self.current_states(conn, b, &changes).await?;
         for ch in changes {
             if let Some(txid) = &ch.iys_transaction_id {
                 let seen = sqlx::query(
@@ -174,17 +219,9 @@ impl SqlStore {
             let channel = ch.key.channel.as_str();
             let rtype = ch.key.recipient_type.as_str();
             let subject = subject_of(&ch);
+            let state_key = (ch.key.recipient.clone(), rtype, channel);
             let current = match &ch.category {
-                None => sqlx::query("SELECT * FROM consent WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4")
-                    .bind(b)
-                    .bind(ch.key.recipient.clone())
-                    .bind(rtype)
-                    .bind(channel)
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    .as_ref()
-                    .map(state_from)
-                    .transpose()?,
+                None => states.get(&state_key).cloned(),
                 Some(cat) => sqlx::query("SELECT * FROM category_consent WHERE brand_code = $1 AND subject = $2 AND category = $3")
                     .bind(b)
                     .bind(subject.clone())
@@ -248,6 +285,9 @@ impl SqlStore {
             let mut state = decision.state.clone();
             if let Some(s) = &mut state {
                 s.last_event_id = id;
+                if ch.category.is_none() {
+                    states.insert(state_key.clone(), s.clone());
+                }
                 match &ch.category {
                     None => {
                         sqlx::query(
@@ -293,13 +333,16 @@ impl SqlStore {
             }
             if let (Some(target), Some(s)) = (decision.outbox, &state) {
                 // An ONAY held back in sync mode is never sent once a later change is queued.
-                sqlx::query("UPDATE outbox SET state = 'superseded' WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 AND state = 'held'")
+                // (Rows are held only in sync mode; a switch to integrator releases them all.)
+                if brand.mode == hub_core::Mode::Sync {
+                    sqlx::query("UPDATE outbox SET state = 'superseded' WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 AND state = 'held'")
                     .bind(b)
                     .bind(ch.key.recipient.clone())
                     .bind(rtype)
                     .bind(channel)
                     .execute(&mut *conn)
                     .await?;
+                }
                 sqlx::query(
                     "INSERT INTO outbox (brand_code, event_id, recipient, recipient_type, channel, status, consent_date, source, state, attempts, next_attempt_at_ms, deadline_ms, created_at_ms) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12)",
