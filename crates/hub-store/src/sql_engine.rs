@@ -32,33 +32,71 @@ fn item_from(r: &AnyRow) -> Result<OutboxItem> {
     })
 }
 
-const CLAIM_SQLITE: &str = "UPDATE outbox SET lease_owner = $1, lease_until_ms = $2 WHERE id IN (\
-    SELECT o.id FROM outbox o WHERE o.brand_code = $3 AND o.state = $4 AND o.next_attempt_at_ms <= $5 \
-    AND (o.lease_until_ms IS NULL OR o.lease_until_ms < $5) \
-    AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.brand_code = o.brand_code AND p.recipient = o.recipient AND p.recipient_type = o.recipient_type AND p.channel = o.channel AND p.id < o.id AND p.state IN ('pending', 'awaiting_result')) \
-    ORDER BY o.deadline_ms, o.id LIMIT $6) RETURNING *";
+/// The claim statement: lease the chosen rows to `$1` until `$2`. `$order` picks and orders the
+/// rows; `$lock` is PostgreSQL's `FOR UPDATE SKIP LOCKED` (SQLite has one writer and no row locks).
+macro_rules! claim_sql {
+    ($filter:literal, $order:literal, $lock:literal) => {
+        concat!(
+            "UPDATE outbox SET lease_owner = $1, lease_until_ms = $2 WHERE id IN (",
+            "SELECT o.id FROM outbox o WHERE o.brand_code = $3 AND o.state = $4 AND o.next_attempt_at_ms <= $5 ",
+            "AND (o.lease_until_ms IS NULL OR o.lease_until_ms < $5) ",
+            $filter,
+            " ORDER BY ",
+            $order,
+            " LIMIT $6",
+            $lock,
+            ") RETURNING *"
+        )
+    };
+}
 
-const CLAIM_POSTGRES: &str = "UPDATE outbox SET lease_owner = $1, lease_until_ms = $2 WHERE id IN (\
-    SELECT o.id FROM outbox o WHERE o.brand_code = $3 AND o.state = $4 AND o.next_attempt_at_ms <= $5 \
-    AND (o.lease_until_ms IS NULL OR o.lease_until_ms < $5) \
-    AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.brand_code = o.brand_code AND p.recipient = o.recipient AND p.recipient_type = o.recipient_type AND p.channel = o.channel AND p.id < o.id AND p.state IN ('pending', 'awaiting_result')) \
-    ORDER BY o.deadline_ms, o.id LIMIT $6 FOR UPDATE SKIP LOCKED) RETURNING *";
+/// Pending rows: only the oldest unsettled row of each consent, so its changes stay in order.
+macro_rules! pending_sql {
+    ($lock:literal) => {
+        claim_sql!(
+            "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.brand_code = o.brand_code AND p.recipient = o.recipient AND p.recipient_type = o.recipient_type AND p.channel = o.channel AND p.id < o.id AND p.state IN ('pending', 'awaiting_result'))",
+            "o.deadline_ms, o.id",
+            $lock
+        )
+    };
+}
 
-/// For bulk results: no ordering rule among a request's own rows.
-const CLAIM_AWAITING_SQLITE: &str = "UPDATE outbox SET lease_owner = $1, lease_until_ms = $2 WHERE id IN (\
-    SELECT o.id FROM outbox o WHERE o.brand_code = $3 AND o.state = $4 AND o.next_attempt_at_ms <= $5 \
-    AND (o.lease_until_ms IS NULL OR o.lease_until_ms < $5) ORDER BY o.request_id, o.id LIMIT $6) RETURNING *";
+/// Bulk-submitted rows: no ordering rule among a request's own rows.
+macro_rules! awaiting_sql {
+    ($lock:literal) => {
+        claim_sql!("", "o.request_id, o.id", $lock)
+    };
+}
 
-const CLAIM_AWAITING_POSTGRES: &str = "UPDATE outbox SET lease_owner = $1, lease_until_ms = $2 WHERE id IN (\
-    SELECT o.id FROM outbox o WHERE o.brand_code = $3 AND o.state = $4 AND o.next_attempt_at_ms <= $5 \
-    AND (o.lease_until_ms IS NULL OR o.lease_until_ms < $5) ORDER BY o.request_id, o.id LIMIT $6 FOR UPDATE SKIP LOCKED) RETURNING *";
+/// Which rows a claim takes.
+#[derive(Debug, Clone, Copy)]
+enum Claim {
+    Pending,
+    Awaiting,
+}
+
+impl Claim {
+    fn state(self) -> &'static str {
+        match self {
+            Claim::Pending => "pending",
+            Claim::Awaiting => "awaiting_result",
+        }
+    }
+
+    fn sql(self, backend: Backend) -> &'static str {
+        match (self, backend) {
+            (Claim::Pending, Backend::Sqlite) => pending_sql!(""),
+            (Claim::Pending, Backend::Postgres) => pending_sql!(" FOR UPDATE SKIP LOCKED"),
+            (Claim::Awaiting, Backend::Sqlite) => awaiting_sql!(""),
+            (Claim::Awaiting, Backend::Postgres) => awaiting_sql!(" FOR UPDATE SKIP LOCKED"),
+        }
+    }
+}
 
 impl SqlStore {
-    #[allow(clippy::too_many_arguments)]
     async fn claim(
         &self,
-        sql: &'static str,
-        state: &str,
+        what: Claim,
         brand: BrandCode,
         owner: &str,
         now: Timestamp,
@@ -66,11 +104,11 @@ impl SqlStore {
         limit: i64,
     ) -> Result<Vec<OutboxItem>> {
         let _w = self.writer().await;
-        let rows = sqlx::query(sql)
+        let rows = sqlx::query(what.sql(self.backend))
             .bind(owner.to_owned())
             .bind(ms(now) + lease_ms)
             .bind(brand.0 as i64)
-            .bind(state.to_owned())
+            .bind(what.state())
             .bind(ms(now))
             .bind(limit)
             .fetch_all(&self.pool)
@@ -90,11 +128,7 @@ impl EngineStore for SqlStore {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<OutboxItem>> {
-        let sql = match self.backend {
-            Backend::Sqlite => CLAIM_SQLITE,
-            Backend::Postgres => CLAIM_POSTGRES,
-        };
-        self.claim(sql, "pending", brand, owner, now, lease_ms, limit)
+        self.claim(Claim::Pending, brand, owner, now, lease_ms, limit)
             .await
     }
 
@@ -106,11 +140,7 @@ impl EngineStore for SqlStore {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<OutboxItem>> {
-        let sql = match self.backend {
-            Backend::Sqlite => CLAIM_AWAITING_SQLITE,
-            Backend::Postgres => CLAIM_AWAITING_POSTGRES,
-        };
-        self.claim(sql, "awaiting_result", brand, owner, now, lease_ms, limit)
+        self.claim(Claim::Awaiting, brand, owner, now, lease_ms, limit)
             .await
     }
 
