@@ -78,26 +78,11 @@ impl World {
     }
 
     async fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .request(method, format!("{}{path}", self.sim.base_url()))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.unwrap_or(Value::Null)
+        self.sim.control(method, path, body).await.unwrap()
     }
 
     async fn stats(&self) -> Value {
-        self.http
-            .get(format!("{}/_sim/stats", self.sim.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.sim.stats().await.unwrap()
     }
 
     /// The simulator's current state of every consent of the brand: recipient → status.

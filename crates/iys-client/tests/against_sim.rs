@@ -25,17 +25,13 @@ impl Clock for SimTime {
 
 struct Setup {
     server: SimServer,
-    http: reqwest::Client,
 }
 
 impl Setup {
     async fn start(config: SimConfig) -> Setup {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = SimServer::start(config, listener, None).await.unwrap();
-        Setup {
-            server,
-            http: reqwest::Client::new(),
-        }
+        Setup { server }
     }
 
     fn client_config(&self) -> ClientConfig {
@@ -60,26 +56,11 @@ impl Setup {
     }
 
     async fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .request(method, format!("{}{path}", self.server.base_url()))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.unwrap_or(Value::Null)
+        self.server.control(method, path, body).await.unwrap()
     }
 
     async fn stats(&self) -> Value {
-        self.http
-            .get(format!("{}/_sim/stats", self.server.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.server.stats().await.unwrap()
     }
 }
 

@@ -198,6 +198,32 @@ impl SimServer {
         format!("http://{}", self.addr)
     }
 
+    /// Calls the control API (`/_sim/…`) over HTTP, as a test or a tool would; a non-2xx answer
+    /// is an error naming the path and status.
+    pub async fn control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let r = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.base_url()))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| format!("{path}: {e}"))?;
+        if !r.status().is_success() {
+            return Err(format!("{path}: {}", r.status()));
+        }
+        Ok(r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The simulator's statistics (`GET /_sim/stats`).
+    pub async fn stats(&self) -> Result<serde_json::Value, String> {
+        self.control(reqwest::Method::GET, "/_sim/stats", serde_json::Value::Null)
+            .await
+    }
+
     /// Stops serving, finishes in-flight requests and saves the state file.
     pub async fn shutdown(self) -> Result<(), SimError> {
         self.cancel.cancel();
