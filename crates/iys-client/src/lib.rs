@@ -180,10 +180,11 @@ impl IysClient {
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("iyshub/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        // A little over a second: network jitter must not squeeze N+1 requests into IYS's second.
+        // A little over a second: network and scheduling jitter must not squeeze N+1 requests into
+        // IYS's sliding second (5 % below IYS's rate is the price).
         let per_second = Arc::new(Window::new(
             config.budgets.per_second,
-            Duration::from_millis(1020),
+            Duration::from_millis(1050),
         ));
         let tokens = token::TokenManager {
             http: http.clone(),
