@@ -2,13 +2,18 @@
 //! must go to IYS. Every change is recorded in history whatever the outcome; this decides the rest.
 //!
 //! - A change older (by consentDate) than the current state changes nothing (IYS: H178).
-//! - The same status again is a no-op: recorded, no IYS call.
-//! - A first-ever RET is kept locally and not sent (IYS: H175).
-//! - Equal consentDates with different statuses: RET wins and the consent is flagged `conflict`.
-//! - A movement from IYS (pull, push) is applied unless our state is strictly newer, and is
-//!   never sent back: the citizen wins.
+//! - The same status again is a no-op only while IYS holds it (or it is already on its way);
+//!   after a refusal, a failure or IYS's "no record", it is queued again.
+//! - A RET on an IYS channel always goes to IYS, also the first one for a recipient the hub has
+//!   never seen: IYS may hold an ONAY written by another system or by the citizen. IYS answers
+//!   H175 harmlessly when it never had the recipient.
+//! - Equal consentDates with different statuses: RET wins and the consent is flagged `conflict`,
+//!   for API writes and movements from IYS alike.
+//! - A movement from IYS (pull, push, reconcile) is applied unless our state is strictly newer,
+//!   and is never sent back: the citizen wins. Every one of them tells that IYS knows the consent.
 //! - A manual hold is set or lifted only by a change that says so; nothing else touches it.
-//! - Sync mode never creates IYS records: an ONAY for a recipient IYS does not have is `held`.
+//! - Sync mode never creates IYS records: an ONAY for a recipient IYS is not known to have is
+//!   `held`, and released as soon as IYS is seen to have it.
 
 use iys::ConsentStatus;
 use serde::Serialize;
@@ -21,14 +26,14 @@ use crate::model::{Change, ConsentState, IysState, Mode};
 pub enum Outcome {
     /// The state changed.
     Applied,
-    /// Same status as now: recorded only.
+    /// Same status as now, and IYS holds it (or it is on its way): recorded only.
     Noop,
+    /// Same status as now, but IYS's last answer was a refusal or "no record": sent again.
+    Resent,
     /// Older than the current state: recorded only.
     Older,
     /// Same consentDate, different status: RET kept, consent flagged.
     Conflict,
-    /// A first RET: stored, not sent to IYS.
-    KeptLocal,
     /// Only the manual hold changed.
     HoldChanged,
 }
@@ -38,9 +43,9 @@ impl Outcome {
         match self {
             Outcome::Applied => "applied",
             Outcome::Noop => "noop",
+            Outcome::Resent => "resent",
             Outcome::Older => "older",
             Outcome::Conflict => "conflict",
-            Outcome::KeptLocal => "kept_local",
             Outcome::HoldChanged => "hold_changed",
         }
     }
@@ -56,13 +61,24 @@ pub struct Decision {
     pub outbox: Option<IysState>,
 }
 
+/// Where a change to `status` goes on an IYS channel: RETs and integrator-mode ONAYs are sent;
+/// in sync mode an ONAY is sent only for a record IYS is known to have.
+fn target(status: ConsentStatus, mode: Mode, iys_known: bool) -> IysState {
+    match (status, mode) {
+        (ConsentStatus::Ret, _) | (ConsentStatus::Onay, Mode::Integrator) => IysState::Pending,
+        (ConsentStatus::Onay, Mode::Sync) if iys_known => IysState::Pending,
+        (ConsentStatus::Onay, Mode::Sync) => IysState::Held,
+    }
+}
+
 /// Decides what `change` does to `current`. `last_event_id` of the returned state is left for the
 /// store to fill in.
 pub fn decide(current: Option<&ConsentState>, change: &Change, mode: Mode) -> Decision {
     let iys_channel = change.key.channel.iys_type().is_some() && change.category.is_none();
     let hold = change.hold.or(current.map(|c| c.hold)).unwrap_or(false);
     let deadline = iys_channel.then(|| change.consent_date.iys_deadline().to_timestamp());
-    let known = current.is_some_and(|c| c.iys_known) || change.origin.is_from_iys();
+    let from_iys = change.origin.is_from_iys();
+    let known = current.is_some_and(|c| c.iys_known) || from_iys;
     let fresh = |status: ConsentStatus, iys_state: IysState, conflict: bool| ConsentState {
         status,
         consent_date: change.consent_date,
@@ -78,20 +94,31 @@ pub fn decide(current: Option<&ConsentState>, change: &Change, mode: Mode) -> De
         iys_known: known,
         updated_at: change.received_at,
     };
+    // The state is kept, but what it says about holds and IYS's knowledge may change: a movement
+    // seen from IYS means IYS has the record, which in sync mode releases a held ONAY.
     let unchanged = |outcome: Outcome| match current {
-        Some(c) if c.hold != hold => Decision {
-            outcome: if outcome == Outcome::Noop {
-                Outcome::HoldChanged
-            } else {
-                outcome
-            },
-            state: Some(ConsentState {
-                hold,
-                updated_at: change.received_at,
-                ..c.clone()
-            }),
-            outbox: None,
-        },
+        Some(c) if c.hold != hold || c.iys_known != known => {
+            let released = from_iys && !c.iys_known && c.iys_state == IysState::Held;
+            Decision {
+                outcome: if outcome == Outcome::Noop && c.hold != hold {
+                    Outcome::HoldChanged
+                } else {
+                    outcome
+                },
+                state: Some(ConsentState {
+                    hold,
+                    iys_known: known,
+                    iys_state: if released {
+                        IysState::Pending
+                    } else {
+                        c.iys_state
+                    },
+                    updated_at: change.received_at,
+                    ..c.clone()
+                }),
+                outbox: None,
+            }
+        }
         _ => Decision {
             outcome,
             state: None,
@@ -100,11 +127,29 @@ pub fn decide(current: Option<&ConsentState>, change: &Change, mode: Mode) -> De
     };
 
     // Movements from IYS: IYS's truth, applied unless we are strictly newer; never sent back.
-    if change.origin.is_from_iys() {
+    if from_iys {
         return match current {
             Some(c) if c.consent_date > change.consent_date => unchanged(Outcome::Older),
             Some(c) if c.status == change.status && c.iys_state == IysState::InIys => {
                 unchanged(Outcome::Noop)
+            }
+            // The tie rule, as for API writes: equal dates, different statuses → RET, flagged.
+            Some(c) if c.consent_date == change.consent_date && c.status != change.status => {
+                let state = match change.status {
+                    ConsentStatus::Ret => fresh(ConsentStatus::Ret, IysState::InIys, true),
+                    ConsentStatus::Onay => ConsentState {
+                        conflict: true,
+                        hold,
+                        iys_known: true,
+                        updated_at: change.received_at,
+                        ..c.clone()
+                    },
+                };
+                Decision {
+                    outcome: Outcome::Conflict,
+                    state: Some(state),
+                    outbox: None,
+                }
             }
             _ => Decision {
                 outcome: Outcome::Applied,
@@ -115,29 +160,20 @@ pub fn decide(current: Option<&ConsentState>, change: &Change, mode: Mode) -> De
     }
 
     let Some(c) = current else {
-        return match (change.status, iys_channel) {
-            (_, false) => Decision {
+        if !iys_channel {
+            return Decision {
                 outcome: Outcome::Applied,
                 state: Some(fresh(change.status, IysState::LocalOnly, false)),
                 outbox: None,
-            },
-            (ConsentStatus::Ret, true) => Decision {
-                outcome: Outcome::KeptLocal,
-                state: Some(fresh(ConsentStatus::Ret, IysState::NotInIys, false)),
-                outbox: None,
-            },
-            (ConsentStatus::Onay, true) => {
-                // A first ONAY: IYS cannot have the recipient yet as far as we know.
-                let target = match mode {
-                    Mode::Integrator => IysState::Pending,
-                    Mode::Sync => IysState::Held,
-                };
-                Decision {
-                    outcome: Outcome::Applied,
-                    state: Some(fresh(ConsentStatus::Onay, target, false)),
-                    outbox: Some(target),
-                }
-            }
+            };
+        }
+        // A first change on an IYS channel. A first RET goes too: IYS may hold an ONAY the hub
+        // never saw, and a RET that IYS does not need costs one harmless H175.
+        let target = target(change.status, mode, false);
+        return Decision {
+            outcome: Outcome::Applied,
+            state: Some(fresh(change.status, target, false)),
+            outbox: Some(target),
         };
     };
 
@@ -145,7 +181,21 @@ pub fn decide(current: Option<&ConsentState>, change: &Change, mode: Mode) -> De
         return unchanged(Outcome::Older);
     }
     if change.status == c.status {
-        return unchanged(Outcome::Noop);
+        // A no-op only while IYS holds this status or it is already on its way (or held).
+        let settled = !iys_channel
+            || matches!(
+                c.iys_state,
+                IysState::InIys | IysState::Pending | IysState::Held | IysState::LocalOnly
+            );
+        if settled {
+            return unchanged(Outcome::Noop);
+        }
+        let target = target(change.status, mode, c.iys_known);
+        return Decision {
+            outcome: Outcome::Resent,
+            state: Some(fresh(change.status, target, c.conflict)),
+            outbox: Some(target),
+        };
     }
     let conflict = change.consent_date == c.consent_date;
     if conflict && change.status == ConsentStatus::Onay {
@@ -173,13 +223,7 @@ pub fn decide(current: Option<&ConsentState>, change: &Change, mode: Mode) -> De
             outbox: None,
         };
     }
-    let target = match (change.status, mode) {
-        // A RET always goes: IYS answers H175 harmlessly if it never had the recipient.
-        (ConsentStatus::Ret, _) | (ConsentStatus::Onay, Mode::Integrator) => IysState::Pending,
-        // Sync mode updates only records IYS already has.
-        (ConsentStatus::Onay, Mode::Sync) if c.iys_known => IysState::Pending,
-        (ConsentStatus::Onay, Mode::Sync) => IysState::Held,
-    };
+    let target = target(change.status, mode, c.iys_known);
     Decision {
         outcome,
         state: Some(fresh(change.status, target, conflict)),
@@ -242,9 +286,15 @@ mod tests {
             (Outcome::Applied, Some(IysState::Pending))
         );
         assert!(s.unwrap().deadline.is_some());
-        let (d, s) = state_after(None, &change(Ret, D1, Origin::Api), Mode::Integrator);
-        assert_eq!((d.outcome, d.outbox), (Outcome::KeptLocal, None));
-        assert_eq!(s.unwrap().iys_state, IysState::NotInIys);
+        // A first RET goes to IYS in both modes: IYS may hold an ONAY the hub never saw.
+        for mode in [Mode::Integrator, Mode::Sync] {
+            let (d, s) = state_after(None, &change(Ret, D1, Origin::Api), mode);
+            assert_eq!(
+                (d.outcome, d.outbox),
+                (Outcome::Applied, Some(IysState::Pending))
+            );
+            assert_eq!(s.unwrap().iys_state, IysState::Pending);
+        }
         let (d, _) = state_after(None, &change(Onay, D1, Origin::Api), Mode::Sync);
         assert_eq!(
             d.outbox,
@@ -313,7 +363,81 @@ mod tests {
             &change(Ret, D2, Origin::IysPush),
             Mode::Integrator,
         );
-        assert_eq!(d.outcome, Outcome::Applied, "equal dates: the citizen wins");
+        assert_eq!(
+            d.outcome,
+            Outcome::Conflict,
+            "equal dates, different statuses: RET wins, flagged"
+        );
+        let s = d.state.unwrap();
+        assert_eq!((s.status, s.conflict, s.iys_known), (Ret, true, true));
+    }
+
+    #[test]
+    fn the_tie_rule_holds_for_movements_from_iys_in_either_order() {
+        let (_, onay) = state_after(None, &change(Onay, D1, Origin::IysPull), Mode::Integrator);
+        let (d, ret) = state_after(
+            onay.as_ref(),
+            &change(Ret, D1, Origin::IysPull),
+            Mode::Integrator,
+        );
+        assert_eq!(d.outcome, Outcome::Conflict);
+        let ret = ret.unwrap();
+        assert_eq!(
+            (ret.status, ret.iys_state, ret.conflict),
+            (Ret, IysState::InIys, true)
+        );
+        // The ONAY of the same second arriving after the RET does not undo it.
+        let (d, after) = state_after(
+            Some(&ret),
+            &change(Onay, D1, Origin::IysPush),
+            Mode::Integrator,
+        );
+        assert_eq!((d.outcome, after.unwrap().status), (Outcome::Conflict, Ret));
+    }
+
+    #[test]
+    fn the_same_status_again_is_resent_unless_iys_holds_it() {
+        let (_, s) = state_after(None, &change(Onay, D1, Origin::Api), Mode::Integrator);
+        let mut s = s.unwrap();
+        for (iys_state, expected) in [
+            (IysState::InIys, Outcome::Noop),
+            (IysState::Pending, Outcome::Noop),
+            (IysState::Rejected, Outcome::Resent),
+        ] {
+            s.iys_state = iys_state;
+            let (d, after) =
+                state_after(Some(&s), &change(Onay, D2, Origin::Api), Mode::Integrator);
+            assert_eq!(d.outcome, expected, "{iys_state:?}");
+            if expected == Outcome::Resent {
+                assert_eq!(d.outbox, Some(IysState::Pending));
+                let after = after.unwrap();
+                assert_eq!(after.consent_date.to_string(), D2);
+                assert_eq!(after.iys_state, IysState::Pending);
+            }
+        }
+        // A RET IYS answered with "no record" (H175) is sent again when repeated.
+        s.status = Ret;
+        s.iys_state = IysState::NotInIys;
+        let (d, _) = state_after(Some(&s), &change(Ret, D2, Origin::Api), Mode::Sync);
+        assert_eq!(
+            (d.outcome, d.outbox),
+            (Outcome::Resent, Some(IysState::Pending))
+        );
+    }
+
+    #[test]
+    fn any_movement_from_iys_tells_that_iys_knows_the_consent() {
+        let (_, s) = state_after(None, &change(Onay, D2, Origin::Api), Mode::Sync);
+        let s = s.unwrap();
+        assert_eq!((s.iys_state, s.iys_known), (IysState::Held, false));
+        // An older movement changes nothing but says IYS has the record: the ONAY is released.
+        let (d, after) = state_after(Some(&s), &change(Ret, D1, Origin::IysPull), Mode::Sync);
+        assert_eq!(d.outcome, Outcome::Older);
+        let after = after.unwrap();
+        assert_eq!(
+            (after.status, after.iys_state, after.iys_known),
+            (Onay, IysState::Pending, true)
+        );
     }
 
     #[test]

@@ -217,7 +217,7 @@ pub enum IysState {
     Held,
     /// IYS refused it (see the error code).
     Rejected,
-    /// Not in IYS and not to be sent (a first RET: IYS would answer H175).
+    /// IYS answered that it has no record (H175 to a RET): nothing to withdraw there.
     NotInIys,
     /// A hub-only channel.
     LocalOnly,

@@ -46,6 +46,8 @@ mod tests {
             deadline: Timestamp::from_second(deadline).unwrap(),
             request_id: None,
             sub_request_id: None,
+            submitted_at: None,
+            bulk_index: None,
         }
     }
 

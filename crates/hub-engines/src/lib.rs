@@ -44,6 +44,13 @@ pub struct EngineConfig {
     pub retry_schedule: Vec<Duration>,
     /// How long a claimed row stays with this instance.
     pub lease: Duration,
+    /// First pause of a brand's dispatch after an account-level failure; doubles with each
+    /// failure in a row up to `pause_max`.
+    pub pause_base: Duration,
+    pub pause_max: Duration,
+    /// A bulk request with no result this long after submission is sent again (IYS keeps
+    /// requestIds for 60 days; a day without a result means something went wrong there).
+    pub bulk_result_timeout: Duration,
     /// The IYS API password (the username is in the brand's connection).
     pub iys_password: Secret,
     pub budgets: Budgets,
@@ -63,6 +70,9 @@ impl Default for EngineConfig {
                 .map(Duration::from_secs)
                 .to_vec(),
             lease: Duration::from_secs(300),
+            pause_base: Duration::from_secs(30),
+            pause_max: Duration::from_secs(900),
+            bulk_result_timeout: Duration::from_secs(86_400),
             iys_password: Secret::new(""),
             budgets: Budgets::default(),
             clock: Arc::new(iys_client::SystemClock),
@@ -218,12 +228,28 @@ impl Engines {
                 error: e.to_string(),
                 at: self.retry_at(now, item.attempts),
             },
-            // Refused, but without an H-code (an unreadable answer): keep it visible, do not loop.
+            // Refused, but without an H-code: keep it visible, do not loop.
             _ => Settlement::Refused {
                 code: "unknown".into(),
                 message: e.to_string(),
             },
         }
+    }
+
+    /// Pauses the brand's dispatch after an account-level failure; returns until when.
+    async fn pause(&self, brand: &Brand, reason: &str) -> Result<Timestamp, hub_store::StoreError> {
+        let p = self
+            .store
+            .pause_dispatch(
+                brand.brand_code,
+                reason,
+                self.now(),
+                self.config.pause_base.as_millis() as i64,
+                self.config.pause_max.as_millis() as i64,
+            )
+            .await?;
+        tracing::error!(brand = %brand.brand_code, until = %p.until, failures = p.failures, reason, "IYS refused the brand's account: dispatch paused, changes stay pending");
+        Ok(p.until)
     }
 
     /// Sends due rows. Returns how many were claimed.
@@ -233,6 +259,18 @@ impl Engines {
         client: &IysClient,
     ) -> Result<usize, hub_store::StoreError> {
         let now = self.now();
+        let mut paused = self
+            .store
+            .dispatch_pause(brand.brand_code)
+            .await?
+            .filter(|p| p.until > now);
+        if paused
+            .as_ref()
+            .is_some_and(|p| !p.reason.starts_with("H525"))
+        {
+            return Ok(0);
+        }
+        let was_paused = paused.is_some();
         let lease = self.config.lease.as_millis() as i64;
         let items = self
             .store
@@ -249,16 +287,47 @@ impl Engines {
         }
         let count = items.len();
         let mut settled = Vec::with_capacity(count);
+        // Over quota (H525) only new records are refused: RETs and updates still go.
+        let (items, waiting): (Vec<OutboxItem>, Vec<OutboxItem>) = match &paused {
+            Some(_) => items
+                .into_iter()
+                .partition(|i| i.status == iys::ConsentStatus::Ret),
+            None => (items, Vec::new()),
+        };
+        if let Some(p) = &paused {
+            settled.extend(
+                waiting
+                    .into_iter()
+                    .map(|i| (i, Settlement::Paused { until: p.until })),
+            );
+        }
+        let mut delivered = false;
         match plan(items, self.config.single_max) {
             SendPlan::Single(items) => {
+                let mut stop: Option<Timestamp> = None;
                 for item in items {
+                    if let Some(until) = stop {
+                        settled.push((item, Settlement::Paused { until }));
+                        continue;
+                    }
                     let consent = wire(&item);
                     let s = match client.add_consent(brand.brand_code.0, &consent).await {
-                        Ok(r) => Settlement::Delivered {
-                            transaction_id: r.transaction_id,
-                            creation_date: Some(r.creation_date),
+                        Ok(r) => {
+                            delivered = true;
+                            Settlement::Delivered {
+                                transaction_id: r.transaction_id,
+                                creation_date: Some(r.creation_date),
+                            }
+                        }
+                        Err(e) => match account_failure(&e) {
+                            Some(reason) => {
+                                let until = self.pause(brand, &reason).await?;
+                                stop = Some(until);
+                                paused = None;
+                                Settlement::Paused { until }
+                            }
+                            None => self.failure(&e, &item, self.now()),
                         },
-                        Err(e) => self.failure(&e, &item, self.now()),
                     };
                     settled.push((item, s));
                 }
@@ -267,21 +336,28 @@ impl Engines {
                 let consents: Vec<Consent> = items.iter().map(wire).collect();
                 match client.submit_bulk(brand.brand_code.0, &consents).await {
                     Ok(accepted) => {
+                        delivered = true;
                         let poll_at = later(self.now(), self.config.bulk_min_poll_age);
-                        let subs = accepted.iter().flat_map(|a| {
-                            a.sub_requests
-                                .iter()
-                                .map(move |s| (a.request_id.clone(), s.sub_request_id.clone()))
-                        });
-                        for (item, (request_id, sub_request_id)) in items.into_iter().zip(subs) {
-                            settled.push((
-                                item,
-                                Settlement::Submitted {
-                                    request_id,
-                                    sub_request_id,
-                                    poll_at,
+                        let mut subs = match_sub_requests(&items, &accepted);
+                        for (i, item) in items.into_iter().enumerate() {
+                            let s = match subs.get_mut(i).and_then(Option::take) {
+                                Some((request_id, sub_request_id, index)) => {
+                                    Settlement::Submitted {
+                                        request_id,
+                                        sub_request_id,
+                                        index,
+                                        poll_at,
+                                    }
+                                }
+                                // IYS's answer names no sub-request for it: send it again
+                                // (v2 answers a re-sent consent with the original's result).
+                                None => Settlement::Retry {
+                                    error: "IYS's bulk answer has no sub-request for this item"
+                                        .into(),
+                                    at: self.retry_at(self.now(), item.attempts),
                                 },
-                            ));
+                            };
+                            settled.push((item, s));
                         }
                     }
                     Err(ClientError::Iys {
@@ -304,19 +380,31 @@ impl Engines {
                             settled.push((item, s));
                         }
                     }
-                    Err(e) => {
-                        let now = self.now();
-                        for item in items {
-                            let s = self.failure(&e, &item, now);
-                            settled.push((item, s));
+                    Err(e) => match account_failure(&e) {
+                        Some(reason) => {
+                            let until = self.pause(brand, &reason).await?;
+                            paused = None;
+                            settled.extend(
+                                items.into_iter().map(|i| (i, Settlement::Paused { until })),
+                            );
                         }
-                    }
+                        None => {
+                            let now = self.now();
+                            for item in items {
+                                let s = self.failure(&e, &item, now);
+                                settled.push((item, s));
+                            }
+                        }
+                    },
                 }
             }
         }
         self.store
-            .settle(brand.brand_code, settled, self.now())
+            .settle(brand.brand_code, &self.owner, settled, self.now())
             .await?;
+        if delivered && was_paused && paused.is_none_or(|p| !p.reason.starts_with("H525")) {
+            self.store.resume_dispatch(brand.brand_code).await?;
+        }
         Ok(count)
     }
 
@@ -327,6 +415,14 @@ impl Engines {
         client: &IysClient,
     ) -> Result<usize, hub_store::StoreError> {
         let now = self.now();
+        if self
+            .store
+            .dispatch_pause(brand.brand_code)
+            .await?
+            .is_some_and(|p| p.until > now && !p.reason.starts_with("H525"))
+        {
+            return Ok(0);
+        }
         let lease = self.config.lease.as_millis() as i64;
         let items = self
             .store
@@ -345,53 +441,74 @@ impl Engines {
         }
         let mut settled = Vec::with_capacity(count);
         for (request_id, items) in by_request {
-            let later_poll = later(self.now(), self.config.bulk_poll_every);
-            match client.bulk_result(brand.brand_code.0, &request_id).await {
-                Ok(results) => {
-                    for item in items {
-                        let r = results.iter().find(|r| {
-                            r.sub_request_id.as_deref() == item.sub_request_id.as_deref()
-                        });
-                        let s = match r {
-                            Some(r) if r.status == BulkItemStatus::Success => {
-                                Settlement::Delivered {
-                                    transaction_id: r.transaction_id.clone().unwrap_or_default(),
-                                    creation_date: r.creation_date,
-                                }
-                            }
-                            Some(r) if r.status == BulkItemStatus::Failure => {
-                                let (code, message) = r
-                                    .error
-                                    .as_ref()
-                                    .map_or(("unknown".into(), String::new()), |e| {
-                                        (e.code.clone(), e.message.clone())
-                                    });
-                                Settlement::Refused { code, message }
-                            }
-                            _ => Settlement::StillQueued {
-                                poll_at: later_poll,
-                            },
-                        };
-                        settled.push((item, s));
-                    }
-                }
+            let now = self.now();
+            let later_poll = later(now, self.config.bulk_poll_every);
+            let results = match client.bulk_result(brand.brand_code.0, &request_id).await {
+                Ok(results) => results,
                 Err(e) => {
                     tracing::warn!(%request_id, error = %e, "bulk result not available yet");
-                    settled.extend(items.into_iter().map(|i| {
-                        (
-                            i,
-                            Settlement::StillQueued {
-                                poll_at: later_poll,
-                            },
-                        )
-                    }));
+                    Vec::new()
                 }
+            };
+            for item in items {
+                // Matched by subRequestId, or by IYS's `index` when the id is missing; never
+                // by the position in IYS's answer.
+                let r = results.iter().find(|r| match &r.sub_request_id {
+                    Some(id) => Some(id.as_str()) == item.sub_request_id.as_deref(),
+                    None => item.bulk_index == Some(r.index as i64),
+                });
+                let s = match r {
+                    Some(r) if r.status == BulkItemStatus::Success => Settlement::Delivered {
+                        transaction_id: r.transaction_id.clone().unwrap_or_default(),
+                        creation_date: r.creation_date,
+                    },
+                    Some(r) if r.status == BulkItemStatus::Failure => {
+                        let (code, message) = r
+                            .error
+                            .as_ref()
+                            .map_or(("unknown".into(), String::new()), |e| {
+                                (e.code.clone(), e.message.clone())
+                            });
+                        Settlement::Refused { code, message }
+                    }
+                    _ if self.overdue(&item, now) => {
+                        tracing::warn!(%request_id, outbox = item.id, "no bulk result in time: escalated");
+                        self.escalation(&item, &request_id, now)
+                    }
+                    _ => Settlement::StillQueued {
+                        poll_at: later_poll,
+                    },
+                };
+                settled.push((item, s));
             }
         }
         self.store
-            .settle(brand.brand_code, settled, self.now())
+            .settle(brand.brand_code, &self.owner, settled, self.now())
             .await?;
         Ok(count)
+    }
+
+    /// Whether a bulk item has waited longer for its result than IYS should ever take.
+    fn overdue(&self, item: &OutboxItem, now: Timestamp) -> bool {
+        item.submitted_at
+            .is_some_and(|t| later(t, self.config.bulk_result_timeout) <= now)
+    }
+
+    /// A bulk item IYS never answered: sent again (a v2 re-send of a consent IYS already has
+    /// is answered with the original), and after three such rounds left failed for a person.
+    fn escalation(&self, item: &OutboxItem, request_id: &str, now: Timestamp) -> Settlement {
+        let error = format!(
+            "no result for bulk request {request_id} within {} s",
+            self.config.bulk_result_timeout.as_secs()
+        );
+        if item.attempts >= 3 {
+            Settlement::Refused {
+                code: BULK_RESULT_MISSING.into(),
+                message: error,
+            }
+        } else {
+            Settlement::Retry { error, at: now }
+        }
     }
 
     /// Reads the changes feed. Returns how many movements were new.
@@ -446,6 +563,74 @@ impl Engines {
         }
         Ok(new)
     }
+}
+
+/// The failure code of a bulk item IYS never answered.
+pub const BULK_RESULT_MISSING: &str = "bulk_result_missing";
+
+/// An account-level failure: IYS refuses the API user or the brand as a whole (credentials,
+/// rights, subscription, quota), or the answer is not IYS's at all. Every item would fail the
+/// same way, so the brand's dispatch pauses and its items stay pending. The reason starts with
+/// the H-code where IYS gave one.
+fn account_failure(e: &ClientError) -> Option<String> {
+    const ACCOUNT_CODES: [&str; 7] = ["H353", "H520", "H521", "H522", "H524", "H525", "H586"];
+    match e {
+        ClientError::OAuth { .. } => Some(format!("IYS refused the API user's credentials: {e}")),
+        ClientError::Store(_) => Some(format!(
+            "the shared IYS token could not be read or saved: {e}"
+        )),
+        ClientError::Decode { .. } => Some(format!("the IYS URL does not answer like IYS: {e}")),
+        ClientError::Iys { status: 401, .. } => {
+            Some(format!("IYS refused the API user's token: {e}"))
+        }
+        ClientError::Iys { errors, .. } => errors
+            .iter()
+            .find(|x| ACCOUNT_CODES.contains(&x.code.as_str()))
+            .map(|x| format!("{}: {e}", x.code)),
+        ClientError::RetriesExhausted { last, .. } => account_failure(last),
+        _ => None,
+    }
+}
+
+/// Pairs each submitted item with its sub-request: by recipient, type and recipientType (unique
+/// within a bulk request), falling back to the position only when IYS's sub-request there names
+/// the same consent. The index is the item's position in its request (IYS's result `index`).
+fn match_sub_requests(
+    items: &[OutboxItem],
+    accepted: &[iys::wire::BulkAccepted],
+) -> Vec<Option<(String, String, i64)>> {
+    type SubKey = (String, iys::RecipientType, iys::ConsentType);
+    let mut by_key: HashMap<SubKey, (String, String)> = HashMap::new();
+    let mut by_position = Vec::new();
+    for a in accepted {
+        for s in &a.sub_requests {
+            let key = (
+                s.recipient.clone(),
+                s.recipient_type.unwrap_or_default(),
+                s.consent_type,
+            );
+            by_position.push((a.request_id.clone(), s.sub_request_id.clone(), key.clone()));
+            by_key.insert(key, (a.request_id.clone(), s.sub_request_id.clone()));
+        }
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let consent_type = item.channel.iys_type()?;
+            let key = (item.recipient.clone(), item.recipient_type, consent_type);
+            let index = (i % iys::rules::MAX_BULK) as i64;
+            by_key
+                .remove(&key)
+                .or_else(|| {
+                    by_position
+                        .get(i)
+                        .filter(|(_, _, k)| *k == key)
+                        .map(|(r, s, _)| (r.clone(), s.clone()))
+                })
+                .map(|(r, s)| (r, s, index))
+        })
+        .collect()
 }
 
 /// The IYS body of an outbox row.

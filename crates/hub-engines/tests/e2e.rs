@@ -177,6 +177,9 @@ fn engine_config() -> EngineConfig {
             Duration::from_secs(1),
         ],
         lease: Duration::from_secs(30),
+        pause_base: Duration::from_millis(300),
+        pause_max: Duration::from_secs(2),
+        bulk_result_timeout: Duration::from_secs(3600),
         iys_password: Secret::new("demo-password"),
         budgets: iys_client::Budgets {
             per_second: 200,

@@ -26,6 +26,10 @@ pub struct OutboxItem {
     pub deadline: Timestamp,
     pub request_id: Option<String>,
     pub sub_request_id: Option<String>,
+    /// When the row went to IYS in a bulk request.
+    pub submitted_at: Option<Timestamp>,
+    /// Its position in that bulk request (IYS's result `index`).
+    pub bulk_index: Option<i64>,
 }
 
 /// How a delivery attempt ended for one row.
@@ -40,14 +44,124 @@ pub enum Settlement {
     Refused { code: String, message: String },
     /// Try again at `at` (a transient failure).
     Retry { error: String, at: Timestamp },
-    /// Submitted in a bulk request; poll its result from `poll_at`.
+    /// Submitted in a bulk request at position `index`; poll its result from `poll_at`.
     Submitted {
         request_id: String,
         sub_request_id: String,
+        index: i64,
         poll_at: Timestamp,
     },
     /// The bulk item is still queued at IYS; poll again at `poll_at`.
     StillQueued { poll_at: Timestamp },
+    /// Not sent: the brand's dispatch is paused (an account-level failure). Back to pending from
+    /// `until`, without counting an attempt.
+    Paused { until: Timestamp },
+}
+
+/// Why and until when a brand's dispatch is paused.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DispatchPause {
+    pub reason: String,
+    pub since: Timestamp,
+    pub until: Timestamp,
+    /// Account-level failures in a row.
+    pub failures: i64,
+}
+
+/// Which outbox rows a listing or a requeue is about. Every field narrows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxFilter {
+    pub state: Option<OutboxState>,
+    /// The H-code (or other reason) of the last failure.
+    pub hcode: Option<String>,
+    pub recipient: Option<String>,
+    /// Rows created at or after this instant.
+    pub from: Option<Timestamp>,
+    /// Rows created before this instant.
+    pub to: Option<Timestamp>,
+    /// Only rows whose IYS deadline is less than a day from `now` (or past), unsent.
+    pub at_risk: bool,
+}
+
+/// An outbox row's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    Pending,
+    AwaitingResult,
+    Held,
+    Done,
+    Failed,
+    Superseded,
+}
+
+impl OutboxState {
+    pub const ALL: [OutboxState; 6] = [
+        OutboxState::Pending,
+        OutboxState::AwaitingResult,
+        OutboxState::Held,
+        OutboxState::Done,
+        OutboxState::Failed,
+        OutboxState::Superseded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::AwaitingResult => "awaiting_result",
+            OutboxState::Held => "held",
+            OutboxState::Done => "done",
+            OutboxState::Failed => "failed",
+            OutboxState::Superseded => "superseded",
+        }
+    }
+}
+
+impl std::str::FromStr for OutboxState {
+    type Err = hub_core::InvalidValue;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        OutboxState::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| hub_core::InvalidValue {
+                field: "state",
+                value: s.to_owned(),
+                expected: "pending, awaiting_result, held, done, failed or superseded",
+            })
+    }
+}
+
+/// One outbox row as listed for people.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxRow {
+    pub id: i64,
+    pub event_id: i64,
+    pub recipient: String,
+    pub recipient_type: RecipientType,
+    pub channel: Channel,
+    pub status: ConsentStatus,
+    pub consent_date: ConsentDate,
+    pub state: OutboxState,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub deadline: Timestamp,
+    pub created_at: Timestamp,
+    pub request_id: Option<String>,
+}
+
+/// What a requeue did (or, dry, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequeueReport {
+    /// Rows the filter matched.
+    pub matched: u64,
+    /// Rows queued again for IYS.
+    pub requeued: u64,
+    /// Rows left alone: a later change of the same consent carries the current state.
+    pub overtaken: u64,
+    pub dry_run: bool,
 }
 
 /// Figures of the sync status page and metrics.
@@ -61,6 +175,8 @@ pub struct SyncFigures {
     /// IYS refusals by H-code in the last 24 hours.
     pub errors_last_24h: Vec<(String, i64)>,
     pub cursors: Vec<CursorRow>,
+    /// Set while the brand's dispatch is paused by an account-level failure.
+    pub paused: Option<DispatchPause>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -95,9 +211,12 @@ pub trait EngineStore: Send + Sync {
         limit: i64,
     ) -> impl Future<Output = Result<Vec<OutboxItem>>> + Send;
     /// Records how deliveries ended, updating rows, events and current states in one transaction.
+    /// Only rows still leased to `owner` are settled: a row whose lease ran out and was claimed
+    /// by another instance belongs to that instance now.
     fn settle(
         &self,
         brand: BrandCode,
+        owner: &str,
         settlements: Vec<(OutboxItem, Settlement)>,
         now: Timestamp,
     ) -> impl Future<Output = Result<()>> + Send;
@@ -165,6 +284,42 @@ pub trait EngineStore: Send + Sync {
         source: &str,
         cursor: &str,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// The brand's dispatch pause, if any (expired pauses included: `until` tells).
+    fn dispatch_pause(
+        &self,
+        brand: BrandCode,
+    ) -> impl Future<Output = Result<Option<DispatchPause>>> + Send;
+    /// Pauses the brand's dispatch after an account-level failure; the pause doubles with each
+    /// failure in a row, from `base_ms` up to `max_ms`. Returns the pause.
+    fn pause_dispatch(
+        &self,
+        brand: BrandCode,
+        reason: &str,
+        now: Timestamp,
+        base_ms: i64,
+        max_ms: i64,
+    ) -> impl Future<Output = Result<DispatchPause>> + Send;
+    /// Lifts the pause (IYS accepted a request again).
+    fn resume_dispatch(&self, brand: BrandCode) -> impl Future<Output = Result<()>> + Send;
+    /// Outbox rows matching `filter`, by id, after `after`.
+    fn outbox_rows(
+        &self,
+        brand: BrandCode,
+        filter: &OutboxFilter,
+        now: Timestamp,
+        after: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<OutboxRow>>> + Send;
+    /// Queues failed (or, in integrator mode, held) rows again, unless a later change of the same
+    /// consent overtook them; recorded in the audit log. `dry_run` only counts.
+    fn requeue(
+        &self,
+        brand: BrandCode,
+        filter: &OutboxFilter,
+        dry_run: bool,
+        actor: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<RequeueReport>> + Send;
     fn load_token(&self, key: &str) -> impl Future<Output = Result<Option<String>>> + Send;
     fn save_token(&self, key: &str, state: &str) -> impl Future<Output = Result<()>> + Send;
 }

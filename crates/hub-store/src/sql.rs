@@ -169,9 +169,50 @@ impl SqlStore {
         Ok(states)
     }
 
+    /// What a movement seen from IYS does to the key's unsent rows: rows it overtook (older, or
+    /// the same status and date) are superseded, never sent; in sync mode a held ONAY is released,
+    /// since IYS now evidently has the record. Leased rows are left to their instance.
+    async fn after_iys_movement(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        brand: &Brand,
+        ch: &Change,
+        consent_date: &str,
+    ) -> Result<()> {
+        let b = brand.brand_code.0 as i64;
+        let now = ms(ch.received_at);
+        sqlx::query(
+            "UPDATE outbox SET state = 'superseded' WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 \
+             AND state IN ('pending', 'held') AND (lease_until_ms IS NULL OR lease_until_ms < $5) \
+             AND (consent_date < $6 OR (consent_date = $6 AND status = $7))",
+        )
+        .bind(b)
+        .bind(ch.key.recipient.clone())
+        .bind(ch.key.recipient_type.as_str())
+        .bind(ch.key.channel.as_str())
+        .bind(now)
+        .bind(consent_date.to_owned())
+        .bind(ch.status.as_str())
+        .execute(&mut *conn)
+        .await?;
+        if brand.mode == hub_core::Mode::Sync {
+            sqlx::query(
+                "UPDATE outbox SET state = 'pending', next_attempt_at_ms = $5 WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 AND state = 'held'",
+            )
+            .bind(b)
+            .bind(ch.key.recipient.clone())
+            .bind(ch.key.recipient_type.as_str())
+            .bind(ch.key.channel.as_str())
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Records changes inside an open transaction: for each, the event (linked into the brand's
     /// hash chain), the new current state and the outbox row. Movements from IYS already
-    /// recorded (same transactionId, pulled or delivered) are skipped as `duplicate`.
+    /// recorded (same transactionId and content, pulled or delivered) are skipped as `duplicate`.
     pub(crate) async fn record(
         &self,
         conn: &mut sqlx::AnyConnection,
@@ -198,12 +239,25 @@ impl SqlStore {
         // other writers of the brand out) and kept up to date as the batch applies.
         let mut states = self.current_states(conn, b, &changes).await?;
         for ch in changes {
+            let channel = ch.key.channel.as_str();
+            let rtype = ch.key.recipient_type.as_str();
+            let consent_date = ch.consent_date.to_string();
+            // A movement from IYS already recorded (pulled, pushed, or our own delivery) is
+            // recognised by its transactionId *and* its content: IYS gives movements of one
+            // address and type in the same second one shared transactionId.
             if let Some(txid) = &ch.iys_transaction_id {
                 let seen = sqlx::query(
-                    "SELECT 1 FROM consent_event WHERE brand_code = $1 AND (iys_transaction_id = $2 OR delivered_transaction_id = $2)",
+                    "SELECT 1 FROM consent_event WHERE brand_code = $1 AND (iys_transaction_id = $2 OR delivered_transaction_id = $2) \
+                     AND recipient = $3 AND recipient_type = $4 AND channel = $5 AND status = $6 AND consent_date = $7 AND source = $8",
                 )
                 .bind(b)
                 .bind(txid.clone())
+                .bind(ch.key.recipient.clone())
+                .bind(rtype)
+                .bind(channel)
+                .bind(ch.status.as_str())
+                .bind(consent_date.clone())
+                .bind(ch.source.as_str().to_owned())
                 .fetch_optional(&mut *conn)
                 .await?;
                 if seen.is_some() {
@@ -216,8 +270,6 @@ impl SqlStore {
                     continue;
                 }
             }
-            let channel = ch.key.channel.as_str();
-            let rtype = ch.key.recipient_type.as_str();
             let subject = subject_of(&ch);
             let state_key = (ch.key.recipient.clone(), rtype, channel);
             let current = match &ch.category {
@@ -235,7 +287,6 @@ impl SqlStore {
             };
             let decision = decide(current.as_ref(), &ch, brand.mode);
             let evidence = ch.evidence.as_ref().map(|e| e.to_string());
-            let consent_date = ch.consent_date.to_string();
             let fields = EventFields {
                 brand: b,
                 recipient: &ch.key.recipient,
@@ -330,6 +381,10 @@ impl SqlStore {
                         .await?;
                     }
                 }
+            }
+            if ch.origin.is_from_iys() && ch.category.is_none() {
+                self.after_iys_movement(conn, brand, &ch, &consent_date)
+                    .await?;
             }
             if let (Some(target), Some(s)) = (decision.outbox, &state) {
                 // An ONAY held back in sync mode is never sent once a later change is queued.

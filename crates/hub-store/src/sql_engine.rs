@@ -1,6 +1,7 @@
 //! [`EngineStore`] for [`SqlStore`].
 
 use hub_core::{BrandCode, Change, Mode};
+use iys::ConsentStatus;
 use jiff::Timestamp;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -29,6 +30,8 @@ fn item_from(r: &AnyRow) -> Result<OutboxItem> {
         deadline: ts(r.try_get("deadline_ms")?),
         request_id: r.try_get("request_id")?,
         sub_request_id: r.try_get("sub_request_id")?,
+        submitted_at: r.try_get::<Option<i64>, _>("submitted_at_ms")?.map(ts),
+        bulk_index: r.try_get("bulk_index")?,
     })
 }
 
@@ -147,6 +150,7 @@ impl EngineStore for SqlStore {
     async fn settle(
         &self,
         brand: BrandCode,
+        owner: &str,
         settlements: Vec<(OutboxItem, Settlement)>,
         now: Timestamp,
     ) -> Result<()> {
@@ -159,104 +163,142 @@ impl EngineStore for SqlStore {
                 item.recipient_type.as_str(),
                 item.channel.as_str(),
             );
-            match s {
+            // The row's outcome, and what it says about the consent when it still carries the
+            // consent's current state: (outbox state, last error, consent's IYS state, known).
+            let (row_state, last_error, consent_state, known) = match &s {
+                Settlement::Delivered { .. } => ("done", None, Some(("in_iys", None)), true),
+                Settlement::Refused { code, .. } => match code.as_str() {
+                    // IYS already holds this RET.
+                    "H174" if item.status == ConsentStatus::Ret => {
+                        ("done", Some(code.clone()), Some(("in_iys", None)), true)
+                    }
+                    // A RET for a recipient IYS never had: nothing to withdraw, not an error.
+                    "H175" if item.status == ConsentStatus::Ret => (
+                        "done",
+                        Some(code.clone()),
+                        Some(("not_in_iys", None)),
+                        false,
+                    ),
+                    _ => (
+                        "failed",
+                        Some(code.clone()),
+                        Some(("rejected", Some(code.clone()))),
+                        false,
+                    ),
+                },
+                Settlement::Retry { error, .. } => ("pending", Some(error.clone()), None, false),
+                Settlement::Submitted { .. } => ("awaiting_result", None, None, false),
+                Settlement::StillQueued { .. } => ("awaiting_result", None, None, false),
+                Settlement::Paused { .. } => ("pending", None, None, false),
+            };
+            let next_ms = match &s {
+                Settlement::Retry { at, .. } => Some(ms(*at)),
+                Settlement::Submitted { poll_at, .. } | Settlement::StillQueued { poll_at } => {
+                    Some(ms(*poll_at))
+                }
+                Settlement::Paused { until } => Some(ms(*until)),
+                // The refusal time is kept for the 24-hour error figures.
+                Settlement::Refused { .. } => Some(ms(now)),
+                Settlement::Delivered { .. } => None,
+            };
+            let counts_attempt = !matches!(
+                s,
+                Settlement::StillQueued { .. } | Settlement::Paused { .. }
+            );
+            let (request_id, sub_request_id, index, submitted) = match &s {
+                Settlement::Submitted {
+                    request_id,
+                    sub_request_id,
+                    index,
+                    ..
+                } => (
+                    Some(request_id.clone()),
+                    Some(sub_request_id.clone()),
+                    Some(*index),
+                    Some(ms(now)),
+                ),
+                _ => (None, None, None, None),
+            };
+            let updated = sqlx::query(
+                "UPDATE outbox SET state = $1, lease_owner = NULL, lease_until_ms = NULL, \
+                 last_error = CASE WHEN $2 = 'awaiting_result' THEN last_error ELSE $3 END, \
+                 next_attempt_at_ms = COALESCE($4, next_attempt_at_ms), attempts = attempts + $5, \
+                 request_id = COALESCE($6, request_id), sub_request_id = COALESCE($7, sub_request_id), \
+                 bulk_index = COALESCE($8, bulk_index), submitted_at_ms = COALESCE($9, submitted_at_ms) \
+                 WHERE id = $10 AND brand_code = $11 AND lease_owner = $12",
+            )
+            .bind(row_state)
+            .bind(row_state)
+            .bind(last_error.clone())
+            .bind(next_ms)
+            .bind(i64::from(counts_attempt))
+            .bind(request_id)
+            .bind(sub_request_id)
+            .bind(index)
+            .bind(submitted)
+            .bind(item.id)
+            .bind(b)
+            .bind(owner.to_owned())
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() == 0 {
+                tracing::warn!(
+                    outbox = item.id,
+                    "not settled: the row's lease passed to another owner"
+                );
+                continue;
+            }
+            match &s {
                 Settlement::Delivered {
                     transaction_id,
                     creation_date,
                 } => {
-                    sqlx::query("UPDATE outbox SET state = 'done', lease_owner = NULL, lease_until_ms = NULL, last_error = NULL, attempts = attempts + 1 WHERE id = $1")
-                        .bind(item.id)
-                        .execute(&mut *tx)
-                        .await?;
                     sqlx::query("UPDATE consent_event SET delivered_transaction_id = $1, iys_creation_date = $2, iys_error = NULL WHERE id = $3")
-                        .bind(transaction_id)
+                        .bind(transaction_id.clone())
                         .bind(creation_date.map(|d| d.to_string()))
-                        .bind(item.event_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("UPDATE consent SET iys_known = 1 WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4")
-                        .bind(b)
-                        .bind(key.0.clone())
-                        .bind(key.1)
-                        .bind(key.2)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("UPDATE consent SET iys_state = 'in_iys', iys_error = NULL, deadline_ms = NULL WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 AND last_event_id = $5")
-                        .bind(b)
-                        .bind(key.0.clone())
-                        .bind(key.1)
-                        .bind(key.2)
                         .bind(item.event_id)
                         .execute(&mut *tx)
                         .await?;
                 }
                 Settlement::Refused { code, message } => {
-                    // The refusal time is kept in next_attempt_at_ms for the 24-hour error figures.
-                    sqlx::query("UPDATE outbox SET state = 'failed', lease_owner = NULL, lease_until_ms = NULL, last_error = $1, next_attempt_at_ms = $2, attempts = attempts + 1 WHERE id = $3")
-                        .bind(code.clone())
-                        .bind(ms(now))
-                        .bind(item.id)
-                        .execute(&mut *tx)
-                        .await?;
                     sqlx::query("UPDATE consent_event SET iys_error = $1 WHERE id = $2")
                         .bind(format!("{code}: {message}"))
                         .bind(item.event_id)
                         .execute(&mut *tx)
                         .await?;
-                    // H174: IYS already has this RET. H175: IYS never had the recipient.
-                    let (state, known, error) = match code.as_str() {
-                        "H174" => ("in_iys", true, None),
-                        "H175" => ("not_in_iys", false, None),
-                        _ => ("rejected", false, Some(code.clone())),
-                    };
-                    if known {
-                        sqlx::query("UPDATE consent SET iys_known = 1 WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4")
-                            .bind(b)
-                            .bind(key.0.clone())
-                            .bind(key.1)
-                            .bind(key.2)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    sqlx::query("UPDATE consent SET iys_state = $1, iys_error = $2, deadline_ms = NULL WHERE brand_code = $3 AND recipient = $4 AND recipient_type = $5 AND channel = $6 AND last_event_id = $7")
-                        .bind(state)
-                        .bind(error)
-                        .bind(b)
-                        .bind(key.0.clone())
-                        .bind(key.1)
-                        .bind(key.2)
-                        .bind(item.event_id)
-                        .execute(&mut *tx)
-                        .await?;
                 }
-                Settlement::Retry { error, at } => {
-                    sqlx::query("UPDATE outbox SET state = 'pending', lease_owner = NULL, lease_until_ms = NULL, last_error = $1, next_attempt_at_ms = $2, attempts = attempts + 1 WHERE id = $3")
-                        .bind(error)
-                        .bind(ms(at))
-                        .bind(item.id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Settlement::Submitted {
-                    request_id,
-                    sub_request_id,
-                    poll_at,
-                } => {
-                    sqlx::query("UPDATE outbox SET state = 'awaiting_result', lease_owner = NULL, lease_until_ms = NULL, request_id = $1, sub_request_id = $2, next_attempt_at_ms = $3, attempts = attempts + 1 WHERE id = $4")
-                        .bind(request_id)
-                        .bind(sub_request_id)
-                        .bind(ms(poll_at))
-                        .bind(item.id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Settlement::StillQueued { poll_at } => {
-                    sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until_ms = NULL, next_attempt_at_ms = $1 WHERE id = $2")
-                        .bind(ms(poll_at))
-                        .bind(item.id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                _ => {}
+            }
+            if known {
+                sqlx::query("UPDATE consent SET iys_known = 1 WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4")
+                    .bind(b)
+                    .bind(key.0.clone())
+                    .bind(key.1)
+                    .bind(key.2)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some((state, error)) = consent_state {
+                sqlx::query("UPDATE consent SET iys_state = $1, iys_error = $2, deadline_ms = NULL WHERE brand_code = $3 AND recipient = $4 AND recipient_type = $5 AND channel = $6 AND last_event_id = $7")
+                    .bind(state)
+                    .bind(error)
+                    .bind(b)
+                    .bind(key.0.clone())
+                    .bind(key.1)
+                    .bind(key.2)
+                    .bind(item.event_id)
+                    .execute(&mut *tx)
+                    .await?;
+                // The key's next movement waits a second: IYS gives movements of one address and
+                // type in the same second one shared transactionId.
+                sqlx::query("UPDATE outbox SET next_attempt_at_ms = $1 WHERE brand_code = $2 AND recipient = $3 AND recipient_type = $4 AND channel = $5 AND state = 'pending' AND next_attempt_at_ms < $1")
+                    .bind(ms(now) + 1_000)
+                    .bind(b)
+                    .bind(key.0.clone())
+                    .bind(key.1)
+                    .bind(key.2)
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         tx.commit().await?;
@@ -415,6 +457,7 @@ impl EngineStore for SqlStore {
             at_risk,
             errors_last_24h: errors,
             cursors,
+            paused: self.dispatch_pause(brand).await?.filter(|p| p.until > now),
         })
     }
 
@@ -521,6 +564,190 @@ impl EngineStore for SqlStore {
         Ok(())
     }
 
+    async fn dispatch_pause(&self, brand: BrandCode) -> Result<Option<DispatchPause>> {
+        sqlx::query("SELECT reason, since_ms, paused_until_ms, failures FROM dispatch_pause WHERE brand_code = $1")
+            .bind(brand.0 as i64)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| {
+                Ok(DispatchPause {
+                    reason: r.try_get("reason")?,
+                    since: ts(r.try_get("since_ms")?),
+                    until: ts(r.try_get("paused_until_ms")?),
+                    failures: r.try_get("failures")?,
+                })
+            })
+            .transpose()
+    }
+
+    async fn pause_dispatch(
+        &self,
+        brand: BrandCode,
+        reason: &str,
+        now: Timestamp,
+        base_ms: i64,
+        max_ms: i64,
+    ) -> Result<DispatchPause> {
+        let previous = self.dispatch_pause(brand).await?;
+        let failures = previous.as_ref().map_or(0, |p| p.failures) + 1;
+        let since = previous.map_or(now, |p| p.since);
+        let wait = base_ms
+            .saturating_mul(1_i64 << (failures - 1).clamp(0, 20))
+            .min(max_ms);
+        let pause = DispatchPause {
+            reason: reason.to_owned(),
+            since,
+            until: ts(ms(now).saturating_add(wait)),
+            failures,
+        };
+        let _w = self.writer().await;
+        sqlx::query("INSERT INTO dispatch_pause (brand_code, reason, since_ms, paused_until_ms, failures) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (brand_code) DO UPDATE SET reason = excluded.reason, since_ms = excluded.since_ms, paused_until_ms = excluded.paused_until_ms, failures = excluded.failures")
+            .bind(brand.0 as i64)
+            .bind(pause.reason.clone())
+            .bind(ms(pause.since))
+            .bind(ms(pause.until))
+            .bind(pause.failures)
+            .execute(&self.pool)
+            .await?;
+        Ok(pause)
+    }
+
+    async fn resume_dispatch(&self, brand: BrandCode) -> Result<()> {
+        let _w = self.writer().await;
+        sqlx::query("DELETE FROM dispatch_pause WHERE brand_code = $1")
+            .bind(brand.0 as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn outbox_rows(
+        &self,
+        brand: BrandCode,
+        filter: &OutboxFilter,
+        now: Timestamp,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>> {
+        let (clause, binds) = filter_sql(filter, now);
+        let sql = format!(
+            "SELECT * FROM outbox WHERE brand_code = $1 AND id > $2{clause} ORDER BY id LIMIT {}",
+            limit.clamp(1, 1000)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(brand.0 as i64)
+            .bind(after);
+        for v in binds {
+            q = v.bind_to(q);
+        }
+        q.fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(row_from)
+            .collect()
+    }
+
+    async fn requeue(
+        &self,
+        brand: BrandCode,
+        filter: &OutboxFilter,
+        dry_run: bool,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<RequeueReport> {
+        let _w = self.writer().await;
+        let b = brand.0 as i64;
+        let mut tx = self.pool.begin().await?;
+        let (clause, binds) = filter_sql(filter, now);
+        // Sync mode never creates IYS records: its held ONAYs wait for IYS to know the recipient.
+        let sync = sqlx::query("SELECT mode FROM brand WHERE brand_code = $1")
+            .bind(b)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get::<String, _>("mode"))
+            .transpose()?
+            .is_some_and(|m| m == Mode::Sync.as_str());
+        let states = if sync {
+            "('failed')"
+        } else {
+            "('failed', 'held')"
+        };
+        // Only rows that failed (or were held) can go again; each only while it still carries
+        // its consent's current state, so an overtaken change never reaches IYS after a later one.
+        let sql = format!(
+            "SELECT o.id, o.event_id, (SELECT COUNT(*) FROM consent c WHERE c.brand_code = o.brand_code AND c.recipient = o.recipient \
+             AND c.recipient_type = o.recipient_type AND c.channel = o.channel AND c.last_event_id = o.event_id) AS current \
+             FROM outbox o WHERE o.brand_code = $1 AND o.id > $2 AND o.state IN {states}{clause} ORDER BY o.id"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(b).bind(0_i64);
+        for v in binds {
+            q = v.bind_to(q);
+        }
+        let rows = q.fetch_all(&mut *tx).await?;
+        let mut report = RequeueReport {
+            matched: rows.len() as u64,
+            dry_run,
+            ..RequeueReport::default()
+        };
+        let mut ids = Vec::new();
+        let mut events = Vec::new();
+        for r in &rows {
+            if r.try_get::<i64, _>("current")? > 0 {
+                ids.push(r.try_get::<i64, _>("id")?);
+                events.push(r.try_get::<i64, _>("event_id")?);
+            } else {
+                report.overtaken += 1;
+            }
+        }
+        report.requeued = ids.len() as u64;
+        if dry_run {
+            return Ok(report);
+        }
+        for (ids, events) in ids.chunks(500).zip(events.chunks(500)) {
+            let list = |xs: &[i64]| xs.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at_ms = $1, last_error = NULL, lease_owner = NULL, lease_until_ms = NULL, \
+                 request_id = NULL, sub_request_id = NULL, bulk_index = NULL, submitted_at_ms = NULL WHERE brand_code = $2 AND id IN ({})",
+                list(ids)
+            )))
+            .bind(ms(now))
+            .bind(b)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE consent SET iys_state = 'pending', iys_error = NULL WHERE brand_code = $1 AND last_event_id IN ({})",
+                list(events)
+            )))
+            .bind(b)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let detail = serde_json::json!({
+            "filter": {
+                "state": filter.state.map(OutboxState::as_str),
+                "hcode": filter.hcode,
+                "recipient": filter.recipient,
+                "from": filter.from,
+                "to": filter.to,
+                "atRisk": filter.at_risk,
+            },
+            "matched": report.matched,
+            "requeued": report.requeued,
+            "overtaken": report.overtaken,
+        });
+        sqlx::query("INSERT INTO audit_log (brand_code, at_ms, actor, action, detail) VALUES ($1, $2, $3, $4, $5)")
+            .bind(b)
+            .bind(ms(now))
+            .bind(actor.to_owned())
+            .bind("outbox_requeue")
+            .bind(detail.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+
     async fn load_token(&self, key: &str) -> Result<Option<String>> {
         Ok(
             sqlx::query("SELECT state FROM iys_token WHERE token_key = $1")
@@ -542,4 +769,79 @@ impl EngineStore for SqlStore {
             .await?;
         Ok(())
     }
+}
+
+/// A value bound to a filter's placeholder.
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+impl Bind {
+    fn bind_to<'q>(
+        self,
+        q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        match self {
+            Bind::Text(s) => q.bind(s),
+            Bind::Int(n) => q.bind(n),
+        }
+    }
+}
+
+/// The filter as SQL conditions on outbox columns (placeholders from `$3`), with their values.
+/// Column names are unqualified so the conditions fit `outbox` with or without an alias.
+fn filter_sql(f: &OutboxFilter, now: Timestamp) -> (String, Vec<Bind>) {
+    let mut clause = String::new();
+    let mut binds = Vec::new();
+    let mut add = |cond: &str, v: Bind| {
+        binds.push(v);
+        clause.push_str(&cond.replace('?', &format!("${}", binds.len() + 2)));
+    };
+    if let Some(state) = f.state {
+        add(" AND state = ?", Bind::Text(state.as_str().to_owned()));
+    }
+    if let Some(code) = &f.hcode {
+        add(" AND last_error = ?", Bind::Text(code.clone()));
+    }
+    if let Some(r) = &f.recipient {
+        add(" AND recipient = ?", Bind::Text(r.clone()));
+    }
+    if let Some(t) = f.from {
+        add(" AND created_at_ms >= ?", Bind::Int(ms(t)));
+    }
+    if let Some(t) = f.to {
+        add(" AND created_at_ms < ?", Bind::Int(ms(t)));
+    }
+    if f.at_risk {
+        add(
+            " AND state IN ('pending', 'held', 'awaiting_result') AND deadline_ms < ?",
+            Bind::Int(ms(now) + 86_400_000),
+        );
+    }
+    (clause, binds)
+}
+
+fn row_from(r: &AnyRow) -> Result<OutboxRow> {
+    Ok(OutboxRow {
+        id: r.try_get("id")?,
+        event_id: r.try_get("event_id")?,
+        recipient: r.try_get("recipient")?,
+        recipient_type: parse(
+            "outbox.recipient_type",
+            &r.try_get::<String, _>("recipient_type")?,
+        )?,
+        channel: parse("outbox.channel", &r.try_get::<String, _>("channel")?)?,
+        status: parse("outbox.status", &r.try_get::<String, _>("status")?)?,
+        consent_date: parse(
+            "outbox.consent_date",
+            &r.try_get::<String, _>("consent_date")?,
+        )?,
+        state: parse("outbox.state", &r.try_get::<String, _>("state")?)?,
+        attempts: r.try_get("attempts")?,
+        last_error: r.try_get("last_error")?,
+        deadline: ts(r.try_get("deadline_ms")?),
+        created_at: ts(r.try_get("created_at_ms")?),
+        request_id: r.try_get("request_id")?,
+    })
 }

@@ -81,8 +81,8 @@ pub async fn run<S: Store>(store: &S) {
     );
     assert!(store.brand(BrandCode(1)).await.unwrap().is_none());
 
-    // A batch: ONAY, older RET (history only), same status (no-op), first RET elsewhere (kept local),
-    // a hub-only channel.
+    // A batch: ONAY, older RET (history only), same status (no-op), first RET elsewhere (sent to
+    // IYS, which may hold an ONAY the hub never saw), a hub-only channel.
     let p = "+905321234567";
     let applied = store
         .apply(
@@ -111,12 +111,15 @@ pub async fn run<S: Store>(store: &S) {
         .await
         .unwrap();
     let outcomes: Vec<&str> = applied.iter().map(|a| a.outcome.as_str()).collect();
-    assert_eq!(
-        outcomes,
-        ["applied", "older", "noop", "kept_local", "applied"]
-    );
+    assert_eq!(outcomes, ["applied", "older", "noop", "applied", "applied"]);
     assert_eq!(applied[0].outbox.as_deref(), Some("pending"));
-    assert!(applied[1..].iter().all(|a| a.outbox.is_none()));
+    assert_eq!(
+        applied[3].outbox.as_deref(),
+        Some("pending"),
+        "a first RET goes to IYS"
+    );
+    assert!(applied[1..3].iter().all(|a| a.outbox.is_none()));
+    assert!(applied[4].outbox.is_none());
     let rows = store.consents(BrandCode(600_123), p).await.unwrap();
     assert_eq!(rows.len(), 2);
     let sms = rows.iter().find(|r| r.key.channel == SMS).unwrap();
@@ -133,7 +136,7 @@ pub async fn run<S: Store>(store: &S) {
     assert_eq!(push.state.iys_state, IysState::LocalOnly);
     assert_eq!(
         store.outbox_counts(BrandCode(600_123)).await.unwrap(),
-        vec![("pending".to_owned(), 1)]
+        vec![("pending".to_owned(), 2)]
     );
 
     // History: every event, newest first, with evidence.
@@ -171,6 +174,35 @@ pub async fn run<S: Store>(store: &S) {
     assert_eq!(
         (sms.state.status, sms.state.iys_state),
         (ConsentStatus::Ret, IysState::InIys)
+    );
+    // The hub's unsent ONAY was overtaken by the citizen's later RET: it never goes.
+    assert_eq!(
+        store.outbox_counts(BrandCode(600_123)).await.unwrap(),
+        vec![("pending".to_owned(), 1), ("superseded".to_owned(), 1)]
+    );
+
+    // Same-second movements of one address share IYS's transactionId: both are recorded
+    // (deduplicated on content, never on the id alone) and the tie rule keeps the RET.
+    let p2 = "+905327654321";
+    let pair: Vec<Change> = [ConsentStatus::Onay, ConsentStatus::Ret]
+        .into_iter()
+        .map(|status| {
+            let mut m = change(600_123, p2, SMS, status, "2026-11-23 10:00:00");
+            m.origin = Origin::IysPull;
+            m.source = Source::Iys(IysSource::Mobil);
+            m.iys_transaction_id = Some("b".repeat(64));
+            m
+        })
+        .collect();
+    let first = store.apply(&patched, pair.clone(), None).await.unwrap();
+    let outcomes: Vec<&str> = first.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["applied", "conflict"]);
+    let replay = store.apply(&patched, pair, None).await.unwrap();
+    assert!(replay.iter().all(|a| a.outcome == "duplicate"));
+    let state = &store.consents(BrandCode(600_123), p2).await.unwrap()[0].state;
+    assert_eq!(
+        (state.status, state.conflict, state.iys_known),
+        (ConsentStatus::Ret, true, true)
     );
 
     // Categories and category consent, per recipient and per profile.
@@ -275,7 +307,7 @@ pub async fn run<S: Store>(store: &S) {
     // The hash chain verifies.
     let report = store.verify_chain(BrandCode(600_123)).await.unwrap();
     assert!(report.valid, "{report:?}");
-    assert_eq!(report.events, 8);
+    assert_eq!(report.events, 10);
 
     // API keys are stored hashed and scoped.
     let key = store
