@@ -281,9 +281,17 @@ impl IysState {
     }
 
     /// Appends a movement and makes it the key's current state.
+    ///
+    /// IYS gives movements of one consent created in the same second one shared transactionId
+    /// (its reconciliation notes show them as separate rows with the same id), so a movement
+    /// reuses its predecessor's id when both fall in the same second.
     fn append(&mut self, key: Key, m: MovementData, now: Timestamp) -> u32 {
         let created = now.as_second().max(self.last_created);
         self.last_created = created;
+        let tx = match self.current(&key) {
+            Some(p) if p.created == created => p.tx,
+            _ => TxId::random(),
+        };
         let previous = self
             .current(&key)
             .map(|p| (p.status, p.source.clone(), p.consent_date));
@@ -309,7 +317,7 @@ impl IysState {
             source: m.source,
             consent_date: m.consent_date,
             created,
-            tx: TxId::random(),
+            tx,
             retailer_code: m.retailer_code,
             retailer_access: m.retailer_access.map(Vec::into_boxed_slice),
             citizen_name: m.citizen_name.map(String::into_boxed_str),
@@ -630,6 +638,11 @@ impl IysState {
     }
 
     /// One page of the changes feed; `None` when there is nothing (IYS answers 204).
+    ///
+    /// The cursor names a second and a transactionId, and movements of one consent in one second
+    /// share their transactionId, so a cursor cannot tell those movements apart. Two rules keep
+    /// paging lossless and finite: a cursor resumes after the LAST movement of its group, and a
+    /// page never stops inside a group it has started (it may run past `limit` to finish it).
     pub fn changes(
         &self,
         brand: u64,
@@ -644,16 +657,23 @@ impl IysState {
         if let Some((secs, tx)) = after {
             let first_same = partition(ids.len(), |i| created(i) < secs);
             let first_later = partition(ids.len(), |i| created(i) <= secs);
+            // An unknown transactionId resumes at the start of its second: better to deliver a
+            // movement twice than to skip one.
             let resume = (first_same..first_later)
                 .find(|&i| self.movements[ids[i] as usize].tx == tx)
-                .map_or(first_later, |i| i + 1);
+                .map_or(first_same, |i| self.group_end(ids, i) + 1);
             start = start.max(resume);
         }
         let mut list = Vec::new();
         let mut last = None;
-        for &id in &ids[start..] {
+        // Position of the last movement of every group the page has started.
+        let mut must_reach = None;
+        for (pos, &id) in ids.iter().enumerate().skip(start) {
             let m = self.movement(id);
-            if m.created > window.1 || list.len() >= limit {
+            if m.created > window.1 {
+                break;
+            }
+            if list.len() >= limit && must_reach.is_none_or(|end| pos > end) {
                 break;
             }
             let wanted = match source {
@@ -663,12 +683,37 @@ impl IysState {
             if wanted {
                 list.push(m.to_wire());
                 last = Some(m);
+                let end = self.group_end(ids, pos);
+                must_reach = Some(must_reach.map_or(end, |e: usize| e.max(end)));
             }
         }
         last.map(|m| ChangesResponse {
             after: m.cursor(),
             list,
         })
+    }
+
+    /// The position in `ids` (a brand's movements) of the last movement sharing the
+    /// transactionId of the one at `pos`: the same consent, later in the same second.
+    fn group_end(&self, ids: &[u32], pos: usize) -> usize {
+        let Some(&id) = ids.get(pos) else {
+            return pos;
+        };
+        let m = self.movement(id);
+        let Some(of_key) = self.by_key.get(&m.key) else {
+            return pos;
+        };
+        // Movement ids only grow, so both lists are sorted.
+        let Ok(at) = of_key.binary_search(&id) else {
+            return pos;
+        };
+        let last_id = of_key[at..]
+            .iter()
+            .take_while(|&&other| self.movement(other).tx == m.tx)
+            .last()
+            .copied()
+            .unwrap_or(id);
+        ids.binary_search(&last_id).unwrap_or(pos)
     }
 
     /// A citizen gives or withdraws consent through IYS. IYS's provider rules do not apply to

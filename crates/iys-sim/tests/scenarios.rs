@@ -698,9 +698,10 @@ async fn changes_feed_pages_with_the_cursor() {
     assert_eq!(pages, [1000, 1000, 500]);
     assert_eq!(seen, citizen_txs, "no gap, no repeat, oldest first");
 
-    // IYS is the default source.
-    let first = c.get("/consents/changes?limit=3").await;
-    assert_eq!(txs(&first.expect_ok(200)["list"]), citizen_txs[..3]);
+    // IYS is the default source. (An odd limit would end inside a recipient's ONAY/RET pair,
+    // which shares a transactionId when made in one second; the page would then run on.)
+    let first = c.get("/consents/changes?limit=2").await;
+    assert_eq!(txs(&first.expect_ok(200)["list"]), citizen_txs[..2]);
     // The provider's own movements.
     let hs = c.get("/consents/changes?source=HS").await;
     let hs = hs.expect_ok(200);
@@ -757,6 +758,269 @@ async fn changes_feed_hides_the_last_hour_and_keeps_seven_days() {
     c.token = c.token().await;
     let r = c.get("/consents/changes").await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "older than 7 days");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3b. Movements of one consent in one second share a transactionId (REFERENCE §2.3, §4.4)
+
+impl Client {
+    /// Every page of the changes feed from the start, `limit` at a time, until 204.
+    async fn all_changes(&self, source: &str, limit: usize) -> (Vec<Value>, usize) {
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let mut query = vec![("source", source.to_owned()), ("limit", limit.to_string())];
+            if let Some(a) = &after {
+                query.push(("after", a.clone()));
+            }
+            let resp = self
+                .http
+                .get(self.brand_url("/consents/changes"))
+                .bearer_auth(&self.token)
+                .query(&query)
+                .send()
+                .await
+                .expect("changes request");
+            let r = Resp::read(resp).await;
+            if r.status == StatusCode::NO_CONTENT {
+                return (seen, pages);
+            }
+            let page = r.expect_ok(200);
+            let list = page["list"].as_array().expect("a list");
+            let last = list.last().expect("a page is never empty");
+            let cursor = page["after"].as_str().expect("a cursor");
+            let expected_cursor = format!(
+                "{}_{}",
+                cursor.split('_').next().unwrap_or(""),
+                last["transactionId"].as_str().unwrap_or("")
+            );
+            assert_eq!(
+                cursor, expected_cursor,
+                "the cursor names the last movement"
+            );
+            seen.extend(list.iter().cloned());
+            after = Some(cursor.to_owned());
+            pages += 1;
+            assert!(pages <= 100, "the feed does not end");
+        }
+    }
+}
+
+fn citizen_action(recipient: &str, status: &str) -> Value {
+    json!({"brandCode": BRAND, "recipient": recipient, "type": "MESAJ", "status": status})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn citizen_movements_in_one_second_share_a_transaction_id() {
+    let server = start_server(fast(), None).await;
+    let mut c = Client::new(&server).await;
+    c.freeze_at(&at("12:00:00")).await;
+    let (a, b) = (phone(3_200_001), phone(3_200_002));
+    let m = c
+        .citizen(json!([
+            citizen_action(&a, "ONAY"),
+            citizen_action(&b, "ONAY"),
+            citizen_action(&a, "RET"),
+        ]))
+        .await;
+    let (a_onay, b_onay, a_ret) = (tx_of(&m[0]), tx_of(&m[1]), tx_of(&m[2]));
+    assert_eq!(
+        a_onay, a_ret,
+        "same consent, same second: one transactionId"
+    );
+    assert_ne!(a_onay, b_onay, "another recipient has its own");
+
+    // A later second starts a new transactionId.
+    c.advance(1).await;
+    let m = c.citizen(citizen_action(&a, "ONAY")).await;
+    let a_again = tx_of(&m[0]);
+    assert_ne!(a_again, a_onay);
+    assert_eq!(m[0]["creationDate"], at("12:00:01"));
+
+    // Another type of the same address, in the same second, is another consent.
+    let m = c
+        .citizen(json!({"brandCode": BRAND, "recipient": a, "type": "ARAMA", "status": "ONAY"}))
+        .await;
+    assert_eq!(m[0]["creationDate"], at("12:00:01"));
+    assert_ne!(tx_of(&m[0]), a_again);
+
+    // Both movements appear in the feed, in order, each with the shared id.
+    let (feed, _) = c.all_changes("IYS", 1000).await;
+    let of_a: Vec<(String, String)> = feed
+        .iter()
+        .filter(|x| x["recipient"] == a.as_str() && x["type"] == "MESAJ")
+        .map(|x| {
+            (
+                x["status"].as_str().unwrap().to_owned(),
+                x["transactionId"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        of_a,
+        [
+            ("ONAY".to_owned(), a_onay.clone()),
+            ("RET".to_owned(), a_onay.clone()),
+            ("ONAY".to_owned(), a_again.clone()),
+        ]
+    );
+    // History lists both, with the same id.
+    let h = c.history(&a, "").await;
+    let h = h.expect_ok(200);
+    assert_eq!(h["pagination"]["totalCount"], 3);
+    assert_eq!(txs(&h["list"]).iter().filter(|t| **t == a_onay).count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_add_and_a_citizen_ret_in_one_second_share_a_transaction_id() {
+    let server = start_server(fast(), None).await;
+    let mut c = Client::new(&server).await;
+    c.freeze_at(&at("12:00:00")).await;
+    let a = phone(3_300_001);
+
+    // v2 add, then its identical replay in the same second: the same transaction, no movement.
+    let body = consent(&a, "ONAY", &at("11:00:00"));
+    let added = c.add(true, &body).await;
+    let tx = tx_of(added.expect_ok(200));
+    let before = c.stats().await;
+    let replay = c.add(true, &body).await;
+    assert_eq!(*replay.expect_ok(200), added.body);
+    assert_eq!(c.stats().await["movements"], before["movements"]);
+
+    // The citizen withdraws in the same second.
+    let m = c.citizen(citizen_action(&a, "RET")).await;
+    assert_eq!(tx_of(&m[0]), tx);
+    let status = c.status(&a, "MESAJ").await;
+    let status = status.expect_ok(200);
+    assert_eq!(
+        (&status["status"], &status["transactionId"]),
+        (&json!("RET"), &json!(tx))
+    );
+
+    // A bulk item for the same consent, processed within the same second, joins the group.
+    let bulk = c
+        .bulk(false, &json!([consent(&a, "ONAY", &at("12:00:00"))]))
+        .await;
+    let request_id = bulk.expect_ok(202)["requestId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    c.advance(1).await;
+    let results = c.bulk_result(false, &request_id).await;
+    let item = &results.expect_ok(200)[0];
+    assert_eq!(item["status"], "success", "{item}");
+    assert_eq!(item["creationDate"], at("12:00:00"));
+    assert_eq!(tx_of(item), tx);
+
+    // A v1 add one second later has a transactionId of its own.
+    let later = c.add(false, &consent(&a, "RET", &at("12:00:01"))).await;
+    assert_ne!(tx_of(later.expect_ok(200)), tx);
+
+    // Each feed shows its own side's movements under the shared id.
+    let (hs, _) = c.all_changes("HS", 1000).await;
+    let (iys, _) = c.all_changes("IYS", 1000).await;
+    assert_eq!(
+        txs(&Value::Array(hs[..2].to_vec())),
+        [tx.clone(), tx.clone()]
+    );
+    assert_eq!(hs.len(), 3);
+    assert_eq!(c.all_changes("HS", 1).await.0, hs, "paging one at a time");
+    assert_eq!(
+        (&iys[0]["status"], iys[0]["transactionId"].as_str()),
+        (&json!("RET"), Some(tx.as_str()))
+    );
+
+    // The daily file: separate rows with the same id.
+    c.set_clock("2026-06-11 10:00:00", true).await;
+    c.token = c.token().await;
+    let resp = c
+        .http
+        .get(c.brand_url(&format!("/changes/{DAY}/file")))
+        .bearer_auth(&c.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let file = resp.text().await.unwrap();
+    let shared: Vec<Vec<&str>> = file
+        .lines()
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|r| r[1] == tx)
+        .collect();
+    let statuses: Vec<(&str, &str)> = shared.iter().map(|r| (r[5], r[7])).collect();
+    assert_eq!(
+        statuses,
+        [("ONAY", "HS_WEB"), ("RET", "IYS_WEB"), ("ONAY", "HS_WEB")],
+        "one row per movement, in creation order"
+    );
+    assert!(shared.iter().all(|r| r[0] == at("12:00:00")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_over_shared_transaction_ids_loses_nothing() {
+    let server = start_server(fast(), None).await;
+    let mut c = Client::new(&server).await;
+    c.freeze_at(&at("12:00:00")).await;
+    let (a, b, d, e) = (
+        phone(3_400_001),
+        phone(3_400_002),
+        phone(3_400_003),
+        phone(3_400_004),
+    );
+    // Interleaved groups in one second: a ×3, b ×2, d ×1; then a second with a and e.
+    let mut expected = c
+        .citizen(json!([
+            citizen_action(&a, "ONAY"),
+            citizen_action(&b, "ONAY"),
+            citizen_action(&a, "RET"),
+            citizen_action(&d, "ONAY"),
+            citizen_action(&b, "RET"),
+            citizen_action(&a, "ONAY"),
+        ]))
+        .await;
+    c.advance(1).await;
+    expected.extend(
+        c.citizen(json!([
+            citizen_action(&a, "RET"),
+            citizen_action(&e, "ONAY")
+        ]))
+        .await,
+    );
+    assert_eq!(tx_of(&expected[0]), tx_of(&expected[5]));
+    assert_eq!(tx_of(&expected[1]), tx_of(&expected[4]));
+    let order = |list: &[Value]| -> Vec<String> {
+        list.iter()
+            .map(|m| format!("{} {} {}", m["recipient"], m["status"], m["transactionId"]))
+            .collect()
+    };
+
+    // Whatever the page size: every movement once, in creation order. A page that reaches a
+    // group runs past the limit to its end, since the cursor could not resume inside it.
+    for (limit, pages) in [(1000, 1), (1, 3), (2, 2), (6, 2), (7, 2), (8, 1)] {
+        let (seen, got_pages) = c.all_changes("IYS", limit).await;
+        assert_eq!(order(&seen), order(&expected), "limit {limit}");
+        assert_eq!(got_pages, pages, "limit {limit}");
+    }
+
+    // A cursor naming a group resumes after the group's last movement, and a cursor whose
+    // transactionId is unknown resumes at the start of its second (repeats, never losses).
+    let first = c.get("/consents/changes?limit=1").await;
+    let first = first.expect_ok(200);
+    assert_eq!(first["list"].as_array().unwrap().len(), 6);
+    let secs = first["after"]
+        .as_str()
+        .unwrap()
+        .split('_')
+        .next()
+        .unwrap()
+        .to_owned();
+    let unknown = format!("{secs}_{}", "0".repeat(64));
+    let r = c.get(&format!("/consents/changes?after={unknown}")).await;
+    assert_eq!(
+        order(r.expect_ok(200)["list"].as_array().unwrap()),
+        order(&expected)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1359,8 +1623,18 @@ async fn reconciliation_of_a_day() {
     let mut sorted = rows.clone();
     sorted.sort_by(|x, y| (x[0], x[1]).cmp(&(y[0], y[1])));
     assert_eq!(rows, sorted, "sorted by creationDate, then transactionId");
-    let row_of = |tx: &str| rows.iter().find(|r| r[1] == tx).cloned().unwrap();
-    let row = row_of(hs[2]["transactionId"].as_str().unwrap());
+    // A movement's row: movements of one consent in one second share their transactionId.
+    let row_of = |m: &Value| {
+        rows.iter()
+            .find(|r| {
+                r[0] == m["creationDate"] && r[1] == m["transactionId"] && r[5] == m["status"]
+            })
+            .cloned()
+            .unwrap()
+    };
+    let mut hs2 = hs[2].clone();
+    hs2["status"] = json!("RET");
+    let row = row_of(&hs2);
     assert_eq!(
         row,
         [
@@ -1374,7 +1648,9 @@ async fn reconciliation_of_a_day() {
             "HS_WEB"
         ]
     );
-    let row = row_of(hs[3]["transactionId"].as_str().unwrap());
+    let mut hs3 = hs[3].clone();
+    hs3["status"] = json!("ONAY");
+    let row = row_of(&hs3);
     assert_eq!(
         row[2..],
         [
@@ -1386,7 +1662,7 @@ async fn reconciliation_of_a_day() {
             "HS_EPOSTA"
         ]
     );
-    let row = row_of(iys[1]["transactionId"].as_str().unwrap());
+    let row = row_of(&iys[1]);
     assert_eq!(row[0], iys[1]["creationDate"].as_str().unwrap());
     assert_eq!(
         row[2..],
