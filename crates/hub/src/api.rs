@@ -42,6 +42,11 @@ pub fn router(hub: HubState) -> Router {
         .route(&format!("{b}/check"), post(consents::post_check))
         .route(&format!("{b}/verify"), get(verify_chain))
         .route(&format!("{b}/sync"), get(crate::sync::get_sync))
+        .route(&format!("{b}/outbox"), get(crate::sync::get_outbox))
+        .route(
+            &format!("{b}/outbox/requeue"),
+            post(crate::sync::post_requeue),
+        )
         .route(
             &format!("{b}/backfill"),
             post(crate::sync::post_backfill).get(crate::sync::get_backfill),
@@ -244,6 +249,11 @@ async fn metrics(State(hub): State<HubState>) -> Response {
                     *n as f64,
                 ));
             }
+            extra.push((
+                "iyshub_dispatch_paused".into(),
+                brand.clone(),
+                f64::from(u8::from(f.paused.is_some())),
+            ));
             for c in &f.cursors {
                 if let Some(t) = c.last_success {
                     extra.push((

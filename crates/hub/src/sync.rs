@@ -2,12 +2,14 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine;
 use hub_core::{Change, Origin};
-use hub_store::{EngineStore, Scope, Store};
+use hub_store::{EngineStore, OutboxState, Scope, Store};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -16,6 +18,7 @@ use crate::HubState;
 use crate::api::{Path, brand_code, brand_for, json_body};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::input::lookup_form;
 
 /// A cursor not advanced for this long risks missing movements: IYS keeps 7 days.
 const STALE_CURSOR_SECS: i64 = 6 * 86_400;
@@ -61,6 +64,7 @@ pub async fn get_sync(
         "atRisk": f.at_risk,
         "errorsLast24h": f.errors_last_24h.iter().map(|(c, n)| (c.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "token": token,
+        "dispatchPaused": f.paused,
     })))
 }
 
@@ -169,4 +173,172 @@ pub async fn get_backfill(
         .collect();
     v["positions"] = json!(positions);
     Ok(Json(v))
+}
+
+/// The outbox filter of a listing's query or a requeue's body; every field narrows.
+fn outbox_filter(
+    get: impl Fn(&str) -> Option<String>,
+) -> ApiResult<hub_store::OutboxFilter> {
+    let instant = |field: &'static str| -> ApiResult<Option<Timestamp>> {
+        get(field)
+            .map(|s| {
+                s.parse::<Timestamp>().map_err(|_| {
+                    ApiError::unprocessable(
+                        "invalid_value",
+                        format!("{field} must be an RFC 3339 instant, e.g. 2026-11-29T10:00:00Z"),
+                    )
+                    .field(field)
+                    .value(s)
+                })
+            })
+            .transpose()
+    };
+    let state = get("state")
+        .map(|s| {
+            s.parse::<OutboxState>().map_err(|e| {
+                ApiError::unprocessable("invalid_value", e.to_string())
+                    .field("state")
+                    .value(s)
+            })
+        })
+        .transpose()?;
+    let at_risk = match get("atRisk").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(
+                ApiError::unprocessable("invalid_value", "atRisk must be true or false")
+                    .field("atRisk")
+                    .value(other),
+            );
+        }
+    };
+    Ok(hub_store::OutboxFilter {
+        state,
+        hcode: get("hcode").filter(|s| !s.is_empty()),
+        recipient: get("recipient").map(|r| lookup_form(&r)),
+        from: instant("from")?,
+        to: instant("to")?,
+        at_risk,
+    })
+}
+
+/// `GET …/outbox?state=&hcode=&recipient=&from=&to=&atRisk=&cursor=&limit=`: the changes on
+/// their way to IYS, failed, held or at risk, oldest first, with a cursor to the next page.
+pub async fn get_outbox(
+    State(hub): State<HubState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let brand = brand_for(&hub, &caller, &code, Scope::Read).await?;
+    for k in q.keys() {
+        if !["state", "hcode", "recipient", "from", "to", "atRisk", "cursor", "limit"]
+            .contains(&k.as_str())
+        {
+            return Err(ApiError::unprocessable(
+                "invalid_value",
+                "unknown query parameter; allowed: state, hcode, recipient, from, to, atRisk, cursor, limit",
+            )
+            .field(k.as_str()));
+        }
+    }
+    let filter = outbox_filter(|k| q.get(k).cloned())?;
+    let number = |field: &'static str, default: i64, range: std::ops::RangeInclusive<i64>| {
+        q.get(field).map_or(Ok(default), |s| {
+            s.parse::<i64>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "invalid_value",
+                        format!("{field} must be a number in {}–{}", range.start(), range.end()),
+                    )
+                    .field(field)
+                    .value(s.as_str())
+                })
+        })
+    };
+    let after = number("cursor", 0, 0..=i64::MAX)?;
+    let limit = number("limit", 100, 1..=1000)?;
+    let rows = hub
+        .store
+        .outbox_rows(brand.brand_code, &filter, Timestamp::now(), after, limit)
+        .await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.id.to_string()))
+        .flatten();
+    Ok(Json(json!({"items": rows, "nextCursor": next})))
+}
+
+/// `POST …/outbox/requeue` (admin): queues failed rows (and, in integrator mode, held ones)
+/// again, unless a later change of the same consent overtook them. `dryRun` only counts.
+pub async fn post_requeue(
+    State(hub): State<HubState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let brand = brand_for(&hub, &caller, &code, Scope::Admin).await?;
+    let v = json_body(body)?;
+    let obj = v.as_object().ok_or_else(|| {
+        ApiError::unprocessable("invalid_body", "the body must be a JSON object")
+    })?;
+    const FIELDS: [&str; 7] = ["state", "hcode", "recipient", "from", "to", "atRisk", "dryRun"];
+    for (k, x) in obj {
+        if !FIELDS.contains(&k.as_str()) {
+            return Err(ApiError::unprocessable(
+                "invalid_body",
+                "unknown field; allowed: state, hcode, recipient, from, to, atRisk, dryRun",
+            )
+            .field(k.as_str()));
+        }
+        let typed_ok = match k.as_str() {
+            "atRisk" | "dryRun" => x.is_boolean(),
+            _ => x.is_string(),
+        };
+        if !typed_ok {
+            return Err(ApiError::unprocessable(
+                "invalid_value",
+                format!("{k} has the wrong type"),
+            )
+            .field(k.as_str())
+            .value(x.clone()));
+        }
+    }
+    let filter = outbox_filter(|k| match obj.get(k) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Bool(b)) => Some(b.to_string()),
+        _ => None,
+    })?;
+    if let Some(state) = filter.state
+        && !matches!(state, OutboxState::Failed | OutboxState::Held)
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_value",
+            "only failed or held rows can be requeued",
+        )
+        .field("state")
+        .value(state.as_str()));
+    }
+    if filter.state == Some(OutboxState::Held) && brand.mode == hub_core::Mode::Sync {
+        return Err(ApiError::unprocessable(
+            "invalid_value",
+            "sync mode never creates IYS records: held ONAYs go when IYS is known to have the recipient (run a backfill) or after a switch to integrator mode",
+        )
+        .field("state")
+        .value("held"));
+    }
+    let dry_run = obj.get("dryRun").and_then(Value::as_bool).unwrap_or(false);
+    let report = hub
+        .store
+        .requeue(
+            brand.brand_code,
+            &filter,
+            dry_run,
+            caller.name(),
+            Timestamp::now(),
+        )
+        .await?;
+    Ok(Json(json!(report)))
 }

@@ -1137,20 +1137,17 @@ async fn ledger_semantics() {
         "every change is in history"
     );
 
-    // A first RET on MESAJ is kept locally: IYS would answer H175.
-    let kept = api
+    // A first RET on MESAJ goes to IYS: IYS may hold an ONAY the hub never saw.
+    let first_ret = api
         .consents(BRAND, change(PHONE2, "MESAJ", "RET", D1))
         .await
         .expect(200);
     assert_eq!(
-        pick(&kept, &["outcome", "iysState", "outbox"]),
-        json!(["kept_local", "not_in_iys", null])
+        pick(&first_ret, &["outcome", "iysState", "outbox"]),
+        json!(["applied", "pending", "pending"])
     );
     let s = api.state(BRAND, PHONE2, "MESAJ").await;
-    assert_eq!(
-        pick(&s, &["status", "iysState"]),
-        json!(["RET", "not_in_iys"])
-    );
+    assert_eq!(pick(&s, &["status", "iysState"]), json!(["RET", "pending"]));
 
     // Equal consentDates: RET wins and the consent is flagged, in either order.
     let conflict = api
