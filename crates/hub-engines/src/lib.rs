@@ -259,18 +259,16 @@ impl Engines {
         client: &IysClient,
     ) -> Result<usize, hub_store::StoreError> {
         let now = self.now();
-        let mut paused = self
-            .store
-            .dispatch_pause(brand.brand_code)
-            .await?
-            .filter(|p| p.until > now);
+        // An expired pause stays recorded until IYS accepts a request again.
+        let recorded = self.store.dispatch_pause(brand.brand_code).await?;
+        let was_paused = recorded.is_some();
+        let mut paused = recorded.filter(|p| p.until > now);
         if paused
             .as_ref()
             .is_some_and(|p| !p.reason.starts_with("H525"))
         {
             return Ok(0);
         }
-        let was_paused = paused.is_some();
         let lease = self.config.lease.as_millis() as i64;
         let items = self
             .store

@@ -1,229 +1,20 @@
 //! End to end: the hub's store and engines against the IYS simulator over real HTTP.
 
-use std::future::Future;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use hub_core::{BrandCode, Change, Channel, ConsentKey, IysState, Mode, Origin};
-use hub_engines::{EngineConfig, Engines};
-use hub_store::{Brand, EngineStore, IysConnection, NewBrand, SqlStore, Store};
-use iys::{ConsentDate, ConsentStatus, ConsentType, HsSource, RecipientType, Source};
-use iys_client::Secret;
-use iys_sim::{Profile, SimConfig, SimServer};
+use hub_core::{BrandCode, Change, IysState, Mode};
+use hub_engines::Engines;
+use hub_store::{EngineStore, IysConnection, NewBrand, SqlStore, Store};
+use iys::{ConsentDate, ConsentStatus, ConsentType};
+use iys_sim::{Profile, SimConfig};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-const BRAND: BrandCode = BrandCode(600_123);
-
-struct World {
-    sim: SimServer,
-    store: Arc<SqlStore>,
-    http: reqwest::Client,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl World {
-    async fn start(sim_config: SimConfig, mode: Mode, postgres: Option<String>) -> World {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sim = SimServer::start(sim_config, listener, None).await.unwrap();
-        let (url, dir) = match postgres {
-            Some(u) => (u, None),
-            None => {
-                let dir = tempfile::tempdir().unwrap();
-                (
-                    SqlStore::sqlite_url(&dir.path().join("hub.db")).unwrap(),
-                    Some(dir),
-                )
-            }
-        };
-        let store = Arc::new(SqlStore::connect(&url).await.unwrap());
-        store
-            .create_brand(NewBrand {
-                brand_code: BRAND,
-                iys_code: 600_123,
-                name: "e2e".into(),
-                mode,
-                iys: IysConnection {
-                    base_url: Some(sim.base_url()),
-                    username: Some("demo".into()),
-                    ..IysConnection::default()
-                },
-            })
-            .await
-            .unwrap();
-        World {
-            sim,
-            store,
-            http: reqwest::Client::new(),
-            _dir: dir,
-        }
-    }
-
-    fn engines(&self) -> Arc<Engines> {
-        Arc::new(Engines::new(self.store.clone(), engine_config()))
-    }
-
-    /// Engines that read the simulator's clock, so tests can cross IYS's hour.
-    fn engines_on_sim_time(&self) -> Arc<Engines> {
-        let config = EngineConfig {
-            clock: Arc::new(SimTime(self.sim.sim.clone())),
-            ..engine_config()
-        };
-        Arc::new(Engines::new(self.store.clone(), config))
-    }
-
-    async fn brand(&self) -> Brand {
-        self.store.brand(BRAND).await.unwrap().unwrap()
-    }
-
-    async fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        self.sim.control(method, path, body).await.unwrap()
-    }
-
-    async fn stats(&self) -> Value {
-        self.sim.stats().await.unwrap()
-    }
-
-    /// The simulator's current state of every consent of the brand: recipient → status.
-    async fn iys_state(&self) -> std::collections::BTreeMap<String, String> {
-        let v: Value = self
-            .http
-            .get(format!(
-                "{}/_sim/consents/600123?limit=100000",
-                self.sim.base_url()
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["list"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| {
-                (
-                    format!(
-                        "{}/{}",
-                        m["recipient"].as_str().unwrap(),
-                        m["type"].as_str().unwrap()
-                    ),
-                    m["status"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect()
-    }
-
-    async fn outbox(&self) -> std::collections::BTreeMap<String, i64> {
-        self.store
-            .outbox_counts(BRAND)
-            .await
-            .unwrap()
-            .into_iter()
-            .collect()
-    }
-
-    /// Waits until `cond` holds (checked every 100 ms), failing after `secs`.
-    async fn until<F, Fut>(&self, secs: u64, what: &str, mut cond: F)
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = bool>,
-    {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-        while !cond().await {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for: {what}; outbox {:?}",
-                self.outbox().await
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn state_of(&self, recipient: &str) -> Option<hub_core::ConsentState> {
-        self.store
-            .consents(BRAND, recipient)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|r| r.key.channel == SMS)
-            .map(|r| r.state)
-    }
-}
-
-const SMS: Channel = Channel::Iys(ConsentType::Mesaj);
-
-#[derive(Debug)]
-struct SimTime(Arc<iys_sim::Sim>);
-
-impl iys_client::Clock for SimTime {
-    fn now(&self) -> Timestamp {
-        self.0.now()
-    }
-}
-
-fn engine_config() -> EngineConfig {
-    EngineConfig {
-        pull_interval: Duration::from_secs(1),
-        dispatch_interval: Duration::from_millis(50),
-        single_max: 25,
-        bulk_min_poll_age: Duration::from_millis(150),
-        bulk_poll_every: Duration::from_millis(100),
-        retry_schedule: vec![
-            Duration::from_millis(100),
-            Duration::from_millis(300),
-            Duration::from_secs(1),
-        ],
-        lease: Duration::from_secs(30),
-        pause_base: Duration::from_millis(300),
-        pause_max: Duration::from_secs(2),
-        bulk_result_timeout: Duration::from_secs(3600),
-        iys_password: Secret::new("demo-password"),
-        budgets: iys_client::Budgets {
-            per_second: 200,
-            ..Default::default()
-        },
-        clock: Arc::new(iys_client::SystemClock),
-    }
-}
-
-fn change(n: u64, status: ConsentStatus, date: ConsentDate) -> Change {
-    Change {
-        key: ConsentKey {
-            brand: BRAND,
-            recipient: format!("+90532{n:07}"),
-            recipient_type: RecipientType::Bireysel,
-            channel: SMS,
-        },
-        status,
-        consent_date: date,
-        source: Source::Hs(HsSource::HsWeb),
-        origin: Origin::Api,
-        actor: Some("e2e".into()),
-        evidence: None,
-        category: None,
-        profile_id: None,
-        hold: None,
-        iys_transaction_id: None,
-        received_at: Timestamp::now(),
-    }
-}
-
-fn now_date() -> ConsentDate {
-    ConsentDate::from_timestamp(
-        Timestamp::now()
-            .saturating_sub(jiff::SignedDuration::from_secs(5))
-            .unwrap(),
-    )
-}
-
-fn run(engines: &Arc<Engines>) -> CancellationToken {
-    let cancel = CancellationToken::new();
-    tokio::spawn(engines.clone().run(cancel.clone()));
-    cancel
-}
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn integrator_delivers_5000_changes_and_iys_equals_the_hub() {
@@ -841,4 +632,330 @@ async fn h084_stops_token_calls_until_the_halt_ends_also_across_a_restart() {
     .await;
     c2.cancel();
     assert!(w.stats().await["tokenCalls"].as_u64().unwrap() > calls);
+}
+
+/// A recipient's current status in the simulator ("ONAY", "RET"), if IYS has one.
+async fn iys_status(w: &World, recipient: &str) -> Option<String> {
+    w.iys_state().await.remove(&format!("{recipient}/MESAJ"))
+}
+
+fn ago(secs: i64) -> ConsentDate {
+    ConsentDate::from_timestamp(
+        Timestamp::now()
+            .saturating_sub(jiff::SignedDuration::from_secs(secs))
+            .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_ret_reaches_iys_for_a_recipient_known_only_to_iys_in_both_modes() {
+    for mode in [Mode::Integrator, Mode::Sync] {
+        let w = World::start(SimConfig::for_profile(Profile::Fast), mode, None).await;
+        // Another system (or the citizen) gave IYS an ONAY the hub never saw.
+        w.control(
+            reqwest::Method::POST,
+            "/_sim/citizen",
+            json!({"brandCode": 600123, "recipient": "+905320000001", "type": "MESAJ", "status": "ONAY", "source": "IYS_WEB", "consentDate": ago(120).to_string()}),
+        )
+        .await;
+        let brand = w.brand().await;
+        let applied = w
+            .store
+            .apply(
+                &brand,
+                vec![
+                    change(1, ConsentStatus::Ret, ago(5)),
+                    // And a RET for someone IYS never had: IYS answers H175, harmlessly.
+                    change(2, ConsentStatus::Ret, ago(5)),
+                ],
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(
+            applied
+                .iter()
+                .all(|a| a.outbox.as_deref() == Some("pending")),
+            "{mode:?}: {applied:?}"
+        );
+        let cancel = run(&w.engines());
+        w.until(20, "the first RET reaches IYS", || async {
+            iys_status(&w, "+905320000001").await.as_deref() == Some("RET")
+        })
+        .await;
+        w.until(20, "the H175 answer settles", || async {
+            w.state_of("+905320000002")
+                .await
+                .is_some_and(|s| s.iys_state == IysState::NotInIys)
+        })
+        .await;
+        cancel.cancel();
+        let s = w.state_of("+905320000001").await.unwrap();
+        assert_eq!(
+            (s.status, s.iys_state),
+            (ConsentStatus::Ret, IysState::InIys)
+        );
+        assert_eq!(iys_status(&w, "+905320000002").await, None);
+        let outbox = w.outbox().await;
+        assert_eq!(outbox.get("done"), Some(&2), "{mode:?}: {outbox:?}");
+        assert_eq!(outbox.get("failed"), None, "H175 is not an error");
+        let figures = w.store.sync_figures(BRAND, Timestamp::now()).await.unwrap();
+        assert!(figures.errors_last_24h.is_empty(), "{figures:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_second_citizen_pairs_and_equal_date_pairs_end_as_ret() {
+    let w = World::start(
+        SimConfig::for_profile(Profile::Fast),
+        Mode::Integrator,
+        None,
+    )
+    .await;
+    let cancel = run(&w.engines());
+    let citizen = |n: u64, status: &str, date: Option<ConsentDate>| {
+        let mut body = json!({"brandCode": 600123, "recipient": format!("+90532{n:07}"), "type": "MESAJ", "status": status, "source": "IYS_MOBIL"});
+        if let Some(d) = date {
+            body["consentDate"] = json!(d.to_string());
+        }
+        body
+    };
+    // Given and withdrawn within a second: IYS gives both movements one transactionId.
+    for n in 0..100 {
+        let date = ago(1);
+        w.control(
+            reqwest::Method::POST,
+            "/_sim/citizen",
+            citizen(n, "ONAY", Some(date)),
+        )
+        .await;
+        w.control(
+            reqwest::Method::POST,
+            "/_sim/citizen",
+            citizen(n, "RET", Some(date)),
+        )
+        .await;
+    }
+    // The same consentDate in different seconds: distinct transactionIds, the tie rule.
+    let date = ago(30);
+    for n in 100..120 {
+        w.control(
+            reqwest::Method::POST,
+            "/_sim/citizen",
+            citizen(n, "ONAY", Some(date)),
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for n in 100..120 {
+        w.control(
+            reqwest::Method::POST,
+            "/_sim/citizen",
+            citizen(n, "RET", Some(date)),
+        )
+        .await;
+    }
+    let iys = w.iys_state().await;
+    assert_eq!(iys.len(), 120);
+    assert!(iys.values().all(|s| s == "RET"));
+    w.until(20, "every pair pulled", || async {
+        let mut all = true;
+        for n in 0..120 {
+            all &= w
+                .state_of(&format!("+90532{n:07}"))
+                .await
+                .is_some_and(|s| s.status == ConsentStatus::Ret);
+        }
+        all
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cancel.cancel();
+    for n in 0..120 {
+        let s = w.state_of(&format!("+90532{n:07}")).await.unwrap();
+        assert_eq!(
+            (s.status, s.iys_state),
+            (ConsentStatus::Ret, IysState::InIys),
+            "{n}"
+        );
+        assert!(
+            s.conflict,
+            "{n}: equal dates, different statuses are flagged"
+        );
+        let history = w
+            .store
+            .history(BRAND, &format!("+90532{n:07}"), 10)
+            .await
+            .unwrap();
+        assert_eq!(history.len(), 2, "{n}: both movements are in history");
+    }
+    // Nothing was echoed back to IYS.
+    assert_eq!(w.stats().await["movements"], 240);
+    let check = hub_core::check(
+        SMS,
+        w.state_of("+905320000000").await.as_ref(),
+        None,
+        hub_core::Policy::Lenient,
+    );
+    assert!(!check.allowed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_changes_are_resent_when_repeated_and_can_be_requeued() {
+    let w = World::start(
+        SimConfig::for_profile(Profile::Fast),
+        Mode::Integrator,
+        None,
+    )
+    .await;
+    // IYS refuses every single add for a while with a permanent code.
+    w.control(
+        reqwest::Method::PUT,
+        "/_sim/faults",
+        json!({"add_v2": {"errorRate": 1.0, "status": 422, "code": "H119"}}),
+    )
+    .await;
+    let brand = w.brand().await;
+    let changes: Vec<Change> = (0..6)
+        .map(|n| change(n, ConsentStatus::Onay, ago(60)))
+        .collect();
+    w.store.apply(&brand, changes, None).await.unwrap();
+    let cancel = run(&w.engines());
+    w.until(20, "all refused", || async {
+        w.outbox().await.get("failed") == Some(&6)
+    })
+    .await;
+    w.control(reqwest::Method::DELETE, "/_sim/faults", json!({}))
+        .await;
+    assert_eq!(
+        w.state_of("+905320000000").await.unwrap().iys_state,
+        IysState::Rejected
+    );
+    // The same status again is not a no-op after a refusal: it goes again.
+    let again = w
+        .store
+        .apply(&brand, vec![change(0, ConsentStatus::Onay, ago(30))], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again[0].outcome.as_str(), again[0].outbox.as_deref()),
+        ("resent", Some("pending"))
+    );
+    w.until(20, "the repeated ONAY reaches IYS", || async {
+        iys_status(&w, "+905320000000").await.as_deref() == Some("ONAY")
+    })
+    .await;
+    // Requeue the rest by H-code: a dry run counts, the real one sends. Recipient 0's refused
+    // row was overtaken by its repeat and stays put.
+    let filter = hub_store::OutboxFilter {
+        hcode: Some("H119".into()),
+        ..Default::default()
+    };
+    let dry = w
+        .store
+        .requeue(BRAND, &filter, true, "test", Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!((dry.matched, dry.requeued, dry.overtaken), (6, 5, 1));
+    assert_eq!(
+        w.outbox().await.get("failed"),
+        Some(&6),
+        "a dry run changes nothing"
+    );
+    let done = w
+        .store
+        .requeue(BRAND, &filter, false, "test", Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(done.requeued, 5);
+    w.until(20, "requeued rows delivered", || async {
+        w.outbox().await.get("done") == Some(&6)
+    })
+    .await;
+    cancel.cancel();
+    assert_eq!(w.iys_state().await.len(), 6);
+    for n in 0..6 {
+        let s = w.state_of(&format!("+90532{n:07}")).await.unwrap();
+        assert_eq!(s.iys_state, IysState::InIys, "{n}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_level_failure_pauses_one_brand_while_another_keeps_flowing() {
+    let w = World::start(
+        SimConfig::for_profile(Profile::Fast),
+        Mode::Integrator,
+        None,
+    )
+    .await;
+    let other = BrandCode(600_124);
+    let broken = w
+        .store
+        .create_brand(NewBrand {
+            brand_code: other,
+            iys_code: 600_123,
+            name: "wrong credentials".into(),
+            mode: Mode::Integrator,
+            iys: IysConnection {
+                base_url: Some(w.sim.base_url()),
+                username: Some("nobody".into()),
+                ..IysConnection::default()
+            },
+        })
+        .await
+        .unwrap();
+    let mut theirs: Vec<Change> = (0..30)
+        .map(|n| change(n, ConsentStatus::Onay, ago(60)))
+        .collect();
+    for c in &mut theirs {
+        c.key.brand = other;
+    }
+    w.store.apply(&broken, theirs, None).await.unwrap();
+    let cancel = run(&w.engines());
+    let ours: Vec<Change> = (0..30)
+        .map(|n| change(n, ConsentStatus::Onay, ago(60)))
+        .collect();
+    w.store.apply(&w.brand().await, ours, None).await.unwrap();
+    w.until(20, "the healthy brand delivers", || async {
+        w.outbox().await.get("done") == Some(&30)
+    })
+    .await;
+    let figures = w.store.sync_figures(other, Timestamp::now()).await.unwrap();
+    let paused = figures.paused.clone().expect("the broken brand is paused");
+    assert!(paused.reason.contains("credentials"), "{paused:?}");
+    assert_eq!(
+        figures.outbox,
+        vec![("pending".to_owned(), 30)],
+        "never failed one by one"
+    );
+    let rows = w
+        .store
+        .outbox_rows(other, &Default::default(), Timestamp::now(), 0, 100)
+        .await
+        .unwrap();
+    assert!(
+        rows.iter().all(|r| r.attempts == 0),
+        "a pause is not an attempt"
+    );
+    // The operator fixes the connection: the pause ends and everything goes.
+    w.store
+        .update_brand(
+            other,
+            hub_store::BrandPatch {
+                iys: Some(IysConnection {
+                    base_url: Some(w.sim.base_url()),
+                    username: Some("demo".into()),
+                    ..IysConnection::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    w.until(30, "the repaired brand delivers", || async {
+        w.store.outbox_counts(other).await.unwrap() == vec![("done".to_owned(), 30)]
+    })
+    .await;
+    cancel.cancel();
+    assert!(w.store.dispatch_pause(other).await.unwrap().is_none());
 }
