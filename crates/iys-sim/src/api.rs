@@ -20,9 +20,9 @@ use sha2::Digest;
 use iys::rules::{MAX_BULK, RuleContext, validate_bulk, validate_consent};
 use iys::wire::{
     AgreementCaptured, AgreementHash, Brand, BrandStats, ChangeSource, City, Code, CodeName,
-    HistoryResponse, INVALID_CREDENTIALS, MessageResponse, MultiStatusResponse, Pagination,
-    ProcessStatus, PushConnection, PushRegistrationItem, Retailer, RetailerCounts, RetailerCreated,
-    RetailerList, RetailerStatus, Subscription, SubscriptionStatus, TokenRequest,
+    INVALID_CREDENTIALS, IntegratorBrand, IntegratorBrands, MessageResponse, MultiStatusResponse,
+    Pagination, ProcessStatus, PushConnection, PushRegistrationItem, Retailer, RetailerCounts,
+    RetailerCreated, RetailerList, RetailerStatus, Subscription, SubscriptionStatus, TokenRequest,
     TokenRequestFields, Town, TransactionReceipt,
 };
 use iys::{
@@ -84,6 +84,8 @@ pub fn endpoint_name(method: &Method, path: &str) -> &'static str {
         ("POST", "/oauth2/token") => "token",
         ("GET", "/sps/{iysCode}/brands") => "brands",
         ("GET", "/sps/{iysCode}/subscription") => "subscription",
+        ("GET", "/integrator/{integratorCode}/subscription") => "integrator_subscription",
+        ("GET", p) if p.starts_with("/integrator/") => "integrator",
         ("POST", "/sps/{iysCode}/brands/{brandCode}/consents") if v2 => "add_v2",
         ("POST", "/sps/{iysCode}/brands/{brandCode}/consents") => "add",
         ("POST", "/sps/{iysCode}/brands/{brandCode}/consents/request") if v2 => "bulk_v2",
@@ -278,10 +280,25 @@ pub fn router(sim: Arc<Sim>) -> Router {
             &format!("{b}/agreements/{{reportDate}}"),
             get(agreement).put(agreement_confirm),
         )
+        .route(
+            &format!("{b}/agreements/{{reportDate}}/timestamp"),
+            get(agreement_timestamp),
+        )
+        .route("/integrator/{integratorCode}/sps", get(integrator_brands))
+        .route(
+            "/integrator/{integratorCode}/sps/{iysCode}",
+            get(integrator_brands_of),
+        )
+        .route(
+            "/integrator/{integratorCode}/subscription",
+            get(integrator_subscription),
+        )
         .route("/info/city", get(cities))
         .route("/info/city/{code}", get(city))
         .route("/info/town", get(towns))
         .route("/info/town/{code}", get(town))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(sim.clone(), guard))
         .with_state(sim)
 }
@@ -330,18 +347,10 @@ impl Sim {
         if iys != cfg.iys_code {
             return Err(not_matched("iysCode"));
         }
-        if let Some(b) = brand {
-            let allowed = cfg
-                .users
-                .iter()
-                .find(|u| u.username == user)
-                .is_some_and(|u| {
-                    cfg.brands.iter().any(|x| x.brand_code == b)
-                        && (u.brands.is_empty() || u.brands.contains(&b))
-                });
-            if !allowed {
-                return Err(not_matched("brandCode"));
-            }
+        if let Some(b) = brand
+            && !self.may_act_for(&cfg, user, b)
+        {
+            return Err(not_matched("brandCode"));
         }
         match cfg.subscription.status {
             SubscriptionStatus::Closed => return Err(IysError::new(HCode::H521).into()),
@@ -354,6 +363,20 @@ impl Sim {
             return Err(IysError::new(HCode::H586).into());
         }
         Ok(brand.unwrap_or(iys))
+    }
+
+    /// Whether the user (the provider's or a partner's) may act for the brand.
+    fn may_act_for(&self, cfg: &crate::SimConfig, user: &str, brand: u64) -> bool {
+        let of_provider = cfg.brands.iter().any(|x| x.brand_code == brand);
+        let provider_user = cfg.users.iter().find(|u| u.username == user);
+        let partner_user = cfg.integrator.users.iter().find(|u| u.username == user);
+        let listed = |list: &[u64]| list.is_empty() || list.contains(&brand);
+        of_provider
+            && match (provider_user, partner_user) {
+                (Some(u), _) => listed(&u.brands),
+                (None, Some(u)) => listed(&cfg.integrator.brands) && listed(&u.brands),
+                (None, None) => false,
+            }
     }
 
     /// Token, JSON body and rights for a brand endpoint (bodies without IYS's consent rules).
@@ -376,7 +399,10 @@ impl Sim {
     }
 
     fn rules(&self) -> RuleContext {
-        RuleContext::at(self.now())
+        RuleContext {
+            deadline_eves: self.config().deadline_eves,
+            ..RuleContext::at(self.now())
+        }
     }
 
     fn quota(&self) -> (Option<u64>, bool) {
@@ -500,11 +526,13 @@ async fn token(State(sim): SimState, headers: HeaderMap, body: Bytes) -> ApiResu
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    // The token endpoint answers in OAuth's shape only: a body it cannot read (empty, not JSON,
+    // fields of the wrong type) names no grant type.
+    let unreadable = || OAuthError::invalid_request("Giriş yöntemi belirtilmemiş.");
     let fields: TokenRequestFields = if is_form {
-        serde_urlencoded::from_bytes(&body)
-            .map_err(|_| OAuthError::invalid_request("Giriş yöntemi belirtilmemiş."))?
+        serde_urlencoded::from_bytes(&body).map_err(|_| unreadable())?
     } else {
-        serde_json::from_slice(&body).map_err(|_| IysError::new(HCode::H014))?
+        serde_json::from_slice(&body).map_err(|_| unreadable())?
     };
     let cfg = sim.config();
     let now = sim.now();
@@ -513,6 +541,7 @@ async fn token(State(sim): SimState, headers: HeaderMap, body: Bytes) -> ApiResu
             let known = cfg
                 .users
                 .iter()
+                .chain(&cfg.integrator.users)
                 .any(|u| u.username == username && u.password == password);
             if !known {
                 return Err(OAuthError::invalid_request(INVALID_CREDENTIALS).into());
@@ -551,12 +580,7 @@ async fn brands(
     let list: Vec<Brand> = cfg
         .brands
         .iter()
-        .filter(|b| {
-            cfg.users
-                .iter()
-                .find(|u| u.username == user)
-                .is_some_and(|u| u.brands.is_empty() || u.brands.contains(&b.brand_code))
-        })
+        .filter(|b| sim.may_act_for(&cfg, &user, b.brand_code))
         .map(|b| Brand {
             brand_code: b.brand_code,
             name: b.name.clone(),
@@ -582,10 +606,7 @@ async fn subscription(
     if iys_code.parse::<u64>().ok() != Some(cfg.iys_code) {
         return Err(IysError::new(HCode::H353).into());
     }
-    let now = ConsentDate::from_timestamp(sim.now());
-    let start =
-        ConsentDate::parse(&format!("{}-01-01 00:00:00", now.civil().year())).unwrap_or(now);
-    let end = ConsentDate::parse(&format!("{}-12-31 23:59:59", now.civil().year())).unwrap_or(now);
+    let (start, end) = subscription_period(sim.now());
     let used = sim.state.lock().expect("state lock").consent_count() as u64;
     ok(
         StatusCode::OK,
@@ -607,6 +628,15 @@ async fn subscription(
             via_pass_subscription_package: None,
         },
     )
+}
+
+/// The simulated subscriptions run for the current calendar year.
+fn subscription_period(now: jiff::Timestamp) -> (ConsentDate, ConsentDate) {
+    let now = ConsentDate::from_timestamp(now);
+    let year = now.civil().year();
+    let start = ConsentDate::parse(&format!("{year:04}-01-01 00:00:00")).unwrap_or(now);
+    let end = ConsentDate::parse(&format!("{year:04}-12-31 23:59:59")).unwrap_or(now);
+    (start, end)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -886,27 +916,23 @@ async fn history(
     let key = consent_key(brand, &body)?;
     let state = sim.state.lock().expect("state lock");
     let all = state.history(&key);
-    let list: Vec<_> = all
+    let list: Vec<Value> = all
         .iter()
         .skip(offset as usize)
         .take(limit as usize)
         // citizenName belongs to the changes feed only.
-        .map(|m| iys::wire::Movement {
-            citizen_name: None,
-            ..m.to_wire()
-        })
+        .map(|m| m.to_json(false))
         .collect();
+    let pagination = Pagination {
+        total_count: all.len() as u64,
+        page_size: list.len() as u64,
+        offset,
+        current_page: None,
+    };
+    // HistoryResponse's shape, with movements that may lack a source (see Movement::to_json).
     ok(
         StatusCode::OK,
-        HistoryResponse {
-            pagination: Pagination {
-                total_count: all.len() as u64,
-                page_size: list.len() as u64,
-                offset,
-                current_page: None,
-            },
-            list,
-        },
+        serde_json::json!({"list": list, "pagination": pagination}),
     )
 }
 
@@ -967,10 +993,12 @@ async fn changes(
     let cfg = sim.config();
     let now = sim.now().as_second();
     let window_start = now - i64::from(cfg.timing.changes_window_days) * 86_400;
+    // Even without IYS's hour, the current second stays hidden: movements of one consent in one
+    // second share a transactionId (one cursor), so a second is served only once it is complete.
     let window_end = if cfg.timing.hide_last_hour {
         now - 3600
     } else {
-        now
+        now - 1
     };
     let state = sim.state.lock().expect("state lock");
     match state.changes(brand, source, after, limit, (window_start, window_end)) {
@@ -1206,8 +1234,9 @@ fn dealer_body(v: &Value) -> Result<Retailer, IysError> {
     }
     let city = code_name("city", [HCode::H217, HCode::H218, HCode::H219])?;
     let town = code_name("town", [HCode::H220, HCode::H221, HCode::H222])?;
+    // Optional, so absent; `null` and `""` are refused like any malformed MERSİS number.
     let mersis = match v.get("mersis") {
-        None | Some(Value::Null) => None,
+        None => None,
         Some(m) => {
             let s = m
                 .as_str()
@@ -1339,9 +1368,12 @@ async fn retailer_list(
     )
 }
 
+/// A `retailerCode` path parameter: not an integer is invalid input (400 H016), not an unknown
+/// dealer (see docs/simulator.md).
 fn dealer_code(s: &str) -> ApiResult<u64> {
     s.parse().map_err(|_| {
-        IysError::new(HCode::H058)
+        IysError::new(HCode::H016)
+            .with_message("Geçersiz girdi tespit edildi: retailerCode integer bir değer olmalıdır.")
             .at("retailerCode")
             .with_value(s)
             .into()
@@ -1607,7 +1639,13 @@ async fn day_file(
     let user = sim.authenticate(&headers)?;
     let brand = sim.authorize(&user, &p.0, Some(&p.1))?;
     let date = report_date(&sim, &p.2)?;
-    let file = sim.state.lock().expect("state lock").day_file(brand, date);
+    // IYS writes the day's file at the end of the day: none for today yet.
+    let today = ConsentDate::from_timestamp(sim.now()).civil().date();
+    let file = if date < today {
+        sim.state.lock().expect("state lock").day_file(brand, date)
+    } else {
+        String::new()
+    };
     if file.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
@@ -1744,4 +1782,226 @@ async fn town(
         Some(t) => ok(StatusCode::OK, town_of(t)),
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time stamp of a day's file
+
+/// The `.tsr` time stamp of a finished day's movement file; 204 like the file itself when
+/// there is none (today, or a day without movements).
+async fn agreement_timestamp(
+    State(sim): SimState,
+    headers: HeaderMap,
+    Path(p): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    let user = sim.authenticate(&headers)?;
+    let brand = sim.authorize(&user, &p.0, Some(&p.1))?;
+    let date = report_date(&sim, &p.2)?;
+    let today = ConsentDate::from_timestamp(sim.now()).civil().date();
+    let file = if date < today {
+        sim.state.lock().expect("state lock").day_file(brand, date)
+    } else {
+        String::new()
+    };
+    if file.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let digest: [u8; 48] = sha2::Sha384::digest(file.as_bytes()).into();
+    // Stamped when the day ends (00:00 the next day, Istanbul).
+    let stamped_at = date
+        .tomorrow()
+        .map(crate::state::day_start)
+        .ok()
+        .and_then(|secs| jiff::Timestamp::from_second(secs).ok())
+        .unwrap_or_else(|| sim.now());
+    let body = crate::tsr::time_stamp_response(&digest, stamped_at);
+    let mut resp = body.into_response();
+    // IYS's document declares text/plain for this binary file.
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{brand}_{date}.tsr\"")) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Partners (integrators)
+
+/// A partner user's own integratorCode checked: 422 H190-style for a non-integer code, 400
+/// H363 for a provider's user, 403 H353 for another partner's code, then the partner's
+/// subscription (H521/H520).
+fn open_integrator(sim: &Sim, headers: &HeaderMap, code: &str) -> ApiResult<crate::SimConfig> {
+    let user = sim.authenticate(headers)?;
+    let cfg = sim.config();
+    let integrator: u64 = code.parse().map_err(|_| {
+        IysError::new(HCode::H190)
+            .with_message("integratorCode integer bir değer olmalıdır.")
+            .at("integratorCode")
+            .with_value(code)
+    })?;
+    if !cfg.integrator.users.iter().any(|u| u.username == user) {
+        return Err(IysError::new(HCode::H363).into());
+    }
+    if integrator != cfg.integrator.integrator_code {
+        let message = HCode::H353
+            .message_tr()
+            .replacen("iysCode", "integratorIysCode", 1);
+        return Err(IysError::new(HCode::H353).with_message(message).into());
+    }
+    match cfg.integrator.status {
+        SubscriptionStatus::Closed => Err(IysError::new(HCode::H521).into()),
+        SubscriptionStatus::Paused | SubscriptionStatus::Expired => {
+            Err(IysError::new(HCode::H520).into())
+        }
+        SubscriptionStatus::Active => Ok(cfg),
+    }
+}
+
+fn integrator_list(
+    sim: &Sim,
+    headers: &HeaderMap,
+    code: &str,
+    iys_code: Option<&str>,
+    q: &HashMap<String, String>,
+) -> ApiResult<Response> {
+    let cfg = open_integrator(sim, headers, code)?;
+    let (limit, offset) = paging(q, 100, 100)?;
+    if let Some(iys) = iys_code {
+        let iys: u64 = iys
+            .parse()
+            .map_err(|_| IysError::new(HCode::H190).at("iysCode").with_value(iys))?;
+        if iys != cfg.iys_code {
+            return Err(IysError::new(HCode::H353).into());
+        }
+    }
+    let user = sim.authenticate(headers)?;
+    let all: Vec<IntegratorBrand> = cfg
+        .brands
+        .iter()
+        .filter(|b| sim.may_act_for(&cfg, &user, b.brand_code))
+        .map(|b| IntegratorBrand {
+            brand_code: Code::Number(b.brand_code),
+            name: b.name.clone(),
+            master: b.master,
+            title: cfg.provider_title.clone(),
+            iys_code: Code::Number(cfg.iys_code),
+            agreement_control: true,
+            mesaj: Some("write".into()),
+            arama: Some("write".into()),
+            eposta: Some("write".into()),
+            via_control: false,
+        })
+        .collect();
+    let list: Vec<IntegratorBrand> = all
+        .iter()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .cloned()
+        .collect();
+    ok(
+        StatusCode::OK,
+        IntegratorBrands {
+            pagination: Pagination {
+                total_count: all.len() as u64,
+                page_size: list.len() as u64,
+                offset,
+                current_page: None,
+            },
+            list,
+        },
+    )
+}
+
+async fn integrator_brands(
+    State(sim): SimState,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    integrator_list(&sim, &headers, &code, None, &q)
+}
+
+async fn integrator_brands_of(
+    State(sim): SimState,
+    headers: HeaderMap,
+    Path((code, iys_code)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    integrator_list(&sim, &headers, &code, Some(&iys_code), &q)
+}
+
+/// The partner's own subscription; usable in every subscription state, as IYS's H520 says.
+async fn integrator_subscription(
+    State(sim): SimState,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+) -> ApiResult<Response> {
+    let user = sim.authenticate(&headers)?;
+    let cfg = sim.config();
+    if !cfg.integrator.users.iter().any(|u| u.username == user) {
+        return Err(IysError::new(HCode::H522).into());
+    }
+    let partner = &cfg.integrator;
+    if code.parse::<u64>().ok() != Some(partner.integrator_code) {
+        let message = HCode::H437.message_tr().replace("{{iysCode}}", &code);
+        return Err(IysError::new(HCode::H437).with_message(message).into());
+    }
+    let (start, end) = subscription_period(sim.now());
+    ok(
+        StatusCode::OK,
+        Subscription {
+            subscription_id: Some(format!("sim-{}", partner.integrator_code)),
+            start_date: start,
+            expiration_date: end,
+            subscription_package_name: partner.package_name.clone(),
+            status: partner.status,
+            consent_limit: None,
+            consent_limit_exceed: None,
+            used_consent_limit: None,
+            // The schema types it a string (the example has a number).
+            iys_code: Some(Code::Text(partner.integrator_code.to_string())),
+            via_subscription_package: None,
+            via_pass_subscription_package: None,
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Anything else
+
+/// An unknown path: IYS documents no answer; ours is JSON in IYS's error shape, so a client
+/// that decodes every answer can read it (docs/simulator.md).
+async fn unknown_route(method: Method, uri: axum::http::Uri) -> Response {
+    not_routed(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "Kaynak bulunamadı",
+        &method,
+        &uri,
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+    not_routed(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "Bu kaynak için izin verilmeyen yöntem",
+        &method,
+        &uri,
+    )
+}
+
+fn not_routed(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    method: &Method,
+    uri: &axum::http::Uri,
+) -> Response {
+    let body = serde_json::json!({"errors": [{
+        "code": code,
+        "message": format!("{message}: {method} {}", uri.path()),
+    }]});
+    (status, Json(body)).into_response()
 }

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use iys::calendar::EveRule;
 use iys::wire::SubscriptionStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -139,6 +140,37 @@ impl Default for SubscriptionConfig {
     }
 }
 
+/// A partner (iş ortağı, integrator) authorised for the provider's brands, with its own API
+/// users and subscription (`/integrator/{integratorCode}/…`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IntegratorConfig {
+    /// The partner's IYS number.
+    pub integrator_code: u64,
+    pub package_name: String,
+    pub status: SubscriptionStatus,
+    /// The partner's API users; they may act for `brands` of the provider.
+    pub users: Vec<UserConfig>,
+    /// Brands of the provider the partner is authorised for; empty means all of them.
+    pub brands: Vec<u64>,
+}
+
+impl Default for IntegratorConfig {
+    fn default() -> Self {
+        IntegratorConfig {
+            integrator_code: 700_001,
+            package_name: "IO - API Kullanım Lisansı".into(),
+            status: SubscriptionStatus::Active,
+            users: vec![UserConfig {
+                username: "partner".into(),
+                password: "partner-password".into(),
+                brands: Vec::new(),
+            }],
+            brands: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SimConfig {
@@ -151,8 +183,12 @@ pub struct SimConfig {
     pub brands: Vec<BrandConfig>,
     pub users: Vec<UserConfig>,
     pub subscription: SubscriptionConfig,
+    pub integrator: IntegratorConfig,
     /// Allow `http://` push URLs (IYS requires https); for local use.
     pub allow_insecure_push: bool,
+    /// How a half-day eve (bayram eves, 28 October) counts towards H467's 3 business days:
+    /// `business_day` (default), `half_day` or `day_off`. IYS does not say (docs/iys-rules.md).
+    pub deadline_eves: EveRule,
     /// Seed of the fault-injection dice, for repeatable runs.
     pub seed: Option<u64>,
 }
@@ -205,7 +241,9 @@ impl SimConfig {
                 brands: Vec::new(),
             }],
             subscription: SubscriptionConfig::default(),
+            integrator: IntegratorConfig::default(),
             allow_insecure_push: profile == Profile::Fast,
+            deadline_eves: EveRule::BusinessDay,
             seed: None,
         }
     }
@@ -270,6 +308,10 @@ mod tests {
         assert_eq!(cfg.timing.bulk_delay_ms, 100);
         let cfg = SimConfig::from_toml("profile = \"fast\"", Some(Profile::Realistic)).unwrap();
         assert_eq!(cfg.timing.bulk_delay_ms, 120_000);
+        assert_eq!(cfg.deadline_eves, EveRule::BusinessDay);
+        let cfg = SimConfig::from_toml("deadline_eves = \"half_day\"", None).unwrap();
+        assert_eq!(cfg.deadline_eves, EveRule::HalfDay);
+        assert!(SimConfig::from_toml("deadline_eves = \"half\"", None).is_err());
         assert!(SimConfig::from_toml("[limits]\nenabled = 3", None).is_err());
     }
 }

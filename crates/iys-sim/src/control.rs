@@ -129,7 +129,7 @@ async fn citizen(State(sim): SimState, Json(body): Json<Value>) -> Response {
             }
             match state.citizen(&action, now) {
                 Ok(id) => {
-                    movements.push(state.movement(id).to_wire());
+                    movements.push(state.movement(id).to_json(true));
                     to_push.push(id);
                 }
                 Err(e) => errors.push(e.with_index(index)),
@@ -326,7 +326,7 @@ async fn consents(
         .iter()
         .skip(offset)
         .take(limit)
-        .map(|m| m.to_wire())
+        .map(|m| m.to_json(true))
         .collect();
     Json(json!({"total": all.len(), "offset": offset, "list": list}))
 }

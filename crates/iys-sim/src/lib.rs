@@ -17,6 +17,7 @@ pub mod limits;
 pub mod push;
 pub mod state;
 pub mod stats;
+pub mod tsr;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

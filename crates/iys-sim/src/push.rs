@@ -66,6 +66,10 @@ pub async fn run(
         let (targets, payload) = {
             let state = sim.state.lock().expect("state lock");
             let m = state.movement(id);
+            // Only citizens' (IYS_*) movements are pushed, and those always have a source.
+            let Some(movement) = m.to_wire() else {
+                continue;
+            };
             let targets: Vec<PushConnection> = state
                 .push
                 .get(&m.key.brand)
@@ -83,7 +87,7 @@ pub async fn run(
                     // IYS's push items carry no citizenName (the changes feed does).
                     movement: iys::wire::Movement {
                         citizen_name: None,
-                        ..m.to_wire()
+                        ..movement
                     },
                 }],
             };

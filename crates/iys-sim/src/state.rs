@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use iys::rules::{StoredConsent, ValidConsent, check_transition};
 use iys::wire::{
     BulkAccepted, BulkItemStatus, BulkResultItem, ChangeSource, ChangeStat, ChangeSummary,
-    ChangesResponse, CodeMessage, ConsentCounts, ConsentStatusResponse, DailyCsvRow, LooseBool,
+    CodeMessage, ConsentCounts, ConsentStatusResponse, DailyCsvRow, LooseBool,
     Movement as WireMovement, OriginalRequestInformation, PushConnection, SourceCounts, SubRequest,
 };
 use iys::{
@@ -85,7 +85,10 @@ pub enum Origin {
 pub struct Movement {
     pub key: Key,
     pub status: ConsentStatus,
-    pub source: Source,
+    /// Absent only on a TACIR consent the provider sent without one (allowed on its first
+    /// insert); IYS then reports none.
+    #[serde(default)]
+    pub source: Option<Source>,
     pub consent_date: Option<ConsentDate>,
     /// creationDate as epoch seconds (IYS's clock).
     pub created: i64,
@@ -104,11 +107,16 @@ impl Movement {
         ConsentDate::from_timestamp(Timestamp::from_second(self.created).unwrap_or_default())
     }
 
-    pub fn to_wire(&self) -> WireMovement {
+    /// Whether a citizen made this movement through IYS.
+    pub fn is_iys(&self) -> bool {
+        self.source.as_ref().is_some_and(Source::is_iys)
+    }
+
+    fn wire_with(&self, source: Source) -> WireMovement {
         WireMovement {
             consent_date: self.consent_date,
             creation_date: self.creation_date(),
-            source: self.source.clone(),
+            source,
             recipient: self.key.recipient.to_string(),
             recipient_type: self.key.recipient_type,
             status: self.status,
@@ -118,6 +126,29 @@ impl Movement {
         }
     }
 
+    /// The movement as IYS's wire type; `None` for a movement without a source, which that
+    /// type cannot hold (see [`Movement::to_json`]).
+    pub fn to_wire(&self) -> Option<WireMovement> {
+        self.source.clone().map(|source| self.wire_with(source))
+    }
+
+    /// The movement as IYS reports it (history, changes feed): the wire type's JSON, with no
+    /// `source` key when the provider gave none. `citizenName` only where asked for.
+    pub fn to_json(&self, with_citizen_name: bool) -> serde_json::Value {
+        // The stand-in source never leaves this function: its key is removed below.
+        let mut wire = self.wire_with(self.source.clone().unwrap_or(Source::Hs(HsSource::HsWeb)));
+        if !with_citizen_name {
+            wire.citizen_name = None;
+        }
+        let mut value = serde_json::to_value(wire).unwrap_or_default();
+        if self.source.is_none()
+            && let Some(obj) = value.as_object_mut()
+        {
+            obj.remove("source");
+        }
+        value
+    }
+
     /// The changes-feed cursor pointing just after this movement.
     pub fn cursor(&self) -> String {
         format!("{}_{}", self.created, self.tx.to_hex())
@@ -125,7 +156,7 @@ impl Movement {
 
     fn same_data(&self, c: &ValidConsent) -> bool {
         self.status == c.status
-            && self.source.as_hs() == c.source
+            && self.source.as_ref().and_then(Source::as_hs) == c.source
             && self.consent_date == c.consent_date
             && self.retailer_code == c.retailer_code
             && self.retailer_access.as_deref() == c.retailer_access.as_deref()
@@ -204,6 +235,14 @@ pub struct IysState {
     last_created: i64,
     /// Movements that repeat their predecessor exactly (a client that re-sent a change).
     pub duplicate_movements: u64,
+}
+
+/// One page of the changes feed, shaped as IYS's `ChangesResponse`, its movements as
+/// [`Movement::to_json`] gives them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangesPage {
+    pub after: String,
+    pub list: Vec<serde_json::Value>,
 }
 
 /// A citizen's action through IYS's own channels (`/_sim/citizen`).
@@ -614,7 +653,7 @@ impl IysState {
         Some(ConsentStatusResponse {
             consent_date: m.consent_date,
             creation_date: Some(m.creation_date()),
-            source: Some(m.source.clone()),
+            source: m.source.clone(),
             recipient: key.recipient.to_string(),
             recipient_type: key.recipient_type,
             status: m.status,
@@ -650,7 +689,7 @@ impl IysState {
         after: Option<(i64, TxId)>,
         limit: usize,
         window: (i64, i64),
-    ) -> Option<ChangesResponse> {
+    ) -> Option<ChangesPage> {
         let ids = self.by_brand.get(&brand)?;
         let created = |i: usize| self.movements[ids[i] as usize].created;
         let mut start = partition(ids.len(), |i| created(i) < window.0);
@@ -677,17 +716,17 @@ impl IysState {
                 break;
             }
             let wanted = match source {
-                ChangeSource::Iys => m.source.is_iys(),
-                ChangeSource::Hs => !m.source.is_iys(),
+                ChangeSource::Iys => m.is_iys(),
+                ChangeSource::Hs => !m.is_iys(),
             };
             if wanted {
-                list.push(m.to_wire());
+                list.push(m.to_json(true));
                 last = Some(m);
                 let end = self.group_end(ids, pos);
                 must_reach = Some(must_reach.map_or(end, |e: usize| e.max(end)));
             }
         }
-        last.map(|m| ChangesResponse {
+        last.map(|m| ChangesPage {
             after: m.cursor(),
             list,
         })
@@ -742,7 +781,7 @@ impl IysState {
         }
         let data = MovementData {
             status: a.status,
-            source,
+            source: Some(source),
             consent_date: Some(
                 a.consent_date
                     .unwrap_or_else(|| ConsentDate::from_timestamp(now)),
@@ -783,7 +822,7 @@ impl IysState {
             };
             let data = MovementData {
                 status: ConsentStatus::Onay,
-                source: Source::Hs(HsSource::HsWeb),
+                source: Some(Source::Hs(HsSource::HsWeb)),
                 consent_date: Some(date),
                 retailer_code: None,
                 retailer_access: None,
@@ -825,7 +864,7 @@ impl IysState {
             if m.key.recipient_type != recipient_type {
                 continue;
             }
-            let is_iys = m.source.is_iys();
+            let is_iys = m.is_iys();
             let e = stats
                 .entry((m.key.consent_type, is_iys))
                 .or_insert(SourceCounts {
@@ -1065,7 +1104,7 @@ impl IysState {
 /// The fields of a new movement.
 struct MovementData {
     status: ConsentStatus,
-    source: Source,
+    source: Option<Source>,
     consent_date: Option<ConsentDate>,
     retailer_code: Option<u64>,
     retailer_access: Option<Vec<u64>>,
@@ -1077,8 +1116,8 @@ impl MovementData {
     fn from_consent(c: &ValidConsent, origin: Origin) -> MovementData {
         MovementData {
             status: c.status,
-            // TACIR first inserts may come without a source; IYS records them as the provider's.
-            source: Source::Hs(c.source.unwrap_or(HsSource::HsEortam)),
+            // A TACIR first insert may come without a source; none is invented.
+            source: c.source.map(Source::Hs),
             consent_date: c.consent_date,
             retailer_code: c.retailer_code,
             retailer_access: c.retailer_access.clone(),

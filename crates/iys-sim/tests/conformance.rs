@@ -1054,6 +1054,9 @@ async fn every_answer_conforms_to_iys_schemas() {
         citizen["errors"] == json!([]),
         format!("/_sim/citizen: {citizen}"),
     );
+    // The feed serves a second once it is over.
+    t.control("/_sim/clock/advance", &json!({"seconds": 1}))
+        .await;
     let req = t.authed("PullPerBrandCode", &[]);
     let pulled = t.expect("PullPerBrandCode", req, 200).await;
     t.check(

@@ -659,6 +659,8 @@ async fn changes_feed_pages_with_the_cursor() {
     }
     citizen_txs.extend(txs(&Value::Array(c.citizen(actions(600, 1250)).await)));
     assert_eq!(citizen_txs.len(), 2500);
+    // The feed serves a second once it is over.
+    c.advance(1).await;
 
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
@@ -845,7 +847,14 @@ async fn citizen_movements_in_one_second_share_a_transaction_id() {
     assert_eq!(m[0]["creationDate"], at("12:00:01"));
     assert_ne!(tx_of(&m[0]), a_again);
 
-    // Both movements appear in the feed, in order, each with the shared id.
+    // The current second is not served yet: a later movement could still join its groups.
+    let (feed, _) = c.all_changes("IYS", 1000).await;
+    assert_eq!(feed.len(), 3, "only 12:00:00 is over");
+    let late = c.citizen(citizen_action(&a, "RET")).await;
+    assert_eq!(tx_of(&late[0]), a_again, "joins the 12:00:01 group");
+    c.advance(1).await;
+
+    // Every movement appears in the feed, in order, each with its shared id.
     let (feed, _) = c.all_changes("IYS", 1000).await;
     let of_a: Vec<(String, String)> = feed
         .iter()
@@ -863,12 +872,13 @@ async fn citizen_movements_in_one_second_share_a_transaction_id() {
             ("ONAY".to_owned(), a_onay.clone()),
             ("RET".to_owned(), a_onay.clone()),
             ("ONAY".to_owned(), a_again.clone()),
+            ("RET".to_owned(), a_again.clone()),
         ]
     );
     // History lists both, with the same id.
     let h = c.history(&a, "").await;
     let h = h.expect_ok(200);
-    assert_eq!(h["pagination"]["totalCount"], 3);
+    assert_eq!(h["pagination"]["totalCount"], 4);
     assert_eq!(txs(&h["list"]).iter().filter(|t| **t == a_onay).count(), 2);
 }
 
@@ -917,7 +927,8 @@ async fn a_provider_add_and_a_citizen_ret_in_one_second_share_a_transaction_id()
     let later = c.add(false, &consent(&a, "RET", &at("12:00:01"))).await;
     assert_ne!(tx_of(later.expect_ok(200)), tx);
 
-    // Each feed shows its own side's movements under the shared id.
+    // Each feed shows its own side's movements under the shared id, once their second is over.
+    c.advance(1).await;
     let (hs, _) = c.all_changes("HS", 1000).await;
     let (iys, _) = c.all_changes("IYS", 1000).await;
     assert_eq!(
@@ -995,6 +1006,7 @@ async fn paging_over_shared_transaction_ids_loses_nothing() {
             .collect()
     };
 
+    c.advance(1).await;
     // Whatever the page size: every movement once, in creation order. A page that reaches a
     // group runs past the limit to its end, since the cursor could not resume inside it.
     for (limit, pages) in [(1000, 1), (1, 3), (2, 2), (6, 2), (7, 2), (8, 1)] {
@@ -1161,6 +1173,7 @@ async fn push_registration_and_delivery() {
     expected["iysCode"] = json!(IYS);
     expected["brandCode"] = json!(BRAND);
     assert_eq!(item, expected);
+    c.advance(1).await;
     let feed = c.get("/consents/changes").await;
     let feed = feed.expect_ok(200)["list"].as_array().unwrap().clone();
     let named = feed.iter().find(|x| x["source"] == "IYS_WEB_YENI").unwrap();

@@ -1,10 +1,11 @@
 //! Turkey's business-day calendar for 2015–2035, and IYS's "3 business days" deadline.
 //!
 //! IYS rejects a consent with H467 when it arrives more than 3 business days after its
-//! `consentDate`, but it does not publish what it counts as a business day. The rule here is
-//! therefore ours, stated once and pinned by tests: weekends and official holidays do not
-//! count, the half-day eves (arife, 28 Oct) count as half a day, and counting starts on the
-//! day after the consent.
+//! `consentDate`, but it does not publish what it counts as a business day. Weekends and
+//! official holidays do not count, and counting starts on the day after the consent; the
+//! half-day eves (arife, 28 Oct) are the open question, so the reading is a parameter
+//! ([`EveRule`]). [`iys_deadline`] uses the earliest plausible reading (an eve is a full
+//! business day), so whoever relies on it never expects more time than IYS may give.
 //!
 //! Fixed holidays follow Law 2429. The religious bayrams move with the Hijri calendar, so they
 //! are a table of dates as announced by Diyanet; outside [`FIRST_YEAR`]..=[`LAST_YEAR`] only
@@ -23,7 +24,7 @@ pub const LAST_YEAR: i16 = 2035;
 pub enum DayKind {
     /// A full working day.
     Business,
-    /// The afternoon is off (eve of a bayram, or 28 Oct). Counts as half a business day.
+    /// The afternoon is off (eve of a bayram, or 28 Oct). How it counts is an [`EveRule`].
     ///
     /// An eve on a Saturday or Sunday is a [`DayKind::Weekend`]: there is no morning to work.
     HalfDay(&'static str),
@@ -195,24 +196,46 @@ pub fn is_covered(year: i16) -> bool {
     (FIRST_YEAR..=LAST_YEAR).contains(&year)
 }
 
+/// How a half-day eve (the afternoon off: bayram eves, 28 October) counts towards a deadline
+/// in business days. IYS does not say which reading it applies.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum EveRule {
+    /// A full business day (its morning is worked): the earliest deadline.
+    #[default]
+    BusinessDay,
+    /// Half a business day.
+    HalfDay,
+    /// No business day at all: the latest deadline.
+    DayOff,
+}
+
 /// How many half business days a day is worth; integers so that halves add up exactly.
-fn half_days(kind: DayKind) -> u64 {
-    match kind {
-        DayKind::Business => 2,
-        DayKind::HalfDay(_) => 1,
-        DayKind::Weekend | DayKind::Holiday(_) => 0,
+fn half_days(kind: DayKind, eves: EveRule) -> u64 {
+    match (kind, eves) {
+        (DayKind::Business, _) | (DayKind::HalfDay(_), EveRule::BusinessDay) => 2,
+        (DayKind::HalfDay(_), EveRule::HalfDay) => 1,
+        (DayKind::HalfDay(_), EveRule::DayOff) | (DayKind::Weekend | DayKind::Holiday(_), _) => 0,
     }
 }
 
+/// The moment `days` business days after `start`, an eve counting as a full business day (the
+/// earliest reading; see [`add_business_days_with`]).
+pub fn add_business_days(start: DateTime, days: u32) -> DateTime {
+    add_business_days_with(start, days, EveRule::BusinessDay)
+}
+
 /// The moment `days` business days after `start` (wall clock, Europe/Istanbul; no time zone
-/// math needed here).
+/// math needed here), eves counting as `eves` says.
 ///
 /// Rule: walk forward day by day starting with the day AFTER start's date; a full business day
-/// adds 1, a half day adds 1/2, weekends and holidays add 0; when the running total reaches
-/// `days`, the answer is that day at start's time of day. `add_business_days(x, 0) == x`.
+/// adds 1, an eve what `eves` gives it, weekends and holidays add 0; when the running total
+/// reaches `days`, the answer is that day at start's time of day. `days == 0` gives `start`.
 /// The start day never counts, since a consent given at 23:59 must not lose that day. Saturates
 /// at the last representable date.
-pub fn add_business_days(start: DateTime, days: u32) -> DateTime {
+pub fn add_business_days_with(start: DateTime, days: u32, eves: EveRule) -> DateTime {
     let target = 2 * u64::from(days);
     let mut total = 0;
     let mut day = start.date();
@@ -221,16 +244,21 @@ pub fn add_business_days(start: DateTime, days: u32) -> DateTime {
             Ok(next) => next,
             Err(_) => return Date::MAX.to_datetime(start.time()),
         };
-        total += half_days(day_kind(day));
+        total += half_days(day_kind(day), eves);
     }
     day.to_datetime(start.time())
 }
 
-/// IYS's deadline for a consent given at `consent_date`: `add_business_days(consent_date, 3)`.
-///
-/// A consent reaching IYS after this moment is expected to be refused with H467.
+/// The earliest plausible IYS deadline for a consent given at `consent_date`: 3 business days,
+/// an eve counting as a full one. A consent reaching IYS after this moment may be refused
+/// with H467.
 pub fn iys_deadline(consent_date: DateTime) -> DateTime {
-    add_business_days(consent_date, 3)
+    iys_deadline_with(consent_date, EveRule::BusinessDay)
+}
+
+/// IYS's deadline under a given reading of the eves.
+pub fn iys_deadline_with(consent_date: DateTime, eves: EveRule) -> DateTime {
+    add_business_days_with(consent_date, crate::rules::DEADLINE_BUSINESS_DAYS, eves)
 }
 
 #[cfg(test)]
@@ -244,11 +272,12 @@ mod tests {
         datetime(y, m, d, 10, 0, 0, 0)
     }
 
-    /// Per year: pinned day kinds, and (what, consent, expected deadline).
+    /// Per year: pinned day kinds, and (what, consent, deadline with an eve as a business day,
+    /// deadline with an eve as half a day).
     type YearCase = (
         i16,
         &'static [(Date, DayKind)],
-        &'static [(&'static str, DateTime, DateTime)],
+        &'static [(&'static str, DateTime, DateTime, DateTime)],
     );
 
     const YEARS: [YearCase; 4] = [
@@ -274,21 +303,67 @@ mod tests {
                 (date(2024, 1, 1), Holiday("Yılbaşı")),
             ],
             &[
-                ("ordinary week", at10(2024, 3, 4), at10(2024, 3, 7)),
-                ("friday", at10(2024, 3, 8), at10(2024, 3, 13)),
-                // Mon 1 + Tue eve 1/2 + (Wed–Fri bayram) + Mon 1 + Tue 1/2 of 1 → Tue.
-                ("before ramazan", at10(2024, 4, 5), at10(2024, 4, 16)),
+                (
+                    "ordinary week",
+                    at10(2024, 3, 4),
+                    at10(2024, 3, 7),
+                    at10(2024, 3, 7),
+                ),
+                (
+                    "friday",
+                    at10(2024, 3, 8),
+                    at10(2024, 3, 13),
+                    at10(2024, 3, 13),
+                ),
+                // Mon 1 + Tue eve (1 or 1/2) + (Wed–Fri bayram) + Mon 1 → Mon, or Tue with half.
+                (
+                    "before ramazan",
+                    at10(2024, 4, 5),
+                    at10(2024, 4, 15),
+                    at10(2024, 4, 16),
+                ),
                 (
                     "before ramazan, monday",
                     at10(2024, 4, 8),
+                    at10(2024, 4, 16),
                     at10(2024, 4, 17),
                 ),
-                ("before kurban", at10(2024, 6, 13), at10(2024, 6, 21)),
-                ("saturday", at10(2024, 3, 9), at10(2024, 3, 13)),
-                ("on a holiday", at10(2024, 4, 23), at10(2024, 4, 26)),
-                ("15 july", at10(2024, 7, 12), at10(2024, 7, 18)),
-                ("28/29 october", at10(2024, 10, 25), at10(2024, 11, 1)),
-                ("new year", at10(2023, 12, 29), at10(2024, 1, 4)),
+                (
+                    "before kurban",
+                    at10(2024, 6, 13),
+                    at10(2024, 6, 21),
+                    at10(2024, 6, 21),
+                ),
+                (
+                    "saturday",
+                    at10(2024, 3, 9),
+                    at10(2024, 3, 13),
+                    at10(2024, 3, 13),
+                ),
+                (
+                    "on a holiday",
+                    at10(2024, 4, 23),
+                    at10(2024, 4, 26),
+                    at10(2024, 4, 26),
+                ),
+                (
+                    "15 july",
+                    at10(2024, 7, 12),
+                    at10(2024, 7, 18),
+                    at10(2024, 7, 18),
+                ),
+                (
+                    "28/29 october",
+                    at10(2024, 10, 25),
+                    at10(2024, 10, 31),
+                    at10(2024, 11, 1),
+                ),
+                (
+                    "new year",
+                    at10(2023, 12, 29),
+                    at10(2024, 1, 4),
+                    at10(2024, 1, 4),
+                ),
             ],
         ),
         (
@@ -307,16 +382,61 @@ mod tests {
                 (date(2025, 10, 29), Holiday("Cumhuriyet Bayramı")),
             ],
             &[
-                ("ordinary week", at10(2025, 3, 3), at10(2025, 3, 6)),
-                ("friday", at10(2025, 3, 7), at10(2025, 3, 12)),
-                ("before ramazan", at10(2025, 3, 27), at10(2025, 4, 3)),
-                // Wed 1 + Thu eve 1/2 + (Fri–Mon bayram) + Tue 1 + Wed 1/2 of 1 → Wed.
-                ("before kurban", at10(2025, 6, 3), at10(2025, 6, 11)),
-                ("saturday", at10(2025, 3, 8), at10(2025, 3, 12)),
-                ("on a holiday", at10(2025, 5, 1), at10(2025, 5, 6)),
-                ("15 july", at10(2025, 7, 14), at10(2025, 7, 18)),
-                ("28/29 october", at10(2025, 10, 27), at10(2025, 11, 3)),
-                ("new year", at10(2024, 12, 30), at10(2025, 1, 3)),
+                (
+                    "ordinary week",
+                    at10(2025, 3, 3),
+                    at10(2025, 3, 6),
+                    at10(2025, 3, 6),
+                ),
+                (
+                    "friday",
+                    at10(2025, 3, 7),
+                    at10(2025, 3, 12),
+                    at10(2025, 3, 12),
+                ),
+                (
+                    "before ramazan",
+                    at10(2025, 3, 27),
+                    at10(2025, 4, 3),
+                    at10(2025, 4, 3),
+                ),
+                // Wed 1 + Thu eve (1 or 1/2) + (Fri–Mon bayram) + Tue 1 → Tue, or Wed with half.
+                (
+                    "before kurban",
+                    at10(2025, 6, 3),
+                    at10(2025, 6, 10),
+                    at10(2025, 6, 11),
+                ),
+                (
+                    "saturday",
+                    at10(2025, 3, 8),
+                    at10(2025, 3, 12),
+                    at10(2025, 3, 12),
+                ),
+                (
+                    "on a holiday",
+                    at10(2025, 5, 1),
+                    at10(2025, 5, 6),
+                    at10(2025, 5, 6),
+                ),
+                (
+                    "15 july",
+                    at10(2025, 7, 14),
+                    at10(2025, 7, 18),
+                    at10(2025, 7, 18),
+                ),
+                (
+                    "28/29 october",
+                    at10(2025, 10, 27),
+                    at10(2025, 10, 31),
+                    at10(2025, 11, 3),
+                ),
+                (
+                    "new year",
+                    at10(2024, 12, 30),
+                    at10(2025, 1, 3),
+                    at10(2025, 1, 3),
+                ),
             ],
         ),
         (
@@ -337,15 +457,60 @@ mod tests {
                 (date(2026, 10, 29), Holiday("Cumhuriyet Bayramı")),
             ],
             &[
-                ("ordinary week", at10(2026, 3, 2), at10(2026, 3, 5)),
-                ("friday", at10(2026, 3, 6), at10(2026, 3, 11)),
-                ("before ramazan", at10(2026, 3, 17), at10(2026, 3, 24)),
-                ("before kurban", at10(2026, 5, 22), at10(2026, 6, 2)),
-                ("saturday", at10(2026, 3, 7), at10(2026, 3, 11)),
-                ("on a holiday", at10(2026, 5, 19), at10(2026, 5, 22)),
-                ("15 july", at10(2026, 7, 14), at10(2026, 7, 20)),
-                ("28/29 october", at10(2026, 10, 27), at10(2026, 11, 3)),
-                ("new year", at10(2025, 12, 31), at10(2026, 1, 6)),
+                (
+                    "ordinary week",
+                    at10(2026, 3, 2),
+                    at10(2026, 3, 5),
+                    at10(2026, 3, 5),
+                ),
+                (
+                    "friday",
+                    at10(2026, 3, 6),
+                    at10(2026, 3, 11),
+                    at10(2026, 3, 11),
+                ),
+                (
+                    "before ramazan",
+                    at10(2026, 3, 17),
+                    at10(2026, 3, 23),
+                    at10(2026, 3, 24),
+                ),
+                (
+                    "before kurban",
+                    at10(2026, 5, 22),
+                    at10(2026, 6, 1),
+                    at10(2026, 6, 2),
+                ),
+                (
+                    "saturday",
+                    at10(2026, 3, 7),
+                    at10(2026, 3, 11),
+                    at10(2026, 3, 11),
+                ),
+                (
+                    "on a holiday",
+                    at10(2026, 5, 19),
+                    at10(2026, 5, 22),
+                    at10(2026, 5, 22),
+                ),
+                (
+                    "15 july",
+                    at10(2026, 7, 14),
+                    at10(2026, 7, 20),
+                    at10(2026, 7, 20),
+                ),
+                (
+                    "28/29 october",
+                    at10(2026, 10, 27),
+                    at10(2026, 11, 2),
+                    at10(2026, 11, 3),
+                ),
+                (
+                    "new year",
+                    at10(2025, 12, 31),
+                    at10(2026, 1, 6),
+                    at10(2026, 1, 6),
+                ),
             ],
         ),
         (
@@ -367,15 +532,60 @@ mod tests {
                 (date(2027, 10, 29), Holiday("Cumhuriyet Bayramı")),
             ],
             &[
-                ("ordinary week", at10(2027, 3, 1), at10(2027, 3, 4)),
-                ("friday", at10(2027, 2, 26), at10(2027, 3, 3)),
-                ("before ramazan", at10(2027, 3, 5), at10(2027, 3, 16)),
-                ("before kurban", at10(2027, 5, 13), at10(2027, 5, 21)),
-                ("saturday", at10(2027, 2, 27), at10(2027, 3, 3)),
-                ("on a holiday", at10(2027, 4, 23), at10(2027, 4, 28)),
-                ("15 july", at10(2027, 7, 14), at10(2027, 7, 20)),
-                ("28/29 october", at10(2027, 10, 27), at10(2027, 11, 3)),
-                ("new year", at10(2026, 12, 31), at10(2027, 1, 6)),
+                (
+                    "ordinary week",
+                    at10(2027, 3, 1),
+                    at10(2027, 3, 4),
+                    at10(2027, 3, 4),
+                ),
+                (
+                    "friday",
+                    at10(2027, 2, 26),
+                    at10(2027, 3, 3),
+                    at10(2027, 3, 3),
+                ),
+                (
+                    "before ramazan",
+                    at10(2027, 3, 5),
+                    at10(2027, 3, 15),
+                    at10(2027, 3, 16),
+                ),
+                (
+                    "before kurban",
+                    at10(2027, 5, 13),
+                    at10(2027, 5, 21),
+                    at10(2027, 5, 21),
+                ),
+                (
+                    "saturday",
+                    at10(2027, 2, 27),
+                    at10(2027, 3, 3),
+                    at10(2027, 3, 3),
+                ),
+                (
+                    "on a holiday",
+                    at10(2027, 4, 23),
+                    at10(2027, 4, 28),
+                    at10(2027, 4, 28),
+                ),
+                (
+                    "15 july",
+                    at10(2027, 7, 14),
+                    at10(2027, 7, 20),
+                    at10(2027, 7, 20),
+                ),
+                (
+                    "28/29 october",
+                    at10(2027, 10, 27),
+                    at10(2027, 11, 2),
+                    at10(2027, 11, 3),
+                ),
+                (
+                    "new year",
+                    at10(2026, 12, 31),
+                    at10(2027, 1, 6),
+                    at10(2027, 1, 6),
+                ),
             ],
         ),
     ];
@@ -387,9 +597,22 @@ mod tests {
                 assert_eq!(day.year(), year);
                 assert_eq!(day_kind(day), kind, "{day}");
             }
-            for &(what, consent, deadline) in deadlines {
-                assert_eq!(deadline.year(), year, "{year} {what}");
-                assert_eq!(iys_deadline(consent), deadline, "{year} {what}");
+            for &(what, consent, earliest, half) in deadlines {
+                assert_eq!(earliest.year(), year, "{year} {what}");
+                assert_eq!(iys_deadline(consent), earliest, "{year} {what}");
+                assert_eq!(
+                    iys_deadline_with(consent, EveRule::BusinessDay),
+                    earliest,
+                    "{year} {what}"
+                );
+                assert_eq!(
+                    iys_deadline_with(consent, EveRule::HalfDay),
+                    half,
+                    "{year} {what}: half-day eves"
+                );
+                assert!(earliest <= half, "{year} {what}");
+                // With eves off, never earlier than with half-day eves.
+                assert!(iys_deadline_with(consent, EveRule::DayOff) >= half);
             }
         }
     }
@@ -546,19 +769,28 @@ mod tests {
         let mut day = date(FIRST_YEAR, 1, 1);
         while day.year() <= LAST_YEAR {
             let start = day.at(14, 30, 0, 0);
-            assert_eq!(add_business_days(start, 0), start);
-            let mut previous = start;
-            for n in 1..=5 {
-                let deadline = add_business_days(start, n);
-                assert!(deadline > previous, "{start} + {n}");
-                assert_eq!(deadline.time(), start.time());
-                assert!(
-                    matches!(day_kind(deadline.date()), Business | HalfDay(_)),
-                    "{start} + {n} = {deadline}"
-                );
-                previous = deadline;
+            for eves in [EveRule::BusinessDay, EveRule::HalfDay, EveRule::DayOff] {
+                assert_eq!(add_business_days_with(start, 0, eves), start);
+                let mut previous = start;
+                for n in 1..=5 {
+                    let deadline = add_business_days_with(start, n, eves);
+                    assert!(deadline > previous, "{start} + {n} ({eves:?})");
+                    assert_eq!(deadline.time(), start.time());
+                    let kind = day_kind(deadline.date());
+                    let ok = match eves {
+                        EveRule::DayOff => kind == Business,
+                        _ => matches!(kind, Business | HalfDay(_)),
+                    };
+                    assert!(ok, "{start} + {n} = {deadline} ({eves:?})");
+                    previous = deadline;
+                }
             }
-            assert_eq!(iys_deadline(start), add_business_days(start, 3));
+            // The readings are ordered, and the default one is the earliest.
+            let [early, half, off] = [EveRule::BusinessDay, EveRule::HalfDay, EveRule::DayOff]
+                .map(|eves| iys_deadline_with(start, eves));
+            assert!(early <= half && half <= off, "{start}");
+            assert_eq!(iys_deadline(start), early);
+            assert_eq!(add_business_days(start, 3), early);
             day = day.tomorrow().unwrap();
         }
     }

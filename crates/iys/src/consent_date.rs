@@ -81,20 +81,38 @@ impl ConsentDate {
 
     /// The instant this wall-clock time denotes in Turkey. In the hour repeated when summer time
     /// ended (before 2016) the earlier instant is taken.
+    ///
+    /// A valid date may still lie outside jiff's instants (after 9999-12-30 22:00 UTC, i.e.
+    /// 9999-12-31 01:00:00 in Istanbul, or near year -9999): it saturates to the nearest end,
+    /// so a far-future consentDate compares as the latest possible instant (H162), never
+    /// panics. [`ConsentDate::try_to_timestamp`] tells the two apart.
     pub fn to_timestamp(self) -> Timestamp {
-        ISTANBUL
-            .to_ambiguous_timestamp(self.0)
-            .compatible()
-            .expect("IYS dates are far from the ends of jiff's range")
+        self.try_to_timestamp().unwrap_or(if self.0.year() > 0 {
+            Timestamp::MAX
+        } else {
+            Timestamp::MIN
+        })
+    }
+
+    /// The instant this wall-clock time denotes in Turkey, or `None` when it lies outside the
+    /// range of instants jiff can represent.
+    pub fn try_to_timestamp(self) -> Option<Timestamp> {
+        ISTANBUL.to_ambiguous_timestamp(self.0).compatible().ok()
     }
 
     pub fn civil(self) -> DateTime {
         self.0
     }
 
-    /// IYS's deadline for this consent: 3 business days later (see [`crate::calendar`]).
+    /// The earliest plausible IYS deadline for this consent: 3 business days later, a half-day
+    /// eve counting as a full business day (see [`crate::calendar`]).
     pub fn iys_deadline(self) -> ConsentDate {
         ConsentDate(crate::calendar::iys_deadline(self.0))
+    }
+
+    /// IYS's deadline for this consent under a given reading of the half-day eves.
+    pub fn iys_deadline_with(self, eves: crate::calendar::EveRule) -> ConsentDate {
+        ConsentDate(crate::calendar::iys_deadline_with(self.0, eves))
     }
 }
 
@@ -209,6 +227,25 @@ mod tests {
         assert!(a < b);
         assert!(ConsentDate::IYS_EPOCH < a);
         assert_eq!(ConsentDate::IYS_EPOCH.to_string(), "2015-05-01 00:00:00");
+    }
+
+    #[test]
+    fn dates_beyond_jiffs_instants_saturate() {
+        // 9999-12-31 01:00:00 in Istanbul is the last instant jiff has.
+        let last = ConsentDate::parse("9999-12-31 01:00:00").unwrap();
+        assert!(last.try_to_timestamp().is_some());
+        for s in ["9999-12-31 01:00:01", "9999-12-31 23:59:59"] {
+            let d = ConsentDate::parse(s).unwrap();
+            assert_eq!(d.try_to_timestamp(), None, "{s}");
+            assert_eq!(d.to_timestamp(), Timestamp::MAX, "{s}");
+            assert!(d.to_timestamp() > last.to_timestamp());
+            // The deadline saturates too.
+            assert_eq!(d.iys_deadline().to_timestamp(), Timestamp::MAX);
+        }
+        let first = ConsentDate::parse("-009999-01-01 00:00:00");
+        assert!(first.is_err(), "IYS's format has four-digit years");
+        let tiny = ConsentDate::from_civil(DateTime::MIN);
+        assert_eq!(tiny.to_timestamp(), Timestamp::MIN);
     }
 
     proptest! {

@@ -144,7 +144,8 @@ pub struct Email(String);
 impl Email {
     /// IYS's rules: 6–265 characters, no spaces, no Turkish letters or other non-ASCII, local part
     /// of letters, digits and `. _ - +` (leading `-`, `_`, `.` and doubled `__`/`--` allowed), a
-    /// domain of dot-separated labels ending in an alphabetic TLD of at least two letters.
+    /// domain of dot-separated labels ending in an alphabetic TLD of at least two letters, with
+    /// at least two characters before its last dot (IYS's minimum shape `{1}@{2}.{2}`).
     /// Upper-case is accepted and lower-cased, as IYS does.
     pub fn parse_iys(s: &str) -> Result<Email, RecipientError> {
         let invalid = || RecipientError::InvalidEmail {
@@ -171,7 +172,10 @@ impl Email {
         let Some(tld) = labels.last() else {
             return false;
         };
+        // `{1}@{2}.{2}`: two characters before the last dot, two after it.
+        let before_tld = domain.len().saturating_sub(tld.len() + 1);
         labels.len() >= 2
+            && before_tld >= 2
             && tld.len() >= 2
             && tld.bytes().all(|b| b.is_ascii_alphabetic())
             && labels.iter().all(|l| {
@@ -348,6 +352,10 @@ mod tests {
             Some("double__under--dash@example.org"),
         ),
         ("a@bb.cc", Some("a@bb.cc")),
+        // IYS's minimum shape is {1}@{2}.{2}: two characters before the last dot.
+        ("a@b.co", None),
+        ("abc@x.com", None),
+        ("a@b.cd.co", Some("a@b.cd.co")),
         ("x@sub.domain-name.com.tr", Some("x@sub.domain-name.com.tr")),
         ("örnek@mail.com", None),
         ("ayşe@example.com", None),

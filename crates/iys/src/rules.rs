@@ -10,11 +10,14 @@
 //! Choices where IYS's documents are silent (REFERENCE.md §8): an equal consentDate is not
 //! "older" (only strictly older is H178); `HS_2015` consents are exempt from H467 (their date is
 //! fixed to 2015-05-01 by H155, so the rule could never pass); a bulk list with any invalid item
-//! is refused as a whole, each item's errors carrying its `index`.
+//! is refused as a whole, each item's errors carrying its `index`; a TACIR consent's optional
+//! `source`/`consentDate` sent as `null` or `""` is an invalid value (H119/H158), since IYS
+//! refuses empty optional fields but names no code for these two.
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
 
+use crate::calendar::EveRule;
 use crate::consent_date::{ConsentDate, ConsentDateError};
 use crate::enums::{ConsentStatus, ConsentType, HsSource, RecipientType, Source};
 use crate::error::{IysError, Location};
@@ -50,6 +53,9 @@ pub struct RuleContext {
     /// Whether H467 (older than 3 business days) refuses the consent. IYS does; the hub records
     /// such consents anyway and lets IYS answer, so the late answer is on record.
     pub enforce_deadline: bool,
+    /// How a half-day eve counts towards H467's 3 business days. IYS does not say; the default
+    /// is the earliest reading (a full business day).
+    pub deadline_eves: EveRule,
 }
 
 impl RuleContext {
@@ -58,6 +64,7 @@ impl RuleContext {
             now,
             future_tolerance: SignedDuration::ZERO,
             enforce_deadline: true,
+            deadline_eves: EveRule::BusinessDay,
         }
     }
 }
@@ -209,7 +216,7 @@ impl Fields<'_> {
         let (recipient, consent_date, retailer_code, retailer_access) =
             self.formats(consent_type)?;
         if let Some(date) = consent_date {
-            date_bounds(date, source, ctx).map_err(|e| vec![e])?;
+            date_bounds_all(date, source, ctx)?;
         }
         if source == Some(HsSource::HsKarar) && status != ConsentStatus::Ret {
             return Err(vec![
@@ -248,6 +255,14 @@ impl Fields<'_> {
 
     fn is_tacir(&self) -> bool {
         self.obj.get("recipientType").and_then(Value::as_str) == Some("TACIR")
+    }
+
+    /// A field sent as `null` or `""`. IYS: optional fields must be left out, not sent empty
+    /// ("hatalı isteğe neden olmaktadır"); required ones are already missing (H110–H114).
+    fn blank(&self, name: &str) -> Option<&Value> {
+        self.obj
+            .get(name)
+            .filter(|v| v.is_null() || v.as_str() == Some(""))
     }
 
     fn presence(&self) -> Result<(), Vec<IysError>> {
@@ -315,6 +330,10 @@ impl Fields<'_> {
                 None
             }
         };
+        if let Some(blank) = self.blank("source") {
+            // Only a TACIR consent gets here: elsewhere a blank source is missing (H113).
+            errors.push(enum_error(HCode::H119, "source", blank));
+        }
         let source = parse("source", HCode::H119, &mut errors).map(|s| {
             check(
                 s.parse::<HsSource>(),
@@ -364,6 +383,10 @@ impl Fields<'_> {
                 None
             }
         };
+        if let Some(blank) = self.blank("consentDate") {
+            // Only a TACIR consent gets here: elsewhere a blank date is missing (H112).
+            errors.push(enum_error(HCode::H158, "consentDate", blank));
+        }
         let consent_date = match present(self.obj, "consentDate") {
             None => None,
             Some(Value::String(s)) => match ConsentDate::parse(s) {
@@ -455,41 +478,65 @@ fn date_error(e: &ConsentDateError) -> IysError {
 }
 
 /// H156 (before 2015-05-01), H155 (HS_2015 with another date), H162 (future), H467 (older than
-/// 3 business days). The first that applies answers.
+/// 3 business days): the first that applies (see [`date_bounds_all`]).
 pub fn date_bounds(
     date: ConsentDate,
     source: Option<HsSource>,
     ctx: &RuleContext,
 ) -> Result<(), IysError> {
+    date_bounds_all(date, source, ctx).map_err(|mut errors| errors.swap_remove(0))
+}
+
+/// The date bounds as IYS answers them: the first that applies, except that an `HS_2015`
+/// consent dated before 2015-05-01 breaks two at once and gets H156 and H155 together (IYS's
+/// own example answers one such item with both). The error list is never empty.
+pub fn date_bounds_all(
+    date: ConsentDate,
+    source: Option<HsSource>,
+    ctx: &RuleContext,
+) -> Result<(), Vec<IysError>> {
     let err = |code: HCode| {
         IysError::new(code)
             .at("consentDate")
             .with_value(date.to_string())
     };
+    let hs_2015 = source == Some(HsSource::Hs2015);
     if date < ConsentDate::IYS_EPOCH {
-        return Err(err(HCode::H156));
+        let mut errors = vec![err(HCode::H156)];
+        if hs_2015 {
+            errors.push(err(HCode::H155));
+        }
+        return Err(errors);
     }
-    if source == Some(HsSource::Hs2015) {
+    if hs_2015 {
         return if date == ConsentDate::IYS_EPOCH {
             Ok(())
         } else {
-            Err(err(HCode::H155))
+            Err(vec![err(HCode::H155)])
         };
     }
     let latest = ctx
         .now
         .saturating_add(ctx.future_tolerance)
         .unwrap_or(Timestamp::MAX);
+    // Saturating: a date past jiff's last instant is simply in the future.
     if date.to_timestamp() > latest {
-        return Err(err(HCode::H162));
+        return Err(vec![err(HCode::H162)]);
     }
-    if ctx.enforce_deadline && is_past_deadline(date, ctx.now) {
-        return Err(err(HCode::H467));
+    if ctx.enforce_deadline && is_past_deadline_with(date, ctx.now, ctx.deadline_eves) {
+        return Err(vec![err(HCode::H467)]);
     }
     Ok(())
 }
 
-/// Whether IYS would refuse a consent of `date` at `now` as older than 3 business days.
+/// Whether a consent of `date` may be refused at `now` as older than 3 business days, on the
+/// earliest plausible reading (an eve is a full business day).
 pub fn is_past_deadline(date: ConsentDate, now: Timestamp) -> bool {
-    date.iys_deadline().to_timestamp() < now
+    is_past_deadline_with(date, now, EveRule::BusinessDay)
+}
+
+/// Whether IYS would refuse a consent of `date` at `now` as older than 3 business days, eves
+/// counting as `eves` says.
+pub fn is_past_deadline_with(date: ConsentDate, now: Timestamp, eves: EveRule) -> bool {
+    date.iys_deadline_with(eves).to_timestamp() < now
 }

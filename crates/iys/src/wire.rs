@@ -553,6 +553,37 @@ pub struct Subscription {
     pub via_pass_subscription_package: Option<serde_json::Value>,
 }
 
+/// One brand a partner (integrator) may act for, with its rights per consent type.
+///
+/// IYS's examples give the codes as numbers and as strings; both are read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegratorBrand {
+    pub brand_code: Code,
+    pub name: String,
+    pub master: bool,
+    pub title: String,
+    pub iys_code: Code,
+    /// May the partner reconcile (mutabakat) for the brand.
+    pub agreement_control: bool,
+    /// The partner's right on MESAJ consents; IYS documents only `"write"`.
+    #[serde(rename = "MESAJ", default, skip_serializing_if = "Option::is_none")]
+    pub mesaj: Option<String>,
+    #[serde(rename = "ARAMA", default, skip_serializing_if = "Option::is_none")]
+    pub arama: Option<String>,
+    #[serde(rename = "EPOSTA", default, skip_serializing_if = "Option::is_none")]
+    pub eposta: Option<String>,
+    /// May the partner use ViA for the brand.
+    pub via_control: bool,
+}
+
+/// `GET /integrator/{integratorCode}/sps[/{iysCode}]`: the brands a partner may act for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntegratorBrands {
+    pub pagination: Pagination,
+    pub list: Vec<IntegratorBrand>,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dealers (retailers) and their access to consents
 
@@ -718,7 +749,8 @@ pub struct DailyCsvRow {
     pub consent_type: ConsentType,
     pub status: ConsentStatus,
     pub consent_date: Option<ConsentDate>,
-    pub source: Source,
+    /// Empty for a TACIR record the provider sent without a source.
+    pub source: Option<Source>,
 }
 
 /// Why a daily-file line could not be read.
@@ -741,7 +773,7 @@ impl DailyCsvRow {
             self.consent_type,
             self.status,
             self.consent_date.map(|d| d.to_string()).unwrap_or_default(),
-            self.source
+            self.source.as_ref().map(Source::as_str).unwrap_or_default()
         )
     }
 
@@ -766,7 +798,11 @@ impl DailyCsvRow {
             } else {
                 Some(cdate.parse().map_err(|e| err(format!("{e}")))?)
             },
-            source: source.parse().map_err(|e| err(format!("{e}")))?,
+            source: if source.is_empty() {
+                None
+            } else {
+                Some(source.parse().map_err(|e| err(format!("{e}")))?)
+            },
         })
     }
 

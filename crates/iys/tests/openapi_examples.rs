@@ -16,10 +16,10 @@ use std::fmt;
 use iys::wire::{
     AddConsentResponse, AgreementCaptured, AgreementConfirm, AgreementHash, Brand, BulkAccepted,
     BulkResultItem, ChangeSummary, ChangesResponse, City, Consent, ConsentQuery,
-    ConsentStatusResponse, HistoryResponse, MessageResponse, MultiStatusResponse, PushConnection,
-    PushRegistration, PushRegistrationItem, RecipientList, Retailer, RetailerAccessBulk,
-    RetailerAccessGrant, RetailerCreated, RetailerList, Subscription, TokenRequest, TokenResponse,
-    Town, TransactionReceipt,
+    ConsentStatusResponse, HistoryResponse, IntegratorBrands, MessageResponse, MultiStatusResponse,
+    PushConnection, PushRegistration, PushRegistrationItem, RecipientList, Retailer,
+    RetailerAccessBulk, RetailerAccessGrant, RetailerCreated, RetailerList, Subscription,
+    TokenRequest, TokenResponse, Town, TransactionReceipt,
 };
 use iys::{IysErrors, OAuthError};
 use serde::Serialize;
@@ -361,6 +361,9 @@ const OPERATIONS: &[&str] = &[
     "pushUnregistration",
     "getBrandsDetails",
     "get-subscription",
+    "integratorList",
+    "integratorListByiysCode",
+    "getIntegratorSubscription",
     "createRetailer",
     "searchRetailers",
     "searchSingleRetailer",
@@ -444,6 +447,9 @@ fn brands_subscription() {
     }
     round_trip::<Vec<Brand>>("getBrandsDetails", Kind::Response(200));
     round_trip::<Subscription>("get-subscription", Kind::Response(200));
+    round_trip::<IntegratorBrands>("integratorList", Kind::Response(200));
+    round_trip::<IntegratorBrands>("integratorListByiysCode", Kind::Response(200));
+    round_trip::<Subscription>("getIntegratorSubscription", Kind::Response(200));
 }
 
 #[test]

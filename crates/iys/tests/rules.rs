@@ -117,6 +117,7 @@ fn every_field_rule_answers_with_iys_code_status_location_and_value() {
         ("phone on EPOSTA", with(&[("type", Some(json!("EPOSTA")))]), vec![("H120", 422, loc("recipient"), s("+905321234567"))]),
         ("e-mail on MESAJ", with(&[("recipient", Some(json!("a@example.com")))]), vec![("H121", 422, loc("recipient"), s("a@example.com"))]),
         ("national phone format", with(&[("recipient", Some(json!("05321234567")))]), vec![("H121", 422, loc("recipient"), s("05321234567"))]),
+        ("e-mail under IYS's minimum {1}@{2}.{2}", with(&[("type", Some(json!("EPOSTA"))), ("recipient", Some(json!("a@b.co")))]), vec![("H120", 422, loc("recipient"), s("a@b.co"))]),
         ("phone over 15 chars", with(&[("recipient", Some(json!("9055436100000000")))]), vec![
             ("H160", 422, loc("recipient"), s("9055436100000000")),
             ("H121", 422, loc("recipient"), s("9055436100000000")),
@@ -129,11 +130,26 @@ fn every_field_rule_answers_with_iys_code_status_location_and_value() {
         // Date bounds (H156, H155, H162, H467).
         ("before 2015-05-01", with(&[("consentDate", Some(json!("2015-04-30 23:59:00")))]), vec![("H156", 422, loc("consentDate"), s("2015-04-30 23:59:00"))]),
         ("HS_2015 with another date", with(&[("source", Some(json!("HS_2015"))), ("consentDate", Some(json!("2020-04-30 23:59:00")))]), vec![("H155", 422, loc("consentDate"), s("2020-04-30 23:59:00"))]),
+        // IYS's own bulk example answers this one item with both codes.
+        ("HS_2015 before 2015-05-01", with(&[("source", Some(json!("HS_2015"))), ("consentDate", Some(json!("2015-02-10 09:30:00")))]), vec![
+            ("H156", 422, loc("consentDate"), s("2015-02-10 09:30:00")),
+            ("H155", 422, loc("consentDate"), s("2015-02-10 09:30:00")),
+        ]),
         ("one second in the future", with(&[("consentDate", Some(json!("2026-11-25 12:00:01")))]), vec![("H162", 422, loc("consentDate"), s("2026-11-25 12:00:01"))]),
+        // Past the last instant jiff can represent (9999-12-31 01:00:00 in Istanbul).
+        ("far future", with(&[("consentDate", Some(json!("9999-12-31 23:59:59")))]), vec![("H162", 422, loc("consentDate"), s("9999-12-31 23:59:59"))]),
+        ("just past the last instant", with(&[("consentDate", Some(json!("9999-12-31 01:00:01")))]), vec![("H162", 422, loc("consentDate"), s("9999-12-31 01:00:01"))]),
+        ("the last instant", with(&[("consentDate", Some(json!("9999-12-31 01:00:00")))]), vec![("H162", 422, loc("consentDate"), s("9999-12-31 01:00:00"))]),
         // Thursday 11:00 → deadline Tuesday 11:00, past at Wednesday noon.
         ("older than 3 business days", with(&[("consentDate", Some(json!("2026-11-19 11:00:00")))]), vec![("H467", 422, loc("consentDate"), s("2026-11-19 11:00:00"))]),
         // Source and status fit (H408).
         ("HS_KARAR with ONAY", with(&[("source", Some(json!("HS_KARAR")))]), vec![("H408", 422, loc("status"), s("ONAY"))]),
+        // TACIR may leave source and consentDate out, but not send them empty.
+        ("TACIR null source", with(&[("recipientType", Some(json!("TACIR"))), ("source", Some(Value::Null))]), vec![("H119", 422, loc("source"), Some(Value::Null))]),
+        ("TACIR empty source", with(&[("recipientType", Some(json!("TACIR"))), ("source", Some(json!("")))]), vec![("H119", 422, loc("source"), s(""))]),
+        ("TACIR null consentDate", with(&[("recipientType", Some(json!("TACIR"))), ("consentDate", Some(Value::Null))]), vec![("H158", 422, loc("consentDate"), Some(Value::Null))]),
+        ("TACIR empty consentDate", with(&[("recipientType", Some(json!("TACIR"))), ("consentDate", Some(json!("")))]), vec![("H158", 422, loc("consentDate"), s(""))]),
+        ("TACIR both empty: the enum stage answers", with(&[("recipientType", Some(json!("TACIR"))), ("source", Some(json!(""))), ("consentDate", Some(json!("")))]), vec![("H119", 422, loc("source"), s(""))]),
     ];
     for (name, body, expected) in cases {
         expect_errors(name, body, &expected);
@@ -226,6 +242,49 @@ fn valid_consents_pass_and_are_normalised() {
     let wire = serde_json::to_value(c.to_wire()).unwrap();
     assert_eq!(wire["retailerCode"], json!(66438915));
     assert!(!wire.to_string().contains("null"));
+}
+
+#[test]
+fn the_deadline_reading_of_half_day_eves_is_a_setting() {
+    use iys::calendar::EveRule;
+    // Tuesday 2026-03-17 10:00; Thursday 19 March is the eve of Ramazan Bayramı (20–22 March).
+    // An eve as a business day: Wed, Thu, Mon → Monday 23 March 10:00. As half a day or as a
+    // day off: Tuesday 24 March 10:00.
+    let body = with(&[("consentDate", Some(json!("2026-03-17 10:00:00")))]);
+    let at = |now: &str, eves: EveRule| RuleContext {
+        deadline_eves: eves,
+        ..RuleContext::at(ConsentDate::parse(now).unwrap().to_timestamp())
+    };
+    let code = |ctx: &RuleContext| {
+        validate_consent(&body, ctx)
+            .err()
+            .map(|e| e[0].code.clone())
+    };
+    assert_eq!(
+        RuleContext::at(jiff::Timestamp::UNIX_EPOCH).deadline_eves,
+        EveRule::BusinessDay
+    );
+    for (now, eves, expected) in [
+        ("2026-03-23 10:00:00", EveRule::BusinessDay, None),
+        ("2026-03-23 10:00:01", EveRule::BusinessDay, Some("H467")),
+        ("2026-03-23 10:00:01", EveRule::HalfDay, None),
+        ("2026-03-24 10:00:01", EveRule::HalfDay, Some("H467")),
+        ("2026-03-24 10:00:00", EveRule::DayOff, None),
+        ("2026-03-24 10:00:01", EveRule::DayOff, Some("H467")),
+    ] {
+        assert_eq!(code(&at(now, eves)).as_deref(), expected, "{now} {eves:?}");
+    }
+    let date = ConsentDate::parse("2026-03-17 10:00:00").unwrap();
+    let now = ConsentDate::parse("2026-03-23 10:00:01")
+        .unwrap()
+        .to_timestamp();
+    assert!(iys::rules::is_past_deadline(date, now));
+    assert!(!iys::rules::is_past_deadline_with(
+        date,
+        now,
+        EveRule::HalfDay
+    ));
+    assert_eq!(date.iys_deadline().to_string(), "2026-03-23 10:00:00");
 }
 
 #[test]
