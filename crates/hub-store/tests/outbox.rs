@@ -1,0 +1,298 @@
+//! The outbox on both backends: the migration that queues RETs earlier versions kept locally,
+//! settlement only by the lease owner, RET answers that are not errors, the one-second gap
+//! between a consent's movements, and requeue.
+
+use std::path::Path;
+
+use hub_core::{BrandCode, Change, Channel, ConsentKey, IysState, Mode, Origin};
+use hub_store::{
+    EngineStore, IysConnection, NewBrand, OutboxFilter, OutboxState, Settlement, SqlStore, Store,
+};
+use iys::{ConsentDate, ConsentStatus, ConsentType, HsSource, RecipientType, Source};
+use jiff::{SignedDuration, Timestamp};
+use sqlx::Connection;
+
+const BRAND: BrandCode = BrandCode(600_123);
+const SMS: Channel = Channel::Iys(ConsentType::Mesaj);
+
+fn change(recipient: &str, status: ConsentStatus, date: &str) -> Change {
+    Change {
+        key: ConsentKey {
+            brand: BRAND,
+            recipient: recipient.into(),
+            recipient_type: RecipientType::Bireysel,
+            channel: SMS,
+        },
+        status,
+        consent_date: ConsentDate::parse(date).unwrap(),
+        source: Source::Hs(HsSource::HsWeb),
+        origin: Origin::Api,
+        actor: None,
+        evidence: None,
+        category: None,
+        profile_id: None,
+        hold: None,
+        iys_transaction_id: None,
+        received_at: Timestamp::now(),
+    }
+}
+
+async fn with_brand(store: &SqlStore) -> hub_store::Brand {
+    store
+        .create_brand(NewBrand {
+            brand_code: BRAND,
+            iys_code: 600_123,
+            name: "outbox".into(),
+            mode: Mode::Integrator,
+            iys: IysConnection::default(),
+        })
+        .await
+        .unwrap()
+}
+
+/// Runs `f` on a fresh SQLite database and, when configured, a fresh PostgreSQL one.
+macro_rules! on_both {
+    ($name:ident, $f:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                let url = hub_store::SqlStore::sqlite_url(&dir.path().join("hub.db")).unwrap();
+                super::$f(&url, "sqlite").await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let Some(admin) = hub_store::testkit::admin_url_or_skip(stringify!($name)) else {
+                    return;
+                };
+                let (url, name) = hub_store::testkit::fresh_postgres(&admin, "iyshub_outbox").await;
+                super::$f(&url, "postgres").await;
+                hub_store::testkit::drop_postgres(&admin, &name).await;
+            }
+        }
+    };
+}
+
+on_both!(migration_queues_kept_local_rets, kept_local_rets_are_queued);
+on_both!(settlement_and_requeue, settle_and_requeue);
+
+/// A database as version 0.1 left it (migrations 0001–0002) with a RET it kept locally; opening it
+/// with this version queues that RET for IYS.
+async fn kept_local_rets_are_queued(url: &str, dialect: &str) {
+    let all = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(dialect);
+    let old = tempfile::tempdir().unwrap();
+    for name in ["0001_ledger.sql", "0002_engines.sql"] {
+        std::fs::copy(all.join(name), old.path().join(name)).unwrap();
+    }
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::migrate::Migrator::new(old.path())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    for sql in [
+        "INSERT INTO brand (brand_code, iys_code, name, mode, iys_connection, created_at_ms, updated_at_ms) VALUES (600123, 600123, 'old', 'sync', NULL, 0, 0)",
+        "INSERT INTO chain_head (brand_code, last_hash, last_event_id) VALUES (600123, 'x', 0)",
+        "INSERT INTO consent_event (brand_code, recipient, recipient_type, channel, status, consent_date, source, origin, outcome, received_at_ms, prev_hash, hash) \
+         VALUES (600123, '+905321234567', 'BIREYSEL', 'MESAJ', 'RET', '2026-11-20 10:00:00', 'HS_WEB', 'api', 'kept_local', 0, 'x', 'y')",
+        "INSERT INTO consent (brand_code, recipient, recipient_type, channel, status, consent_date, source, last_event_id, iys_state, conflict, hold, updated_at_ms) \
+         VALUES (600123, '+905321234567', 'BIREYSEL', 'MESAJ', 'RET', '2026-11-20 10:00:00', 'HS_WEB', 1, 'not_in_iys', 0, 0, 0)",
+        // A RET IYS answered with H175 was sent already: it stays as it is.
+        "INSERT INTO consent_event (brand_code, recipient, recipient_type, channel, status, consent_date, source, origin, outcome, received_at_ms, prev_hash, hash) \
+         VALUES (600123, '+905329999999', 'BIREYSEL', 'MESAJ', 'RET', '2026-11-20 10:00:00', 'HS_WEB', 'api', 'applied', 0, 'y', 'z')",
+        "INSERT INTO consent (brand_code, recipient, recipient_type, channel, status, consent_date, source, last_event_id, iys_state, conflict, hold, updated_at_ms) \
+         VALUES (600123, '+905329999999', 'BIREYSEL', 'MESAJ', 'RET', '2026-11-20 10:00:00', 'HS_WEB', 2, 'not_in_iys', 0, 0, 0)",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+
+    let store = SqlStore::connect(url).await.unwrap();
+    let rows = store
+        .outbox_rows(BRAND, &OutboxFilter::default(), Timestamp::now(), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (
+            rows[0].recipient.as_str(),
+            rows[0].status,
+            rows[0].state,
+            rows[0].event_id
+        ),
+        ("+905321234567", ConsentStatus::Ret, OutboxState::Pending, 1)
+    );
+    let state = &store.consents(BRAND, "+905321234567").await.unwrap()[0].state;
+    assert_eq!(state.iys_state, IysState::Pending);
+    let other = &store.consents(BRAND, "+905329999999").await.unwrap()[0].state;
+    assert_eq!(other.iys_state, IysState::NotInIys);
+    store.close().await;
+}
+
+async fn settle_and_requeue(url: &str, _dialect: &str) {
+    let store = SqlStore::connect(url).await.unwrap();
+    let brand = with_brand(&store).await;
+    let (a, b, c) = ("+905320000001", "+905320000002", "+905320000003");
+    store
+        .apply(
+            &brand,
+            vec![
+                change(a, ConsentStatus::Onay, "2026-11-20 10:00:00"),
+                change(a, ConsentStatus::Ret, "2026-11-20 11:00:00"),
+                change(b, ConsentStatus::Ret, "2026-11-20 10:00:00"),
+                change(c, ConsentStatus::Ret, "2026-11-20 10:00:00"),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    // Instance one claims, its lease runs out, instance two claims the same rows.
+    let first = store
+        .claim_pending(BRAND, "one", now, 1_000, 100)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 3, "one row per consent at a time: {first:?}");
+    let later = now.saturating_add(SignedDuration::from_secs(2)).unwrap();
+    let second = store
+        .claim_pending(BRAND, "two", later, 60_000, 100)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 3);
+    let onay = first.iter().find(|i| i.recipient == a).unwrap().clone();
+    store
+        .settle(
+            BRAND,
+            "one",
+            vec![(
+                onay.clone(),
+                Settlement::Delivered {
+                    transaction_id: "t".repeat(64),
+                    creation_date: None,
+                },
+            )],
+            later,
+        )
+        .await
+        .unwrap();
+    let counts = store.outbox_counts(BRAND).await.unwrap();
+    assert_eq!(
+        counts,
+        vec![("pending".to_owned(), 4)],
+        "the lease passed to two: one's result is not applied"
+    );
+
+    let of = |r: &str| second.iter().find(|i| i.recipient == r).unwrap().clone();
+    store
+        .settle(
+            BRAND,
+            "two",
+            vec![
+                (
+                    of(a),
+                    Settlement::Delivered {
+                        transaction_id: "t".repeat(64),
+                        creation_date: None,
+                    },
+                ),
+                (
+                    of(b),
+                    Settlement::Refused {
+                        code: "H175".into(),
+                        message: "first RET".into(),
+                    },
+                ),
+                (
+                    of(c),
+                    Settlement::Refused {
+                        code: "H467".into(),
+                        message: "late".into(),
+                    },
+                ),
+            ],
+            later,
+        )
+        .await
+        .unwrap();
+    let state = |r: &'static str| {
+        let store = &store;
+        async move { store.consents(BRAND, r).await.unwrap()[0].state.clone() }
+    };
+    assert_eq!(state(b).await.iys_state, IysState::NotInIys);
+    assert_eq!(
+        (state(c).await.iys_state, state(c).await.iys_error),
+        (IysState::Rejected, Some("H467".into()))
+    );
+    let figures = store.sync_figures(BRAND, later).await.unwrap();
+    assert_eq!(
+        figures.errors_last_24h,
+        vec![("H467".to_owned(), 1)],
+        "H175 to a RET is not an error"
+    );
+    // a's RET waits a second after its ONAY (IYS's shared transactionId within a second).
+    assert!(
+        store
+            .claim_pending(BRAND, "two", later, 60_000, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let next = store
+        .claim_pending(
+            BRAND,
+            "two",
+            later
+                .saturating_add(SignedDuration::from_millis(1_001))
+                .unwrap(),
+            60_000,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        next.iter()
+            .map(|i| (i.recipient.as_str(), i.status))
+            .collect::<Vec<_>>(),
+        [(a, ConsentStatus::Ret)]
+    );
+
+    // Requeue: c's refusal goes again; a dry run first.
+    let filter = OutboxFilter {
+        state: Some(OutboxState::Failed),
+        ..OutboxFilter::default()
+    };
+    let dry = store
+        .requeue(BRAND, &filter, true, "ops", later)
+        .await
+        .unwrap();
+    assert_eq!((dry.matched, dry.requeued, dry.overtaken), (1, 1, 0));
+    // A later change of c overtakes the refused row: the requeue leaves it.
+    store
+        .apply(
+            &brand,
+            vec![change(c, ConsentStatus::Onay, "2026-11-21 10:00:00")],
+            None,
+        )
+        .await
+        .unwrap();
+    let report = store
+        .requeue(BRAND, &filter, false, "ops", later)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.matched, report.requeued, report.overtaken),
+        (1, 0, 1)
+    );
+    let failed = store
+        .outbox_rows(BRAND, &filter, later, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].last_error.as_deref(), Some("H467"));
+    store.close().await;
+}
