@@ -89,6 +89,21 @@ impl Resp {
         );
     }
 
+    /// Asserts a one-item IYS error on `consentDate`, with IYS's own message.
+    #[track_caller]
+    fn expect_exact_error_at(&self, code: HCode) {
+        assert_eq!(
+            self.status.as_u16(),
+            code.http_status(),
+            "body: {}",
+            self.body
+        );
+        assert_eq!(self.code(), code.as_str(), "body: {}", self.body);
+        assert_eq!(self.body["errors"][0]["message"], code.message_tr());
+        assert_eq!(self.body["errors"][0]["location"], json!(["consentDate"]));
+        assert_eq!(self.body["errors"].as_array().map(Vec::len), Some(1));
+    }
+
     #[track_caller]
     fn expect_ok(&self, status: u16) -> &Value {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
@@ -1932,4 +1947,390 @@ async fn subscription_quota() {
     let body = r.expect_ok(200);
     assert_eq!(body["consentLimit"], 1);
     assert_eq!(body["usedConsentLimit"], 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 12. Partners (integrators)
+
+const PARTNER: u64 = 700_001;
+
+impl Client {
+    /// A client logged in as the configured partner's API user.
+    async fn partner(server: &SimServer) -> Client {
+        let mut c = Client::new(server).await;
+        let r = c
+            .token_request(json!({"grant_type": "password", "username": "partner", "password": "partner-password"}))
+            .await;
+        c.token = r.expect_ok(200)["access_token"]
+            .as_str()
+            .expect("a token")
+            .to_owned();
+        c
+    }
+
+    async fn get_path(&self, path: &str) -> Resp {
+        self.send(Method::GET, self.url(path), None).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partners_list_their_brands_and_subscription() {
+    let mut config = fast();
+    config.integrator.brands = vec![BRAND];
+    let server = start_server(config, None).await;
+    let p = Client::partner(&server).await;
+    let hs = Client::new(&server).await;
+
+    let r = p.get_path(&format!("/integrator/{PARTNER}/sps")).await;
+    assert_eq!(
+        *r.expect_ok(200),
+        json!({
+            "pagination": {"offset": 0, "pageSize": 1, "totalCount": 1},
+            "list": [{
+                "brandCode": BRAND, "name": "Örnek Marka", "master": true, "title": "ÖRNEK A.Ş.",
+                "iysCode": IYS, "agreementControl": true, "MESAJ": "write", "ARAMA": "write",
+                "EPOSTA": "write", "viaControl": false,
+            }],
+        })
+    );
+    let r = p
+        .get_path(&format!("/integrator/{PARTNER}/sps/{IYS}"))
+        .await;
+    assert_eq!(r.expect_ok(200)["list"][0]["brandCode"], BRAND);
+    p.get_path(&format!("/integrator/{PARTNER}/sps/999999"))
+        .await
+        .expect_error(403, "H353");
+    let r = p.get_path("/integrator/700002/sps").await;
+    r.expect_error(403, "H353");
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("integratorIysCode")
+    );
+    p.get_path(&format!("/integrator/{PARTNER}/sps?limit=101"))
+        .await
+        .expect_error(422, "H186");
+    p.get_path("/integrator/abc/sps")
+        .await
+        .expect_error(422, "H190");
+    hs.get_path(&format!("/integrator/{PARTNER}/sps"))
+        .await
+        .expect_exact_error(HCode::H363);
+    let anonymous = Resp::read(
+        p.http
+            .get(p.url(&format!("/integrator/{PARTNER}/sps")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    anonymous.expect_error(401, "H351");
+
+    // The partner acts for its brand, not for the other one.
+    let now = hs.control(Method::GET, "clock", None).await.body["istanbul"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    p.add(true, &consent(&phone(9_100_001), "ONAY", &now))
+        .await
+        .expect_ok(200);
+    let other = p
+        .send(
+            Method::POST,
+            p.url(&format!("/sps/{IYS}/brands/600124/consents")),
+            Some(&consent(&phone(9_100_002), "ONAY", &now)),
+        )
+        .await;
+    other.expect_error(403, "H353");
+    let brands = p.get_path(&format!("/sps/{IYS}/brands")).await;
+    assert_eq!(brands.expect_ok(200).as_array().unwrap().len(), 1);
+
+    // Its own subscription; a provider's user may not ask.
+    let r = p
+        .get_path(&format!("/integrator/{PARTNER}/subscription"))
+        .await;
+    let sub = r.expect_ok(200);
+    assert_eq!(sub["iysCode"], PARTNER.to_string());
+    assert_eq!(sub["status"], "ACTIVE");
+    assert_eq!(sub["subscriptionPackageName"], "IO - API Kullanım Lisansı");
+    assert!(sub["subscriptionId"].is_string() && sub.get("consentLimit").is_none());
+    hs.get_path(&format!("/integrator/{PARTNER}/subscription"))
+        .await
+        .expect_exact_error(HCode::H522);
+    let r = p.get_path("/integrator/700002/subscription").await;
+    r.expect_error(404, "H437");
+    assert_eq!(
+        r.body["errors"][0]["message"],
+        "IYS numarası:700002 ile abonelik bulunamadı."
+    );
+
+    // A paused partner may only ask for its subscription.
+    server.sim.config.write().unwrap().integrator.status = iys::wire::SubscriptionStatus::Paused;
+    p.get_path(&format!("/integrator/{PARTNER}/sps"))
+        .await
+        .expect_error(403, "H520");
+    let r = p
+        .get_path(&format!("/integrator/{PARTNER}/subscription"))
+        .await;
+    assert_eq!(r.expect_ok(200)["status"], "PAUSED");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 13. Fidelity details
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_rules_at_the_edges() {
+    let server = start_server(fast(), None).await;
+    let mut c = Client::new(&server).await;
+    c.freeze_at(&at("12:00:00")).await;
+    let a = phone(9_200_001);
+
+    // A far-future consentDate is H162 on every add, never a dropped connection.
+    for date in ["9999-12-31 23:59:59", "9999-12-31 01:00:01"] {
+        let body = consent(&a, "ONAY", date);
+        for v2 in [false, true] {
+            let r = c.add(v2, &body).await;
+            assert_eq!(
+                r.body,
+                json!({"errors": [{"code": "H162", "location": ["consentDate"], "value": date,
+                    "message": HCode::H162.message_tr()}]})
+            );
+        }
+        let r = c.bulk(false, &json!([body])).await;
+        r.expect_error(422, "H162");
+        assert_eq!(r.body["errors"][0]["index"], 0);
+    }
+
+    // HS_2015 before 1 May 2015 breaks both date rules at once.
+    let mut early = consent(&a, "ONAY", "2015-02-10 09:30:00");
+    early["source"] = json!("HS_2015");
+    let r = c.add(false, &early).await;
+    r.expect_error(422, "H156");
+    assert_eq!(r.body["errors"][1]["code"], "H155");
+    let r = c
+        .bulk(true, &json!([consent(&a, "ONAY", &at("10:00:00")), early]))
+        .await;
+    let codes: Vec<(&str, u64)> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["code"].as_str().unwrap(), e["index"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(codes, [("H156", 1), ("H155", 1)]);
+
+    // IYS's minimum e-mail shape is {1}@{2}.{2}.
+    let mut mail = consent("a@b.co", "ONAY", &at("10:00:00"));
+    mail["type"] = json!("EPOSTA");
+    c.add(false, &mail).await.expect_error(422, "H120");
+    mail["recipient"] = json!("a@bc.co");
+    c.add(false, &mail).await.expect_ok(200);
+
+    // TACIR: source and consentDate may be left out, not sent empty.
+    let tacir = |recipient: &str| json!({"recipient": recipient, "type": "MESAJ", "status": "ONAY", "recipientType": "TACIR"});
+    for (field, value, code) in [
+        ("source", Value::Null, "H119"),
+        ("source", json!(""), "H119"),
+        ("consentDate", Value::Null, "H158"),
+        ("consentDate", json!(""), "H158"),
+    ] {
+        let mut body = tacir(&phone(9_200_002));
+        body[field] = value.clone();
+        let r = c.add(true, &body).await;
+        assert_eq!(
+            (r.status.as_u16(), r.code(), &r.body["errors"][0]["value"]),
+            (422, code, &value),
+            "{field} = {value}: {}",
+            r.body
+        );
+    }
+    // Stored without a source, reported without one: no invented value anywhere.
+    let t = phone(9_200_003);
+    let added = c.add(false, &tacir(&t)).await;
+    let tx = tx_of(added.expect_ok(200));
+    let status = c
+        .post(
+            "/consents/status",
+            &json!({"recipient": t, "recipientType": "TACIR", "type": "MESAJ"}),
+        )
+        .await;
+    let status = status.expect_ok(200);
+    assert_eq!(status["transactionId"], tx.as_str());
+    assert!(status.get("source").is_none(), "{status}");
+    assert!(status.get("consentDate").is_none(), "{status}");
+    let history = c
+        .post(
+            "/consents/history",
+            &json!({"recipient": t, "recipientType": "TACIR", "type": "MESAJ"}),
+        )
+        .await;
+    let item = &history.expect_ok(200)["list"][0];
+    assert_eq!(item["transactionId"], tx.as_str());
+    assert!(item.get("source").is_none(), "{item}");
+    c.advance(1).await;
+    let feed = c.get("/consents/changes?source=HS").await;
+    let feed = feed.expect_ok(200)["list"].as_array().unwrap().clone();
+    let item = feed
+        .iter()
+        .find(|m| m["transactionId"] == tx.as_str())
+        .unwrap();
+    assert!(item.get("source").is_none(), "{item}");
+
+    // Today's movement file does not exist yet; tomorrow it does, with an empty source column.
+    c.get(&format!("/changes/{DAY}/file")).await.expect_ok(204);
+    c.get(&format!("/agreements/{DAY}/timestamp"))
+        .await
+        .expect_ok(204);
+    c.freeze_at("2026-06-11 09:00:00").await;
+    let resp = c
+        .http
+        .get(c.brand_url(&format!("/changes/{DAY}/file")))
+        .bearer_auth(&c.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let file = resp.text().await.unwrap();
+    let row = file
+        .lines()
+        .find(|l| l.contains(&tx))
+        .expect("the TACIR row");
+    assert_eq!(
+        row,
+        format!("{},{tx},{t},TACIR,MESAJ,ONAY,,", at("12:00:00"))
+    );
+
+    // The day's time stamp: RFC 3161 DER over the file's SHA-384.
+    let resp = c
+        .http
+        .get(c.brand_url(&format!("/agreements/{DAY}/timestamp")))
+        .bearer_auth(&c.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/plain");
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .ends_with(".tsr\"")
+    );
+    let tsr = resp.bytes().await.unwrap();
+    assert_eq!(tsr[0], 0x30, "a DER SEQUENCE");
+    let digest = sha2::Sha384::digest(file.as_bytes());
+    assert!(
+        tsr.windows(digest.len()).any(|w| w == digest.as_slice()),
+        "the file's imprint is in the stamp"
+    );
+    assert!(
+        tsr.windows(15).any(|w| w == b"20260610210000Z"),
+        "stamped when the day ended (00:00 Istanbul)"
+    );
+    c.get("/agreements/2026-06-09/timestamp")
+        .await
+        .expect_ok(204);
+    c.get("/agreements/2026.06.10/timestamp")
+        .await
+        .expect_error(422, "H501");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_readable_answers() {
+    let server = start_server(fast(), None).await;
+    let c = Client::new(&server).await;
+
+    // The token endpoint answers in OAuth's shape, whatever the body.
+    let missing =
+        json!({"error": "invalid_request", "error_description": "Giriş yöntemi belirtilmemiş."});
+    for (content_type, body) in [
+        ("application/json", ""),
+        ("application/json", "not json"),
+        ("application/json", "{\"grant_type\": 5}"),
+        ("application/x-www-form-urlencoded", ""),
+        ("text/plain", "grant_type=password"),
+    ] {
+        let r = Resp::read(
+            c.http
+                .post(c.url("/oauth2/token"))
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (r.status.as_u16(), &r.body),
+            (400, &missing),
+            "{content_type} {body:?}"
+        );
+    }
+
+    // A retailerCode that is not an integer is invalid input, for GET and DELETE alike.
+    for method in [Method::GET, Method::DELETE] {
+        let r = c
+            .send(method.clone(), c.brand_url("/retailers/abc"), None)
+            .await;
+        r.expect_error(400, "H016");
+        assert_eq!(r.body["errors"][0]["location"], json!(["retailerCode"]));
+        assert_eq!(r.body["errors"][0]["value"], "abc");
+    }
+
+    // Unknown paths and methods answer JSON in IYS's error shape.
+    for (method, path, status, code) in [
+        (
+            Method::GET,
+            "/sps/600123/brands/600123/nothing",
+            404,
+            "NOT_FOUND",
+        ),
+        (Method::GET, "/oauth/token", 404, "NOT_FOUND"),
+        (Method::DELETE, "/oauth2/token", 405, "METHOD_NOT_ALLOWED"),
+    ] {
+        let resp = c
+            .http
+            .request(method.clone(), c.url(path))
+            .bearer_auth(&c.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{method} {path}");
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json")
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["errors"][0]["code"], code);
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("{method} {path}"))
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_h467_reading_of_eves_is_configurable() {
+    // Tuesday 2026-03-17 10:00; Thursday 19 March is the eve of Ramazan Bayramı. Counting the
+    // eve as a business day the deadline is Monday 23 March 10:00, as half a day Tuesday 24th.
+    let body = consent(&phone(9_300_001), "ONAY", "2026-03-17 10:00:00");
+    for (eves, expected) in [
+        (iys::calendar::EveRule::BusinessDay, 422),
+        (iys::calendar::EveRule::HalfDay, 200),
+    ] {
+        let mut config = fast();
+        config.deadline_eves = eves;
+        let server = start_server(config, None).await;
+        let mut c = Client::new(&server).await;
+        c.freeze_at("2026-03-23 10:00:01").await;
+        let r = c.add(false, &body).await;
+        assert_eq!(r.status.as_u16(), expected, "{eves:?}: {}", r.body);
+        if expected == 422 {
+            r.expect_exact_error_at(HCode::H467);
+        }
+    }
 }
