@@ -755,14 +755,17 @@ async fn bulk_result(
     let brand = sim.open_brand(&headers, &codes.0, &codes.1)?;
     check_request_id(&codes.2)?;
     let now = sim.now();
-    let min_age = sim.config().timing.bulk_min_poll_age_ms as i64;
+    let timing = sim.config().timing;
+    let min_age = timing.bulk_min_poll_age_ms as i64;
     let state = sim.state.lock().expect("state lock");
     if let Some(req) = state.bulk(&codes.2)
         && now.duration_since(req.submitted) < SignedDuration::from_millis(min_age)
     {
         sim.stats.lock().expect("stats lock").early_bulk_polls += 1;
     }
-    ok(StatusCode::OK, state.bulk_results(brand, &codes.2, v2, now))
+    let mut items = state.bulk_results(brand, &codes.2, v2, now);
+    timing.bulk_result_order.arrange(&mut items);
+    ok(StatusCode::OK, items)
 }
 
 async fn bulk_result_v1(

@@ -73,6 +73,33 @@ pub struct Timing {
     pub changes_window_days: u32,
     pub access_token_ttl_s: u64,
     pub refresh_token_ttl_s: u64,
+    /// The order of the items in a bulk result. IYS lists them as submitted but does not promise
+    /// it; clients must match items by `subRequestId` or `index`, and this tests that they do.
+    pub bulk_result_order: BulkResultOrder,
+}
+
+/// How a bulk result orders its items; each keeps its own `index` and `subRequestId`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BulkResultOrder {
+    /// As submitted (IYS's observed behaviour).
+    #[default]
+    Submitted,
+    /// Last item first.
+    Reversed,
+    /// A fresh random order on every poll.
+    Shuffled,
+}
+
+impl BulkResultOrder {
+    /// Puts `items` (in submission order) into this order.
+    pub fn arrange<T>(self, items: &mut [T]) {
+        match self {
+            BulkResultOrder::Submitted => {}
+            BulkResultOrder::Reversed => items.reverse(),
+            BulkResultOrder::Shuffled => fastrand::shuffle(items),
+        }
+    }
 }
 
 impl Default for Timing {
@@ -85,6 +112,7 @@ impl Default for Timing {
             changes_window_days: 7,
             access_token_ttl_s: 7200,
             refresh_token_ttl_s: 14_400,
+            bulk_result_order: BulkResultOrder::Submitted,
         }
     }
 }
@@ -313,5 +341,9 @@ mod tests {
         assert_eq!(cfg.deadline_eves, EveRule::HalfDay);
         assert!(SimConfig::from_toml("deadline_eves = \"half\"", None).is_err());
         assert!(SimConfig::from_toml("[limits]\nenabled = 3", None).is_err());
+        assert_eq!(cfg.timing.bulk_result_order, BulkResultOrder::Submitted);
+        let cfg = SimConfig::from_toml("[timing]\nbulk_result_order = \"shuffled\"", None).unwrap();
+        assert_eq!(cfg.timing.bulk_result_order, BulkResultOrder::Shuffled);
+        assert!(SimConfig::from_toml("[timing]\nbulk_result_order = \"random\"", None).is_err());
     }
 }

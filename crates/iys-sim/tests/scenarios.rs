@@ -642,6 +642,145 @@ async fn bulk_with_mixed_items() {
     assert_eq!(c.stats().await["movements"], movements, "no new movement");
 }
 
+/// `bulk_result_order` lists a bulk result's items reversed or shuffled (v1 and v2), each with
+/// its own `index`, `subRequestId` and outcome; a request part-way through too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_results_in_another_order_keep_each_items_index_and_outcome() {
+    let server = start_server(fast(), None).await;
+    let mut c = Client::new(&server).await;
+    c.freeze_at(&at("12:00:00")).await;
+    assert_eq!(
+        c.control(Method::GET, "timing", None).await.body["bulk_result_order"],
+        "submitted",
+        "IYS's own order by default"
+    );
+    // Every third item a first RET: IYS refuses it with H175 when it processes the item.
+    let items = |base: u32| -> Value {
+        (0..40)
+            .map(|n| {
+                let status = if n % 3 == 1 { "RET" } else { "ONAY" };
+                consent(&phone(base + n), status, &at("10:00:00"))
+            })
+            .collect()
+    };
+    // The outcome IYS must report at submission index `i`.
+    let expected = |i: usize| if i % 3 == 1 { "failure" } else { "success" };
+    // (index, subRequestId, status, H-code) of each result item, checked against the sub-requests.
+    let check = |accepted: &Value, results: &Value| -> Vec<usize> {
+        let subs = accepted["subRequests"].as_array().unwrap();
+        let results = results.as_array().unwrap();
+        assert_eq!(results.len(), subs.len());
+        let order: Vec<usize> = results
+            .iter()
+            .map(|r| r["index"].as_u64().unwrap() as usize)
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(
+            sorted,
+            (0..subs.len()).collect::<Vec<_>>(),
+            "each index once"
+        );
+        for r in results {
+            let i = r["index"].as_u64().unwrap() as usize;
+            assert_eq!(r["subRequestId"], subs[i]["subRequestId"], "{r}");
+            assert_eq!(r["requestId"], accepted["requestId"]);
+            assert_eq!(r["status"], expected(i), "{r}");
+            if expected(i) == "failure" {
+                assert_eq!(r["error"]["code"], "H175", "{r}");
+            } else {
+                tx_of(r);
+            }
+        }
+        order
+    };
+    let submit = async |c: &Client, v2: bool, base: u32| -> (Value, Value) {
+        let accepted = c.bulk(v2, &items(base)).await.expect_ok(202).clone();
+        c.advance(1).await;
+        let id = accepted["requestId"].as_str().unwrap().to_owned();
+        let results = c.bulk_result(v2, &id).await.expect_ok(200).clone();
+        (accepted, results)
+    };
+    let submitted: Vec<usize> = (0..40).collect();
+    let reversed: Vec<usize> = (0..40).rev().collect();
+
+    let (accepted, results) = submit(&c, false, 4_400_000).await;
+    assert_eq!(check(&accepted, &results), submitted);
+
+    c.control(
+        Method::PUT,
+        "timing",
+        Some(json!({"bulk_result_order": "reversed"})),
+    )
+    .await;
+    for (v2, base) in [(false, 4_400_100), (true, 4_400_200)] {
+        let (accepted, results) = submit(&c, v2, base).await;
+        assert_eq!(check(&accepted, &results), reversed, "v2: {v2}");
+    }
+    // The order belongs to the answer, not to the stored request: the first one comes reversed now.
+    let first = accepted["requestId"].as_str().unwrap();
+    let again = c.bulk_result(false, first).await.expect_ok(200).clone();
+    assert_eq!(check(&accepted, &again), reversed);
+
+    c.control(
+        Method::PUT,
+        "timing",
+        Some(json!({"bulk_result_order": "shuffled"})),
+    )
+    .await;
+    for (v2, base) in [(false, 4_400_300), (true, 4_400_400)] {
+        let (accepted, results) = submit(&c, v2, base).await;
+        let order = check(&accepted, &results);
+        // 40! orders: the odds of drawing the submitted or reversed one are nil.
+        assert_ne!(order, submitted, "v2: {v2}");
+        assert_ne!(order, reversed, "v2: {v2}");
+        let id = accepted["requestId"].as_str().unwrap();
+        let again = c.bulk_result(v2, id).await.expect_ok(200).clone();
+        assert_ne!(
+            check(&accepted, &again),
+            order,
+            "a fresh order on every poll"
+        );
+    }
+
+    // Part-way through, the items still queued are `enqueue` wherever they appear.
+    c.control(
+        Method::PUT,
+        "timing",
+        Some(json!({"bulk_result_order": "reversed", "bulk_item_ms": 1000})),
+    )
+    .await;
+    let slow: Value = (0..3)
+        .map(|n| consent(&phone(4_400_500 + n), "ONAY", &at("11:00:00")))
+        .collect();
+    let accepted = c.bulk(true, &slow).await.expect_ok(202).clone();
+    let id = accepted["requestId"].as_str().unwrap().to_owned();
+    c.advance(1).await;
+    let r = c.bulk_result(true, &id).await;
+    let seen: Vec<(u64, &str)> = r
+        .expect_ok(200)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["index"].as_u64().unwrap(), i["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen, [(2, "enqueue"), (1, "enqueue"), (0, "success")]);
+
+    // An unknown order is refused and changes nothing.
+    let r = c
+        .http
+        .put(c.url("/_sim/timing"))
+        .json(&json!({"bulk_result_order": "backwards"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        c.control(Method::GET, "timing", None).await.body["bulk_result_order"],
+        "reversed"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. The changes feed
 
