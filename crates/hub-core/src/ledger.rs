@@ -260,6 +260,7 @@ mod tests {
             profile_id: None,
             hold: None,
             iys_transaction_id: None,
+            iys_creation_date: None,
             received_at: Timestamp::from_second(1_800_000_000).unwrap(),
         }
     }

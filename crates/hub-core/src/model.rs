@@ -177,9 +177,10 @@ impl Origin {
         }
     }
 
-    /// Movements that came from IYS itself: never echoed back.
+    /// Movements that came from IYS itself (its changes feed, a push, or its daily movement
+    /// file): IYS's truth, never echoed back.
     pub fn is_from_iys(self) -> bool {
-        matches!(self, Origin::IysPull | Origin::IysPush)
+        matches!(self, Origin::IysPull | Origin::IysPush | Origin::Reconcile)
     }
 }
 
@@ -286,10 +287,80 @@ pub struct Change {
     pub hold: Option<bool>,
     /// IYS's transactionId when the change came from IYS.
     pub iys_transaction_id: Option<String>,
+    /// IYS's creationDate when the change came from IYS: which day of IYS's movement file the
+    /// movement belongs to (the reconciler compares day by day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iys_creation_date: Option<ConsentDate>,
     pub received_at: Timestamp,
 }
 
+/// Why a movement from IYS cannot enter the ledger (it is quarantined for a person instead).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unusable {
+    #[error("the recipient {0:?} is not a valid address for its type")]
+    Recipient(String),
+    #[error("the consentDate {0} is in the future")]
+    Future(ConsentDate),
+    #[error("the consentDate {0} is before 2015-05-01, when IYS began")]
+    TooOld(ConsentDate),
+    #[error("the transactionId is empty or longer than 128 characters")]
+    TransactionId,
+}
+
+/// Splits movements from IYS into ledger changes and those set aside with the reason: ones that
+/// do not decode, and ones the ledger must not take (see `Change::try_from_iys`).
+pub fn screen_movements(
+    brand: BrandCode,
+    items: Vec<serde_json::Value>,
+    origin: Origin,
+    now: Timestamp,
+) -> (Vec<Change>, Vec<(serde_json::Value, String)>) {
+    let mut changes = Vec::with_capacity(items.len());
+    let mut set_aside = Vec::new();
+    for item in items {
+        let decoded = serde_json::from_value::<iys::wire::Movement>(item.clone())
+            .map_err(|e| format!("not a movement IYS documents: {e}"))
+            .and_then(|m| Change::try_from_iys(brand, &m, origin, now).map_err(|e| e.to_string()));
+        match decoded {
+            Ok(c) => changes.push(c),
+            Err(reason) => set_aside.push((item, reason)),
+        }
+    }
+    (changes, set_aside)
+}
+
+/// Slack for a movement's consentDate ahead of the hub's clock (clocks differ a little).
+const FUTURE_SLACK_SECS: i64 = 86_400;
+
 impl Change {
+    /// A movement from IYS as a ledger change, if the hub can take it: a readable recipient, a
+    /// consentDate neither in the future (a day of slack) nor before IYS began. A movement that
+    /// fails would otherwise pin the consent forever (a far-future date wins every ordering).
+    pub fn try_from_iys(
+        brand: BrandCode,
+        m: &iys::wire::Movement,
+        origin: Origin,
+        now: Timestamp,
+    ) -> Result<Change, Unusable> {
+        if m.transaction_id.is_empty() || m.transaction_id.len() > 128 {
+            return Err(Unusable::TransactionId);
+        }
+        if iys::Recipient::normalise_for(&m.recipient, m.consent_type).is_err() {
+            return Err(Unusable::Recipient(m.recipient.clone()));
+        }
+        let date = m.consent_date.unwrap_or(m.creation_date);
+        let limit = now
+            .saturating_add(jiff::SignedDuration::from_secs(FUTURE_SLACK_SECS))
+            .unwrap_or(now);
+        if date.to_timestamp() > limit {
+            return Err(Unusable::Future(date));
+        }
+        if date < ConsentDate::IYS_EPOCH {
+            return Err(Unusable::TooOld(date));
+        }
+        Ok(Change::from_iys(brand, m, origin, now))
+    }
+
     /// A movement IYS reported (changes feed or push) as a ledger change. The recipient is
     /// normalised like the hub's own (IYS's form already is; this only guards odd values).
     pub fn from_iys(
@@ -322,6 +393,7 @@ impl Change {
             profile_id: None,
             hold: None,
             iys_transaction_id: Some(m.transaction_id.clone()),
+            iys_creation_date: Some(m.creation_date),
             received_at: now,
         }
     }

@@ -12,6 +12,7 @@
 //! honour an H084 halt.
 
 mod batch;
+mod reconcile;
 mod tokens;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 pub use batch::{Send as SendPlan, plan};
+pub use reconcile::{ReconcileConfig, ReconcileError};
 pub use tokens::DbTokenStore;
 
 #[derive(Debug, Clone)]
@@ -51,8 +53,10 @@ pub struct EngineConfig {
     /// A bulk request with no result this long after submission is sent again (IYS keeps
     /// requestIds for 60 days; a day without a result means something went wrong there).
     pub bulk_result_timeout: Duration,
-    /// The IYS API password (the username is in the brand's connection).
+    /// The instance's IYS API password, for connections without their own.
     pub iys_password: Secret,
+    /// Allowed IYS base URLs, the key that opens connection passwords, the default connection.
+    pub iys: hub_store::IysPolicy,
     pub budgets: Budgets,
     /// Where the engines and their IYS clients read the time (tests use the simulator's clock).
     pub clock: Arc<dyn iys_client::Clock>,
@@ -74,6 +78,7 @@ impl Default for EngineConfig {
             pause_max: Duration::from_secs(900),
             bulk_result_timeout: Duration::from_secs(86_400),
             iys_password: Secret::new(""),
+            iys: hub_store::IysPolicy::default(),
             budgets: Budgets::default(),
             clock: Arc::new(iys_client::SystemClock),
         }
@@ -87,8 +92,13 @@ pub struct Engines {
     config: EngineConfig,
     /// Identifies this instance's leases.
     owner: String,
-    clients: Mutex<HashMap<(String, String, u64), IysClient>>,
-    last_pull: Mutex<HashMap<BrandCode, tokio::time::Instant>>,
+    /// Clients by (base URL, user, password seal, iysCode): brands of one API user share one.
+    clients: Mutex<HashMap<(String, String, String, u64), IysClient>>,
+    /// Why each brand that cannot reach IYS cannot (logged once per change).
+    not_connected: Mutex<HashMap<BrandCode, String>>,
+    /// Beats on every round of the engines' supervisor (`/readyz`).
+    heartbeat: Arc<hub::Heartbeat>,
+    reconciler: reconcile::Reconciler,
 }
 
 fn signed(d: Duration) -> SignedDuration {
@@ -106,7 +116,9 @@ impl Engines {
             config,
             owner: format!("iyshub-{}", uuid::Uuid::new_v4().simple()),
             clients: Mutex::new(HashMap::new()),
-            last_pull: Mutex::new(HashMap::new()),
+            not_connected: Mutex::new(HashMap::new()),
+            heartbeat: Arc::new(hub::Heartbeat::new(Duration::from_secs(60))),
+            reconciler: reconcile::Reconciler::default(),
         }
     }
 
@@ -118,49 +130,97 @@ impl Engines {
         self.config.pull_interval
     }
 
-    /// The IYS client of a brand's connection (shared by brands with the same API user).
-    pub async fn client(&self, brand: &Brand) -> Option<IysClient> {
-        let base = brand.iys.base_url.clone()?;
-        let user = brand.iys.username.clone()?;
-        let key = (base.clone(), user.clone(), brand.iys_code);
+    /// The engines' heartbeat, for `/readyz`.
+    pub fn heartbeat(&self) -> Arc<hub::Heartbeat> {
+        self.heartbeat.clone()
+    }
+
+    /// The IYS client of a brand's connection (shared by brands with the same API user), or why
+    /// the brand cannot reach IYS.
+    pub async fn client(&self, brand: &Brand) -> Result<IysClient, hub_store::NotConnected> {
+        let c = self.config.iys.resolve(&brand.iys)?;
+        let seal = brand.iys.password_sealed.clone().unwrap_or_default();
+        let key = (c.base_url.clone(), c.username.clone(), seal, brand.iys_code);
         let mut clients = self.clients.lock().await;
-        if let Some(c) = clients.get(&key) {
-            return Some(c.clone());
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
         }
+        let password = c
+            .password
+            .clone()
+            .map(Secret::new)
+            .unwrap_or_else(|| self.config.iys_password.clone());
         let mut cfg = ClientConfig::new(
-            base.clone(),
-            user.clone(),
-            self.config.iys_password.clone(),
+            c.base_url.clone(),
+            c.username.clone(),
+            password,
             brand.iys_code,
         );
         cfg.budgets = self.config.budgets.clone();
         cfg.bulk.min_age = self.config.bulk_min_poll_age;
-        let store = Arc::new(DbTokenStore::new(
-            self.store.clone(),
-            format!("{base}|{user}"),
-        ));
-        let client = IysClient::with_parts(cfg, store, self.config.clock.clone()).ok()?;
+        let store = Arc::new(DbTokenStore::new(self.store.clone(), c.token_key()));
+        let client = IysClient::with_parts(cfg, store, self.config.clock.clone())
+            .map_err(|e| hub_store::NotConnected::Password(e.to_string()))?;
         clients.insert(key, client.clone());
-        Some(client)
+        Ok(client)
     }
 
-    /// Runs until `cancel` fires.
+    /// Runs until `cancel` fires: one task per brand, so one brand's back-off, bad data or slow
+    /// IYS never delays another; a task that dies is started again on the next round.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let mut tasks: HashMap<BrandCode, tokio::task::JoinHandle<()>> = HashMap::new();
         loop {
-            let mut busy = false;
+            self.heartbeat.beat();
             match self.store.brands().await {
                 Ok(brands) => {
                     for brand in brands {
-                        match self.tick(&brand).await {
-                            Ok(worked) => busy |= worked,
-                            Err(e) => {
-                                tracing::warn!(brand = %brand.brand_code, error = %e, "IYS engine step failed")
-                            }
+                        let code = brand.brand_code;
+                        if tasks.get(&code).is_some_and(|t| !t.is_finished()) {
+                            continue;
                         }
+                        if let Some(done) = tasks.remove(&code)
+                            && let Err(e) = done.await
+                        {
+                            tracing::error!(brand = %code, error = %e, "a brand's IYS engine died; starting it again");
+                        }
+                        let engines = self.clone();
+                        let cancel = cancel.clone();
+                        tasks.insert(
+                            code,
+                            tokio::spawn(async move { engines.brand_loop(code, cancel).await }),
+                        );
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "could not list brands"),
             }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+        for (_, task) in tasks {
+            // Each task ends on the same cancellation; a task that panicked has nothing to wait for.
+            let _ = task.await;
+        }
+    }
+
+    /// One brand's engine loop, until the brand is gone or `cancel` fires.
+    async fn brand_loop(self: Arc<Self>, code: BrandCode, cancel: CancellationToken) {
+        loop {
+            let busy = match self.store.brand(code).await {
+                Ok(Some(brand)) => match self.tick(&brand).await {
+                    Ok(worked) => worked,
+                    Err(e) => {
+                        tracing::warn!(brand = %code, error = %e, "IYS engine step failed");
+                        false
+                    }
+                },
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(brand = %code, error = %e, "could not read the brand");
+                    false
+                }
+            };
             let pause = if busy {
                 Duration::from_millis(10)
             } else {
@@ -175,28 +235,35 @@ impl Engines {
 
     /// One round for one brand: dispatch, poll bulk results, pull when due. True if work was done.
     pub async fn tick(&self, brand: &Brand) -> Result<bool, hub_store::StoreError> {
-        let Some(client) = self.client(brand).await else {
-            return Ok(false);
+        let client = match self.client(brand).await {
+            Ok(c) => {
+                self.not_connected.lock().await.remove(&brand.brand_code);
+                c
+            }
+            Err(why) => {
+                let why = why.to_string();
+                let mut seen = self.not_connected.lock().await;
+                if seen.get(&brand.brand_code) != Some(&why) {
+                    tracing::warn!(brand = %brand.brand_code, reason = %why, "brand not connected to IYS: nothing is sent or pulled");
+                    seen.insert(brand.brand_code, why);
+                }
+                return Ok(false);
+            }
         };
         let sent = self.dispatch(brand, &client).await?;
         let polled = self.poll_bulks(brand, &client).await?;
-        let due = {
-            let mut last = self.last_pull.lock().await;
-            let now = tokio::time::Instant::now();
-            match last.get(&brand.brand_code) {
-                Some(t) if now.duration_since(*t) < self.config.pull_interval => false,
-                _ => {
-                    last.insert(brand.brand_code, now);
-                    true
-                }
-            }
-        };
-        let pulled = if due {
+        let every = self.config.pull_interval.as_millis() as i64;
+        let pulled = if self
+            .store
+            .claim_pull(brand.brand_code, self.now(), every)
+            .await?
+        {
             self.pull(brand, &client).await?
         } else {
             0
         };
-        Ok(sent + polled + pulled > 0)
+        let reconciled = self.reconcile_due(brand, &client).await?;
+        Ok(sent + polled + pulled > 0 || reconciled)
     }
 
     fn retry_at(&self, now: Timestamp, attempts: i64) -> Timestamp {
@@ -525,7 +592,7 @@ impl Engines {
             let mut cursor = self.store.cursor(brand.brand_code, source.as_str()).await?;
             loop {
                 match client
-                    .changes_page(brand.brand_code.0, source, cursor.as_deref(), 1000)
+                    .changes_page_raw(brand.brand_code.0, source, cursor.as_deref(), 1000)
                     .await
                 {
                     Ok(None) => {
@@ -536,12 +603,23 @@ impl Engines {
                     }
                     Ok(Some(page)) => {
                         let full = page.list.len() >= 1000;
-                        let now = self.now();
-                        let changes: Vec<Change> = page
-                            .list
-                            .iter()
-                            .map(|m| Change::from_iys(brand.brand_code, m, Origin::IysPull, now))
-                            .collect();
+                        let (changes, quarantined) = hub_core::screen_movements(
+                            brand.brand_code,
+                            page.list,
+                            Origin::IysPull,
+                            self.now(),
+                        );
+                        if !quarantined.is_empty() {
+                            tracing::warn!(brand = %brand.brand_code, count = quarantined.len(), "movements from IYS set aside for a person (quarantine)");
+                            self.store
+                                .quarantine(
+                                    brand.brand_code,
+                                    source.as_str(),
+                                    &quarantined,
+                                    self.now(),
+                                )
+                                .await?;
+                        }
                         let applied = self
                             .store
                             .apply_pull(brand, changes, source.as_str(), &page.after)
@@ -676,7 +754,7 @@ impl Engines {
         let client = self
             .client(brand)
             .await
-            .ok_or_else(|| ClientError::Invalid("the brand has no IYS connection".into()))?;
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
         let store_err = |e: hub_store::StoreError| ClientError::Store(e.to_string());
         let mut report = BackfillReport::default();
         for consent_type in [

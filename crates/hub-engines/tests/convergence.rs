@@ -55,11 +55,11 @@ impl Dates {
     }
 }
 
-fn config() -> EngineConfig {
+fn config(sim_url: &str) -> EngineConfig {
     EngineConfig {
         // Short leases so a restart's orphaned claims come back soon.
         lease: Duration::from_secs(2),
-        ..engine_config()
+        ..engine_config(sim_url)
     }
 }
 
@@ -77,7 +77,7 @@ struct Run {
 impl Run {
     async fn start(seed: u64, mode: Mode) -> Run {
         let w = World::start(SimConfig::for_profile(Profile::Fast), mode, None).await;
-        let engines = Arc::new(Engines::new(w.store.clone(), config()));
+        let engines = Arc::new(Engines::new(w.store.clone(), config(&w.sim.base_url())));
         let cancel = run(&engines);
         let mut cfg = ClientConfig::new(
             w.sim.base_url(),
@@ -182,7 +182,10 @@ impl Run {
 
     fn restart(&mut self) {
         self.cancel.cancel();
-        self.engines = Arc::new(Engines::new(self.w.store.clone(), config()));
+        self.engines = Arc::new(Engines::new(
+            self.w.store.clone(),
+            config(&self.w.sim.base_url()),
+        ));
         self.cancel = run(&self.engines);
     }
 

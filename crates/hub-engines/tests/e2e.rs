@@ -332,7 +332,7 @@ async fn two_instances_on_one_postgres_deliver_each_change_exactly_once() {
     // A second instance: its own store connection pool and engines.
     let other = Arc::new(SqlStore::connect(&url).await.unwrap());
     let e1 = w.engines();
-    let e2 = Arc::new(Engines::new(other, engine_config()));
+    let e2 = Arc::new(Engines::new(other, engine_config(&w.sim.base_url())));
     let (c1, c2) = (run(&e1), run(&e2));
     w.until(180, "10,000 delivered", || async {
         w.outbox().await.get("done") == Some(&10_000)
@@ -364,9 +364,12 @@ async fn push_deliveries_mode_switches_and_sync_status_through_the_api() {
     let api = format!("http://{}", listener.local_addr().unwrap());
     let cancel = CancellationToken::new();
     let hub = Arc::new(hub::Hub {
-        store: w.store.clone(),
-        metrics: Default::default(),
         backfill: Some(Arc::new(hub_engines::Backfills::new(w.engines()))),
+        iys: hub_store::IysPolicy {
+            allowed_urls: vec![w.sim.base_url()],
+            ..Default::default()
+        },
+        ..hub::Hub::new(w.store.clone())
     });
     tokio::spawn(hub::serve(hub, listener, cancel.clone()));
     let call = |m: reqwest::Method, path: &str, body: Value| {
@@ -381,7 +384,11 @@ async fn push_deliveries_mode_switches_and_sync_status_through_the_api() {
     assert_eq!(r.status(), 200);
     let shown: Value = r.json().await.unwrap();
     assert_eq!(
-        shown["iys"]["pushPasswordSha256"], "***",
+        (
+            &shown["iys"]["pushPasswordSet"],
+            shown["iys"].get("pushPasswordHash")
+        ),
+        (&json!(true), None),
         "the hash is not shown"
     );
     let client = w.engines().client(&w.brand().await).await.unwrap();

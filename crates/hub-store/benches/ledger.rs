@@ -37,6 +37,7 @@ fn change(n: usize, date: ConsentDate) -> Change {
         profile_id: None,
         hold: None,
         iys_transaction_id: None,
+        iys_creation_date: None,
         received_at: Timestamp::now(),
     }
 }

@@ -177,6 +177,20 @@ pub struct SyncFigures {
     pub cursors: Vec<CursorRow>,
     /// Set while the brand's dispatch is paused by an account-level failure.
     pub paused: Option<DispatchPause>,
+    /// Movements from IYS set aside for a person (open ones).
+    pub quarantined: i64,
+}
+
+/// A movement from IYS the hub could not take, kept for a person.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuarantineRow {
+    pub id: i64,
+    pub source: String,
+    pub reason: String,
+    /// The movement as IYS sent it.
+    pub movement: serde_json::Value,
+    pub at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -320,6 +334,28 @@ pub trait EngineStore: Send + Sync {
         actor: &str,
         now: Timestamp,
     ) -> impl Future<Output = Result<RequeueReport>> + Send;
+    /// Whether this instance should read the brand's changes feed now: true for at most one
+    /// caller per `every_ms`, across instances (the time is kept in the database).
+    fn claim_pull(
+        &self,
+        brand: BrandCode,
+        now: Timestamp,
+        every_ms: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Sets movements aside: (the movement as received, why).
+    fn quarantine(
+        &self,
+        brand: BrandCode,
+        source: &str,
+        items: &[(serde_json::Value, String)],
+        now: Timestamp,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Open quarantined movements, newest first.
+    fn quarantined(
+        &self,
+        brand: BrandCode,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<QuarantineRow>>> + Send;
     fn load_token(&self, key: &str) -> impl Future<Output = Result<Option<String>>> + Send;
     fn save_token(&self, key: &str, state: &str) -> impl Future<Output = Result<()>> + Send;
 }

@@ -6,7 +6,9 @@
 //! driver with per-dialect migrations; the few statements that differ per dialect are chosen by
 //! [`Backend`]. The [`story`] module is the conformance suite both backends must pass.
 
+mod connection;
 mod engine;
+mod reconcile;
 mod sql;
 mod sql_engine;
 #[cfg(any(test, feature = "testkit"))]
@@ -17,11 +19,14 @@ mod types;
 
 use std::future::Future;
 
+pub use connection::*;
 pub use engine::*;
+pub use reconcile::*;
 pub use sql::SqlStore;
 pub use types::*;
 
 use hub_core::{BrandCode, Change};
+use jiff::Timestamp;
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,4 +133,17 @@ pub trait Store: Send + Sync {
     fn create_api_key(&self, key: NewApiKey) -> impl Future<Output = Result<ApiKey>> + Send;
     fn api_key_by_hash(&self, hash: &str) -> impl Future<Output = Result<Option<ApiKey>>> + Send;
     fn api_keys(&self) -> impl Future<Output = Result<Vec<ApiKey>>> + Send;
+    fn api_key(&self, id: &str) -> impl Future<Output = Result<Option<ApiKey>>> + Send;
+    /// Revokes a key at once. Refused (`Conflict`) for the last usable provider admin key, so the
+    /// hub can never lock its operator out. Returns false when there is no such key.
+    fn revoke_api_key(&self, id: &str, now: Timestamp)
+    -> impl Future<Output = Result<bool>> + Send;
+    /// Gives a key a new secret (its SHA-256 `hash`); the old secret stops working at once.
+    fn rotate_api_key(
+        &self,
+        id: &str,
+        hash: &str,
+    ) -> impl Future<Output = Result<Option<ApiKey>>> + Send;
+    /// Notes that a key was used.
+    fn touch_api_key(&self, id: &str, now: Timestamp) -> impl Future<Output = Result<()>> + Send;
 }

@@ -307,8 +307,8 @@ impl SqlStore {
             };
             let hash = fields.hash(&prev);
             let id: i64 = sqlx::query(
-                "INSERT INTO consent_event (brand_code, recipient, recipient_type, channel, category, profile_id, status, consent_date, source, origin, actor, evidence, hold, outcome, received_at_ms, iys_transaction_id, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id",
+                "INSERT INTO consent_event (brand_code, recipient, recipient_type, channel, category, profile_id, status, consent_date, source, origin, actor, evidence, hold, outcome, received_at_ms, iys_transaction_id, prev_hash, hash, iys_creation_date) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id",
             )
             .bind(b)
             .bind(ch.key.recipient.clone())
@@ -328,6 +328,8 @@ impl SqlStore {
             .bind(ch.iys_transaction_id.clone())
             .bind(prev.clone())
             .bind(hash.clone())
+            // Not in the hash: like a delivery's, it is IYS's bookkeeping, not the change.
+            .bind(ch.iys_creation_date.map(|d| d.to_string()))
             .fetch_one(&mut *conn)
             .await?
             .try_get("id")?;
@@ -1030,13 +1032,15 @@ impl Store for SqlStore {
         // Stored to the millisecond; answer what a later read will see.
         let now = ts(ms(Timestamp::now()));
         let scopes: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
-        sqlx::query("INSERT INTO api_key (id, hash, name, brand_code, scopes, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)")
+        let expires = k.expires_at.map(|t| ts(ms(t)));
+        sqlx::query("INSERT INTO api_key (id, hash, name, brand_code, scopes, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(id.clone())
             .bind(k.hash.clone())
             .bind(k.name.clone())
             .bind(k.brand_code.map(|b| b.0 as i64))
             .bind(scopes.join(","))
             .bind(ms(now))
+            .bind(expires.map(ms))
             .execute(&self.pool)
             .await?;
         Ok(ApiKey {
@@ -1046,6 +1050,8 @@ impl Store for SqlStore {
             scopes: k.scopes,
             created_at: now,
             revoked: false,
+            last_used_at: None,
+            expires_at: expires,
         })
     }
 
@@ -1067,6 +1073,82 @@ impl Store for SqlStore {
             .map(api_key_from)
             .collect()
     }
+
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKey>> {
+        sqlx::query("SELECT * FROM api_key WHERE id = $1")
+            .bind(id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(api_key_from)
+            .transpose()
+    }
+
+    async fn revoke_api_key(&self, id: &str, now: Timestamp) -> Result<bool> {
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        let Some(key) = sqlx::query("SELECT * FROM api_key WHERE id = $1")
+            .bind(id.to_owned())
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_ref()
+            .map(api_key_from)
+            .transpose()?
+        else {
+            return Ok(false);
+        };
+        if key.is_provider_admin() && key.usable(now) {
+            let others = sqlx::query("SELECT * FROM api_key WHERE id <> $1 AND brand_code IS NULL AND revoked_at_ms IS NULL")
+                .bind(id.to_owned())
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(api_key_from)
+                .collect::<Result<Vec<_>>>()?;
+            if !others
+                .iter()
+                .any(|k| k.is_provider_admin() && k.usable(now))
+            {
+                return Err(StoreError::Conflict(
+                    "the last usable provider admin key: create another admin key first; this key"
+                        .into(),
+                ));
+            }
+        }
+        sqlx::query(
+            "UPDATE api_key SET revoked_at_ms = $1 WHERE id = $2 AND revoked_at_ms IS NULL",
+        )
+        .bind(ms(now))
+        .bind(id.to_owned())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn rotate_api_key(&self, id: &str, hash: &str) -> Result<Option<ApiKey>> {
+        let _w = self.writer().await;
+        let r = sqlx::query("UPDATE api_key SET hash = $1 WHERE id = $2 AND revoked_at_ms IS NULL")
+            .bind(hash.to_owned())
+            .bind(id.to_owned())
+            .execute(&self.pool)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Ok(None);
+        }
+        drop(_w);
+        self.api_key(id).await
+    }
+
+    async fn touch_api_key(&self, id: &str, now: Timestamp) -> Result<()> {
+        let _w = self.writer().await;
+        sqlx::query("UPDATE api_key SET last_used_at_ms = $1 WHERE id = $2")
+            .bind(ms(now))
+            .bind(id.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }
 
 fn api_key_from(r: &AnyRow) -> Result<ApiKey> {
@@ -1080,5 +1162,7 @@ fn api_key_from(r: &AnyRow) -> Result<ApiKey> {
         scopes: scopes.split(',').filter_map(Scope::parse).collect(),
         created_at: ts(r.try_get("created_at_ms")?),
         revoked: r.try_get::<Option<i64>, _>("revoked_at_ms")?.is_some(),
+        last_used_at: r.try_get::<Option<i64>, _>("last_used_at_ms")?.map(ts),
+        expires_at: r.try_get::<Option<i64>, _>("expires_at_ms")?.map(ts),
     })
 }

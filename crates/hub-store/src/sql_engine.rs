@@ -458,6 +458,13 @@ impl EngineStore for SqlStore {
             errors_last_24h: errors,
             cursors,
             paused: self.dispatch_pause(brand).await?.filter(|p| p.until > now),
+            quarantined: sqlx::query(
+                "SELECT COUNT(*) AS n FROM quarantine WHERE brand_code = $1 AND resolved_ms IS NULL",
+            )
+            .bind(b)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?,
         })
     }
 
@@ -746,6 +753,73 @@ impl EngineStore for SqlStore {
             .await?;
         tx.commit().await?;
         Ok(report)
+    }
+
+    async fn claim_pull(&self, brand: BrandCode, now: Timestamp, every_ms: i64) -> Result<bool> {
+        let _w = self.writer().await;
+        let b = brand.0 as i64;
+        let now = ms(now);
+        sqlx::query("INSERT INTO sync_cursor (brand_code, source, cursor, updated_at_ms) VALUES ($1, 'IYS', NULL, $2) ON CONFLICT (brand_code, source) DO NOTHING")
+            .bind(b)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        // A time ahead of now (another clock) counts as due, so a jump back cannot stall pulls.
+        let r = sqlx::query("UPDATE sync_cursor SET last_attempt_ms = $2 WHERE brand_code = $1 AND source = 'IYS' AND (last_attempt_ms IS NULL OR last_attempt_ms <= $3 OR last_attempt_ms > $2)")
+            .bind(b)
+            .bind(now)
+            .bind(now.saturating_sub(every_ms))
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn quarantine(
+        &self,
+        brand: BrandCode,
+        source: &str,
+        items: &[(serde_json::Value, String)],
+        now: Timestamp,
+    ) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        for (movement, reason) in items {
+            sqlx::query("INSERT INTO quarantine (brand_code, source, reason, movement, at_ms) VALUES ($1, $2, $3, $4, $5)")
+                .bind(brand.0 as i64)
+                .bind(source.to_owned())
+                .bind(reason.clone())
+                .bind(movement.to_string())
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn quarantined(&self, brand: BrandCode, limit: i64) -> Result<Vec<QuarantineRow>> {
+        sqlx::query("SELECT id, source, reason, movement, at_ms FROM quarantine WHERE brand_code = $1 AND resolved_ms IS NULL ORDER BY id DESC LIMIT $2")
+            .bind(brand.0 as i64)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                let text: String = r.try_get("movement")?;
+                Ok(QuarantineRow {
+                    id: r.try_get("id")?,
+                    source: r.try_get("source")?,
+                    reason: r.try_get("reason")?,
+                    // Stored as received; text that is not JSON is shown as text.
+                    movement: serde_json::from_str(&text)
+                        .unwrap_or(serde_json::Value::String(text)),
+                    at: ts(r.try_get("at_ms")?),
+                })
+            })
+            .collect()
     }
 
     async fn load_token(&self, key: &str) -> Result<Option<String>> {

@@ -32,6 +32,7 @@ fn change(
         profile_id: None,
         hold: None,
         iys_transaction_id: None,
+        iys_creation_date: None,
         received_at: Timestamp::now(),
     }
 }
@@ -316,6 +317,7 @@ pub async fn run<S: Store>(store: &S) {
             hash: "f".repeat(64),
             brand_code: Some(BrandCode(600_123)),
             scopes: vec![Scope::Read, Scope::Write],
+            expires_at: None,
         })
         .await
         .unwrap();

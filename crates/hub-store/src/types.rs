@@ -5,18 +5,28 @@ use iys::{ConsentDate, ConsentStatus, Source};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-/// How the hub reaches IYS for a brand. The password is not stored here: it comes from the
-/// configuration (`IYSHUB_IYS_PASSWORD`), so it never lands in the database or an API answer.
+/// How the hub reaches IYS for a brand. Set only by the provider's admin (a brand's own keys
+/// cannot): the base URL must be on the instance's allowed list, and the API password is stored
+/// sealed with the instance's secret key, never in clear and never in an API answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct IysConnection {
     pub base_url: Option<String>,
     pub username: Option<String>,
-    /// HTTP Basic credentials IYS uses for push deliveries to this brand (password as SHA-256).
+    /// The IYS API user's password, sealed (`hub_secrets::SecretKey::seal`). Without one the
+    /// instance's password (`IYSHUB_IYS_PASSWORD`) is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_sealed: Option<String>,
+    /// HTTP Basic credentials IYS uses for push deliveries to this brand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push_username: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub push_password_sha256: Option<String>,
+    /// The push password as an argon2 PHC string (earlier versions: unsalted SHA-256).
+    #[serde(
+        default,
+        alias = "pushPasswordSha256",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub push_password_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,6 +211,8 @@ pub struct NewApiKey {
     /// `None`: every brand (bootstrap admin keys).
     pub brand_code: Option<BrandCode>,
     pub scopes: Vec<Scope>,
+    /// After this instant the key is refused.
+    pub expires_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -212,9 +224,22 @@ pub struct ApiKey {
     pub scopes: Vec<Scope>,
     pub created_at: Timestamp,
     pub revoked: bool,
+    /// Recorded at most once a minute per instance.
+    pub last_used_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
 }
 
 impl ApiKey {
+    /// Whether the key may be used at `now`: not revoked, not expired.
+    pub fn usable(&self, now: Timestamp) -> bool {
+        !self.revoked && self.expires_at.is_none_or(|t| t > now)
+    }
+
+    /// A key for every brand with the admin scope: the provider's admin.
+    pub fn is_provider_admin(&self) -> bool {
+        self.brand_code.is_none() && self.scopes.contains(&Scope::Admin)
+    }
+
     pub fn allows(&self, scope: Scope, brand: Option<BrandCode>) -> bool {
         let scope_ok = self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin);
         let brand_ok = match (self.brand_code, brand) {

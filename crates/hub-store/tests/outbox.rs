@@ -33,6 +33,7 @@ fn change(recipient: &str, status: ConsentStatus, date: &str) -> Change {
         profile_id: None,
         hold: None,
         iys_transaction_id: None,
+        iys_creation_date: None,
         received_at: Timestamp::now(),
     }
 }

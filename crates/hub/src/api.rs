@@ -6,11 +6,12 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use hub_core::{BrandCode, Mode};
 use hub_store::{
-    BrandPatch, Category, EngineStore, IysConnection, NewApiKey, NewBrand, Profile, Scope, Store,
+    BrandPatch, Category, EngineStore, IysConnection, IysPolicy, NewApiKey, NewBrand, Profile,
+    Scope, Store,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -25,7 +26,7 @@ pub fn router(hub: HubState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics_with_key))
         .route("/api/openapi.json", get(openapi))
         .route("/api/v1/brands", post(create_brand).get(list_brands))
         .route("/api/v1/iys/push/{brandCode}", post(crate::sync::post_push))
@@ -43,6 +44,10 @@ pub fn router(hub: HubState) -> Router {
         .route(&format!("{b}/verify"), get(verify_chain))
         .route(&format!("{b}/sync"), get(crate::sync::get_sync))
         .route(&format!("{b}/outbox"), get(crate::sync::get_outbox))
+        .route(
+            &format!("{b}/reconciliation"),
+            get(crate::reconcile::get_reconciliation),
+        )
         .route(
             &format!("{b}/outbox/requeue"),
             post(crate::sync::post_requeue),
@@ -64,13 +69,24 @@ pub fn router(hub: HubState) -> Router {
             get(get_profile).put(put_profile).delete(delete_profile),
         )
         .route("/api/v1/api-keys", post(create_key).get(list_keys))
+        .route("/api/v1/api-keys/{id}", delete(revoke_key))
+        .route("/api/v1/api-keys/{id}/rotate", post(rotate_key))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        // A request may take at most this long (a batch of 10,000 included), and at most this
+        // many are served at once; the rest wait their turn instead of exhausting the database.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            crate::REQUEST_TIMEOUT,
+        ))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(
+            crate::MAX_CONCURRENT_REQUESTS,
+        ))
         .with_state(hub)
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; see /api/openapi.json")
 }
 
@@ -202,18 +218,48 @@ async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Ready when the database answers and, on instances that run them, the IYS engines' loop is
+/// alive. Causes are logged, not answered.
 async fn readyz(State(hub): State<HubState>) -> Response {
-    match hub.store.ping().await {
-        Ok(()) => Json(json!({"status": "ready", "database": "ok"})).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not_ready", "database": e.to_string()})),
-        )
-            .into_response(),
+    let database = match hub.store.ping().await {
+        Ok(()) => "ok",
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: the database does not answer");
+            "unavailable"
+        }
+    };
+    let engines = hub.engines.as_ref().map(|hb| {
+        if hb.alive() {
+            "ok"
+        } else {
+            tracing::warn!("readiness: the IYS engines' loop has stalled");
+            "stalled"
+        }
+    });
+    let ready = database == "ok" && engines.is_none_or(|e| e == "ok");
+    let mut body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "database": database,
+    });
+    if let Some(e) = engines {
+        body["engines"] = json!(e);
+    }
+    let body = Json(body);
+    if ready {
+        body.into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
     }
 }
 
-async fn metrics(State(hub): State<HubState>) -> Response {
+/// `/metrics` on the API: the provider's admin key only (it names every brand). Operators can
+/// also scrape it without a key on the metrics address (`IYSHUB_METRICS_BIND`, loopback).
+async fn metrics_with_key(State(hub): State<HubState>, caller: Caller) -> ApiResult<Response> {
+    caller.require(Scope::Admin, None)?;
+    Ok(metrics(State(hub)).await)
+}
+
+pub(crate) async fn metrics(State(hub): State<HubState>) -> Response {
     // The sync status figures of every brand, as gauges.
     let mut extra: Vec<(String, String, f64)> = Vec::new();
     let now = jiff::Timestamp::now();
@@ -263,6 +309,7 @@ async fn metrics(State(hub): State<HubState>) -> Response {
                     ));
                 }
             }
+            extra.extend(crate::reconcile::gauges(&hub, b.brand_code).await);
         }
     }
     extra.sort_by(|a, b| a.0.cmp(&b.0));
@@ -309,7 +356,9 @@ struct BrandInput {
     iys: Option<IysInput>,
 }
 
-/// A brand's IYS connection as the API takes it: the push password in clear, stored hashed.
+/// A brand's IYS connection as the API takes it. Fields left out keep their stored value; an
+/// empty string clears one. Passwords are write-only: the API password is sealed with the
+/// instance's secret key, the push password hashed with argon2.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct IysInput {
@@ -318,28 +367,107 @@ struct IysInput {
     #[serde(default)]
     username: Option<String>,
     #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
     push_username: Option<String>,
     #[serde(default)]
     push_password: Option<String>,
 }
 
-impl IysInput {
-    fn into_connection(self) -> IysConnection {
-        IysConnection {
-            base_url: self.base_url,
-            username: self.username,
-            push_username: self.push_username,
-            push_password_sha256: self.push_password.map(|p| hash_key(&p)),
-        }
+/// Longest user name or password the API takes.
+const MAX_CREDENTIAL: usize = 256;
+
+fn credential(field: &str, v: Option<String>) -> ApiResult<Option<Option<String>>> {
+    match v {
+        None => Ok(None),
+        Some(s) if s.is_empty() => Ok(Some(None)),
+        Some(s) if s.len() > MAX_CREDENTIAL || s.chars().any(char::is_control) => Err(
+            ApiError::unprocessable(
+                "invalid_value",
+                format!("{field} must be at most {MAX_CREDENTIAL} characters, none of them control characters"),
+            )
+            .field(format!("iys.{field}")),
+        ),
+        Some(s) => Ok(Some(Some(s))),
     }
 }
 
-/// A brand as answered: the push password's hash is not shown, only whether one is set.
-fn public(mut b: hub_store::Brand) -> hub_store::Brand {
-    if b.iys.push_password_sha256.is_some() {
-        b.iys.push_password_sha256 = Some("***".into());
+impl IysInput {
+    /// The stored connection after this input, checked against the instance's policy.
+    fn apply(self, policy: &IysPolicy, mut c: IysConnection) -> ApiResult<IysConnection> {
+        if let Some(url) = credential("baseUrl", self.base_url)? {
+            if let Some(u) = &url
+                && !policy.allows(u)
+            {
+                return Err(ApiError::unprocessable(
+                    "url_not_allowed",
+                    format!(
+                        "the IYS base URL must be one of: {} (an operator adds others with IYSHUB_IYS_ALLOWED_URLS)",
+                        policy.allowed_urls.join(", ")
+                    ),
+                )
+                .field("iys.baseUrl")
+                .value(u.as_str()));
+            }
+            c.base_url = url.map(|u| u.trim_end_matches('/').to_owned());
+        }
+        if let Some(user) = credential("username", self.username)? {
+            c.username = user;
+        }
+        if let Some(password) = credential("password", self.password)? {
+            c.password_sealed = match password {
+                None => None,
+                Some(p) => {
+                    let key = policy.secret_key.as_ref().ok_or_else(|| {
+                        ApiError::unprocessable(
+                            "no_secret_key",
+                            "this instance has no secret key (IYSHUB_SECRET_KEY) to seal IYS passwords with",
+                        )
+                        .field("iys.password")
+                    })?;
+                    Some(key.seal(&p).map_err(ApiError::internal)?)
+                }
+            };
+        }
+        if let Some(user) = credential("pushUsername", self.push_username)? {
+            c.push_username = user;
+        }
+        if let Some(password) = credential("pushPassword", self.push_password)? {
+            c.push_password_hash = password
+                .map(|p| hub_secrets::hash_password(&p))
+                .transpose()
+                .map_err(ApiError::internal)?;
+        }
+        Ok(c)
     }
-    b
+}
+
+/// A brand as answered: secrets only as whether they are set.
+fn public(b: &hub_store::Brand) -> Value {
+    json!({
+        "brandCode": b.brand_code,
+        "iysCode": b.iys_code,
+        "name": b.name,
+        "mode": b.mode,
+        "iys": {
+            "baseUrl": b.iys.base_url,
+            "username": b.iys.username,
+            "passwordSet": b.iys.password_sealed.is_some(),
+            "pushUsername": b.iys.push_username,
+            "pushPasswordSet": b.iys.push_password_hash.is_some(),
+        },
+        "createdAt": b.created_at,
+        "updatedAt": b.updated_at,
+    })
+}
+
+/// Only the provider's admin (a key for every brand) may set IYS connections: a brand's own
+/// admin could otherwise point the hub's IYS credentials at a server of its choosing.
+fn require_provider_admin(caller: &Caller) -> ApiResult<()> {
+    caller.require(Scope::Admin, None).map_err(|_| {
+        ApiError::forbidden("only the provider's admin key may set a brand's IYS connection")
+            .field("iys")
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -375,6 +503,10 @@ async fn create_brand(
     let input: BrandInput = typed(json_body(body)?)?;
     let code = brand_code(&input.brand_code.to_string())?;
     check_name(&input.name)?;
+    let iys = match input.iys {
+        Some(i) => i.apply(&hub.iys, IysConnection::default())?,
+        None => IysConnection::default(),
+    };
     let brand = hub
         .store
         .create_brand(NewBrand {
@@ -382,10 +514,10 @@ async fn create_brand(
             iys_code: input.iys_code.unwrap_or(input.brand_code),
             name: input.name,
             mode: input.mode.unwrap_or_default(),
-            iys: input.iys.map(IysInput::into_connection).unwrap_or_default(),
+            iys,
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(public(brand))).into_response())
+    Ok((StatusCode::CREATED, Json(public(&brand))).into_response())
 }
 
 async fn list_brands(State(hub): State<HubState>, caller: Caller) -> ApiResult<Json<Value>> {
@@ -395,7 +527,7 @@ async fn list_brands(State(hub): State<HubState>, caller: Caller) -> ApiResult<J
         .await?
         .into_iter()
         .filter(|b| caller.0.allows(Scope::Read, Some(b.brand_code)))
-        .map(public)
+        .map(|b| public(&b))
         .collect();
     Ok(Json(json!({ "brands": brands })))
 }
@@ -404,9 +536,9 @@ async fn get_brand(
     State(hub): State<HubState>,
     caller: Caller,
     Path(code): Path<String>,
-) -> ApiResult<Json<hub_store::Brand>> {
+) -> ApiResult<Json<Value>> {
     Ok(Json(public(
-        brand_for(&hub, &caller, &code, Scope::Read).await?,
+        &brand_for(&hub, &caller, &code, Scope::Read).await?,
     )))
 }
 
@@ -415,12 +547,19 @@ async fn patch_brand(
     caller: Caller,
     Path(code): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<hub_store::Brand>> {
+) -> ApiResult<Json<Value>> {
     let brand = brand_for(&hub, &caller, &code, Scope::Admin).await?;
     let u: BrandUpdate = typed(json_body(body)?)?;
     if let Some(n) = &u.name {
         check_name(n)?;
     }
+    let iys = match u.iys {
+        Some(i) => {
+            require_provider_admin(&caller)?;
+            Some(i.apply(&hub.iys, brand.iys.clone())?)
+        }
+        None => None,
+    };
     // A mode switch is recorded and re-evaluates pending and held changes in one transaction.
     if let Some(mode) = u.mode.filter(|m| *m != brand.mode) {
         hub.store
@@ -435,12 +574,12 @@ async fn patch_brand(
                 name: u.name,
                 iys_code: u.iys_code,
                 mode: None,
-                iys: u.iys.map(IysInput::into_connection),
+                iys,
             },
         )
         .await?
         .ok_or_else(|| ApiError::not_found(format!("brand {code} not found")))?;
-    Ok(Json(public(updated)))
+    Ok(Json(public(&updated)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -563,6 +702,9 @@ async fn delete_category(
 // ---------------------------------------------------------------------------------------------
 // Profiles
 
+/// Largest profile `attributes` object, serialised.
+const MAX_ATTRIBUTES: usize = 16 * 1024;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProfileInput {
@@ -587,6 +729,15 @@ async fn put_profile(
         .value(id));
     }
     let p: ProfileInput = typed(json_body(body)?)?;
+    if let Some(a) = &p.attributes
+        && (!a.is_object() || a.to_string().len() > MAX_ATTRIBUTES)
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_value",
+            format!("attributes must be a JSON object of at most {MAX_ATTRIBUTES} bytes"),
+        )
+        .field("attributes"));
+    }
     if p.addresses.len() > 100 {
         return Err(
             ApiError::unprocessable("invalid_value", "at most 100 addresses").field("addresses"),
@@ -645,6 +796,9 @@ struct KeyInput {
     #[serde(default)]
     brand_code: Option<u64>,
     scopes: Vec<Scope>,
+    /// RFC 3339; the key is refused after it.
+    #[serde(default)]
+    expires_at: Option<jiff::Timestamp>,
 }
 
 async fn create_key(
@@ -671,6 +825,15 @@ async fn create_key(
     {
         return Err(ApiError::not_found(format!("brand {b} not found")).field("brandCode"));
     }
+    if let Some(t) = k.expires_at
+        && t <= jiff::Timestamp::now()
+    {
+        return Err(
+            ApiError::unprocessable("invalid_value", "expiresAt must be in the future")
+                .field("expiresAt")
+                .value(t.to_string()),
+        );
+    }
     let key = new_key();
     let stored = hub
         .store
@@ -679,6 +842,7 @@ async fn create_key(
             hash: hash_key(&key),
             brand_code: brand,
             scopes: k.scopes,
+            expires_at: k.expires_at,
         })
         .await?;
     let mut v = serde_json::to_value(stored).map_err(ApiError::internal)?;
@@ -686,7 +850,68 @@ async fn create_key(
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
+/// The provider's admin sees every key; a brand's admin the keys of its brand.
 async fn list_keys(State(hub): State<HubState>, caller: Caller) -> ApiResult<Json<Value>> {
-    caller.require(Scope::Admin, None)?;
-    Ok(Json(json!({ "apiKeys": hub.store.api_keys().await? })))
+    caller.require(Scope::Admin, caller.0.brand_code)?;
+    let keys: Vec<_> = hub
+        .store
+        .api_keys()
+        .await?
+        .into_iter()
+        .filter(|k| caller.0.brand_code.is_none() || k.brand_code == caller.0.brand_code)
+        .collect();
+    Ok(Json(json!({ "apiKeys": keys })))
+}
+
+/// The key `id`, if the caller may manage it (admin of its brand, or the provider's admin).
+async fn managed_key(hub: &HubState, caller: &Caller, id: &str) -> ApiResult<hub_store::ApiKey> {
+    let missing = || ApiError::not_found(format!("API key {id} not found"));
+    let key = hub.store.api_key(id).await?.ok_or_else(missing)?;
+    match (caller.0.brand_code, key.brand_code) {
+        (None, _) => caller.require(Scope::Admin, None)?,
+        (Some(mine), Some(theirs)) if mine == theirs => caller.require(Scope::Admin, Some(mine))?,
+        // Another brand's key, or a provider key seen from a brand: as if it did not exist.
+        _ => return Err(missing()),
+    }
+    Ok(key)
+}
+
+/// `DELETE /api/v1/api-keys/{id}`: revokes the key at once.
+async fn revoke_key(
+    State(hub): State<HubState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let key = managed_key(&hub, &caller, &id).await?;
+    hub.store
+        .revoke_api_key(&key.id, jiff::Timestamp::now())
+        .await?;
+    tracing::info!(key = %key.id, name = %key.name, by = %caller.name(), "API key revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/api-keys/{id}/rotate`: a new secret for the key; the old one stops at once.
+async fn rotate_key(
+    State(hub): State<HubState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let key = managed_key(&hub, &caller, &id).await?;
+    if !key.usable(jiff::Timestamp::now()) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "a revoked or expired key cannot be rotated; create a new one",
+        ));
+    }
+    let secret = new_key();
+    let stored = hub
+        .store
+        .rotate_api_key(&key.id, &hash_key(&secret))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("API key {id} not found")))?;
+    tracing::info!(key = %key.id, by = %caller.name(), "API key rotated");
+    let mut v = serde_json::to_value(stored).map_err(ApiError::internal)?;
+    v["key"] = Value::String(secret);
+    Ok(Json(v))
 }

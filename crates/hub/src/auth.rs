@@ -56,9 +56,25 @@ impl FromRequestParts<HubState> for Caller {
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or_else(ApiError::unauthorized)?;
-        match hub.store.api_key_by_hash(&hash_key(key)).await? {
-            Some(k) if !k.revoked => Ok(Caller(k)),
-            _ => Err(ApiError::unauthorized()),
+        let now = jiff::Timestamp::now();
+        // Read on every request: a revoked key is refused at once on every instance.
+        let key = match hub.store.api_key_by_hash(&hash_key(key)).await? {
+            Some(k) if k.usable(now) => k,
+            _ => return Err(ApiError::unauthorized()),
+        };
+        if let Some(limit) = &hub.guards.per_key
+            && let Some(wait) = limit.hit(&key.id)
+        {
+            return Err(ApiError::too_many(
+                wait,
+                "this API key is over its request rate; slow down",
+            ));
         }
+        if hub.guards.should_touch(&key.id)
+            && let Err(e) = hub.store.touch_api_key(&key.id, now).await
+        {
+            tracing::warn!(error = %e, "could not record an API key's last use");
+        }
+        Ok(Caller(key))
     }
 }

@@ -21,6 +21,8 @@ pub struct ErrorBody {
 pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -33,7 +35,15 @@ impl ApiError {
                 field: None,
                 value: None,
             },
+            retry_after: None,
         }
+    }
+
+    /// 429: over a rate limit; try again in `wait`.
+    pub fn too_many(wait: std::time::Duration, message: impl Into<String>) -> ApiError {
+        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        e.retry_after = Some(wait.as_secs().max(1));
+        e
     }
 
     pub fn field(mut self, field: impl Into<String>) -> Self {
@@ -108,7 +118,12 @@ impl From<hub_store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({ "error": self.body }))).into_response()
+        let mut r = (self.status, Json(serde_json::json!({ "error": self.body }))).into_response();
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        r
     }
 }
 

@@ -227,6 +227,7 @@ pub fn parse_change(
         profile_id,
         hold,
         iys_transaction_id: None,
+        iys_creation_date: None,
         received_at: now,
     })
 }

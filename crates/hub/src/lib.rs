@@ -5,8 +5,10 @@ mod api;
 mod auth;
 mod consents;
 pub mod error;
+mod guard;
 pub mod input;
 mod metrics;
+mod reconcile;
 mod sync;
 
 use std::net::SocketAddr;
@@ -19,12 +21,17 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use auth::hash_key;
+pub use guard::{DEFAULT_RATE_LIMIT, Guards};
 pub use metrics::Metrics;
 
 /// Most changes in one request.
 pub const MAX_CHANGES: usize = 10_000;
 /// Most recipients in one check request.
 pub const MAX_CHECKS: usize = 10_000;
+/// Longest a request may take before it is answered 503.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Requests served at once per instance.
+pub const MAX_CONCURRENT_REQUESTS: usize = 512;
 /// Largest request body (10,000 changes with evidence).
 pub const MAX_BODY: usize = 32 * 1024 * 1024;
 
@@ -35,6 +42,57 @@ pub struct Hub {
     pub metrics: Metrics,
     /// Runs sync mode's backfill; absent on API-only instances.
     pub backfill: Option<Arc<dyn Backfill>>,
+    /// Which IYS base URLs connections may use, and the key that seals their passwords.
+    pub iys: hub_store::IysPolicy,
+    /// Throttles for push logins and per-key request rates.
+    pub guards: Guards,
+    /// The IYS engines' heartbeat, on instances that run them (for `/readyz`).
+    pub engines: Option<Arc<Heartbeat>>,
+}
+
+/// When the IYS engines' loop last went round; `/readyz` fails when it stops.
+#[derive(Debug)]
+pub struct Heartbeat {
+    last_ms: std::sync::atomic::AtomicI64,
+    /// How long without a beat counts as stalled.
+    pub tolerance: std::time::Duration,
+}
+
+impl Heartbeat {
+    pub fn new(tolerance: std::time::Duration) -> Heartbeat {
+        Heartbeat {
+            last_ms: std::sync::atomic::AtomicI64::new(jiff::Timestamp::now().as_millisecond()),
+            tolerance,
+        }
+    }
+
+    pub fn beat(&self) {
+        self.last_ms.store(
+            jiff::Timestamp::now().as_millisecond(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    pub fn alive(&self) -> bool {
+        let last = self.last_ms.load(std::sync::atomic::Ordering::Relaxed);
+        let age = jiff::Timestamp::now().as_millisecond().saturating_sub(last);
+        u128::try_from(age).unwrap_or(0) <= self.tolerance.as_millis()
+    }
+}
+
+impl Hub {
+    /// A hub on `store` with the defaults: no backfill runner, IYS's own hosts only, no secret
+    /// key (connection passwords cannot be stored).
+    pub fn new(store: Arc<SqlStore>) -> Hub {
+        Hub {
+            store,
+            metrics: Metrics::default(),
+            backfill: None,
+            iys: hub_store::IysPolicy::default(),
+            guards: Guards::default(),
+            engines: None,
+        }
+    }
 }
 
 /// Starts and reports backfills (the IYS engines implement it; the API only triggers it).
@@ -49,6 +107,21 @@ pub type HubState = Arc<Hub>;
 
 pub fn router(hub: HubState) -> Router {
     api::router(hub)
+}
+
+/// Serves `/metrics` only, without a key, on `listener` (the metrics address) until `cancel`.
+pub async fn serve_metrics(
+    hub: HubState,
+    listener: TcpListener,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/metrics", axum::routing::get(api::metrics))
+        .fallback(api::not_found)
+        .with_state(hub);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
 }
 
 /// Serves the API on `listener` until `cancel` fires, finishing in-flight requests.
@@ -94,6 +167,7 @@ pub async fn bootstrap_admin_key(
                     hash: hash_key(key),
                     brand_code: None,
                     scopes: vec![Scope::Admin],
+                    expires_at: None,
                 })
                 .await?;
         }
@@ -109,6 +183,7 @@ pub async fn bootstrap_admin_key(
             hash: hash_key(&key),
             brand_code: None,
             scopes: vec![Scope::Admin],
+            expires_at: None,
         })
         .await?;
     Ok(Some(key))

@@ -1,21 +1,22 @@
 //! The IYS side of a brand: sync status, the push receiver, and mode switches.
 
-use axum::Json;
-use axum::body::Bytes;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
-use axum::extract::{Query, State};
+use axum::Json;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use hub_core::{Change, Origin};
+use hub_core::Origin;
 use hub_store::{EngineStore, OutboxState, Scope, Store};
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use sha2::Digest;
 
 use crate::HubState;
-use crate::api::{Path, brand_code, brand_for, json_body};
+use crate::api::{Path, brand_code, brand_for, json_body, parse_json};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::input::lookup_form;
@@ -46,14 +47,28 @@ pub async fn get_sync(
             })
         })
         .collect();
-    let token = match (&brand.iys.base_url, &brand.iys.username) {
-        (Some(base), Some(user)) => hub
-            .store
-            .load_token(&format!("{base}|{user}"))
-            .await?
-            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-            .map(|t| json!({"accessExpires": t["access_expires"], "refreshExpires": t["refresh_expires"], "haltUntil": t["halt_until"]})),
-        _ => None,
+    let (connection, token) = match hub.iys.resolve(&brand.iys) {
+        Ok(c) => {
+            let token = hub
+                .store
+                .load_token(&c.token_key())
+                .await?
+                .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+                .map(|t| json!({"accessExpires": t["access_expires"], "refreshExpires": t["refresh_expires"], "haltUntil": t["halt_until"]}));
+            let source = if c.instance_default {
+                "instance"
+            } else {
+                "brand"
+            };
+            (
+                json!({"state": "connected", "baseUrl": c.base_url, "username": c.username, "from": source}),
+                token,
+            )
+        }
+        Err(why) => (
+            json!({"state": "not_connected", "reason": why.to_string()}),
+            None,
+        ),
     };
     Ok(Json(json!({
         "brandCode": brand.brand_code,
@@ -63,32 +78,37 @@ pub async fn get_sync(
         "oldestPendingDeadline": f.oldest_pending_deadline,
         "atRisk": f.at_risk,
         "errorsLast24h": f.errors_last_24h.iter().map(|(c, n)| (c.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "connection": connection,
         "token": token,
         "dispatchPaused": f.paused,
+        "reconciliation": crate::reconcile::sync_summary(&hub, brand.brand_code).await?,
+        "quarantined": f.quarantined,
     })))
 }
 
+/// Largest push delivery read (IYS sends lists of movements; ~250 bytes each).
+const PUSH_MAX_BODY: usize = 1024 * 1024;
+
 /// `POST /api/v1/iys/push/{brandCode}`: IYS's push delivery, with the brand's Basic credentials.
-/// Movements are applied like pulled ones (deduplicated by transactionId, never sent back).
+/// The credentials are checked before the body is read; failed logins are throttled per brand
+/// and address. Movements are applied like pulled ones (de-duplicated on their content, never
+/// sent back).
 pub async fn post_push(
     State(hub): State<HubState>,
     Path(code): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
+    body: Body,
+) -> ApiResult<Response> {
     let code = brand_code(&code)?;
-    let unauthorized = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "IYS push needs the brand's Basic credentials",
-        )
-    };
-    let brand = hub.store.brand(code).await?.ok_or_else(unauthorized)?;
-    let (Some(user), Some(hash)) = (&brand.iys.push_username, &brand.iys.push_password_sha256)
-    else {
-        return Err(unauthorized());
-    };
+    let who = (code, peer.ip());
+    if let Some(wait) = hub.guards.push_failures.blocked(&who) {
+        return Err(ApiError::too_many(
+            wait,
+            "too many failed push logins; try again later",
+        ));
+    }
+    let brand = hub.store.brand(code).await?;
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -98,32 +118,109 @@ pub async fn post_push(
                 .decode(b.trim())
                 .ok()
         })
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(unauthorized)?;
-    let (u, p) = given.split_once(':').ok_or_else(unauthorized)?;
-    if u != user || hex::encode(sha2::Sha256::digest(p.as_bytes())) != *hash {
-        return Err(unauthorized());
+        .and_then(|b| String::from_utf8(b).ok());
+    let stored = brand.as_ref().and_then(|b| {
+        Some((
+            b.iys.push_username.clone()?,
+            b.iys.push_password_hash.clone()?,
+        ))
+    });
+    let ok = match (&given, &stored) {
+        (Some(given), Some((user, hash))) => match given.split_once(':') {
+            Some((u, p)) => {
+                let (p, hash) = (p.to_owned(), hash.clone());
+                // argon2 is deliberately slow: off the async threads.
+                let password_ok =
+                    tokio::task::spawn_blocking(move || hub_secrets::verify_password(&p, &hash))
+                        .await
+                        .unwrap_or(false);
+                hub_secrets::same(u, user) & password_ok
+            }
+            None => false,
+        },
+        _ => false,
+    };
+    let brand = match (ok, brand) {
+        (true, Some(b)) => b,
+        _ => {
+            if let Some(wait) = hub.guards.push_failures.hit(&who) {
+                tracing::warn!(brand = %code, peer = %peer.ip(), "push logins throttled after repeated failures");
+                return Err(ApiError::too_many(
+                    wait,
+                    "too many failed push logins; try again later",
+                ));
+            }
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "IYS push needs the brand's Basic credentials",
+            ));
+        }
+    };
+    hub.guards.push_failures.clear(&who);
+    // A hash from an earlier version (unsalted SHA-256) is replaced by argon2 on first success.
+    if let (Some(pw), Some(hash)) = (
+        given
+            .as_ref()
+            .and_then(|g| g.split_once(':'))
+            .map(|(_, p)| p.to_owned()),
+        &brand.iys.push_password_hash,
+    ) && hub_secrets::is_legacy_hash(hash)
+        && let Ok(new_hash) = hub_secrets::hash_password(&pw)
+    {
+        let mut iys = brand.iys.clone();
+        iys.push_password_hash = Some(new_hash);
+        hub.store
+            .update_brand(
+                code,
+                hub_store::BrandPatch {
+                    iys: Some(iys),
+                    ..Default::default()
+                },
+            )
+            .await?;
     }
-    let payload: iys::wire::PushPayload =
-        serde_json::from_value(json_body(body)?).map_err(|e| {
-            ApiError::unprocessable("invalid_body", format!("not an IYS push payload: {e}"))
+    let bytes = axum::body::to_bytes(body, PUSH_MAX_BODY)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("a push delivery is at most {PUSH_MAX_BODY} bytes"),
+            )
         })?;
-    let now = Timestamp::now();
-    let changes: Vec<Change> = payload
-        .list
+    // Each item is read on its own: one the hub cannot take is set aside, the rest apply.
+    let body = parse_json(&bytes)?;
+    let Some(list) = body.get("list").and_then(Value::as_array) else {
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            "not an IYS push payload: expected {\"list\": [...]}",
+        )
+        .field("list"));
+    };
+    let received = list.len();
+    // IYS's test payload (and anything for another brand) is not this brand's to apply.
+    let mine: Vec<Value> = list
         .iter()
-        .filter(|i| i.brand_code == code.0)
-        .map(|i| Change::from_iys(code, &i.movement, Origin::IysPush, now))
+        .filter(|i| i.get("brandCode").and_then(Value::as_u64) == Some(code.0))
+        .cloned()
         .collect();
+    let now = Timestamp::now();
+    let (changes, set_aside) = hub_core::screen_movements(code, mine, Origin::IysPush, now);
+    if !set_aside.is_empty() {
+        tracing::warn!(brand = %code, count = set_aside.len(), "pushed movements set aside for a person (quarantine)");
+        hub.store.quarantine(code, "PUSH", &set_aside, now).await?;
+    }
     let applied = if changes.is_empty() {
         Vec::new()
     } else {
         hub.store.apply(&brand, changes, None).await?
     };
     let new = applied.iter().filter(|a| a.event_id.is_some()).count();
-    Ok(Json(
-        json!({"received": payload.list.len(), "applied": new}),
-    ))
+    Ok(
+        Json(json!({"received": received, "applied": new, "quarantined": set_aside.len()}))
+            .into_response(),
+    )
 }
 
 fn no_backfill() -> ApiError {
@@ -176,9 +273,7 @@ pub async fn get_backfill(
 }
 
 /// The outbox filter of a listing's query or a requeue's body; every field narrows.
-fn outbox_filter(
-    get: impl Fn(&str) -> Option<String>,
-) -> ApiResult<hub_store::OutboxFilter> {
+fn outbox_filter(get: impl Fn(&str) -> Option<String>) -> ApiResult<hub_store::OutboxFilter> {
     let instant = |field: &'static str| -> ApiResult<Option<Timestamp>> {
         get(field)
             .map(|s| {
@@ -233,8 +328,17 @@ pub async fn get_outbox(
 ) -> ApiResult<Json<Value>> {
     let brand = brand_for(&hub, &caller, &code, Scope::Read).await?;
     for k in q.keys() {
-        if !["state", "hcode", "recipient", "from", "to", "atRisk", "cursor", "limit"]
-            .contains(&k.as_str())
+        if ![
+            "state",
+            "hcode",
+            "recipient",
+            "from",
+            "to",
+            "atRisk",
+            "cursor",
+            "limit",
+        ]
+        .contains(&k.as_str())
         {
             return Err(ApiError::unprocessable(
                 "invalid_value",
@@ -252,7 +356,11 @@ pub async fn get_outbox(
                 .ok_or_else(|| {
                     ApiError::unprocessable(
                         "invalid_value",
-                        format!("{field} must be a number in {}–{}", range.start(), range.end()),
+                        format!(
+                            "{field} must be a number in {}–{}",
+                            range.start(),
+                            range.end()
+                        ),
                     )
                     .field(field)
                     .value(s.as_str())
@@ -281,10 +389,18 @@ pub async fn post_requeue(
 ) -> ApiResult<Json<Value>> {
     let brand = brand_for(&hub, &caller, &code, Scope::Admin).await?;
     let v = json_body(body)?;
-    let obj = v.as_object().ok_or_else(|| {
-        ApiError::unprocessable("invalid_body", "the body must be a JSON object")
-    })?;
-    const FIELDS: [&str; 7] = ["state", "hcode", "recipient", "from", "to", "atRisk", "dryRun"];
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ApiError::unprocessable("invalid_body", "the body must be a JSON object"))?;
+    const FIELDS: [&str; 7] = [
+        "state",
+        "hcode",
+        "recipient",
+        "from",
+        "to",
+        "atRisk",
+        "dryRun",
+    ];
     for (k, x) in obj {
         if !FIELDS.contains(&k.as_str()) {
             return Err(ApiError::unprocessable(

@@ -64,11 +64,7 @@ impl TestHub {
         hub::bootstrap_admin_key(&store, Some(ADMIN_KEY))
             .await
             .unwrap();
-        let hub = Arc::new(Hub {
-            store: store.into(),
-            metrics: Default::default(),
-            backfill: None,
-        });
+        let hub = Arc::new(Hub::new(store.into()));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let cancel = CancellationToken::new();
@@ -470,7 +466,9 @@ async fn every_endpoint_answers_a_success() {
         pick(&ready, &["status", "database"]),
         json!(["ready", "ok"])
     );
-    let m = anon.metrics().await;
+    // Metrics name every brand: on the API only with the provider's admin key.
+    assert_eq!(anon.metrics().await.status, 401);
+    let m = api.metrics().await;
     assert_eq!(m.status, 200);
     assert!(m.header("content-type").unwrap().starts_with("text/plain"));
     let spec = anon.openapi().await;
@@ -1960,7 +1958,7 @@ async fn health_readiness_metrics_and_openapi() {
     api.check(BRAND, json!({"recipient": PHONE, "channel": "MESAJ"}))
         .await
         .expect(200);
-    let m = anon.metrics().await;
+    let m = api.metrics().await;
     assert_eq!(m.status, 200);
     assert!(m.header("content-type").unwrap().starts_with("text/plain"));
     assert!(

@@ -135,6 +135,14 @@ impl Answer {
     }
 }
 
+/// A page of the changes feed whose movements are not decoded yet.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct RawChangesPage {
+    /// The cursor after the page's last movement.
+    pub after: String,
+    pub list: Vec<serde_json::Value>,
+}
+
 /// The masked form of a recipient for logs (`+90532*****67`, `a***@example.com`).
 pub fn mask(recipient: &str) -> String {
     iys::Recipient::normalise(recipient)
@@ -547,14 +555,13 @@ impl IysClient {
         }
     }
 
-    /// One page of the changes feed; `None` when IYS has nothing (204).
-    pub async fn changes_page(
+    fn changes_call<'a>(
         &self,
         brand: u64,
         source: ChangeSource,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Option<ChangesResponse>, ClientError> {
+    ) -> Call<'a> {
         let mut call = Call::new(
             "changes",
             Method::GET,
@@ -568,7 +575,39 @@ impl IysClient {
         if let Some(a) = after {
             call.query.push(("after", a.to_owned()));
         }
-        let a = self.send(call).await?;
+        call
+    }
+
+    /// One page of the changes feed; `None` when IYS has nothing (204).
+    pub async fn changes_page(
+        &self,
+        brand: u64,
+        source: ChangeSource,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Option<ChangesResponse>, ClientError> {
+        let a = self
+            .send(self.changes_call(brand, source, after, limit))
+            .await?;
+        if a.is_empty() {
+            return Ok(None);
+        }
+        a.json().map(Some)
+    }
+
+    /// One page of the changes feed with its items undecoded, so one unreadable movement does
+    /// not hold up the rest (the caller decodes each and sets aside what it cannot read);
+    /// `None` when IYS has nothing (204).
+    pub async fn changes_page_raw(
+        &self,
+        brand: u64,
+        source: ChangeSource,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Option<RawChangesPage>, ClientError> {
+        let a = self
+            .send(self.changes_call(brand, source, after, limit))
+            .await?;
         if a.is_empty() {
             return Ok(None);
         }

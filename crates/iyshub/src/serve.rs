@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use hub::{Hub, Metrics};
+use hub::Hub;
 use hub_core::{BrandCode, Mode};
 use hub_store::{IysConnection, NewBrand, SqlStore, Store};
 use serde::Deserialize;
@@ -61,6 +61,21 @@ pub struct ServeArgs {
     /// Seconds between reads of IYS's changes feed.
     #[arg(long, env = "IYSHUB_PULL_INTERVAL_SECS")]
     pull_interval_secs: Option<u64>,
+    /// 32 bytes (64 hex characters or base64) that seal brands' IYS passwords at rest. With
+    /// SQLite and none given, one is made at first start and kept in the data directory.
+    #[arg(long, env = "IYSHUB_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
+    /// More IYS base URLs brands may use, comma-separated (IYS's production and sandbox hosts
+    /// and the built-in simulator are always allowed).
+    #[arg(long, env = "IYSHUB_IYS_ALLOWED_URLS", value_delimiter = ',')]
+    iys_allowed_urls: Vec<String>,
+    /// Where `/metrics` is served without a key (`off` to serve it only on the API, with the
+    /// provider's admin key).
+    #[arg(long, env = "IYSHUB_METRICS_BIND")]
+    metrics_bind: Option<String>,
+    /// Requests per second one API key may make (0: no limit).
+    #[arg(long, env = "IYSHUB_RATE_LIMIT")]
+    rate_limit: Option<u32>,
 }
 
 /// The config file.
@@ -77,6 +92,10 @@ struct FileConfig {
     admin_key: Option<String>,
     role: Option<String>,
     pull_interval_secs: Option<u64>,
+    secret_key: Option<String>,
+    iys_allowed_urls: Option<Vec<String>>,
+    metrics_bind: Option<String>,
+    rate_limit: Option<u32>,
 }
 
 fn file_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
@@ -90,6 +109,68 @@ fn file_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text)
         .with_context(|| format!("{} is not a valid iyshub config", path.display()))
+}
+
+/// The secret key that seals brands' IYS passwords, and a line for the banner. Given, it is
+/// used; with SQLite and none given, it is read from (or made once into) `secret.key` in the data
+/// directory; with PostgreSQL and none given, passwords cannot be stored.
+fn secret_key(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> anyhow::Result<(Option<hub_secrets::SecretKey>, String)> {
+    if let Some(text) = args.secret_key.clone().or(file.secret_key.clone()) {
+        let key = hub_secrets::SecretKey::parse(&text).context("IYSHUB_SECRET_KEY")?;
+        return Ok((
+            Some(key),
+            "IYS passwords sealed with IYSHUB_SECRET_KEY".into(),
+        ));
+    }
+    if args.db.database_url.is_some() || file.database_url.is_some() {
+        return Ok((
+            None,
+            "no IYSHUB_SECRET_KEY: brands use the instance's IYS password only".into(),
+        ));
+    }
+    let dir = args
+        .db
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("iyshub-data"));
+    let path = dir.join("secret.key");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let key = hub_secrets::SecretKey::parse(&text)
+            .with_context(|| format!("{} does not hold a secret key", path.display()))?;
+        return Ok((
+            Some(key),
+            format!("IYS passwords sealed with the key in {}", path.display()),
+        ));
+    }
+    let key = hub_secrets::SecretKey::generate()?;
+    write_private(&path, &key.to_hex())
+        .with_context(|| format!("saving the new secret key to {}", path.display()))?;
+    Ok((
+        Some(key),
+        format!(
+            "new secret key saved in {} (keep a copy: it opens stored IYS passwords; set IYSHUB_SECRET_KEY in production)",
+            path.display()
+        ),
+    ))
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(text.as_bytes())
 }
 
 /// The database URL and a human description of it.
@@ -222,7 +303,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .or_else(|| sim.as_ref().map(|_| "demo".to_owned()));
 
     // First start: a demo brand connected to the simulator, and an admin key.
-    let mut brand_lines = Vec::new();
     if store.brands().await?.is_empty() && sim.is_some() {
         store
             .create_brand(NewBrand {
@@ -237,14 +317,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 },
             })
             .await?;
-    }
-    for b in store.brands().await? {
-        brand_lines.push(format!(
-            "{} \"{}\" ({} mode)",
-            b.brand_code,
-            b.name,
-            b.mode.as_str()
-        ));
     }
     let admin_key = args.admin_key.clone().or(file.admin_key.clone());
     let new_key = hub::bootstrap_admin_key(&store, admin_key.as_deref()).await?;
@@ -284,14 +356,46 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         engine_config.bulk_poll_every = Duration::from_millis(200);
         engine_config.pull_interval = engine_config.pull_interval.min(Duration::from_secs(5));
     }
+    // Brands' IYS connections: allowed hosts, the key that seals their passwords, the default.
+    let (secret_key, key_line) = secret_key(&args, &file)?;
+    let mut allowed = hub_store::IysPolicy::default().allowed_urls;
+    allowed.extend(iys_base.iter().cloned());
+    allowed.extend(args.iys_allowed_urls.iter().cloned());
+    allowed.extend(file.iys_allowed_urls.iter().flatten().cloned());
+    allowed.retain(|u| !u.trim().is_empty());
+    let policy = hub_store::IysPolicy {
+        allowed_urls: allowed,
+        secret_key,
+        default_connection: iys_base.clone().zip(username.clone()),
+    };
+    engine_config.iys = policy.clone();
     let engines = Arc::new(hub_engines::Engines::new(store.clone(), engine_config));
+    let rate = args
+        .rate_limit
+        .or(file.rate_limit)
+        .unwrap_or(hub::DEFAULT_RATE_LIMIT);
     let hub = Arc::new(Hub {
-        store: store.clone(),
-        metrics: Metrics::default(),
         backfill: engines_on.then(|| {
             Arc::new(hub_engines::Backfills::new(engines.clone())) as Arc<dyn hub::Backfill>
         }),
+        iys: policy.clone(),
+        guards: hub::Guards::new(rate),
+        engines: engines_on.then(|| engines.heartbeat()),
+        ..Hub::new(store.clone())
     });
+    let metrics_bind =
+        match args
+            .metrics_bind
+            .clone()
+            .or(file.metrics_bind.clone())
+            .as_deref()
+        {
+            Some("off") => None,
+            Some(a) => Some(a.parse::<SocketAddr>().with_context(|| {
+                format!("IYSHUB_METRICS_BIND {a:?} is not an address (or `off`)")
+            })?),
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+        };
     let pull_secs = engines.pull_interval().as_secs();
     println!("iyshub {} — IYS permission hub", env!("CARGO_PKG_VERSION"));
     if api_on {
@@ -299,8 +403,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     println!("  database   {shown_db}");
     println!("  IYS        {iys_line}");
-    for line in &brand_lines {
-        println!("  brand      {line}");
+    for b in store.brands().await? {
+        let iys = match policy.resolve(&b.iys) {
+            Ok(c) if c.instance_default => {
+                format!("IYS as {} (the instance's connection)", c.username)
+            }
+            Ok(c) => format!("IYS {} as {}", c.base_url, c.username),
+            Err(why) => format!("NOT CONNECTED to IYS: {why}"),
+        };
+        println!(
+            "  brand      {} \"{}\" ({} mode; {iys})",
+            b.brand_code,
+            b.name,
+            b.mode.as_str()
+        );
+    }
+    println!("  secrets    {key_line}");
+    if let (true, Some(m)) = (api_on, metrics_bind) {
+        println!("  metrics    http://{m}/metrics (no key; on the API with the admin key)");
     }
     match (&new_key, &admin_key) {
         (Some(k), _) => println!(
@@ -324,6 +444,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("binding the API to {bind} (set IYSHUB_BIND)"))?;
         tasks.push(tokio::spawn(hub::serve(
+            hub.clone(),
+            listener,
+            cancel.clone(),
+        )));
+    }
+    if let (true, Some(m)) = (api_on, metrics_bind) {
+        let listener = tokio::net::TcpListener::bind(m).await.with_context(|| {
+            format!("binding the metrics address {m} (set IYSHUB_METRICS_BIND, or `off`)")
+        })?;
+        tasks.push(tokio::spawn(hub::serve_metrics(
             hub.clone(),
             listener,
             cancel.clone(),

@@ -62,14 +62,17 @@ impl World {
     }
 
     pub fn engines(&self) -> Arc<Engines> {
-        Arc::new(Engines::new(self.store.clone(), engine_config()))
+        Arc::new(Engines::new(
+            self.store.clone(),
+            engine_config(&self.sim.base_url()),
+        ))
     }
 
     /// Engines that read the simulator's clock, so tests can cross IYS's hour.
     pub fn engines_on_sim_time(&self) -> Arc<Engines> {
         let config = EngineConfig {
             clock: Arc::new(SimTime(self.sim.sim.clone())),
-            ..engine_config()
+            ..engine_config(&self.sim.base_url())
         };
         Arc::new(Engines::new(self.store.clone(), config))
     }
@@ -165,8 +168,13 @@ impl iys_client::Clock for SimTime {
     }
 }
 
-pub fn engine_config() -> EngineConfig {
+/// The engines' settings for tests, allowed to reach the simulator at `sim_url`.
+pub fn engine_config(sim_url: &str) -> EngineConfig {
     EngineConfig {
+        iys: hub_store::IysPolicy {
+            allowed_urls: vec![sim_url.to_owned()],
+            ..Default::default()
+        },
         pull_interval: Duration::from_secs(1),
         dispatch_interval: Duration::from_millis(50),
         single_max: 25,
@@ -208,6 +216,7 @@ pub fn change(n: u64, status: ConsentStatus, date: ConsentDate) -> Change {
         profile_id: None,
         hold: None,
         iys_transaction_id: None,
+        iys_creation_date: None,
         received_at: Timestamp::now(),
     }
 }
