@@ -64,6 +64,10 @@ impl ConsentDate {
         if !shape_ok {
             return Err(ConsentDateError::WrongFormat(s.to_owned()));
         }
+        // strptime reads a leap second `:60` as `:59`; IYS's dates have no leap seconds.
+        if s.get(17..).is_some_and(|second| second > "59") {
+            return Err(ConsentDateError::Invalid(s.to_owned()));
+        }
         DateTime::strptime(FORMAT, s)
             .map(ConsentDate)
             .map_err(|_| ConsentDateError::Invalid(s.to_owned()))
@@ -201,6 +205,8 @@ mod tests {
             "2026-05-04 24:00:00",
             "2026-05-04 10:60:00",
             "2025-02-29 00:00:00",
+            "2026-05-04 10:15:60",
+            "2016-12-31 23:59:60",
         ] {
             let e = ConsentDate::parse(s).unwrap_err();
             assert_eq!(e.hcode(), HCode::H157, "{s:?}");

@@ -102,7 +102,13 @@ impl Phone {
                 value: s.to_owned(),
             });
         }
-        let phone = Self::from_libphonenumber(trimmed).ok_or_else(invalid)?;
+        // Only digits and pluses carry meaning; the separators go before libphonenumber sees
+        // them, since it refuses some runs of them (`0532--123 45 67`, `0532/-1234567`).
+        let compact: String = trimmed
+            .chars()
+            .filter(|c| c.is_ascii_digit() || *c == '+')
+            .collect();
+        let phone = Self::from_libphonenumber(&compact).ok_or_else(invalid)?;
         if phone.0.len() > MAX_PHONE_LEN {
             return Err(RecipientError::PhoneTooLong {
                 value: s.to_owned(),
@@ -313,6 +319,9 @@ mod tests {
         ("+90 392 123 45 67", Some("+903921234567")),
         ("0505 123 45 67", Some("+905051234567")),
         ("0542/123 45 67", Some("+905421234567")),
+        ("0532--123 45 67", Some("+905321234567")),
+        ("+90 532/-123 45 67", Some("+905321234567")),
+        ("+90 (0) 532 123 45 67", Some("+905321234567")),
         ("+4915112345678", Some("+4915112345678")),
         ("0049 151 12345678", Some("+4915112345678")),
         ("+1 650 253 0000", Some("+16502530000")),
