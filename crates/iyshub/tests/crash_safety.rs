@@ -168,6 +168,7 @@ impl Setup {
                 .arg("serve")
                 .env("IYSHUB_BIND", api.to_string())
                 .env("IYSHUB_SIM_BIND", sim.to_string())
+                .env("IYSHUB_METRICS_BIND", "off")
                 .stdin(Stdio::null())
                 .stdout(out)
                 .stderr(err)
