@@ -73,8 +73,8 @@ pub struct Timing {
     pub changes_window_days: u32,
     pub access_token_ttl_s: u64,
     pub refresh_token_ttl_s: u64,
-    /// The order of the items in a bulk result. IYS lists them as submitted but does not promise
-    /// it; clients must match items by `subRequestId` or `index`, and this tests that they do.
+    /// The order of the items in a bulk result. IYS's examples list them as submitted, but its
+    /// document does not promise it: clients must match items by `subRequestId` or `index`.
     pub bulk_result_order: BulkResultOrder,
 }
 
@@ -82,7 +82,7 @@ pub struct Timing {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BulkResultOrder {
-    /// As submitted (IYS's observed behaviour).
+    /// As submitted, as in IYS's examples.
     #[default]
     Submitted,
     /// Last item first.
