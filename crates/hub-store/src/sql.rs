@@ -337,7 +337,12 @@ impl SqlStore {
             last_id = Some(id);
             let mut state = decision.state.clone();
             if let Some(s) = &mut state {
-                s.last_event_id = id;
+                // A new state points at this event; a kept one (older, no-op, hold or
+                // knowledge changes) keeps the event that made it, so a delivery of that event
+                // still settles the consent.
+                if s.last_event_id == 0 {
+                    s.last_event_id = id;
+                }
                 if ch.category.is_none() {
                     states.insert(state_key.clone(), s.clone());
                 }
@@ -355,7 +360,7 @@ impl SqlStore {
                         .bind(s.status.as_str())
                         .bind(s.consent_date.to_string())
                         .bind(s.source.as_str().to_owned())
-                        .bind(id)
+                        .bind(s.last_event_id)
                         .bind(s.iys_state.as_str())
                         .bind(s.iys_error.clone())
                         .bind(i64::from(s.conflict))
@@ -377,7 +382,7 @@ impl SqlStore {
                         .bind(s.status.as_str())
                         .bind(s.consent_date.to_string())
                         .bind(s.source.as_str().to_owned())
-                        .bind(id)
+                        .bind(s.last_event_id)
                         .bind(ms(s.updated_at))
                         .execute(&mut *conn)
                         .await?;
