@@ -291,7 +291,6 @@ async fn shuffled_bulk_results_settle_each_row_with_its_own_outcome() {
 /// A citizen's older movement, pulled while the hub's newer change waits for its bulk result,
 /// must not keep the consent from settling: IYS accepted the change, so the consent is `in_iys`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "hub bug: an older movement from IYS moves the consent's last_event_id, so the in-flight row's result no longer settles the consent (left `pending`)"]
 async fn an_older_iys_movement_pulled_while_a_change_is_in_flight_does_not_strand_it() {
     let w = World::start(
         SimConfig::for_profile(Profile::Fast),
