@@ -966,3 +966,77 @@ async fn an_account_level_failure_pauses_one_brand_while_another_keeps_flowing()
     cancel.cancel();
     assert!(w.store.dispatch_pause(other).await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_movement_is_quarantined_and_stops_no_brand() {
+    let w = World::start(
+        SimConfig::for_profile(Profile::Fast),
+        Mode::Integrator,
+        None,
+    )
+    .await;
+    let other = BrandCode(600_124);
+    w.store
+        .create_brand(NewBrand {
+            brand_code: other,
+            iys_code: 600_123,
+            name: "second".into(),
+            mode: Mode::Integrator,
+            iys: IysConnection {
+                base_url: Some(w.sim.base_url()),
+                username: Some("demo".into()),
+                ..IysConnection::default()
+            },
+        })
+        .await
+        .unwrap();
+    // In 600124's feed: a movement dated at the end of time (it would pin the consent for ever
+    // and used to panic the engine), then an ordinary one behind it.
+    let poison = w
+        .sim
+        .control(
+            reqwest::Method::POST,
+            "/_sim/citizen",
+            json!({"brandCode": 600124, "recipient": "+905320000001", "type": "MESAJ", "status": "ONAY", "source": "IYS_WEB", "consentDate": "9999-12-31 23:59:59"}),
+        )
+        .await;
+    assert!(poison.is_ok(), "the simulator takes the poison: {poison:?}");
+    w.control(
+        reqwest::Method::POST,
+        "/_sim/citizen",
+        json!({"brandCode": 600124, "recipient": "+905320000002", "type": "MESAJ", "status": "ONAY", "source": "IYS_WEB", "consentDate": ago(60).to_string()}),
+    )
+    .await;
+    let cancel = run(&w.engines());
+    let ours: Vec<Change> = (0..20)
+        .map(|n| change(n, ConsentStatus::Onay, ago(30)))
+        .collect();
+    w.store.apply(&w.brand().await, ours, None).await.unwrap();
+    w.until(20, "the healthy brand delivers", || async {
+        w.outbox().await.get("done") == Some(&20)
+    })
+    .await;
+    w.until(20, "the movement behind the poison is applied", || async {
+        w.store
+            .consents(other, "+905320000002")
+            .await
+            .unwrap()
+            .first()
+            .is_some_and(|r| r.state.status == ConsentStatus::Onay)
+    })
+    .await;
+    cancel.cancel();
+    assert!(
+        w.store
+            .consents(other, "+905320000001")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let q = w.store.quarantined(other, 10).await.unwrap();
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert!(q[0].reason.contains("future"), "{q:?}");
+    assert_eq!(q[0].movement["consentDate"], "9999-12-31 23:59:59");
+    let figures = w.store.sync_figures(other, Timestamp::now()).await.unwrap();
+    assert_eq!(figures.quarantined, 1);
+}
