@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hub_core::{BrandCode, Change, Mode, Origin};
+use hub_core::{BrandCode, Mode, Origin};
 use hub_store::{Brand, EngineStore, OutboxItem, Settlement, SqlStore, Store};
 use iys::wire::{BulkItemStatus, ChangeSource, Consent};
 use iys_client::{Budgets, ClientConfig, ClientError, IysClient, Secret};

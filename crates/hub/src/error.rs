@@ -21,8 +21,8 @@ pub struct ErrorBody {
 pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
-    /// Seconds for a `Retry-After` header (429).
-    pub retry_after: Option<u64>,
+    /// Seconds for a `Retry-After` header (429); small, so the error stays small.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -42,7 +42,7 @@ impl ApiError {
     /// 429: over a rate limit; try again in `wait`.
     pub fn too_many(wait: std::time::Duration, message: impl Into<String>) -> ApiError {
         let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
-        e.retry_after = Some(wait.as_secs().max(1));
+        e.retry_after = Some(u32::try_from(wait.as_secs().max(1)).unwrap_or(u32::MAX));
         e
     }
 
