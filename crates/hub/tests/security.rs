@@ -507,3 +507,147 @@ async fn a_key_over_its_rate_is_told_to_wait_and_metrics_need_the_provider_admin
             || text.to_string().contains("iyshub")
     );
 }
+
+#[tokio::test]
+async fn failed_changes_are_listed_and_requeued_through_the_api() {
+    let s = Server::start(0).await;
+    let (status, body, _) = s
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/brands/600123/consents",
+            ADMIN,
+            json!({"changes": [
+                {"recipient": "+905320000001", "type": "MESAJ", "status": "ONAY", "source": "HS_WEB", "consentDate": "2026-11-20 10:00:00"},
+                {"recipient": "+905320000002", "type": "MESAJ", "status": "RET", "source": "HS_WEB", "consentDate": "2026-11-20 10:00:00"}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // IYS refuses the first (as the engines would record it).
+    let rows = s
+        .store
+        .claim_pending(
+            hub_core::BrandCode(600123),
+            "w",
+            jiff::Timestamp::now(),
+            60_000,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    let refused = rows
+        .iter()
+        .find(|r| r.recipient == "+905320000001")
+        .unwrap()
+        .clone();
+    s.store
+        .settle(
+            hub_core::BrandCode(600123),
+            "w",
+            vec![(
+                refused,
+                hub_store::Settlement::Refused {
+                    code: "H467".into(),
+                    message: "late".into(),
+                },
+            )],
+            jiff::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let (status, list, _) = s
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/brands/600123/outbox?state=failed&hcode=H467",
+            ADMIN,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200, "{list}");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        (
+            &items[0]["recipient"],
+            &items[0]["lastError"],
+            &items[0]["state"]
+        ),
+        (&json!("+905320000001"), &json!("H467"), &json!("failed"))
+    );
+    let (status, body, _) = s
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/brands/600123/outbox?state=nope",
+            ADMIN,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), &body["error"]["field"]),
+        (422, &json!("state"))
+    );
+    // A brand's writer may list but not requeue; a dry run counts; the requeue sends.
+    let (_, writer) = s.key(Some(600123), &["read", "write"]).await;
+    let (status, _, _) = s
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/brands/600123/outbox/requeue",
+            &writer,
+            json!({"hcode": "H467"}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, dry, _) = s
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/brands/600123/outbox/requeue",
+            ADMIN,
+            json!({"hcode": "H467", "dryRun": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(
+        dry,
+        json!({"matched": 1, "requeued": 1, "overtaken": 0, "dryRun": true})
+    );
+    let (status, body, _) = s
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/brands/600123/outbox/requeue",
+            ADMIN,
+            json!({"state": "pending"}),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), &body["error"]["field"]),
+        (422, &json!("state"))
+    );
+    let (_, done, _) = s
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/brands/600123/outbox/requeue",
+            ADMIN,
+            json!({"hcode": "H467"}),
+        )
+        .await;
+    assert_eq!(done["requeued"], 1);
+    let (_, list, _) = s
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/brands/600123/outbox?state=pending",
+            ADMIN,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
+    let (_, state, _) = s
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/brands/600123/recipients/+905320000001",
+            ADMIN,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(state["channels"][0]["iysState"], "pending", "{state}");
+}
