@@ -1040,3 +1040,101 @@ async fn a_poison_movement_is_quarantined_and_stops_no_brand() {
     let figures = w.store.sync_figures(other, Timestamp::now()).await.unwrap();
     assert_eq!(figures.quarantined, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_queued_behind_an_unsettled_movement_reach_iys_as_one() {
+    let w = World::start(
+        SimConfig::for_profile(Profile::Fast),
+        Mode::Integrator,
+        None,
+    )
+    .await;
+    // IYS takes its time with bulk requests: their rows stay unsettled meanwhile.
+    w.control(
+        reqwest::Method::PUT,
+        "/_sim/timing",
+        json!({"bulk_delay_ms": 3000}),
+    )
+    .await;
+    let brand = w.brand().await;
+    let first: Vec<Change> = (0..30)
+        .map(|n| change(n, ConsentStatus::Onay, ago(600)))
+        .collect();
+    w.store.apply(&brand, first, None).await.unwrap();
+    let cancel = run(&w.engines());
+    w.until(10, "the bulk request is submitted", || async {
+        w.outbox().await.get("awaiting_result") == Some(&30)
+    })
+    .await;
+    // Five changes of recipient 0 behind its unsettled ONAY, and one of recipient 1.
+    let statuses = [
+        ConsentStatus::Ret,
+        ConsentStatus::Onay,
+        ConsentStatus::Ret,
+        ConsentStatus::Onay,
+        ConsentStatus::Ret,
+    ];
+    for (i, status) in statuses.into_iter().enumerate() {
+        let secs = 300 - 10 * i as i64;
+        w.store
+            .apply(&brand, vec![change(0, status, ago(secs))], None)
+            .await
+            .unwrap();
+    }
+    w.store
+        .apply(&brand, vec![change(1, ConsentStatus::Ret, ago(100))], None)
+        .await
+        .unwrap();
+    let outbox = w.outbox().await;
+    assert_eq!(
+        (outbox.get("pending"), outbox.get("superseded")),
+        (Some(&2), Some(&4)),
+        "{outbox:?}"
+    );
+    w.until(30, "everything settled", || async {
+        let o = w.outbox().await;
+        o.get("pending").is_none() && o.get("awaiting_result").is_none()
+    })
+    .await;
+    cancel.cancel();
+    assert_eq!(
+        w.stats().await["movements"],
+        32,
+        "30 ONAYs, then one movement each for recipients 0 and 1"
+    );
+    let iys = w.iys_state().await;
+    assert_eq!(
+        iys.get("+905320000000/MESAJ").map(String::as_str),
+        Some("RET")
+    );
+    assert_eq!(
+        iys.get("+905320000001/MESAJ").map(String::as_str),
+        Some("RET")
+    );
+    let s = w.state_of("+905320000000").await.unwrap();
+    assert_eq!(
+        (s.status, s.iys_state),
+        (ConsentStatus::Ret, IysState::InIys)
+    );
+    let rows = w
+        .store
+        .outbox_rows(
+            BRAND,
+            &hub_store::OutboxFilter {
+                recipient: Some("+905320000000".into()),
+                ..Default::default()
+            },
+            Timestamp::now(),
+            0,
+            100,
+        )
+        .await
+        .unwrap();
+    let carrier = rows.last().unwrap();
+    assert_eq!(carrier.state, hub_store::OutboxState::Done);
+    assert!(
+        rows.iter()
+            .filter(|r| r.state == hub_store::OutboxState::Superseded)
+            .all(|r| r.superseded_by == Some(carrier.id))
+    );
+}

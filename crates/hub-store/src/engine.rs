@@ -149,6 +149,8 @@ pub struct OutboxRow {
     pub deadline: Timestamp,
     pub created_at: Timestamp,
     pub request_id: Option<String>,
+    /// For a superseded row: the newer row of the same consent that carries its state to IYS.
+    pub superseded_by: Option<i64>,
 }
 
 /// What a requeue did (or, dry, would do).

@@ -394,20 +394,31 @@ impl SqlStore {
                     .await?;
             }
             if let (Some(target), Some(s)) = (decision.outbox, &state) {
-                // An ONAY held back in sync mode is never sent once a later change is queued.
-                // (Rows are held only in sync mode; a switch to integrator releases them all.)
-                if brand.mode == hub_core::Mode::Sync {
-                    sqlx::query("UPDATE outbox SET state = 'superseded' WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 AND state = 'held'")
-                    .bind(b)
-                    .bind(ch.key.recipient.clone())
-                    .bind(rtype)
-                    .bind(channel)
-                    .execute(&mut *conn)
-                    .await?;
+                // Coalescing: unsent rows of this consent (pending behind one in flight, or held)
+                // are carried by this newer one, so IYS gets the fewest movements that reach the
+                // final state; the ledger keeps every change. The carrier keeps the earliest
+                // deadline among them. A row in flight (leased) is left to finish.
+                let now = ms(ch.received_at);
+                let waiting = sqlx::query(
+                    "SELECT id, deadline_ms FROM outbox WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 \
+                     AND state IN ('pending', 'held') AND (lease_until_ms IS NULL OR lease_until_ms < $5)",
+                )
+                .bind(b)
+                .bind(ch.key.recipient.clone())
+                .bind(rtype)
+                .bind(channel)
+                .bind(now)
+                .fetch_all(&mut *conn)
+                .await?;
+                let mut carried = Vec::with_capacity(waiting.len());
+                let mut deadline = s.deadline.map_or(now, ms);
+                for r in &waiting {
+                    carried.push(r.try_get::<i64, _>("id")?);
+                    deadline = deadline.min(r.try_get::<i64, _>("deadline_ms")?);
                 }
-                sqlx::query(
+                let carrier: i64 = sqlx::query(
                     "INSERT INTO outbox (brand_code, event_id, recipient, recipient_type, channel, status, consent_date, source, state, attempts, next_attempt_at_ms, deadline_ms, created_at_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12) RETURNING id",
                 )
                 .bind(b)
                 .bind(id)
@@ -418,11 +429,27 @@ impl SqlStore {
                 .bind(consent_date.clone())
                 .bind(ch.source.as_str().to_owned())
                 .bind(target.as_str())
-                .bind(ms(ch.received_at))
-                .bind(s.deadline.map_or(ms(ch.received_at), ms))
-                .bind(ms(ch.received_at))
-                .execute(&mut *conn)
-                .await?;
+                .bind(now)
+                .bind(deadline)
+                .bind(now)
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get("id")?;
+                for chunk in carried.chunks(500) {
+                    let ids = chunk
+                        .iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    // Rows they carried before now point at the new carrier too.
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE outbox SET state = 'superseded', superseded_by = $1 WHERE brand_code = $2 AND (id IN ({ids}) OR superseded_by IN ({ids}))"
+                    )))
+                    .bind(carrier)
+                    .bind(b)
+                    .execute(&mut *conn)
+                    .await?;
+                }
             }
             applied.push(Applied {
                 event_id: Some(id),

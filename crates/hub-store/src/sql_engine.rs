@@ -917,5 +917,6 @@ fn row_from(r: &AnyRow) -> Result<OutboxRow> {
         deadline: ts(r.try_get("deadline_ms")?),
         created_at: ts(r.try_get("created_at_ms")?),
         request_id: r.try_get("request_id")?,
+        superseded_by: r.try_get("superseded_by")?,
     })
 }

@@ -144,7 +144,6 @@ async fn settle_and_requeue(url: &str, _dialect: &str) {
             &brand,
             vec![
                 change(a, ConsentStatus::Onay, "2026-11-20 10:00:00"),
-                change(a, ConsentStatus::Ret, "2026-11-20 11:00:00"),
                 change(b, ConsentStatus::Ret, "2026-11-20 10:00:00"),
                 change(c, ConsentStatus::Ret, "2026-11-20 10:00:00"),
             ],
@@ -153,12 +152,21 @@ async fn settle_and_requeue(url: &str, _dialect: &str) {
         .await
         .unwrap();
     let now = Timestamp::now();
-    // Instance one claims, its lease runs out, instance two claims the same rows.
+    // Instance one claims; a's RET arrives while its ONAY is in flight (so it is not carried).
     let first = store
         .claim_pending(BRAND, "one", now, 1_000, 100)
         .await
         .unwrap();
-    assert_eq!(first.len(), 3, "one row per consent at a time: {first:?}");
+    assert_eq!(first.len(), 3);
+    store
+        .apply(
+            &brand,
+            vec![change(a, ConsentStatus::Ret, "2026-11-20 11:00:00")],
+            None,
+        )
+        .await
+        .unwrap();
+    // One's lease runs out, instance two claims the same rows: one row per consent at a time.
     let later = now.saturating_add(SignedDuration::from_secs(2)).unwrap();
     let second = store
         .claim_pending(BRAND, "two", later, 60_000, 100)
@@ -295,5 +303,102 @@ async fn settle_and_requeue(url: &str, _dialect: &str) {
         .unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].last_error.as_deref(), Some("H467"));
+    store.close().await;
+}
+
+on_both!(coalescing, queued_changes_collapse_into_the_newest);
+
+/// Five changes of one consent queued behind one in flight collapse into the newest, which keeps
+/// the earliest deadline; the others point at it. Other consents keep their own rows.
+async fn queued_changes_collapse_into_the_newest(url: &str, _dialect: &str) {
+    let store = SqlStore::connect(url).await.unwrap();
+    let brand = with_brand(&store).await;
+    let (a, b) = ("+905320000001", "+905320000002");
+    store
+        .apply(
+            &brand,
+            vec![
+                change(a, ConsentStatus::Onay, "2026-11-20 09:00:00"),
+                change(b, ConsentStatus::Onay, "2026-11-20 09:00:00"),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    let in_flight = store
+        .claim_pending(BRAND, "w", Timestamp::now(), 60_000, 1)
+        .await
+        .unwrap();
+    assert_eq!(in_flight[0].recipient, a);
+    let statuses = [
+        ConsentStatus::Ret,
+        ConsentStatus::Onay,
+        ConsentStatus::Ret,
+        ConsentStatus::Onay,
+        ConsentStatus::Ret,
+    ];
+    for (i, status) in statuses.into_iter().enumerate() {
+        store
+            .apply(
+                &brand,
+                vec![change(a, status, &format!("2026-11-20 1{i}:00:00"))],
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let rows = store
+        .outbox_rows(BRAND, &OutboxFilter::default(), Timestamp::now(), 0, 100)
+        .await
+        .unwrap();
+    let mine: Vec<_> = rows.iter().filter(|r| r.recipient == a).collect();
+    assert_eq!(mine.len(), 6);
+    let carrier = mine.last().unwrap();
+    assert_eq!(
+        (carrier.state, carrier.status, carrier.consent_date.to_string()),
+        (OutboxState::Pending, ConsentStatus::Ret, "2026-11-20 14:00:00".into())
+    );
+    let superseded: Vec<_> = mine
+        .iter()
+        .filter(|r| r.state == OutboxState::Superseded)
+        .collect();
+    assert_eq!(superseded.len(), 4);
+    assert!(superseded.iter().all(|r| r.superseded_by == Some(carrier.id)));
+    assert!(
+        superseded.iter().all(|r| carrier.deadline <= r.deadline),
+        "the carrier keeps the earliest deadline"
+    );
+    assert_eq!(mine[0].state, OutboxState::Pending, "the row in flight is left to finish");
+    assert_eq!(
+        rows.iter().filter(|r| r.recipient == b).count(),
+        1,
+        "another consent keeps its row"
+    );
+    // When the row in flight settles, only the carrier goes next.
+    store
+        .settle(
+            BRAND,
+            "w",
+            vec![(
+                in_flight[0].clone(),
+                Settlement::Delivered {
+                    transaction_id: "t".repeat(64),
+                    creation_date: None,
+                },
+            )],
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let later = Timestamp::now()
+        .saturating_add(SignedDuration::from_secs(2))
+        .unwrap();
+    let next = store
+        .claim_pending(BRAND, "w", later, 60_000, 100)
+        .await
+        .unwrap();
+    let next_a: Vec<_> = next.iter().filter(|i| i.recipient == a).collect();
+    assert_eq!(next_a.len(), 1);
+    assert_eq!(next_a[0].id, carrier.id);
     store.close().await;
 }

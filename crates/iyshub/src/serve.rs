@@ -76,6 +76,10 @@ pub struct ServeArgs {
     /// Requests per second one API key may make (0: no limit).
     #[arg(long, env = "IYSHUB_RATE_LIMIT")]
     rate_limit: Option<u32>,
+    /// Seconds after a bulk submission before its result is read: 300 for IYS's hosts (IYS's
+    /// rule), the simulator's own setting when the IYS URL is a simulator.
+    #[arg(long, env = "IYSHUB_IYS_BULK_POLL_MIN_SECS")]
+    iys_bulk_poll_min_secs: Option<u64>,
 }
 
 /// The config file.
@@ -96,6 +100,7 @@ struct FileConfig {
     iys_allowed_urls: Option<Vec<String>>,
     metrics_bind: Option<String>,
     rate_limit: Option<u32>,
+    iys_bulk_poll_min_secs: Option<u64>,
 }
 
 fn file_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
@@ -109,6 +114,37 @@ fn file_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text)
         .with_context(|| format!("{} is not a valid iyshub config", path.display()))
+}
+
+/// How long to wait before reading a bulk result from `url`: IYS asks for 300 s on its own
+/// hosts; a simulator run on its own says its setting at `/_sim/timing`; otherwise 300 s.
+async fn bulk_poll_floor(url: &str) -> Duration {
+    const IYS_FLOOR: Duration = Duration::from_secs(300);
+    let base = url.trim_end_matches('/');
+    if [hub_store::IYS_PRODUCTION, hub_store::IYS_SANDBOX].contains(&base) {
+        return IYS_FLOOR;
+    }
+    let asked = async {
+        let timing: serde_json::Value = reqwest::Client::new()
+            .get(format!("{base}/_sim/timing"))
+            .timeout(Duration::from_secs(3))
+            .send()
+            .await
+            .ok()?
+            .error_for_status()
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        timing["bulk_min_poll_age_ms"].as_u64()
+    };
+    match asked.await {
+        Some(ms) => {
+            tracing::info!(ms, "the IYS URL is a simulator: its bulk-result floor is used");
+            Duration::from_millis(ms)
+        }
+        None => IYS_FLOOR,
+    }
 }
 
 /// The secret key that seals brands' IYS passwords, and a line for the banner. Given, it is
@@ -194,6 +230,11 @@ fn database(db: &DbArgs, file: &FileConfig) -> anyhow::Result<(String, String)> 
     let path = dir.join("iyshub.db");
     let url = SqlStore::sqlite_url(&path).with_context(|| format!("creating {}", dir.display()))?;
     Ok((url, format!("SQLite {}", path.display())))
+}
+
+/// The store of the database settings, for commands that need only it.
+pub(crate) async fn open_store(db: &DbArgs) -> anyhow::Result<SqlStore> {
+    Ok(open(db).await?.0)
 }
 
 async fn open(db: &DbArgs) -> anyhow::Result<(SqlStore, String, FileConfig)> {
@@ -355,6 +396,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         engine_config.bulk_min_poll_age = Duration::from_millis(200);
         engine_config.bulk_poll_every = Duration::from_millis(200);
         engine_config.pull_interval = engine_config.pull_interval.min(Duration::from_secs(5));
+    } else if let Some(url) = &iys_url {
+        engine_config.bulk_min_poll_age = bulk_poll_floor(url).await;
+        engine_config.bulk_poll_every = engine_config
+            .bulk_min_poll_age
+            .clamp(Duration::from_millis(200), Duration::from_secs(60));
+    }
+    if let Some(secs) = args
+        .iys_bulk_poll_min_secs
+        .or(file.iys_bulk_poll_min_secs)
+    {
+        engine_config.bulk_min_poll_age = Duration::from_secs(secs);
+        engine_config.bulk_poll_every = Duration::from_secs(secs.clamp(1, 60));
     }
     // Brands' IYS connections: allowed hosts, the key that seals their passwords, the default.
     let (secret_key, key_line) = secret_key(&args, &file)?;
