@@ -1,6 +1,7 @@
 //! `iyshub`: the one binary of the IYS permission hub.
 
 mod iys_cmd;
+mod reconcile_cmd;
 mod serve;
 
 use std::io::Read;
@@ -47,6 +48,9 @@ enum Command {
         )]
         iys_password: String,
     },
+    /// Reconcile one day with IYS's movement file by hand: verify, compare, repair, confirm
+    /// (`--dry-run`: only compare). Exit code 0 agreed, 1 drift left, 2 error.
+    Reconcile(reconcile_cmd::ReconcileArgs),
     /// Recompute a brand's hash chain over its history and report whether it is intact.
     Verify {
         #[command(flatten)]
@@ -126,6 +130,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(serve::backfill(db, brand, max_single, iys_password))
+        }
+        Command::Reconcile(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            Ok(runtime.block_on(reconcile_cmd::run(args)))
         }
         Command::Verify { db, brand } => {
             let runtime = tokio::runtime::Runtime::new()?;
