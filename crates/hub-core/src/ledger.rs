@@ -374,6 +374,24 @@ mod tests {
     }
 
     #[test]
+    fn movements_from_iys_s_daily_file_are_iys_s_truth_like_pulled_ones() {
+        let (_, s) = state_after(None, &change(Onay, D1, Origin::Api), Mode::Sync);
+        let (d, s2) = state_after(s.as_ref(), &change(Ret, D2, Origin::Reconcile), Mode::Sync);
+        assert_eq!(
+            (d.outcome, d.outbox),
+            (Outcome::Applied, None),
+            "never echoed back"
+        );
+        let s2 = s2.unwrap();
+        assert_eq!(
+            (s2.status, s2.iys_state, s2.iys_known),
+            (Ret, IysState::InIys, true)
+        );
+        let (d, after) = state_after(Some(&s2), &change(Onay, D2, Origin::Reconcile), Mode::Sync);
+        assert_eq!((d.outcome, after.unwrap().status), (Outcome::Conflict, Ret));
+    }
+
+    #[test]
     fn the_tie_rule_holds_for_movements_from_iys_in_either_order() {
         let (_, onay) = state_after(None, &change(Onay, D1, Origin::IysPull), Mode::Integrator);
         let (d, ret) = state_after(

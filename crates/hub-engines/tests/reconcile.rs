@@ -97,7 +97,7 @@ async fn deliver(e: &Engines, w: &World) {
     let c = client(e, w).await;
     for _ in 0..50 {
         e.dispatch(&brand, &c).await.unwrap();
-        if w.outbox().await.get("pending").is_none() {
+        if !w.outbox().await.contains_key("pending") {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
