@@ -47,6 +47,10 @@ pub struct ReconcileArgs {
     /// More IYS base URLs brands may use, comma-separated (as for `iyshub serve`).
     #[arg(long, env = "IYSHUB_IYS_ALLOWED_URLS", value_delimiter = ',')]
     iys_allowed_urls: Vec<String>,
+    /// The key that opens brands' stored IYS passwords (with the embedded default it is in the
+    /// data directory's `secret.key`). Without it brands use the instance's password.
+    #[arg(long, env = "IYSHUB_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
 }
 
 /// Runs the command; every failure is exit code 2, as documented.
@@ -74,12 +78,18 @@ async fn reconcile(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     allowed.push(iys_url.clone());
     allowed.extend(args.iys_allowed_urls.iter().cloned());
     allowed.retain(|u| !u.trim().is_empty());
+    let secret_key = args
+        .secret_key
+        .as_deref()
+        .map(hub_secrets::SecretKey::parse)
+        .transpose()
+        .context("IYSHUB_SECRET_KEY")?;
     let config = hub_engines::EngineConfig {
         iys_password: iys_client::Secret::new(args.iys_password.clone()),
         iys: hub_store::IysPolicy {
             allowed_urls: allowed,
+            secret_key,
             default_connection: Some((iys_url, args.iys_username.clone())),
-            ..Default::default()
         },
         ..Default::default()
     };
