@@ -86,20 +86,20 @@ pub enum ReconcileError {
     Busy,
 }
 
+/// A day's file as IYS gave it, verified against IYS's hash.
+struct DayFile {
+    /// `None`, with an empty text, when IYS has no movement that day.
+    hash: Option<String>,
+    text: String,
+    /// IYS already has the day confirmed.
+    agreed_at_iys: bool,
+}
+
 /// What IYS gave for a day.
 enum Fetched {
-    /// IYS's file, verified against its hash; no hash and an empty text when IYS has no
-    /// movement that day.
-    File {
-        hash: Option<String>,
-        text: String,
-        agreed_at_iys: bool,
-    },
+    File(DayFile),
     NotReady(String),
-    HashMismatch {
-        expected: String,
-        actual: String,
-    },
+    HashMismatch { expected: String, actual: String },
     Expired(String),
     Failed(String),
 }
@@ -319,10 +319,6 @@ impl Engines {
         self
     }
 
-    pub fn reconcile_config(&self) -> &ReconcileConfig {
-        &self.reconciler.config
-    }
-
     /// The engines' daily step: reconciles one due day of the brand (oldest first: it leaves
     /// IYS's window soonest). True if a day was run. A brand with nothing due is looked at again
     /// after `check_every`; IYS's answers are recorded in the day's result, not returned.
@@ -415,17 +411,17 @@ impl Engines {
         {
             return Err(ReconcileError::Busy);
         }
-        let mut day = stored.unwrap_or_else(|| DayResult::pending(code, date, now));
+        // A dry run reports only what it finds now; a real run carries the day's history on.
+        let mut day = match stored {
+            Some(d) if !dry_run => d,
+            _ => DayResult::pending(code, date, now),
+        };
         day.attempts += u64::from(!dry_run);
         day.error = None;
         day.updated_at = now;
         match fetch(client, code, date).await {
-            Fetched::File {
-                hash,
-                text,
-                agreed_at_iys,
-            } => {
-                self.settle_day(brand, client, &mut day, hash, &text, agreed_at_iys, dry_run)
+            Fetched::File(file) => {
+                self.settle_day(brand, client, &mut day, file, dry_run)
                     .await?;
             }
             Fetched::NotReady(why) => {
@@ -458,21 +454,23 @@ impl Engines {
     }
 
     /// Compares, repairs, compares again, and confirms the day to IYS when nothing differs.
-    #[allow(clippy::too_many_arguments)]
     async fn settle_day(
         &self,
         brand: &Brand,
         client: &IysClient,
         day: &mut DayResult,
-        hash: Option<String>,
-        text: &str,
-        agreed_at_iys: bool,
+        file: DayFile,
         dry_run: bool,
     ) -> Result<(), ReconcileError> {
+        let DayFile {
+            hash,
+            text,
+            agreed_at_iys,
+        } = file;
         let cfg = &self.reconciler.config;
         let code = brand.brand_code;
         let date = day.date;
-        let (rows, unreadable) = read_file(code, text, self.now());
+        let (rows, unreadable) = read_file(code, &text, self.now());
         let txids: Vec<String> = rows.iter().map(|r| r.key.transaction_id.clone()).collect();
         let hub = self.store.hub_movements(code, date, &txids).await?;
         let first = classify(
@@ -623,11 +621,11 @@ async fn fetch(client: &IysClient, brand: BrandCode, date: Date) -> Fetched {
     let hash = match client.agreement(brand.0, date).await {
         Ok(None) => {
             // No movement at all that day.
-            return Fetched::File {
+            return Fetched::File(DayFile {
                 hash: None,
                 text: String::new(),
                 agreed_at_iys: false,
-            };
+            });
         }
         Ok(Some(h)) => h,
         Err(e) if expired(&e) => return Fetched::Expired(e.to_string()),
@@ -655,9 +653,9 @@ async fn fetch(client: &IysClient, brand: BrandCode, date: Date) -> Fetched {
     if !actual.eq_ignore_ascii_case(&expected) {
         return Fetched::HashMismatch { expected, actual };
     }
-    Fetched::File {
+    Fetched::File(DayFile {
         hash: Some(expected.to_ascii_lowercase()),
         text,
         agreed_at_iys: hash.agreement_status,
-    }
+    })
 }

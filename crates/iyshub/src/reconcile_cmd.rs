@@ -201,7 +201,12 @@ fn report(d: &DayResult, dry_run: bool) -> String {
         out.push_str(&format!("  why          {e}\n"));
     }
     if !d.examples.is_empty() {
-        out.push_str("differences:\n");
+        // With nothing left, the examples are what was repaired (this run or an earlier one).
+        out.push_str(if d.remaining == 0 {
+            "differences repaired:\n"
+        } else {
+            "differences:\n"
+        });
         for x in &d.examples {
             out.push_str(&example(x));
             out.push('\n');
