@@ -1,5 +1,6 @@
 //! `iyshub`: the one binary of the IYS permission hub.
 
+mod iys_args;
 mod iys_cmd;
 mod reconcile_cmd;
 mod serve;
@@ -40,13 +41,8 @@ enum Command {
         /// Single-status queries this run may use (IYS allows 1000 per hour).
         #[arg(long, default_value_t = 900)]
         max_single: u64,
-        #[arg(
-            long,
-            env = "IYSHUB_IYS_PASSWORD",
-            hide_env_values = true,
-            default_value = "demo-password"
-        )]
-        iys_password: String,
+        #[command(flatten)]
+        iys: iys_args::IysArgs,
     },
     /// Reconcile one day with IYS's movement file by hand: verify, compare, repair, confirm
     /// (`--dry-run`: only compare). Exit code 0 agreed, 1 drift left, 2 error.
@@ -126,10 +122,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             db,
             brand,
             max_single,
-            iys_password,
+            iys,
         } => {
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(serve::backfill(db, brand, max_single, iys_password))
+            runtime.block_on(serve::backfill(db, brand, max_single, iys))
         }
         Command::Reconcile(args) => {
             let runtime = tokio::runtime::Runtime::new()?;

@@ -5,7 +5,6 @@
 //! no difference), 1 drift is left, 2 an error (IYS not reachable or not ready, a file that does
 //! not match IYS's hash, a day IYS no longer serves, a bad setting).
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -30,27 +29,8 @@ pub struct ReconcileArgs {
     /// Print the result as JSON instead of a report.
     #[arg(long)]
     json: bool,
-    /// IYS, as `iyshub serve` reaches it; the built-in simulator at IYSHUB_SIM_BIND when absent.
-    #[arg(long, env = "IYSHUB_IYS_URL")]
-    iys_url: Option<String>,
-    #[arg(long, env = "IYSHUB_IYS_USERNAME", default_value = "demo")]
-    iys_username: String,
-    #[arg(long, env = "IYSHUB_SIM_BIND", default_value = "127.0.0.1:8090")]
-    sim_bind: SocketAddr,
-    #[arg(
-        long,
-        env = "IYSHUB_IYS_PASSWORD",
-        hide_env_values = true,
-        default_value = "demo-password"
-    )]
-    iys_password: String,
-    /// More IYS base URLs brands may use, comma-separated (as for `iyshub serve`).
-    #[arg(long, env = "IYSHUB_IYS_ALLOWED_URLS", value_delimiter = ',')]
-    iys_allowed_urls: Vec<String>,
-    /// The key that opens brands' stored IYS passwords (with the embedded default it is in the
-    /// data directory's `secret.key`). Without it brands use the instance's password.
-    #[arg(long, env = "IYSHUB_SECRET_KEY", hide_env_values = true)]
-    secret_key: Option<String>,
+    #[command(flatten)]
+    iys: crate::iys_args::IysArgs,
 }
 
 /// Runs the command; every failure is exit code 2, as documented.
@@ -70,29 +50,7 @@ async fn reconcile(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
         .brand(BrandCode(args.brand))
         .await?
         .with_context(|| format!("no brand {}", args.brand))?;
-    let iys_url = args
-        .iys_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", args.sim_bind));
-    let mut allowed = hub_store::IysPolicy::default().allowed_urls;
-    allowed.push(iys_url.clone());
-    allowed.extend(args.iys_allowed_urls.iter().cloned());
-    allowed.retain(|u| !u.trim().is_empty());
-    let secret_key = args
-        .secret_key
-        .as_deref()
-        .map(hub_secrets::SecretKey::parse)
-        .transpose()
-        .context("IYSHUB_SECRET_KEY")?;
-    let config = hub_engines::EngineConfig {
-        iys_password: iys_client::Secret::new(args.iys_password.clone()),
-        iys: hub_store::IysPolicy {
-            allowed_urls: allowed,
-            secret_key,
-            default_connection: Some((iys_url, args.iys_username.clone())),
-        },
-        ..Default::default()
-    };
+    let config = args.iys.engine_config(&args.db.data_dir())?;
     let engines = hub_engines::Engines::new(store.clone(), config);
     let result = engines.reconcile_day(&brand, args.date, args.dry_run).await;
     store.close().await;

@@ -31,6 +31,15 @@ pub struct DbArgs {
     config: Option<PathBuf>,
 }
 
+impl DbArgs {
+    /// Where the embedded default keeps its files (the SQLite database, `secret.key`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("iyshub-data"))
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
@@ -140,7 +149,10 @@ async fn bulk_poll_floor(url: &str) -> Duration {
     };
     match asked.await {
         Some(ms) => {
-            tracing::info!(ms, "the IYS URL is a simulator: its bulk-result floor is used");
+            tracing::info!(
+                ms,
+                "the IYS URL is a simulator: its bulk-result floor is used"
+            );
             Duration::from_millis(ms)
         }
         None => IYS_FLOOR,
@@ -268,7 +280,7 @@ pub async fn backfill(
     db: DbArgs,
     brand: u64,
     max_single: u64,
-    password: String,
+    iys: crate::iys_args::IysArgs,
 ) -> anyhow::Result<ExitCode> {
     let (store, _, _) = open(&db).await?;
     let store = Arc::new(store);
@@ -276,10 +288,7 @@ pub async fn backfill(
         .brand(BrandCode(brand))
         .await?
         .with_context(|| format!("no brand {brand}"))?;
-    let config = hub_engines::EngineConfig {
-        iys_password: iys_client::Secret::new(password),
-        ..Default::default()
-    };
+    let config = iys.engine_config(&db.data_dir())?;
     let engines = hub_engines::Engines::new(store.clone(), config);
     let report = engines
         .backfill(&b, max_single, |r| {
@@ -402,10 +411,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .bulk_min_poll_age
             .clamp(Duration::from_millis(200), Duration::from_secs(60));
     }
-    if let Some(secs) = args
-        .iys_bulk_poll_min_secs
-        .or(file.iys_bulk_poll_min_secs)
-    {
+    if let Some(secs) = args.iys_bulk_poll_min_secs.or(file.iys_bulk_poll_min_secs) {
         engine_config.bulk_min_poll_age = Duration::from_secs(secs);
         engine_config.bulk_poll_every = Duration::from_secs(secs.clamp(1, 60));
     }
