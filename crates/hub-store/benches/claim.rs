@@ -90,7 +90,13 @@ async fn run(label: &str, url: &str) {
     for round in 0..CLAIMS {
         let t0 = Instant::now();
         let got = store
-            .claim_pending(BrandCode(600_123), &format!("bench-{round}"), now, 3_600_000, 1000)
+            .claim_pending(
+                BrandCode(600_123),
+                &format!("bench-{round}"),
+                now,
+                3_600_000,
+                1000,
+            )
             .await
             .expect("claim");
         claim += t0.elapsed();

@@ -355,20 +355,36 @@ async fn queued_changes_collapse_into_the_newest(url: &str, _dialect: &str) {
     assert_eq!(mine.len(), 6);
     let carrier = mine.last().unwrap();
     assert_eq!(
-        (carrier.state, carrier.status, carrier.consent_date.to_string()),
-        (OutboxState::Pending, ConsentStatus::Ret, "2026-11-20 14:00:00".into())
+        (
+            carrier.state,
+            carrier.status,
+            carrier.consent_date.to_string()
+        ),
+        (
+            OutboxState::Pending,
+            ConsentStatus::Ret,
+            "2026-11-20 14:00:00".into()
+        )
     );
     let superseded: Vec<_> = mine
         .iter()
         .filter(|r| r.state == OutboxState::Superseded)
         .collect();
     assert_eq!(superseded.len(), 4);
-    assert!(superseded.iter().all(|r| r.superseded_by == Some(carrier.id)));
+    assert!(
+        superseded
+            .iter()
+            .all(|r| r.superseded_by == Some(carrier.id))
+    );
     assert!(
         superseded.iter().all(|r| carrier.deadline <= r.deadline),
         "the carrier keeps the earliest deadline"
     );
-    assert_eq!(mine[0].state, OutboxState::Pending, "the row in flight is left to finish");
+    assert_eq!(
+        mine[0].state,
+        OutboxState::Pending,
+        "the row in flight is left to finish"
+    );
     assert_eq!(
         rows.iter().filter(|r| r.recipient == b).count(),
         1,
