@@ -447,6 +447,7 @@ impl ReconcileStore for SqlStore {
         let _w = self.writer().await;
         let b = brand.0 as i64;
         let mut tx = self.pool.begin().await?;
+        self.lock_brand(&mut tx, b).await?;
         let mut requeued = Vec::new();
         for &id in event_ids {
             // Only a delivery the hub still believes done, and only while it carries the

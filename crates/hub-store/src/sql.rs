@@ -118,6 +118,24 @@ impl SqlStore {
         self.pool.close().await;
     }
 
+    /// Takes the brand's write lock inside a transaction. Every transaction that changes a
+    /// brand's consent or outbox rows takes it first (`record` does, reading the hash-chain head),
+    /// so on PostgreSQL they queue per brand instead of deadlocking on each other's rows. SQLite
+    /// has one writer already.
+    pub(crate) async fn lock_brand(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        brand: i64,
+    ) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT 1 FROM chain_head WHERE brand_code = $1 FOR UPDATE")
+                .bind(brand)
+                .fetch_optional(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub(crate) async fn writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match self.backend {
             Backend::Sqlite => Some(self.write_lock.lock().await),

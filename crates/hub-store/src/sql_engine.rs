@@ -157,6 +157,7 @@ impl EngineStore for SqlStore {
         let _w = self.writer().await;
         let b = brand.0 as i64;
         let mut tx = self.pool.begin().await?;
+        self.lock_brand(&mut tx, brand.0 as i64).await?;
         for (item, s) in settlements {
             let key = (
                 item.recipient.clone(),
@@ -318,6 +319,7 @@ impl EngineStore for SqlStore {
         let b = brand.0 as i64;
         let now = ms(Timestamp::now());
         let mut tx = self.pool.begin().await?;
+        self.lock_brand(&mut tx, brand.0 as i64).await?;
         sqlx::query("UPDATE brand SET mode = $1, updated_at_ms = $2 WHERE brand_code = $3")
             .bind(mode.as_str())
             .bind(now)
@@ -519,6 +521,7 @@ impl EngineStore for SqlStore {
         let b = brand.0 as i64;
         let mut released = 0;
         let mut tx = self.pool.begin().await?;
+        self.lock_brand(&mut tx, brand.0 as i64).await?;
         let sync: bool = sqlx::query("SELECT mode FROM brand WHERE brand_code = $1")
             .bind(b)
             .fetch_optional(&mut *tx)
@@ -666,6 +669,7 @@ impl EngineStore for SqlStore {
         let _w = self.writer().await;
         let b = brand.0 as i64;
         let mut tx = self.pool.begin().await?;
+        self.lock_brand(&mut tx, brand.0 as i64).await?;
         let (clause, binds) = filter_sql(filter, now);
         // Sync mode never creates IYS records: its held ONAYs wait for IYS to know the recipient.
         let sync = sqlx::query("SELECT mode FROM brand WHERE brand_code = $1")
