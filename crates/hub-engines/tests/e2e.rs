@@ -1093,7 +1093,7 @@ async fn changes_queued_behind_an_unsettled_movement_reach_iys_as_one() {
     );
     w.until(30, "everything settled", || async {
         let o = w.outbox().await;
-        o.get("pending").is_none() && o.get("awaiting_result").is_none()
+        !o.contains_key("pending") && !o.contains_key("awaiting_result")
     })
     .await;
     cancel.cancel();

@@ -251,6 +251,16 @@ impl SqlStore {
             .map(|r| r.try_get("last_hash"))
             .transpose()?
             .ok_or_else(|| StoreError::NotFound(format!("brand {}", brand.brand_code)))?;
+        // The mode as it is now, under the lock: the caller's copy may predate a mode switch.
+        let mode: String = sqlx::query("SELECT mode FROM brand WHERE brand_code = $1")
+            .bind(b)
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("mode")?;
+        let brand = &Brand {
+            mode: parse("brand.mode", &mode)?,
+            ..brand.clone()
+        };
         let mut last_id = None;
         let mut applied = Vec::with_capacity(changes.len());
         // Current states of the batch's consents, read once (the chain-head lock above keeps
@@ -731,34 +741,27 @@ impl Store for SqlStore {
 
     async fn update_brand(&self, code: BrandCode, patch: BrandPatch) -> Result<Option<Brand>> {
         let _w = self.writer().await;
-        let Some(mut b) = self.brand(code).await? else {
-            return Ok(None);
-        };
-        if let Some(n) = patch.name {
-            b.name = n;
-        }
-        if let Some(i) = patch.iys_code {
-            b.iys_code = i;
-        }
-        if let Some(m) = patch.mode {
-            b.mode = m;
-        }
-        if let Some(c) = patch.iys {
-            b.iys = c;
-        }
-        // Stored to the millisecond; answer what a later read will see.
-        b.updated_at = ts(ms(Timestamp::now()));
-        let conn = serde_json::to_string(&b.iys).map_err(|e| corrupt("iys connection", e))?;
-        sqlx::query("UPDATE brand SET name = $1, iys_code = $2, mode = $3, iys_connection = $4, updated_at_ms = $5 WHERE brand_code = $6")
-            .bind(b.name.clone())
-            .bind(b.iys_code as i64)
-            .bind(b.mode.as_str())
+        let conn = patch
+            .iys
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| corrupt("iys connection", e))?;
+        // Only the fields given change: a concurrent mode switch is never undone by a rename.
+        let r = sqlx::query("UPDATE brand SET name = COALESCE($1, name), iys_code = COALESCE($2, iys_code), mode = COALESCE($3, mode), iys_connection = COALESCE($4, iys_connection), updated_at_ms = $5 WHERE brand_code = $6")
+            .bind(patch.name)
+            .bind(patch.iys_code.map(|i| i as i64))
+            .bind(patch.mode.map(|m| m.as_str()))
             .bind(conn)
-            .bind(ms(b.updated_at))
+            .bind(ms(Timestamp::now()))
             .bind(code.0 as i64)
             .execute(&self.pool)
             .await?;
-        Ok(Some(b))
+        if r.rows_affected() == 0 {
+            return Ok(None);
+        }
+        drop(_w);
+        self.brand(code).await
     }
 
     async fn apply(
