@@ -901,26 +901,21 @@ fn filter_sql(f: &OutboxFilter, now: Timestamp) -> (String, Vec<Bind>) {
 }
 
 fn row_from(r: &AnyRow) -> Result<OutboxRow> {
+    let item = item_from(r)?;
     Ok(OutboxRow {
-        id: r.try_get("id")?,
-        event_id: r.try_get("event_id")?,
-        recipient: r.try_get("recipient")?,
-        recipient_type: parse(
-            "outbox.recipient_type",
-            &r.try_get::<String, _>("recipient_type")?,
-        )?,
-        channel: parse("outbox.channel", &r.try_get::<String, _>("channel")?)?,
-        status: parse("outbox.status", &r.try_get::<String, _>("status")?)?,
-        consent_date: parse(
-            "outbox.consent_date",
-            &r.try_get::<String, _>("consent_date")?,
-        )?,
+        id: item.id,
+        event_id: item.event_id,
+        recipient: item.recipient,
+        recipient_type: item.recipient_type,
+        channel: item.channel,
+        status: item.status,
+        consent_date: item.consent_date,
         state: parse("outbox.state", &r.try_get::<String, _>("state")?)?,
-        attempts: r.try_get("attempts")?,
+        attempts: item.attempts,
         last_error: r.try_get("last_error")?,
-        deadline: ts(r.try_get("deadline_ms")?),
+        deadline: item.deadline,
         created_at: ts(r.try_get("created_at_ms")?),
-        request_id: r.try_get("request_id")?,
+        request_id: item.request_id,
         superseded_by: r.try_get("superseded_by")?,
     })
 }
