@@ -9,6 +9,7 @@
 mod connection;
 mod engine;
 mod reconcile;
+mod record;
 mod sql;
 mod sql_engine;
 #[cfg(any(test, feature = "testkit"))]

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use hub_core::chain::{GENESIS, link};
-use hub_core::{BrandCode, CategoryKind, Change, ConsentKey, ConsentState, IysState, decide};
+use hub_core::{BrandCode, CategoryKind, Change, ConsentKey, ConsentState, IysState};
 
 use jiff::Timestamp;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -144,362 +144,6 @@ impl SqlStore {
     }
 }
 
-impl SqlStore {
-    /// The current state of every channel consent the batch touches, keyed by (recipient,
-    /// recipientType, channel); one query per 500 recipients instead of one per change.
-    async fn current_states(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        brand: i64,
-        changes: &[Change],
-    ) -> Result<std::collections::HashMap<(String, &'static str, &'static str), ConsentState>> {
-        let mut recipients: Vec<&str> = changes
-            .iter()
-            .filter(|c| c.category.is_none())
-            .map(|c| c.key.recipient.as_str())
-            .collect();
-        recipients.sort_unstable();
-        recipients.dedup();
-        let mut states = std::collections::HashMap::new();
-        for chunk in recipients.chunks(500) {
-            let placeholders: Vec<String> =
-                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "SELECT * FROM consent WHERE brand_code = $1 AND recipient IN ({})",
-                placeholders.join(", ")
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(brand);
-            for r in chunk {
-                q = q.bind((*r).to_owned());
-            }
-            for row in q.fetch_all(&mut *conn).await? {
-                let key = key_from(&row)?;
-                states.insert(
-                    (
-                        key.recipient,
-                        key.recipient_type.as_str(),
-                        key.channel.as_str(),
-                    ),
-                    state_from(&row)?,
-                );
-            }
-        }
-        Ok(states)
-    }
-
-    /// What a movement seen from IYS does to the key's unsent rows: rows it overtook (older, or
-    /// the same status and date) are superseded, never sent; in sync mode a held ONAY is released,
-    /// since IYS now evidently has the record. Leased rows are left to their instance.
-    async fn after_iys_movement(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        brand: &Brand,
-        ch: &Change,
-        consent_date: &str,
-    ) -> Result<()> {
-        let b = brand.brand_code.0 as i64;
-        let now = ms(ch.received_at);
-        sqlx::query(
-            "UPDATE outbox SET state = 'superseded' WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 \
-             AND state IN ('pending', 'held') AND (lease_until_ms IS NULL OR lease_until_ms < $5) \
-             AND (consent_date < $6 OR (consent_date = $6 AND status = $7))",
-        )
-        .bind(b)
-        .bind(ch.key.recipient.clone())
-        .bind(ch.key.recipient_type.as_str())
-        .bind(ch.key.channel.as_str())
-        .bind(now)
-        .bind(consent_date.to_owned())
-        .bind(ch.status.as_str())
-        .execute(&mut *conn)
-        .await?;
-        if brand.mode == hub_core::Mode::Sync {
-            sqlx::query(
-                "UPDATE outbox SET state = 'pending', next_attempt_at_ms = $5 WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 AND state = 'held'",
-            )
-            .bind(b)
-            .bind(ch.key.recipient.clone())
-            .bind(ch.key.recipient_type.as_str())
-            .bind(ch.key.channel.as_str())
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// Records changes inside an open transaction: for each, the event (linked into the brand's
-    /// hash chain), the new current state and the outbox row. Movements from IYS already
-    /// recorded (same transactionId and content, pulled or delivered) are skipped as `duplicate`.
-    pub(crate) async fn record(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        brand: &Brand,
-        changes: Vec<Change>,
-    ) -> Result<Vec<Applied>> {
-        let b = brand.brand_code.0 as i64;
-        let head_sql = match self.backend {
-            Backend::Sqlite => "SELECT last_hash FROM chain_head WHERE brand_code = $1",
-            Backend::Postgres => {
-                "SELECT last_hash FROM chain_head WHERE brand_code = $1 FOR UPDATE"
-            }
-        };
-        let mut prev: String = sqlx::query(head_sql)
-            .bind(b)
-            .fetch_optional(&mut *conn)
-            .await?
-            .map(|r| r.try_get("last_hash"))
-            .transpose()?
-            .ok_or_else(|| StoreError::NotFound(format!("brand {}", brand.brand_code)))?;
-        // The mode as it is now, under the lock: the caller's copy may predate a mode switch.
-        let mode: String = sqlx::query("SELECT mode FROM brand WHERE brand_code = $1")
-            .bind(b)
-            .fetch_one(&mut *conn)
-            .await?
-            .try_get("mode")?;
-        let brand = &Brand {
-            mode: parse("brand.mode", &mode)?,
-            ..brand.clone()
-        };
-        let mut last_id = None;
-        let mut applied = Vec::with_capacity(changes.len());
-        // Current states of the batch's consents, read once (the chain-head lock above keeps
-        // other writers of the brand out) and kept up to date as the batch applies.
-        let mut states = self.current_states(conn, b, &changes).await?;
-        for ch in changes {
-            let channel = ch.key.channel.as_str();
-            let rtype = ch.key.recipient_type.as_str();
-            let consent_date = ch.consent_date.to_string();
-            // A movement from IYS already recorded (pulled, pushed, or our own delivery) is
-            // recognised by its transactionId *and* its content: IYS gives movements of one
-            // address and type in the same second one shared transactionId.
-            if let Some(txid) = &ch.iys_transaction_id {
-                let seen = sqlx::query(
-                    "SELECT 1 FROM consent_event WHERE brand_code = $1 AND (iys_transaction_id = $2 OR delivered_transaction_id = $2) \
-                     AND recipient = $3 AND recipient_type = $4 AND channel = $5 AND status = $6 AND consent_date = $7 AND source = $8",
-                )
-                .bind(b)
-                .bind(txid.clone())
-                .bind(ch.key.recipient.clone())
-                .bind(rtype)
-                .bind(channel)
-                .bind(ch.status.as_str())
-                .bind(consent_date.clone())
-                .bind(ch.source.as_str().to_owned())
-                .fetch_optional(&mut *conn)
-                .await?;
-                if seen.is_some() {
-                    applied.push(Applied {
-                        event_id: None,
-                        outcome: "duplicate".into(),
-                        state: None,
-                        outbox: None,
-                    });
-                    continue;
-                }
-            }
-            let subject = subject_of(&ch);
-            let state_key = (ch.key.recipient.clone(), rtype, channel);
-            let current = match &ch.category {
-                None => states.get(&state_key).cloned(),
-                Some(cat) => sqlx::query("SELECT * FROM category_consent WHERE brand_code = $1 AND subject = $2 AND category = $3")
-                    .bind(b)
-                    .bind(subject.clone())
-                    .bind(cat.clone())
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    .as_ref()
-                    .map(category_from)
-                    .transpose()?
-                    .map(|c| category_state(&c, ch.received_at)),
-            };
-            let decision = decide(current.as_ref(), &ch, brand.mode);
-            let evidence = ch.evidence.as_ref().map(|e| e.to_string());
-            let fields = EventFields {
-                brand: b,
-                recipient: &ch.key.recipient,
-                recipient_type: rtype,
-                channel,
-                category: ch.category.as_deref(),
-                profile_id: ch.profile_id.as_deref(),
-                status: ch.status.as_str(),
-                consent_date: &consent_date,
-                source: ch.source.as_str(),
-                origin: ch.origin.as_str(),
-                actor: ch.actor.as_deref(),
-                evidence: evidence.as_deref(),
-                hold: ch.hold.map(i64::from),
-                outcome: decision.outcome.as_str(),
-                received_at_ms: ms(ch.received_at),
-                iys_transaction_id: ch.iys_transaction_id.as_deref(),
-            };
-            let hash = fields.hash(&prev);
-            let id: i64 = sqlx::query(
-                "INSERT INTO consent_event (brand_code, recipient, recipient_type, channel, category, profile_id, status, consent_date, source, origin, actor, evidence, hold, outcome, received_at_ms, iys_transaction_id, prev_hash, hash, iys_creation_date) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id",
-            )
-            .bind(b)
-            .bind(ch.key.recipient.clone())
-            .bind(rtype)
-            .bind(channel)
-            .bind(ch.category.clone())
-            .bind(ch.profile_id.clone())
-            .bind(ch.status.as_str())
-            .bind(consent_date.clone())
-            .bind(ch.source.as_str().to_owned())
-            .bind(ch.origin.as_str())
-            .bind(ch.actor.clone())
-            .bind(evidence.clone())
-            .bind(ch.hold.map(i64::from))
-            .bind(decision.outcome.as_str())
-            .bind(ms(ch.received_at))
-            .bind(ch.iys_transaction_id.clone())
-            .bind(prev.clone())
-            .bind(hash.clone())
-            // Not in the hash: like a delivery's, it is IYS's bookkeeping, not the change.
-            .bind(ch.iys_creation_date.map(|d| d.to_string()))
-            .fetch_one(&mut *conn)
-            .await?
-            .try_get("id")?;
-            prev = hash;
-            last_id = Some(id);
-            let mut state = decision.state.clone();
-            if let Some(s) = &mut state {
-                // A new state points at this event; a kept one (older, no-op, hold or
-                // knowledge changes) keeps the event that made it, so a delivery of that event
-                // still settles the consent.
-                if s.last_event_id == 0 {
-                    s.last_event_id = id;
-                }
-                if ch.category.is_none() {
-                    states.insert(state_key.clone(), s.clone());
-                }
-                match &ch.category {
-                    None => {
-                        sqlx::query(
-                            "INSERT INTO consent (brand_code, recipient, recipient_type, channel, status, consent_date, source, last_event_id, iys_state, iys_error, conflict, hold, deadline_ms, updated_at_ms, iys_known) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-                             ON CONFLICT (brand_code, recipient, recipient_type, channel) DO UPDATE SET status = excluded.status, consent_date = excluded.consent_date, source = excluded.source, last_event_id = excluded.last_event_id, iys_state = excluded.iys_state, iys_error = excluded.iys_error, conflict = excluded.conflict, hold = excluded.hold, deadline_ms = excluded.deadline_ms, updated_at_ms = excluded.updated_at_ms, iys_known = excluded.iys_known",
-                        )
-                        .bind(b)
-                        .bind(ch.key.recipient.clone())
-                        .bind(rtype)
-                        .bind(channel)
-                        .bind(s.status.as_str())
-                        .bind(s.consent_date.to_string())
-                        .bind(s.source.as_str().to_owned())
-                        .bind(s.last_event_id)
-                        .bind(s.iys_state.as_str())
-                        .bind(s.iys_error.clone())
-                        .bind(i64::from(s.conflict))
-                        .bind(i64::from(s.hold))
-                        .bind(s.deadline.map(ms))
-                        .bind(ms(s.updated_at))
-                        .bind(i64::from(s.iys_known))
-                        .execute(&mut *conn)
-                        .await?;
-                    }
-                    Some(cat) => {
-                        sqlx::query(
-                            "INSERT INTO category_consent (brand_code, subject, category, status, consent_date, source, last_event_id, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                             ON CONFLICT (brand_code, subject, category) DO UPDATE SET status = excluded.status, consent_date = excluded.consent_date, source = excluded.source, last_event_id = excluded.last_event_id, updated_at_ms = excluded.updated_at_ms",
-                        )
-                        .bind(b)
-                        .bind(subject.clone())
-                        .bind(cat.clone())
-                        .bind(s.status.as_str())
-                        .bind(s.consent_date.to_string())
-                        .bind(s.source.as_str().to_owned())
-                        .bind(s.last_event_id)
-                        .bind(ms(s.updated_at))
-                        .execute(&mut *conn)
-                        .await?;
-                    }
-                }
-            }
-            if ch.origin.is_from_iys() && ch.category.is_none() {
-                self.after_iys_movement(conn, brand, &ch, &consent_date)
-                    .await?;
-            }
-            if let (Some(target), Some(s)) = (decision.outbox, &state) {
-                // Coalescing: unsent rows of this consent (pending behind one in flight, or held)
-                // are carried by this newer one, so IYS gets the fewest movements that reach the
-                // final state; the ledger keeps every change. The carrier keeps the earliest
-                // deadline among them. A row in flight (leased) is left to finish.
-                let now = ms(ch.received_at);
-                let waiting = sqlx::query(
-                    "SELECT id, deadline_ms FROM outbox WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 \
-                     AND state IN ('pending', 'held') AND (lease_until_ms IS NULL OR lease_until_ms < $5)",
-                )
-                .bind(b)
-                .bind(ch.key.recipient.clone())
-                .bind(rtype)
-                .bind(channel)
-                .bind(now)
-                .fetch_all(&mut *conn)
-                .await?;
-                let mut carried = Vec::with_capacity(waiting.len());
-                let mut deadline = s.deadline.map_or(now, ms);
-                for r in &waiting {
-                    carried.push(r.try_get::<i64, _>("id")?);
-                    deadline = deadline.min(r.try_get::<i64, _>("deadline_ms")?);
-                }
-                let carrier: i64 = sqlx::query(
-                    "INSERT INTO outbox (brand_code, event_id, recipient, recipient_type, channel, status, consent_date, source, state, attempts, next_attempt_at_ms, deadline_ms, created_at_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12) RETURNING id",
-                )
-                .bind(b)
-                .bind(id)
-                .bind(ch.key.recipient.clone())
-                .bind(rtype)
-                .bind(channel)
-                .bind(ch.status.as_str())
-                .bind(consent_date.clone())
-                .bind(ch.source.as_str().to_owned())
-                .bind(target.as_str())
-                .bind(now)
-                .bind(deadline)
-                .bind(now)
-                .fetch_one(&mut *conn)
-                .await?
-                .try_get("id")?;
-                for chunk in carried.chunks(500) {
-                    let ids = chunk
-                        .iter()
-                        .map(i64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    // Rows they carried before now point at the new carrier too.
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "UPDATE outbox SET state = 'superseded', superseded_by = $1 WHERE brand_code = $2 AND (id IN ({ids}) OR superseded_by IN ({ids}))"
-                    )))
-                    .bind(carrier)
-                    .bind(b)
-                    .execute(&mut *conn)
-                    .await?;
-                }
-            }
-            applied.push(Applied {
-                event_id: Some(id),
-                outcome: decision.outcome.as_str().to_owned(),
-                state: if ch.category.is_none() { state } else { None },
-                outbox: decision.outbox.map(|t| t.as_str().to_owned()),
-            });
-        }
-        if let Some(id) = last_id {
-            sqlx::query(
-                "UPDATE chain_head SET last_hash = $1, last_event_id = $2 WHERE brand_code = $3",
-            )
-            .bind(prev)
-            .bind(id)
-            .bind(b)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Ok(applied)
-    }
-}
-
 fn brand_from(row: &AnyRow) -> Result<Brand> {
     let conn: Option<String> = row.try_get("iys_connection")?;
     Ok(Brand {
@@ -516,7 +160,7 @@ fn brand_from(row: &AnyRow) -> Result<Brand> {
     })
 }
 
-fn state_from(row: &AnyRow) -> Result<ConsentState> {
+pub(crate) fn state_from(row: &AnyRow) -> Result<ConsentState> {
     Ok(ConsentState {
         status: parse("consent.status", &row.try_get::<String, _>("status")?)?,
         consent_date: parse(
@@ -535,7 +179,7 @@ fn state_from(row: &AnyRow) -> Result<ConsentState> {
     })
 }
 
-fn key_from(row: &AnyRow) -> Result<ConsentKey> {
+pub(crate) fn key_from(row: &AnyRow) -> Result<ConsentKey> {
     Ok(ConsentKey {
         brand: BrandCode(row.try_get::<i64, _>("brand_code")? as u64),
         recipient: row.try_get("recipient")?,
@@ -547,7 +191,7 @@ fn key_from(row: &AnyRow) -> Result<ConsentKey> {
     })
 }
 
-fn category_from(row: &AnyRow) -> Result<CategoryConsentRow> {
+pub(crate) fn category_from(row: &AnyRow) -> Result<CategoryConsentRow> {
     Ok(CategoryConsentRow {
         subject: row.try_get("subject")?,
         category: row.try_get("category")?,
@@ -568,27 +212,27 @@ fn category_from(row: &AnyRow) -> Result<CategoryConsentRow> {
 }
 
 /// The fields an event's hash covers, in a fixed order.
-struct EventFields<'a> {
-    brand: i64,
-    recipient: &'a str,
-    recipient_type: &'a str,
-    channel: &'a str,
-    category: Option<&'a str>,
-    profile_id: Option<&'a str>,
-    status: &'a str,
-    consent_date: &'a str,
-    source: &'a str,
-    origin: &'a str,
-    actor: Option<&'a str>,
-    evidence: Option<&'a str>,
-    hold: Option<i64>,
-    outcome: &'a str,
-    received_at_ms: i64,
-    iys_transaction_id: Option<&'a str>,
+pub(crate) struct EventFields<'a> {
+    pub(crate) brand: i64,
+    pub(crate) recipient: &'a str,
+    pub(crate) recipient_type: &'a str,
+    pub(crate) channel: &'a str,
+    pub(crate) category: Option<&'a str>,
+    pub(crate) profile_id: Option<&'a str>,
+    pub(crate) status: &'a str,
+    pub(crate) consent_date: &'a str,
+    pub(crate) source: &'a str,
+    pub(crate) origin: &'a str,
+    pub(crate) actor: Option<&'a str>,
+    pub(crate) evidence: Option<&'a str>,
+    pub(crate) hold: Option<i64>,
+    pub(crate) outcome: &'a str,
+    pub(crate) received_at_ms: i64,
+    pub(crate) iys_transaction_id: Option<&'a str>,
 }
 
 impl EventFields<'_> {
-    fn hash(&self, prev: &str) -> String {
+    pub(crate) fn hash(&self, prev: &str) -> String {
         let brand = self.brand.to_string();
         let hold = self.hold.map(|h| h.to_string());
         let received = self.received_at_ms.to_string();
@@ -645,7 +289,7 @@ fn event_from(row: &AnyRow) -> Result<Event> {
     })
 }
 
-fn category_state(c: &CategoryConsentRow, updated_at: Timestamp) -> ConsentState {
+pub(crate) fn category_state(c: &CategoryConsentRow, updated_at: Timestamp) -> ConsentState {
     ConsentState {
         status: c.status,
         consent_date: c.consent_date,
@@ -658,14 +302,6 @@ fn category_state(c: &CategoryConsentRow, updated_at: Timestamp) -> ConsentState
         deadline: None,
         iys_known: false,
         updated_at,
-    }
-}
-
-/// The subject of a category consent: the profile when given, else the recipient.
-fn subject_of(change: &Change) -> String {
-    match &change.profile_id {
-        Some(p) => format!("profile:{p}"),
-        None => change.key.recipient.clone(),
     }
 }
 
