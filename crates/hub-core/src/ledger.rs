@@ -130,6 +130,26 @@ pub fn decide(current: Option<&ConsentState>, change: &Change, mode: Mode) -> De
     if from_iys {
         return match current {
             Some(c) if c.consent_date > change.consent_date => unchanged(Outcome::Older),
+            // The same status IYS already has: nothing to apply, but a later date of IYS's is
+            // kept, so a hub change dated before it is ordered as older (IYS would answer H178).
+            Some(c)
+                if c.status == change.status
+                    && c.iys_state == IysState::InIys
+                    && change.consent_date > c.consent_date =>
+            {
+                Decision {
+                    outcome: Outcome::Noop,
+                    state: Some(ConsentState {
+                        consent_date: change.consent_date,
+                        source: change.source.clone(),
+                        iys_known: true,
+                        hold,
+                        updated_at: change.received_at,
+                        ..c.clone()
+                    }),
+                    outbox: None,
+                }
+            }
             Some(c) if c.status == change.status && c.iys_state == IysState::InIys => {
                 unchanged(Outcome::Noop)
             }
@@ -442,6 +462,25 @@ mod tests {
             (d.outcome, d.outbox),
             (Outcome::Resent, Some(IysState::Pending))
         );
+    }
+
+    #[test]
+    fn iys_s_later_date_for_the_same_status_orders_later_hub_changes() {
+        let (_, s) = state_after(None, &change(Ret, D1, Origin::IysPull), Mode::Integrator);
+        let s = s.unwrap();
+        // A citizen's RET again, later: a no-op that keeps IYS's date.
+        let (d, s2) = state_after(
+            Some(&s),
+            &change(Ret, "2026-11-22 10:00:00", Origin::IysPull),
+            Mode::Integrator,
+        );
+        assert_eq!(d.outcome, Outcome::Noop);
+        let s2 = s2.unwrap();
+        assert_eq!(s2.consent_date.to_string(), "2026-11-22 10:00:00");
+        assert_eq!(s2.last_event_id, s.last_event_id);
+        // A hub ONAY dated between the two is older than what IYS holds: not applied, not sent.
+        let (d, _) = state_after(Some(&s2), &change(Onay, D2, Origin::Api), Mode::Integrator);
+        assert_eq!((d.outcome, d.outbox), (Outcome::Older, None));
     }
 
     #[test]
