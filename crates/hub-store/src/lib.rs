@@ -26,7 +26,7 @@ pub use reconcile::*;
 pub use sql::SqlStore;
 pub use types::*;
 
-use hub_core::{BrandCode, Change};
+use hub_core::{BrandCode, Change, ConsentState};
 use jiff::Timestamp;
 
 /// Which database a store runs on.
@@ -90,6 +90,22 @@ pub trait Store: Send + Sync {
         brand: BrandCode,
         recipient: &str,
     ) -> impl Future<Output = Result<Vec<ConsentRow>>> + Send;
+    /// The current state of many recipients on one channel and recipient type, for send-time
+    /// checks (one query per 500 recipients). Recipients with no consent are absent.
+    fn channel_states(
+        &self,
+        brand: BrandCode,
+        channel: hub_core::Channel,
+        recipient_type: iys::RecipientType,
+        recipients: &[String],
+    ) -> impl Future<Output = Result<std::collections::HashMap<String, ConsentState>>> + Send;
+    /// The status of one category for many subjects (recipients or `profile:<id>`).
+    fn category_statuses(
+        &self,
+        brand: BrandCode,
+        category: &str,
+        subjects: &[String],
+    ) -> impl Future<Output = Result<std::collections::HashMap<String, iys::ConsentStatus>>> + Send;
     /// Category consents of a recipient or a profile (`profile:<id>`).
     fn category_consents(
         &self,

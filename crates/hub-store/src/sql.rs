@@ -455,6 +455,68 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn channel_states(
+        &self,
+        brand: BrandCode,
+        channel: hub_core::Channel,
+        recipient_type: iys::RecipientType,
+        recipients: &[String],
+    ) -> Result<std::collections::HashMap<String, ConsentState>> {
+        let mut states = std::collections::HashMap::with_capacity(recipients.len());
+        for chunk in recipients.chunks(500) {
+            let list = (0..chunk.len())
+                .map(|i| format!("${}", i + 4))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT * FROM consent WHERE brand_code = $1 AND channel = $2 AND recipient_type = $3 AND recipient IN ({list})"
+            )))
+            .bind(brand.0 as i64)
+            .bind(channel.as_str())
+            .bind(recipient_type.as_str());
+            for r in chunk {
+                q = q.bind(r.clone());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                states.insert(row.try_get("recipient")?, state_from(&row)?);
+            }
+        }
+        Ok(states)
+    }
+
+    async fn category_statuses(
+        &self,
+        brand: BrandCode,
+        category: &str,
+        subjects: &[String],
+    ) -> Result<std::collections::HashMap<String, iys::ConsentStatus>> {
+        let mut statuses = std::collections::HashMap::new();
+        for chunk in subjects.chunks(500) {
+            let list = (0..chunk.len())
+                .map(|i| format!("${}", i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT subject, status FROM category_consent WHERE brand_code = $1 AND category = $2 AND subject IN ({list})"
+            )))
+            .bind(brand.0 as i64)
+            .bind(category.to_owned());
+            for s in chunk {
+                q = q.bind(s.clone());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                statuses.insert(
+                    row.try_get("subject")?,
+                    parse(
+                        "category_consent.status",
+                        &row.try_get::<String, _>("status")?,
+                    )?,
+                );
+            }
+        }
+        Ok(statuses)
+    }
+
     async fn category_consents(
         &self,
         brand: BrandCode,

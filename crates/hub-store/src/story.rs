@@ -232,6 +232,23 @@ pub async fn run<S: Store>(store: &S) {
         (cats[0].category.as_str(), cats[0].status),
         ("campaigns", ConsentStatus::Ret)
     );
+    // The send-time check's bulk reads: only recipients with a consent come back.
+    let many = store
+        .channel_states(
+            BrandCode(600_123),
+            SMS,
+            RecipientType::Bireysel,
+            &[p.to_owned(), "+905320000000".to_owned()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(many.len(), 1);
+    assert_eq!(many[p].status, ConsentStatus::Ret);
+    let statuses = store
+        .category_statuses(BrandCode(600_123), "campaigns", &[p.to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(statuses.get(p), Some(&ConsentStatus::Ret));
     store
         .upsert_profile(Profile {
             brand_code: Some(BrandCode(600_123)),

@@ -483,54 +483,71 @@ pub async fn post_check(
                 .field("recipient"));
             }
         };
+    // The recipients' states (and category statuses) in one query per 500, not one per recipient.
+    let normalised: Vec<Result<String, ApiError>> = recipients
+        .iter()
+        .map(|r| normalise_recipient(r, channel))
+        .collect();
+    let valid: Vec<String> = normalised
+        .iter()
+        .filter_map(|n| n.as_ref().ok().cloned())
+        .collect();
+    let states = hub
+        .store
+        .channel_states(brand.brand_code, channel, recipient_type, &valid)
+        .await?;
+    let (categories, by_profile) = match &category {
+        None => (Default::default(), None),
+        Some((code, _)) => {
+            let by_profile = match profile {
+                Some(p) => hub
+                    .store
+                    .category_statuses(brand.brand_code, code, &[format!("profile:{p}")])
+                    .await?
+                    .into_values()
+                    .next(),
+                None => None,
+            };
+            (
+                hub.store
+                    .category_statuses(brand.brand_code, code, &valid)
+                    .await?,
+                by_profile,
+            )
+        }
+    };
     let mut results = Vec::with_capacity(recipients.len());
-    for r in &recipients {
-        let normalised = match normalise_recipient(r, channel) {
+    let mut allowed_total = 0u64;
+    for (r, n) in recipients.iter().zip(normalised) {
+        let normalised = match n {
             Ok(n) => n,
             Err(e) => {
                 results.push(json!({"recipient": r, "allowed": false, "reason": "invalid_recipient", "error": e.body}));
                 continue;
             }
         };
-        let state = hub
-            .store
-            .consents(brand.brand_code, &normalised)
-            .await?
-            .into_iter()
-            .find(|row| row.key.channel == channel && row.key.recipient_type == recipient_type)
-            .map(|row| row.state);
-        let cat = match &category {
-            None => None,
-            Some((code, kind)) => {
-                let mut status = hub
-                    .store
-                    .category_consents(brand.brand_code, &normalised)
-                    .await?
-                    .into_iter()
-                    .find(|c| &c.category == code)
-                    .map(|c| c.status);
-                if let Some(p) = profile
-                    && status != Some(iys::ConsentStatus::Ret)
-                {
-                    let by_profile = hub
-                        .store
-                        .category_consents(brand.brand_code, &format!("profile:{p}"))
-                        .await?
-                        .into_iter()
-                        .find(|c| &c.category == code)
-                        .map(|c| c.status);
-                    status = by_profile.or(status);
-                }
-                Some((*kind, status))
-            }
-        };
-        let d = check(channel, state.as_ref(), cat, policy);
-        hub.metrics.inc(
-            "iyshub_checks_total",
-            format!("brand=\"{}\",allowed=\"{}\"", brand.brand_code, d.allowed),
-            1,
-        );
+        let cat = category.as_ref().map(|(_, kind)| {
+            let status = categories.get(&normalised).copied();
+            // A profile's RET or ONAY stands for its addresses unless one of them refused.
+            let status = match status {
+                Some(iys::ConsentStatus::Ret) => status,
+                _ => by_profile.or(status),
+            };
+            (*kind, status)
+        });
+        let d = check(channel, states.get(&normalised), cat, policy);
+        allowed_total += u64::from(d.allowed);
         results.push(json!({"recipient": normalised, "allowed": d.allowed, "reason": d.reason}));
+    }
+    let denied_total = results.len() as u64 - allowed_total;
+    for (allowed, n) in [(true, allowed_total), (false, denied_total)] {
+        if n > 0 {
+            hub.metrics.inc(
+                "iyshub_checks_total",
+                format!("brand=\"{}\",allowed=\"{allowed}\"", brand.brand_code),
+                n,
+            );
+        }
     }
     if single {
         let mut one = results.into_iter().next().unwrap_or(Value::Null);
