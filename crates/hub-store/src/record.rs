@@ -73,7 +73,8 @@ struct EventRow {
     hash: String,
 }
 
-fn in_list(start: usize, n: usize) -> String {
+/// `$start, $start+1, …`: `n` placeholders for an `IN (…)` list.
+pub(crate) fn in_list(start: usize, n: usize) -> String {
     (start..start + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()

@@ -464,10 +464,7 @@ impl Store for SqlStore {
     ) -> Result<std::collections::HashMap<String, ConsentState>> {
         let mut states = std::collections::HashMap::with_capacity(recipients.len());
         for chunk in recipients.chunks(500) {
-            let list = (0..chunk.len())
-                .map(|i| format!("${}", i + 4))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = crate::record::in_list(4, chunk.len());
             let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT * FROM consent WHERE brand_code = $1 AND channel = $2 AND recipient_type = $3 AND recipient IN ({list})"
             )))
@@ -492,10 +489,7 @@ impl Store for SqlStore {
     ) -> Result<std::collections::HashMap<String, iys::ConsentStatus>> {
         let mut statuses = std::collections::HashMap::new();
         for chunk in subjects.chunks(500) {
-            let list = (0..chunk.len())
-                .map(|i| format!("${}", i + 3))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = crate::record::in_list(3, chunk.len());
             let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT subject, status FROM category_consent WHERE brand_code = $1 AND category = $2 AND subject IN ({list})"
             )))
