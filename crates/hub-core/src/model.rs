@@ -318,6 +318,11 @@ pub fn screen_movements(
     let mut changes = Vec::with_capacity(items.len());
     let mut set_aside = Vec::new();
     for item in items {
+        // PostgreSQL's text cannot hold NUL: such a movement would fail the whole page, for ever.
+        if has_nul(&item) {
+            set_aside.push((item, "text with the NUL character (U+0000)".to_owned()));
+            continue;
+        }
         let decoded = serde_json::from_value::<iys::wire::Movement>(item.clone())
             .map_err(|e| format!("not a movement IYS documents: {e}"))
             .and_then(|m| Change::try_from_iys(brand, &m, origin, now).map_err(|e| e.to_string()));
@@ -327,6 +332,16 @@ pub fn screen_movements(
         }
     }
     (changes, set_aside)
+}
+
+/// Whether any string or key in `v` holds the NUL character.
+fn has_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(a) => a.iter().any(has_nul),
+        serde_json::Value::Object(o) => o.iter().any(|(k, x)| k.contains('\0') || has_nul(x)),
+        _ => false,
+    }
 }
 
 /// Slack for a movement's consentDate ahead of the hub's clock (clocks differ a little).

@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::HubState;
-use crate::api::{Path, brand_code, brand_for, json_body, parse_json};
+use crate::api::{Path, brand_code, brand_for, json_body};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::input::lookup_form;
@@ -189,8 +189,11 @@ pub async fn post_push(
                 format!("a push delivery is at most {PUSH_MAX_BODY} bytes"),
             )
         })?;
-    // Each item is read on its own: one the hub cannot take is set aside, the rest apply.
-    let body = parse_json(&bytes)?;
+    // Each item is read on its own: one the hub cannot take (NUL characters included) is set
+    // aside, the rest apply.
+    let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    })?;
     let Some(list) = body.get("list").and_then(Value::as_array) else {
         return Err(ApiError::unprocessable(
             "invalid_body",

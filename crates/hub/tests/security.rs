@@ -308,6 +308,22 @@ async fn the_push_receiver_checks_credentials_first_throttles_guessing_and_quara
         .unwrap();
     assert_eq!(q.len(), 1);
     assert!(q[0].reason.contains("future"), "{q:?}");
+    // A NUL character (which PostgreSQL cannot store) sets aside only its own item.
+    let mut two: Value =
+        serde_json::from_str(&movement("2026-11-20 09:00:00", &"d".repeat(64))).unwrap();
+    let mut bad = two["list"][0].clone();
+    bad["recipient"] = json!("+905321234568");
+    bad["transactionId"] = json!(format!("{}\u{0}", "e".repeat(63)));
+    two["list"].as_array_mut().unwrap().push(bad);
+    let (status, body) = s
+        .push(600123, "iyspush", "push-secret", &two.to_string())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["applied"].as_u64(), body["quarantined"].as_u64()),
+        (Some(1), Some(1)),
+        "{body}"
+    );
     let (status, body) = s
         .push(
             600123,
