@@ -861,7 +861,10 @@ impl hub::Backfill for Backfills {
     fn start(&self, brand: Brand) -> bool {
         let code = brand.brand_code;
         {
-            let mut state = self.state.lock().expect("backfill lock");
+            let mut state = self
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if state.get(&code).is_some_and(|(running, _)| *running) {
                 return false;
             }
@@ -876,7 +879,7 @@ impl hub::Backfill for Backfills {
                     let v = serde_json::to_value(r).unwrap_or_default();
                     progress_state
                         .lock()
-                        .expect("backfill lock")
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .insert(code, (true, v));
                 })
                 .await;
@@ -886,14 +889,17 @@ impl hub::Backfill for Backfills {
             };
             state
                 .lock()
-                .expect("backfill lock")
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert(code, (false, last));
         });
         true
     }
 
     fn report(&self, brand: BrandCode) -> serde_json::Value {
-        let state = self.state.lock().expect("backfill lock");
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match state.get(&brand) {
             Some((running, report)) => serde_json::json!({"running": running, "report": report}),
             None => serde_json::json!({"running": false, "report": null}),

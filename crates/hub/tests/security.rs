@@ -667,3 +667,84 @@ async fn failed_changes_are_listed_and_requeued_through_the_api() {
         .await;
     assert_eq!(state["channels"][0]["iysState"], "pending", "{state}");
 }
+
+#[tokio::test]
+async fn a_brand_that_cannot_reach_iys_says_why_in_sync() {
+    let s = Server::start(0).await;
+    // No connection of its own and no instance default: not connected, with the reason.
+    let (status, sync, _) = s
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/brands/600123/sync",
+            ADMIN,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200, "{sync}");
+    assert_eq!(sync["connection"]["state"], "not_connected");
+    assert!(
+        sync["connection"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no IYS connection"),
+        "{sync}"
+    );
+    // A URL changed behind the hub's back (straight in the database) is not used either.
+    let mut brand = s
+        .store
+        .brand(hub_core::BrandCode(600123))
+        .await
+        .unwrap()
+        .unwrap();
+    brand.iys.base_url = Some("http://169.254.169.254".into());
+    brand.iys.username = Some("demo".into());
+    s.store
+        .update_brand(
+            hub_core::BrandCode(600123),
+            hub_store::BrandPatch {
+                iys: Some(brand.iys),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (_, sync, _) = s
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/brands/600123/sync",
+            ADMIN,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(sync["connection"]["state"], "not_connected", "{sync}");
+    assert!(
+        sync["connection"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not on the allowed list"),
+        "{sync}"
+    );
+    // An allowed host is connected.
+    let (status, _, _) = s
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/brands/600123",
+            ADMIN,
+            json!({"iys": {"baseUrl": ALLOWED, "username": "demo"}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, sync, _) = s
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/brands/600123/sync",
+            ADMIN,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        (&sync["connection"]["state"], &sync["connection"]["from"]),
+        (&json!("connected"), &json!("brand")),
+        "{sync}"
+    );
+}
