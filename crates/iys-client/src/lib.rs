@@ -586,13 +586,7 @@ impl IysClient {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Option<ChangesResponse>, ClientError> {
-        let a = self
-            .send(self.changes_call(brand, source, after, limit))
-            .await?;
-        if a.is_empty() {
-            return Ok(None);
-        }
-        a.json().map(Some)
+        self.changes_page_as(brand, source, after, limit).await
     }
 
     /// One page of the changes feed with its items undecoded, so one unreadable movement does
@@ -605,6 +599,16 @@ impl IysClient {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Option<RawChangesPage>, ClientError> {
+        self.changes_page_as(brand, source, after, limit).await
+    }
+
+    async fn changes_page_as<T: DeserializeOwned>(
+        &self,
+        brand: u64,
+        source: ChangeSource,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Option<T>, ClientError> {
         let a = self
             .send(self.changes_call(brand, source, after, limit))
             .await?;

@@ -1634,24 +1634,33 @@ async fn day_summary(
     ok(StatusCode::OK, state.day_summary(brand, date, rt))
 }
 
+/// The movement file of a finished day (path: iysCode, brandCode, reportDate) with its brand
+/// and date;
+/// `None` for today (IYS writes the file when the day is over) or a day without movements.
+fn finished_day_file(
+    sim: &Arc<Sim>,
+    headers: &HeaderMap,
+    p: &(String, String, String),
+) -> ApiResult<Option<(u64, jiff::civil::Date, String)>> {
+    let user = sim.authenticate(headers)?;
+    let brand = sim.authorize(&user, &p.0, Some(&p.1))?;
+    let date = report_date(sim, &p.2)?;
+    let today = ConsentDate::from_timestamp(sim.now()).civil().date();
+    if date >= today {
+        return Ok(None);
+    }
+    let file = sim.state.lock().expect("state lock").day_file(brand, date);
+    Ok((!file.is_empty()).then_some((brand, date, file)))
+}
+
 async fn day_file(
     State(sim): SimState,
     headers: HeaderMap,
     Path(p): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let user = sim.authenticate(&headers)?;
-    let brand = sim.authorize(&user, &p.0, Some(&p.1))?;
-    let date = report_date(&sim, &p.2)?;
-    // IYS writes the day's file at the end of the day: none for today yet.
-    let today = ConsentDate::from_timestamp(sim.now()).civil().date();
-    let file = if date < today {
-        sim.state.lock().expect("state lock").day_file(brand, date)
-    } else {
-        String::new()
-    };
-    if file.is_empty() {
+    let Some((_, _, file)) = finished_day_file(&sim, &headers, &p)? else {
         return Ok(StatusCode::NO_CONTENT.into_response());
-    }
+    };
     let mut resp = file.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -1797,18 +1806,9 @@ async fn agreement_timestamp(
     headers: HeaderMap,
     Path(p): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let user = sim.authenticate(&headers)?;
-    let brand = sim.authorize(&user, &p.0, Some(&p.1))?;
-    let date = report_date(&sim, &p.2)?;
-    let today = ConsentDate::from_timestamp(sim.now()).civil().date();
-    let file = if date < today {
-        sim.state.lock().expect("state lock").day_file(brand, date)
-    } else {
-        String::new()
-    };
-    if file.is_empty() {
+    let Some((brand, date, file)) = finished_day_file(&sim, &headers, &p)? else {
         return Ok(StatusCode::NO_CONTENT.into_response());
-    }
+    };
     let digest: [u8; 48] = sha2::Sha384::digest(file.as_bytes()).into();
     // Stamped when the day ends (00:00 the next day, Istanbul).
     let stamped_at = date
