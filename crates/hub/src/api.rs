@@ -211,6 +211,41 @@ pub async fn brand_for(
         .ok_or_else(|| ApiError::not_found(format!("brand {code} not found")))
 }
 
+/// [`brand_for`] from the cache, for the hot paths (writes and checks) that use only the brand's
+/// code: the store re-reads the mode under the brand's lock when it records.
+pub async fn cached_brand_for(
+    hub: &HubState,
+    caller: &Caller,
+    code: &str,
+    scope: Scope,
+) -> ApiResult<hub_store::Brand> {
+    let code = brand_code(code)?;
+    caller.require(scope, Some(code))?;
+    if let Some(b) = hub.caches.brands.get(&code) {
+        return Ok(b);
+    }
+    let brand = hub
+        .store
+        .brand(code)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("brand {code} not found")))?;
+    hub.caches.brands.insert(code, brand.clone());
+    Ok(brand)
+}
+
+/// The brand's categories, cached; dropped on every category change through this instance.
+pub async fn cached_categories(
+    hub: &HubState,
+    brand: BrandCode,
+) -> ApiResult<std::sync::Arc<Vec<Category>>> {
+    if let Some(c) = hub.caches.categories.get(&brand) {
+        return Ok(c);
+    }
+    let categories = std::sync::Arc::new(hub.store.categories(brand).await?);
+    hub.caches.categories.insert(brand, categories.clone());
+    Ok(categories)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Operations
 
@@ -579,6 +614,7 @@ async fn patch_brand(
         )
         .await?
         .ok_or_else(|| ApiError::not_found(format!("brand {code} not found")))?;
+    hub.caches.brands.remove(&brand.brand_code);
     Ok(Json(public(&updated)))
 }
 
@@ -627,11 +663,9 @@ async fn create_category(
         )
         .field("code"));
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(hub.store.upsert_category(c).await?),
-    )
-        .into_response())
+    let stored = hub.store.upsert_category(c).await?;
+    hub.caches.categories.remove(&brand.brand_code);
+    Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
 
 async fn list_categories(
@@ -683,7 +717,9 @@ async fn put_category(
     check_code(&c.code)?;
     check_name(&c.name)?;
     c.brand_code = Some(brand.brand_code);
-    Ok(Json(hub.store.upsert_category(c).await?))
+    let stored = hub.store.upsert_category(c).await?;
+    hub.caches.categories.remove(&brand.brand_code);
+    Ok(Json(stored))
 }
 
 async fn delete_category(
@@ -692,7 +728,9 @@ async fn delete_category(
     Path((code, cat)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let brand = brand_for(&hub, &caller, &code, Scope::Admin).await?;
-    if hub.store.delete_category(brand.brand_code, &cat).await? {
+    let deleted = hub.store.delete_category(brand.brand_code, &cat).await?;
+    hub.caches.categories.remove(&brand.brand_code);
+    if deleted {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("category {cat} not found")))
@@ -886,6 +924,7 @@ async fn revoke_key(
     hub.store
         .revoke_api_key(&key.id, jiff::Timestamp::now())
         .await?;
+    hub.caches.api_keys.clear();
     tracing::info!(key = %key.id, name = %key.name, by = %caller.name(), "API key revoked");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -910,6 +949,7 @@ async fn rotate_key(
         .rotate_api_key(&key.id, &hash_key(&secret))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("API key {id} not found")))?;
+    hub.caches.api_keys.clear();
     tracing::info!(key = %key.id, by = %caller.name(), "API key rotated");
     let mut v = serde_json::to_value(stored).map_err(ApiError::internal)?;
     v["key"] = Value::String(secret);

@@ -57,8 +57,20 @@ impl FromRequestParts<HubState> for Caller {
             .filter(|k| !k.is_empty())
             .ok_or_else(ApiError::unauthorized)?;
         let now = jiff::Timestamp::now();
-        // Read on every request: a revoked key is refused at once on every instance.
-        let key = match hub.store.api_key_by_hash(&hash_key(key)).await? {
+        // Cached briefly: a key revoked through this instance is refused at once, through
+        // another within the cache TTL. Expiry is checked on every request.
+        let hash = hash_key(key);
+        let key = match hub.caches.api_keys.get(&hash) {
+            Some(k) => Some(k),
+            None => {
+                let k = hub.store.api_key_by_hash(&hash).await?;
+                if let Some(k) = &k {
+                    hub.caches.api_keys.insert(hash, k.clone());
+                }
+                k
+            }
+        };
+        let key = match key {
             Some(k) if k.usable(now) => k,
             _ => return Err(ApiError::unauthorized()),
         };

@@ -15,7 +15,9 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::api::{Path, body_bytes, brand_for, json_body, parse_json};
+use crate::api::{
+    Path, body_bytes, brand_for, cached_brand_for, cached_categories, json_body, parse_json,
+};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{lookup_form, normalise_recipient, parse_change};
@@ -63,7 +65,7 @@ pub async fn post_consents(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let brand = brand_for(&hub, &caller, &code, Scope::Write).await?;
+    let brand = cached_brand_for(&hub, &caller, &code, Scope::Write).await?;
     let idem_key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => match v.to_str() {
@@ -124,12 +126,10 @@ pub async fn post_consents(
         .value(items.len()));
     }
     let now = Timestamp::now();
-    let categories: HashMap<String, CategoryKind> = hub
-        .store
-        .categories(brand.brand_code)
+    let categories: HashMap<String, CategoryKind> = cached_categories(&hub, brand.brand_code)
         .await?
-        .into_iter()
-        .map(|c| (c.code, c.kind))
+        .iter()
+        .map(|c| (c.code.clone(), c.kind))
         .collect();
     let mut parsed: Vec<Result<hub_core::Change, ApiError>> = items
         .iter()
@@ -359,7 +359,7 @@ pub async fn post_check(
     Path(code): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
-    let brand = brand_for(&hub, &caller, &code, Scope::Read).await?;
+    let brand = cached_brand_for(&hub, &caller, &code, Scope::Read).await?;
     let v = json_body(body)?;
     let Some(obj) = v.as_object() else {
         return Err(ApiError::bad_request(
@@ -419,11 +419,9 @@ pub async fn post_check(
     let category = match str_field("category") {
         None => None,
         Some(c) => {
-            let kind = hub
-                .store
-                .categories(brand.brand_code)
+            let kind = cached_categories(&hub, brand.brand_code)
                 .await?
-                .into_iter()
+                .iter()
                 .find(|x| x.code == c)
                 .map(|x| x.kind);
             Some((

@@ -3,6 +3,7 @@
 
 mod api;
 mod auth;
+pub mod cache;
 mod consents;
 pub mod error;
 mod guard;
@@ -48,6 +49,8 @@ pub struct Hub {
     pub guards: Guards,
     /// The IYS engines' heartbeat, on instances that run them (for `/readyz`).
     pub engines: Option<Arc<Heartbeat>>,
+    /// API keys, brands and categories read by every request.
+    pub caches: cache::Caches,
 }
 
 /// When the IYS engines' loop last went round; `/readyz` fails when it stops.
@@ -91,6 +94,7 @@ impl Hub {
             iys: hub_store::IysPolicy::default(),
             guards: Guards::default(),
             engines: None,
+            caches: cache::Caches::default(),
         }
     }
 }

@@ -748,3 +748,82 @@ async fn a_brand_that_cannot_reach_iys_says_why_in_sync() {
         "{sync}"
     );
 }
+
+/// A second instance on the same database caches keys for its TTL: a key revoked elsewhere stops
+/// there within the TTL, while consent states are never cached (a RET recorded on one instance
+/// is denied by the other's very next check).
+#[tokio::test]
+async fn another_instance_sees_revocations_within_the_cache_ttl_and_consents_at_once() {
+    let a = Server::start(0).await;
+    let ttl = Duration::from_millis(300);
+    let hub_b = Arc::new(Hub {
+        guards: hub::Guards::new(0),
+        caches: hub::cache::Caches::new(ttl),
+        ..Hub::new(a.store.clone())
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let b_base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(hub::serve(hub_b, listener, a.cancel.clone()));
+    let (id, secret) = a.key(Some(600123), &["read", "write"]).await;
+    let on_b = |path: &'static str, body: Value| {
+        let (http, base, secret) = (a.http.clone(), b_base.clone(), secret.clone());
+        async move {
+            let r = http
+                .post(format!("{base}{path}"))
+                .bearer_auth(secret)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let consent = |status: &str, date: &str| {
+        json!({"recipient": "+905321112233", "type": "MESAJ", "status": status,
+               "consentDate": date, "source": "HS_WEB"})
+    };
+    let check = json!({"recipient": "+905321112233", "channel": "MESAJ", "policy": "lenient"});
+    let (s, v) = on_b(
+        "/api/v1/brands/600123/consents",
+        json!({"changes": [consent("ONAY", "2026-01-02 10:00:00")]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = on_b("/api/v1/brands/600123/check", check.clone()).await;
+    assert_eq!(
+        (s.as_u16(), v["allowed"].clone()),
+        (200, json!(true)),
+        "{v}"
+    );
+
+    // A RET through instance A is seen by B's next check: states are not cached.
+    let (s, v, _) = a
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/brands/600123/consents",
+            &secret,
+            json!({"changes": [consent("RET", "2026-01-02 11:00:00")]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, v) = on_b("/api/v1/brands/600123/check", check.clone()).await;
+    assert_eq!(v["allowed"], false, "{v}");
+
+    // Revoked on A: B refuses the key once its cached copy is older than the TTL.
+    let (s, _, _) = a
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/api-keys/{id}"),
+            ADMIN,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(s, 204);
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    let (s, _) = on_b("/api/v1/brands/600123/check", check).await;
+    assert_eq!(
+        s, 401,
+        "revoked on another instance: refused within the TTL"
+    );
+}

@@ -89,6 +89,10 @@ pub struct ServeArgs {
     /// rule), the simulator's own setting when the IYS URL is a simulator.
     #[arg(long, env = "IYSHUB_IYS_BULK_POLL_MIN_SECS")]
     iys_bulk_poll_min_secs: Option<u64>,
+    /// How long API keys, brands and categories are cached, in milliseconds (0: not at all). A
+    /// change made on another instance is seen within this time.
+    #[arg(long, env = "IYSHUB_CACHE_TTL_MS")]
+    cache_ttl_ms: Option<u64>,
 }
 
 /// The config file.
@@ -110,6 +114,7 @@ struct FileConfig {
     metrics_bind: Option<String>,
     rate_limit: Option<u32>,
     iys_bulk_poll_min_secs: Option<u64>,
+    cache_ttl_ms: Option<u64>,
 }
 
 fn file_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
@@ -440,6 +445,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         iys: policy.clone(),
         guards: hub::Guards::new(rate),
         engines: engines_on.then(|| engines.heartbeat()),
+        caches: hub::cache::Caches::new(
+            args.cache_ttl_ms
+                .or(file.cache_ttl_ms)
+                .map_or(hub::cache::DEFAULT_CACHE_TTL, Duration::from_millis),
+        ),
         ..Hub::new(store.clone())
     });
     let metrics_bind =
