@@ -1,5 +1,6 @@
 //! `iyshub`: the one binary of the IYS permission hub.
 
+mod bench;
 mod iys_args;
 mod iys_cmd;
 mod reconcile_cmd;
@@ -79,6 +80,9 @@ enum Command {
     },
     /// List IYS's H-codes: code, HTTP status, class and meaning.
     Hcodes,
+    /// Measure the hub against issue #12's targets (ledger writes, checks, pulls, dispatch), each
+    /// next to a baseline measured in the same run; see BENCHMARKS.md.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -136,6 +140,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(serve::verify(db, brand))
         }
         Command::Sim(args) => run_sim(args),
+        Command::Bench(args) => {
+            // Warnings only, on stderr: the results own stdout.
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "warn".into()),
+                )
+                .init();
+            bench::run(args)
+        }
         Command::Iys(cmd) => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(iys_cmd::run(cmd))
