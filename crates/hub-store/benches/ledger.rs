@@ -3,9 +3,14 @@
 //! the same run on the same database: plain inserts of the same number of rows, one transaction
 //! per batch. SQLite always; PostgreSQL when `IYSHUB_TEST_DATABASE_URL` is set.
 //!
-//! Run: `cargo bench -p hub-store --bench ledger` (`LEDGER_BENCH_CHANGES`, `LEDGER_BENCH_BATCH`).
+//! Then single-change writes from many concurrent writers (group commit), against the same
+//! number of single-row insert transactions from as many writers.
+//!
+//! Run: `cargo bench -p hub-store --bench ledger` (`LEDGER_BENCH_CHANGES`, `LEDGER_BENCH_BATCH`,
+//! `LEDGER_BENCH_SINGLES`, `LEDGER_BENCH_WRITERS`).
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hub_core::{BrandCode, Change, Channel, ConsentKey, Mode, Origin};
 use hub_store::{IysConnection, NewBrand, SqlStore, Store};
@@ -97,6 +102,87 @@ async fn run(label: &str, url: &str, total: usize, batch: usize) {
     assert!(report.valid && report.events == total as u64);
     println!(
         "{label:<11} ledger {ledger:>8.0} changes/s   baseline (plain inserts) {baseline:>8.0} rows/s   ratio {:.2}   ({total} changes, batches of {batch}; chain verified)",
+        ledger / baseline
+    );
+    singles(label, Arc::new(store), brand, pool, date).await;
+}
+
+/// `writers` tasks each writing single changes (`apply` with one change) vs single-row insert
+/// transactions: changes/s and the 99th percentile latency of each.
+async fn singles(
+    label: &str,
+    store: Arc<SqlStore>,
+    brand: hub_store::Brand,
+    pool: sqlx::AnyPool,
+    date: ConsentDate,
+) {
+    let total = env_or("LEDGER_BENCH_SINGLES", 6_400);
+    let writers = env_or("LEDGER_BENCH_WRITERS", 64).max(1);
+    let each = total / writers;
+    let p99 = |mut l: Vec<Duration>| {
+        l.sort();
+        l.get(l.len() * 99 / 100).copied().unwrap_or_default()
+    };
+
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(each);
+            for i in 0..each {
+                let n = 10_000_000 + w * each + i;
+                let t = Instant::now();
+                let mut tx = pool.begin().await.expect("begin");
+                sqlx::query("INSERT INTO bench_plain (id, recipient, status, consent_date) VALUES ($1, $2, $3, $4)")
+                    .bind(n as i64)
+                    .bind(format!("+90533{n:07}"))
+                    .bind("ONAY")
+                    .bind(date.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .expect("insert");
+                tx.commit().await.expect("commit");
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut base_lat = Vec::new();
+    for t in tasks {
+        base_lat.extend(t.await.expect("writer"));
+    }
+    let baseline = (writers * each) as f64 / t0.elapsed().as_secs_f64();
+
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (store, brand) = (store.clone(), brand.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(each);
+            for i in 0..each {
+                let t = Instant::now();
+                let one = vec![change(20_000_000 + w * each + i, date)];
+                store.apply(&brand, one, None).await.expect("apply");
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.expect("writer"));
+    }
+    let ledger = (writers * each) as f64 / t0.elapsed().as_secs_f64();
+    let report = store
+        .verify_chain(BrandCode(600_123))
+        .await
+        .expect("verify");
+    assert!(report.valid);
+    println!(
+        "{label:<11} singles {ledger:>7.0} changes/s p99 {:>6.1} ms   baseline (single-row transactions) {baseline:>7.0} rows/s p99 {:>6.1} ms   ratio {:.2}   ({writers} writers)",
+        p99(lat).as_secs_f64() * 1e3,
+        p99(base_lat).as_secs_f64() * 1e3,
         ledger / baseline
     );
     pool.close().await;

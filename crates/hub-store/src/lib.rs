@@ -8,6 +8,7 @@
 
 mod connection;
 mod engine;
+mod group;
 mod reconcile;
 mod record;
 mod sql;
@@ -48,6 +49,8 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("the write was not recorded: {0}")]
+    GroupCommit(String),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }

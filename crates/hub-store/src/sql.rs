@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hub_core::chain::{GENESIS, link};
@@ -22,13 +23,15 @@ use crate::{Backend, Result, Store, StoreError};
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// The SQL store.
-#[derive(Debug)]
+/// The SQL store. Clones share the pool, the write lock and the group commit.
+#[derive(Debug, Clone)]
 pub struct SqlStore {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
     /// SQLite allows one writer; taking turns here avoids `database is locked`.
-    write_lock: Mutex<()>,
+    write_lock: Arc<Mutex<()>>,
+    /// Concurrent `apply` batches of a brand, committed together.
+    pub(crate) groups: Arc<crate::group::Groups>,
 }
 
 pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -92,7 +95,8 @@ impl SqlStore {
         let store = SqlStore {
             pool,
             backend,
-            write_lock: Mutex::new(()),
+            write_lock: Arc::new(Mutex::new(())),
+            groups: Arc::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -406,24 +410,7 @@ impl Store for SqlStore {
         changes: Vec<Change>,
         idempotency: Option<Idempotency>,
     ) -> Result<Vec<Applied>> {
-        let _w = self.writer().await;
-        let b = brand.brand_code.0 as i64;
-        let mut tx = self.pool.begin().await?;
-        let applied = self.record(&mut tx, brand, changes).await?;
-        if let Some(idem) = idempotency {
-            let answer = (idem.render)(&applied);
-            sqlx::query("INSERT INTO idempotency (brand_code, key, request_hash, status, body, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(b)
-                .bind(idem.key)
-                .bind(idem.request_hash)
-                .bind(i64::from(answer.status))
-                .bind(answer.body)
-                .bind(ms(Timestamp::now()))
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(applied)
+        self.apply_grouped(brand, changes, idempotency).await
     }
 
     async fn idempotent_answer(&self, brand: BrandCode, key: &str) -> Result<Option<StoredAnswer>> {

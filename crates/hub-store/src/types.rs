@@ -59,7 +59,7 @@ pub struct BrandPatch {
 }
 
 /// Renders the stored answer of an idempotent write from its outcomes.
-pub type RenderAnswer = Box<dyn FnOnce(&[Applied]) -> StoredAnswer + Send>;
+pub type RenderAnswer = Box<dyn Fn(&[Applied]) -> StoredAnswer + Send + Sync>;
 
 /// An `Idempotency-Key` write: the key, a hash of the request, and how to render the answer
 /// from the outcomes (stored in the same transaction).

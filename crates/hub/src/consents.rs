@@ -175,7 +175,7 @@ pub async fn post_consents(
             key,
             request_hash: request_hash.clone(),
             render: Box::new(move |applied: &[Applied]| StoredAnswer {
-                request_hash: hash,
+                request_hash: hash.clone(),
                 status: 200,
                 body: render_answer(batch, total, applied, &errors, &indexes),
             }),
