@@ -132,6 +132,19 @@ impl Db {
         Ok(pool)
     }
 
+    /// PostgreSQL: refreshes the planner's statistics after data was prepared, as autovacuum
+    /// does within a minute in a running hub. Without them a table filled a moment ago looks
+    /// empty to the planner, which then scans it for every `IN (…)` list and every claim
+    /// (BENCHMARKS.md shows what that costs). SQLite plans by its indexes without statistics.
+    pub async fn analyze(&self) -> anyhow::Result<()> {
+        if self.backend == Backend::Postgres {
+            let mut conn = sqlx::AnyConnection::connect(&self.url).await?;
+            sqlx::query("ANALYZE").execute(&mut conn).await?;
+            let _ = conn.close().await;
+        }
+        Ok(())
+    }
+
     /// Removes the database (PostgreSQL: dropped, closing what still holds it).
     pub async fn remove(mut self) -> anyhow::Result<()> {
         if let Some((admin, name)) = self.postgres.take() {

@@ -100,21 +100,24 @@ async fn run_on(ctx: &Ctx, db: &Db) -> anyhow::Result<Outcome> {
             thousands(CEILING)
         ),
         met: quota >= TARGET,
-        notes: vec![
-            format!(
-                "{n} changes in {} bulk request(s), first to last {:.2} s (all sent {:.2} s after the engines started); bare client {} request(s) in {:.2} s ({:.3} of the ceiling)",
-                hub.requests,
-                hub.span.as_secs_f64(),
-                wall.as_secs_f64(),
-                base.requests,
-                base.span.as_secs_f64(),
-                base.rate() / CEILING
-            ),
-            format!(
-                "IYS's rate limit refused {} of the hub's requests, {} of the bare client's",
-                hub.rate_limited, base.rate_limited
-            ),
-        ],
+        notes: super::check::with_analyze_note(
+            db,
+            vec![
+                format!(
+                    "{n} changes in {} bulk request(s), first to last {:.2} s (all sent {:.2} s after the engines started); bare client {} request(s) in {:.2} s ({:.3} of the ceiling)",
+                    hub.requests,
+                    hub.span.as_secs_f64(),
+                    wall.as_secs_f64(),
+                    base.requests,
+                    base.span.as_secs_f64(),
+                    base.rate() / CEILING
+                ),
+                format!(
+                    "IYS's rate limit refused {} of the hub's requests, {} of the bare client's",
+                    hub.rate_limited, base.rate_limited
+                ),
+            ],
+        ),
         peak_rss_mib: None,
         seconds: 0.0,
     })
@@ -204,6 +207,7 @@ async fn hub_dispatch(db: &Db, sim: &SimServer, n: u64) -> anyhow::Result<(Submi
     let brand = harness::create_brand(&store, sim_connection(sim)).await?;
     // Integrator mode: every change is queued for IYS.
     harness::seed_consents(&store, &brand, n).await?;
+    db.analyze().await?;
     let pending = |counts: &[(String, i64)]| {
         counts
             .iter()

@@ -8,6 +8,9 @@ pub struct Machine {
     pub cpu_model: String,
     pub memory: String,
     pub kernel: String,
+    /// The 1, 5 and 15 minute load averages when the run started: a busy machine lowers
+    /// every figure (the load generator, the hub and PostgreSQL share its cores).
+    pub load_at_start: String,
     pub profile: &'static str,
     pub date: String,
     /// The commit of the working directory the bench was started from, if it is a checkout.
@@ -20,6 +23,10 @@ impl Machine {
             format!(
                 "machine   {} CPUs ({}), {} memory, Linux {}",
                 self.cpus, self.cpu_model, self.memory, self.kernel
+            ),
+            format!(
+                "load      {} (1, 5, 15 min) at the start",
+                self.load_at_start
             ),
             format!("build     {}", self.profile),
             format!("date      {}", self.date),
@@ -52,6 +59,7 @@ pub fn describe() -> Machine {
         cpu_model,
         memory,
         kernel,
+        load_at_start: load_average(),
         profile: if cfg!(debug_assertions) {
             "debug — WARNING: not a release build, the figures mean little (cargo run --release -p iyshub -- bench)"
         } else {
@@ -87,6 +95,13 @@ fn git_commit() -> Option<String> {
             ""
         }
     ))
+}
+
+/// "0.12 0.30 0.25" from /proc/loadavg.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn kib_field(text: &str, name: &str) -> Option<u64> {

@@ -402,8 +402,9 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
     println!();
     println!(
-        "Summary ({} s in all; Markdown for BENCHMARKS.md):",
-        started.elapsed().as_secs()
+        "Summary ({} s in all; load average {} at the end; Markdown for BENCHMARKS.md):",
+        started.elapsed().as_secs(),
+        machine::load_average()
     );
     println!();
     println!("| scenario | database | figure | baseline | ratio | target | met |");
@@ -431,6 +432,7 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "results": outcomes,
             "failures": failures,
             "seconds": started.elapsed().as_secs_f64(),
+            "load_at_end": machine::load_average(),
         });
         std::fs::write(path, serde_json::to_vec_pretty(&doc)?)
             .with_context(|| format!("writing {}", path.display()))?;
