@@ -62,11 +62,33 @@ fn allow(reason: Reason) -> Decision {
     }
 }
 
+/// What a send-time check reads of a consent: the few fields its decision depends on, so a batch
+/// check reads only these from the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendState {
+    pub status: ConsentStatus,
+    /// The status came from the citizen through IYS.
+    pub from_iys: bool,
+    pub iys_state: IysState,
+    pub hold: bool,
+}
+
+impl From<&ConsentState> for SendState {
+    fn from(s: &ConsentState) -> Self {
+        SendState {
+            status: s.status,
+            from_iys: s.source.is_iys(),
+            iys_state: s.iys_state,
+            hold: s.hold,
+        }
+    }
+}
+
 /// Decides one recipient. `category` is the message's category kind and the recipient's
 /// category consent status, if any.
 pub fn check(
     channel: Channel,
-    state: Option<&ConsentState>,
+    state: Option<&SendState>,
     category: Option<(CategoryKind, Option<ConsentStatus>)>,
     policy: Policy,
 ) -> Decision {
@@ -83,7 +105,7 @@ pub fn check(
         return deny(Reason::NoConsent);
     };
     if s.status == ConsentStatus::Ret {
-        return deny(if s.source.is_iys() {
+        return deny(if s.from_iys {
             Reason::RejectedInIys
         } else {
             Reason::Rejected

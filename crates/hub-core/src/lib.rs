@@ -7,6 +7,6 @@ pub mod check;
 pub mod ledger;
 pub mod model;
 
-pub use check::{Decision as CheckDecision, Policy, Reason, check};
+pub use check::{Decision as CheckDecision, Policy, Reason, SendState, check};
 pub use ledger::{Decision, Outcome, decide};
 pub use model::*;

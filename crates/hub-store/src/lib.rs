@@ -27,7 +27,7 @@ pub use reconcile::*;
 pub use sql::SqlStore;
 pub use types::*;
 
-use hub_core::{BrandCode, Change, ConsentState};
+use hub_core::{BrandCode, Change};
 use jiff::Timestamp;
 
 /// Which database a store runs on.
@@ -93,15 +93,15 @@ pub trait Store: Send + Sync {
         brand: BrandCode,
         recipient: &str,
     ) -> impl Future<Output = Result<Vec<ConsentRow>>> + Send;
-    /// The current state of many recipients on one channel and recipient type, for send-time
-    /// checks (one query per 500 recipients). Recipients with no consent are absent.
-    fn channel_states(
+    /// What a send-time check needs of many recipients' consents on one channel and recipient
+    /// type (one query per 500 recipients). Recipients with no consent are absent.
+    fn send_states(
         &self,
         brand: BrandCode,
         channel: hub_core::Channel,
         recipient_type: iys::RecipientType,
         recipients: &[String],
-    ) -> impl Future<Output = Result<std::collections::HashMap<String, ConsentState>>> + Send;
+    ) -> impl Future<Output = Result<std::collections::HashMap<String, hub_core::SendState>>> + Send;
     /// The status of one category for many subjects (recipients or `profile:<id>`).
     fn category_statuses(
         &self,

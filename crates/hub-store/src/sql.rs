@@ -34,6 +34,48 @@ pub struct SqlStore {
     pub(crate) groups: Arc<crate::group::Groups>,
 }
 
+/// The statement as the backend binds it fastest. SQLite looks a `$n` parameter's name up in a
+/// list for every value bound (sqlx asks for each parameter's name), so a statement with
+/// hundreds of parameters spent most of its time there; anonymous `?` parameters are bound by
+/// position. The rewrite applies only when `$1, $2, …` each appear once, in order, outside
+/// quotes (as in the generated multi-row statements); anything else is left as written.
+pub(crate) fn positional(backend: Backend, sql: String) -> String {
+    if backend != Backend::Sqlite {
+        return sql;
+    }
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let (mut expected, mut i, mut last) = (1usize, 0usize, 0usize);
+    let mut quoted = false;
+    while i < bytes.len() {
+        match bytes.get(i) {
+            Some(b'\'') => quoted = !quoted,
+            Some(b'$') if !quoted => {
+                let digits = bytes
+                    .get(i + 1..)
+                    .unwrap_or_default()
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                let number = sql.get(i + 1..i + 1 + digits).and_then(|d| d.parse().ok());
+                if number != Some(expected) {
+                    return sql;
+                }
+                out.push_str(sql.get(last..i).unwrap_or_default());
+                out.push('?');
+                expected += 1;
+                i += 1 + digits;
+                last = i;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push_str(sql.get(last..).unwrap_or_default());
+    out
+}
+
 pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
@@ -442,19 +484,19 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn channel_states(
+    async fn send_states(
         &self,
         brand: BrandCode,
         channel: hub_core::Channel,
         recipient_type: iys::RecipientType,
         recipients: &[String],
-    ) -> Result<std::collections::HashMap<String, ConsentState>> {
+    ) -> Result<std::collections::HashMap<String, hub_core::SendState>> {
         let mut states = std::collections::HashMap::with_capacity(recipients.len());
         for chunk in recipients.chunks(500) {
             let list = crate::record::in_list(4, chunk.len());
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT * FROM consent WHERE brand_code = $1 AND channel = $2 AND recipient_type = $3 AND recipient IN ({list})"
-            )))
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, format!(
+                "SELECT recipient, status, source, iys_state, hold FROM consent WHERE brand_code = $1 AND channel = $2 AND recipient_type = $3 AND recipient IN ({list})"
+            ))))
             .bind(brand.0 as i64)
             .bind(channel.as_str())
             .bind(recipient_type.as_str());
@@ -462,7 +504,20 @@ impl Store for SqlStore {
                 q = q.bind(r.clone());
             }
             for row in q.fetch_all(&self.pool).await? {
-                states.insert(row.try_get("recipient")?, state_from(&row)?);
+                let source: iys::Source =
+                    parse("consent.source", &row.try_get::<String, _>("source")?)?;
+                states.insert(
+                    row.try_get("recipient")?,
+                    hub_core::SendState {
+                        status: parse("consent.status", &row.try_get::<String, _>("status")?)?,
+                        from_iys: source.is_iys(),
+                        iys_state: parse(
+                            "consent.iys_state",
+                            &row.try_get::<String, _>("iys_state")?,
+                        )?,
+                        hold: row.try_get::<i64, _>("hold")? != 0,
+                    },
+                );
             }
         }
         Ok(states)
@@ -477,9 +532,9 @@ impl Store for SqlStore {
         let mut statuses = std::collections::HashMap::new();
         for chunk in subjects.chunks(500) {
             let list = crate::record::in_list(3, chunk.len());
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, format!(
                 "SELECT subject, status FROM category_consent WHERE brand_code = $1 AND category = $2 AND subject IN ({list})"
-            )))
+            ))))
             .bind(brand.0 as i64)
             .bind(category.to_owned());
             for s in chunk {
@@ -897,4 +952,27 @@ fn api_key_from(r: &AnyRow) -> Result<ApiKey> {
         last_used_at: r.try_get::<Option<i64>, _>("last_used_at_ms")?.map(ts),
         expires_at: r.try_get::<Option<i64>, _>("expires_at_ms")?.map(ts),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_binds_in_order_parameters_by_position() {
+        let sql = "SELECT * FROM t WHERE a = $1 AND b IN ($2, $3) AND c = '$9'".to_owned();
+        assert_eq!(
+            positional(Backend::Sqlite, sql.clone()),
+            "SELECT * FROM t WHERE a = ? AND b IN (?, ?) AND c = '$9'"
+        );
+        assert_eq!(positional(Backend::Postgres, sql.clone()), sql);
+        // Reused or out-of-order parameters keep their numbers.
+        for kept in ["a = $1 OR b = $1", "a = $2 AND b = $1", "a = $10", "a = $"] {
+            assert_eq!(positional(Backend::Sqlite, kept.to_owned()), kept);
+        }
+        assert_eq!(
+            positional(Backend::Sqlite, "no parameters".into()),
+            "no parameters"
+        );
+    }
 }

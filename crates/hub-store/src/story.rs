@@ -234,7 +234,7 @@ pub async fn run<S: Store>(store: &S) {
     );
     // The send-time check's bulk reads: only recipients with a consent come back.
     let many = store
-        .channel_states(
+        .send_states(
             BrandCode(600_123),
             SMS,
             RecipientType::Bireysel,

@@ -8,7 +8,7 @@ use std::hash::Hash;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use hub_core::BrandCode;
+use hub_core::{BrandCode, Channel};
 use hub_store::{ApiKey, Brand, Category};
 
 /// How long a copy is trusted when nothing on this instance changed it.
@@ -70,6 +70,57 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     }
 }
 
+/// Recipients as typed → as stored, per channel. Normalising a phone number through
+/// libphonenumber costs microseconds, which dominated large send-time checks; senders check the
+/// same audiences again and again. Only successes are kept (the function is pure, so entries
+/// never go stale); the map is emptied when full.
+#[derive(Debug, Default)]
+pub struct RecipientMemo {
+    entries: RwLock<HashMap<(Channel, String), String>>,
+}
+
+/// Recipients remembered at most (about 100 bytes each).
+const MAX_RECIPIENTS: usize = 200_000;
+
+impl RecipientMemo {
+    /// `normalise` applied to every input, reusing remembered answers; one lock per call.
+    pub fn normalise_all<E>(
+        &self,
+        inputs: &[String],
+        channel: Channel,
+        normalise: impl Fn(&str, Channel) -> Result<String, E>,
+    ) -> Vec<Result<String, E>> {
+        let mut out: Vec<Option<Result<String, E>>> = {
+            let known = self.entries.read().unwrap_or_else(|p| p.into_inner());
+            inputs
+                .iter()
+                .map(|i| known.get(&(channel, i.clone())).cloned().map(Ok))
+                .collect()
+        };
+        let mut learned = Vec::new();
+        for (slot, input) in out.iter_mut().zip(inputs) {
+            if slot.is_none() {
+                let result = normalise(input, channel);
+                if let Ok(n) = &result {
+                    learned.push(((channel, input.clone()), n.clone()));
+                }
+                *slot = Some(result);
+            }
+        }
+        if !learned.is_empty() {
+            let mut known = self.entries.write().unwrap_or_else(|p| p.into_inner());
+            if known.len() + learned.len() > MAX_RECIPIENTS {
+                known.clear();
+            }
+            known.extend(learned);
+        }
+        out.into_iter()
+            .zip(inputs)
+            .map(|(r, input)| r.unwrap_or_else(|| normalise(input, channel)))
+            .collect()
+    }
+}
+
 /// The hub's caches.
 #[derive(Debug)]
 pub struct Caches {
@@ -77,6 +128,7 @@ pub struct Caches {
     pub api_keys: TtlCache<String, ApiKey>,
     pub brands: TtlCache<BrandCode, Brand>,
     pub categories: TtlCache<BrandCode, Arc<Vec<Category>>>,
+    pub recipients: RecipientMemo,
 }
 
 impl Caches {
@@ -85,6 +137,7 @@ impl Caches {
             api_keys: TtlCache::new(ttl),
             brands: TtlCache::new(ttl),
             categories: TtlCache::new(ttl),
+            recipients: RecipientMemo::default(),
         }
     }
 }
@@ -112,6 +165,33 @@ mod tests {
         c.insert(3, "c");
         c.clear();
         assert_eq!(c.get(&3), None);
+    }
+
+    #[test]
+    fn remembered_recipients_give_the_same_answers() {
+        let memo = RecipientMemo::default();
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let upper = |s: &str, _: Channel| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if s.is_empty() {
+                Err("empty")
+            } else {
+                Ok(s.to_uppercase())
+            }
+        };
+        let inputs = vec!["a".to_owned(), String::new(), "b".to_owned()];
+        let first = memo.normalise_all(&inputs, Channel::Push, upper);
+        let again = memo.normalise_all(&inputs, Channel::Push, upper);
+        assert_eq!(first, vec![Ok("A".into()), Err("empty"), Ok("B".into())]);
+        assert_eq!(again, first);
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::Relaxed),
+            4,
+            "only the failure again"
+        );
+        // Per channel: the same text may normalise differently elsewhere.
+        memo.normalise_all(&inputs[..1], Channel::InApp, upper);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 5);
     }
 
     #[test]

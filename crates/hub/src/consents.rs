@@ -482,17 +482,17 @@ pub async fn post_check(
             }
         };
     // The recipients' states (and category statuses) in one query per 500, not one per recipient.
-    let normalised: Vec<Result<String, ApiError>> = recipients
-        .iter()
-        .map(|r| normalise_recipient(r, channel))
-        .collect();
+    let normalised: Vec<Result<String, ApiError>> =
+        hub.caches
+            .recipients
+            .normalise_all(&recipients, channel, normalise_recipient);
     let valid: Vec<String> = normalised
         .iter()
         .filter_map(|n| n.as_ref().ok().cloned())
         .collect();
     let states = hub
         .store
-        .channel_states(brand.brand_code, channel, recipient_type, &valid)
+        .send_states(brand.brand_code, channel, recipient_type, &valid)
         .await?;
     let (categories, by_profile) = match &category {
         None => (Default::default(), None),
