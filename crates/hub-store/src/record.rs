@@ -32,6 +32,9 @@ fn rows_per_statement(backend: Backend) -> usize {
 type Key = (String, &'static str, &'static str);
 /// A movement's content: transactionId, recipient, recipientType, channel, status, date, source.
 type Content = (String, String, String, String, String, String, String);
+/// An outbox row on its way to IYS (being sent, or awaiting a bulk result): the consent, its
+/// status, consentDate and source.
+type Sending = (Key, String, String, String);
 
 /// An event id before the ids are reserved: `-(index + 1)` in the batch's events.
 fn placeholder(index: usize) -> i64 {
@@ -133,7 +136,7 @@ impl SqlStore {
         let mut states = self.current_states(conn, b, &changes).await?;
         let mut categories = self.category_states(conn, b, &changes).await?;
         let mut seen = self.recorded_movements(conn, b, &changes).await?;
-        let mut unsent = self.unsent_rows(conn, b, &changes, now).await?;
+        let (mut unsent, sending) = self.unsent_rows(conn, b, &changes, now).await?;
 
         // Decisions, change by change, in memory.
         let mut events: Vec<EventRow> = Vec::with_capacity(changes.len());
@@ -165,6 +168,26 @@ impl SqlStore {
             });
             if let Some(c) = &content
                 && seen.contains(c)
+            {
+                applied.push(Applied {
+                    event_id: None,
+                    outcome: "duplicate".into(),
+                    state: None,
+                    outbox: None,
+                });
+                continue;
+            }
+            // The hub's own delivery, read back from IYS before its result was recorded (a
+            // bulk result not read yet, single adds not settled yet): the delivery records IYS's
+            // transactionId on its own event when it settles; a second event would repeat it.
+            if ch.origin.is_from_iys()
+                && ch.category.is_none()
+                && sending.contains(&(
+                    key.clone(),
+                    ch.status.as_str().to_owned(),
+                    consent_date.clone(),
+                    ch.source.as_str().to_owned(),
+                ))
             {
                 applied.push(Applied {
                     event_id: None,
@@ -697,14 +720,15 @@ impl SqlStore {
         Ok(seen)
     }
 
-    /// Unsent outbox rows (pending or held, not leased) of the batch's consents.
+    /// Unsent outbox rows (pending or held, not leased) of the batch's consents, and the
+    /// contents of their rows on the way to IYS (leased, or awaiting a bulk result).
     async fn unsent_rows(
         &self,
         conn: &mut sqlx::AnyConnection,
         b: i64,
         changes: &[Change],
         now: i64,
-    ) -> Result<HashMap<Key, Vec<Unsent>>> {
+    ) -> Result<(HashMap<Key, Vec<Unsent>>, HashSet<Sending>)> {
         let recipients = distinct(
             changes
                 .iter()
@@ -712,11 +736,12 @@ impl SqlStore {
                 .map(|c| c.key.recipient.as_str()),
         );
         let mut rows: HashMap<Key, Vec<Unsent>> = HashMap::new();
+        let mut sending: HashSet<Sending> = HashSet::new();
         for chunk in recipients.chunks(ROWS) {
             // By recipient only, so the per-recipient index answers; the few settled rows of
             // these recipients are skipped here rather than scanning every unsent row of the brand.
             let sql = format!(
-                "SELECT id, brand_code, recipient, recipient_type, channel, deadline_ms, status, consent_date, state, lease_until_ms FROM outbox \
+                "SELECT id, brand_code, recipient, recipient_type, channel, deadline_ms, status, consent_date, source, state, lease_until_ms FROM outbox \
                  WHERE brand_code = $1 AND recipient IN ({}) ORDER BY id",
                 in_list(2, chunk.len())
             );
@@ -729,17 +754,27 @@ impl SqlStore {
                 let leased = row
                     .try_get::<Option<i64>, _>("lease_until_ms")?
                     .is_some_and(|until| until >= now);
-                if !(state == "pending" || state == "held") || leased {
+                let unsent = state == "pending" || state == "held";
+                let on_its_way = state == "awaiting_result" || (unsent && leased);
+                if !(unsent || on_its_way) {
                     continue;
                 }
                 let key = key_from(&row)?;
-                rows.entry((
+                let key: Key = (
                     key.recipient,
                     key.recipient_type.as_str(),
                     key.channel.as_str(),
-                ))
-                .or_default()
-                .push(Unsent {
+                );
+                if on_its_way {
+                    sending.insert((
+                        key,
+                        row.try_get("status")?,
+                        row.try_get("consent_date")?,
+                        row.try_get("source")?,
+                    ));
+                    continue;
+                }
+                rows.entry(key).or_default().push(Unsent {
                     stored: Some(row.try_get("id")?),
                     planned: None,
                     deadline_ms: row.try_get("deadline_ms")?,
@@ -749,7 +784,7 @@ impl SqlStore {
                 });
             }
         }
-        Ok(rows)
+        Ok((rows, sending))
     }
 }
 
