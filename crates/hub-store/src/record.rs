@@ -559,17 +559,32 @@ impl SqlStore {
             query.execute(&mut *conn).await?;
         }
         // Stored rows carried by a new row (and the rows they carried before) point at it.
+        // A row is read unleased, but a claim (which does not take the brand's lock) may lease
+        // it before it is marked here: such a row is on its way to IYS and stays as it is; the
+        // new row waits behind it (a consent's rows are sent oldest first), so IYS gets both in
+        // order. `now` is the instant the rows were read unleased at.
         for chunk in carried.chunks(ROWS) {
-            let pairs = values(2, chunk.len(), 2);
-            for sql in [
-                format!(
-                    "WITH v(id, c) AS (VALUES {pairs}) UPDATE outbox SET superseded_by = (SELECT c FROM v WHERE v.id = outbox.superseded_by) WHERE brand_code = $1 AND superseded_by IN (SELECT id FROM v)"
+            for (sql, unleased) in [
+                (
+                    format!(
+                        "WITH v(id, c) AS (VALUES {}) UPDATE outbox SET superseded_by = (SELECT c FROM v WHERE v.id = outbox.superseded_by) WHERE brand_code = $1 AND superseded_by IN (SELECT id FROM v)",
+                        values(2, chunk.len(), 2)
+                    ),
+                    false,
                 ),
-                format!(
-                    "WITH v(id, c) AS (VALUES {pairs}) UPDATE outbox SET state = 'superseded', superseded_by = (SELECT c FROM v WHERE v.id = outbox.id) WHERE brand_code = $1 AND id IN (SELECT id FROM v)"
+                (
+                    format!(
+                        "WITH v(id, c) AS (VALUES {}) UPDATE outbox SET state = 'superseded', superseded_by = (SELECT c FROM v WHERE v.id = outbox.id) WHERE brand_code = $1 AND id IN (SELECT id FROM v) \
+                         AND (lease_until_ms IS NULL OR lease_until_ms < $2)",
+                        values(3, chunk.len(), 2)
+                    ),
+                    true,
                 ),
             ] {
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(b);
+                if unleased {
+                    query = query.bind(now);
+                }
                 for (id, carrier) in chunk {
                     query = query.bind(*id).bind(id_of(*carrier));
                 }
@@ -579,7 +594,7 @@ impl SqlStore {
         for (rows, sql) in [
             (
                 overtaken,
-                "UPDATE outbox SET state = 'superseded' WHERE brand_code = $1 AND id IN",
+                "UPDATE outbox SET state = 'superseded' WHERE brand_code = $1 AND (lease_until_ms IS NULL OR lease_until_ms < $2) AND id IN",
             ),
             (
                 released,
