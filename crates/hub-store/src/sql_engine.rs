@@ -158,6 +158,15 @@ impl EngineStore for SqlStore {
         let b = brand.0 as i64;
         let mut tx = self.pool.begin().await?;
         self.lock_brand(&mut tx, brand.0 as i64).await?;
+        // The mode as it is now, under the lock: the brand may have switched to sync mode while
+        // these rows were on their way.
+        let sync = sqlx::query("SELECT mode FROM brand WHERE brand_code = $1")
+            .bind(b)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get::<String, _>("mode"))
+            .transpose()?
+            .is_some_and(|m| m == Mode::Sync.as_str());
         for (item, s) in settlements {
             let key = (
                 item.recipient.clone(),
@@ -201,6 +210,36 @@ impl EngineStore for SqlStore {
                 // The refusal time is kept for the 24-hour error figures.
                 Settlement::Refused { .. } => Some(ms(now)),
                 Settlement::Delivered { .. } => None,
+            };
+            // Sync mode never gives IYS a new record: an ONAY that comes back unsent (a retry, a
+            // pause) after a switch to sync mode is held, as the switch holds the rows it finds
+            // waiting, unless IYS is known to have the consent. If a later change came while it
+            // was on its way (the consent's state is no longer its event's), it is superseded
+            // instead: held, it would no longer keep the later row waiting behind it, and would
+            // reach IYS after it once released.
+            let row_state = if sync && row_state == "pending" && item.status == ConsentStatus::Onay
+            {
+                let consent = sqlx::query("SELECT iys_known, last_event_id FROM consent WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4")
+                    .bind(b)
+                    .bind(key.0.clone())
+                    .bind(key.1)
+                    .bind(key.2)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let (iys_has_it, current) = match consent {
+                    Some(r) => (
+                        r.try_get::<i64, _>("iys_known")? != 0,
+                        r.try_get::<i64, _>("last_event_id")? == item.event_id,
+                    ),
+                    None => (false, true),
+                };
+                match (iys_has_it, current) {
+                    (true, _) => "pending",
+                    (false, true) => "held",
+                    (false, false) => "superseded",
+                }
+            } else {
+                row_state
             };
             let counts_attempt = !matches!(
                 s,
@@ -248,6 +287,16 @@ impl EngineStore for SqlStore {
                     "not settled: the row's lease passed to another owner"
                 );
                 continue;
+            }
+            if row_state == "held" {
+                sqlx::query("UPDATE consent SET iys_state = 'held' WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 AND last_event_id = $5 AND iys_state = 'pending'")
+                    .bind(b)
+                    .bind(key.0.clone())
+                    .bind(key.1)
+                    .bind(key.2)
+                    .bind(item.event_id)
+                    .execute(&mut *tx)
+                    .await?;
             }
             match &s {
                 Settlement::Delivered {
@@ -340,6 +389,17 @@ impl EngineStore for SqlStore {
                 (r.rows_affected(), 0)
             }
             Mode::Sync => {
+                // A waiting ONAY that no longer carries its consent's state (it came back from
+                // IYS unsent after a later change was queued behind it) is superseded, not held:
+                // held, it would let the later row go first and follow it once released.
+                sqlx::query(
+                    "UPDATE outbox SET state = 'superseded' WHERE brand_code = $1 AND state = 'pending' AND status = 'ONAY' AND (lease_until_ms IS NULL OR lease_until_ms < $2) \
+                     AND NOT EXISTS (SELECT 1 FROM consent c WHERE c.brand_code = outbox.brand_code AND c.recipient = outbox.recipient AND c.recipient_type = outbox.recipient_type AND c.channel = outbox.channel AND (c.iys_known = 1 OR c.last_event_id = outbox.event_id))",
+                )
+                .bind(b)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
                 let r = sqlx::query(
                     "UPDATE outbox SET state = 'held' WHERE brand_code = $1 AND state = 'pending' AND status = 'ONAY' AND (lease_until_ms IS NULL OR lease_until_ms < $2) \
                      AND NOT EXISTS (SELECT 1 FROM consent c WHERE c.brand_code = outbox.brand_code AND c.recipient = outbox.recipient AND c.recipient_type = outbox.recipient_type AND c.channel = outbox.channel AND c.iys_known = 1)",

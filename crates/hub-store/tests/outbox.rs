@@ -418,3 +418,162 @@ async fn queued_changes_collapse_into_the_newest(url: &str, _dialect: &str) {
     assert_eq!(next_a[0].id, carrier.id);
     store.close().await;
 }
+
+on_both!(rows_on_their_way, rows_on_their_way_to_iys);
+
+/// Rows on their way to IYS while things change. An ONAY of a recipient IYS does not know, sent
+/// back by a pause after the brand switched to sync mode, is held like the rows the switch found
+/// waiting (sync mode never gives IYS a new record); one IYS knows goes back to pending; one a
+/// later change overtook meanwhile is superseded, so the later change is not sent before it.
+/// The hub's own delivery, read back from IYS before its result is recorded, is not recorded
+/// again.
+async fn rows_on_their_way_to_iys(url: &str, _dialect: &str) {
+    let store = SqlStore::connect(url).await.unwrap();
+    let brand = with_brand(&store).await;
+    let (unknown, known, echoed, overtaken) = (
+        "+905320000001",
+        "+905320000002",
+        "+905320000003",
+        "+905320000004",
+    );
+    let date = "2026-11-20 10:00:00";
+    store
+        .apply(
+            &brand,
+            [unknown, known, echoed, overtaken]
+                .into_iter()
+                .map(|r| change(r, ConsentStatus::Onay, date))
+                .collect(),
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .mark_known(BRAND, SMS, RecipientType::Bireysel, &[known.to_owned()])
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    let claimed = store
+        .claim_pending(BRAND, "one", now, 60_000, 100)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 4);
+    let of = |r: &str| claimed.iter().find(|i| i.recipient == r).unwrap().clone();
+    // A RET of the fourth comes while its ONAY is on its way: it waits behind it.
+    store
+        .apply(
+            &brand,
+            vec![change(overtaken, ConsentStatus::Ret, "2026-11-20 11:00:00")],
+            None,
+        )
+        .await
+        .unwrap();
+    let row_state = |r: &'static str| {
+        let store = &store;
+        async move {
+            store
+                .outbox_rows(BRAND, &OutboxFilter::default(), now, 0, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|o| o.recipient == r)
+                .unwrap()
+                .state
+        }
+    };
+    let consent_state = |r: &'static str| {
+        let store = &store;
+        async move { store.consents(BRAND, r).await.unwrap()[0].state.iys_state }
+    };
+
+    // The switch leaves rows on their way alone.
+    store.switch_mode(BRAND, Mode::Sync, "test").await.unwrap();
+    assert_eq!(row_state(unknown).await, OutboxState::Pending);
+    store
+        .settle(
+            BRAND,
+            "one",
+            vec![
+                (of(unknown), Settlement::Paused { until: now }),
+                (of(overtaken), Settlement::Paused { until: now }),
+                (
+                    of(known),
+                    Settlement::Retry {
+                        error: "503".into(),
+                        at: now,
+                    },
+                ),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (row_state(unknown).await, consent_state(unknown).await),
+        (OutboxState::Held, IysState::Held),
+        "sync mode never gives IYS a new record"
+    );
+    assert_eq!(row_state(known).await, OutboxState::Pending);
+    let rows = store
+        .outbox_rows(
+            BRAND,
+            &OutboxFilter {
+                recipient: Some(overtaken.into()),
+                ..Default::default()
+            },
+            now,
+            0,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.iter().map(|o| (o.status, o.state)).collect::<Vec<_>>(),
+        vec![
+            (ConsentStatus::Onay, OutboxState::Superseded),
+            (ConsentStatus::Ret, OutboxState::Pending)
+        ],
+        "the overtaken ONAY is not held to follow the RET later"
+    );
+    store
+        .switch_mode(BRAND, Mode::Integrator, "test")
+        .await
+        .unwrap();
+    assert_eq!(row_state(unknown).await, OutboxState::Pending);
+
+    // IYS has the third ONAY and the hub reads it back before its result is recorded.
+    let tx = "e".repeat(64);
+    let mut echo = change(echoed, ConsentStatus::Onay, date);
+    echo.origin = Origin::IysPull;
+    echo.iys_transaction_id = Some(tx.clone());
+    let applied = store
+        .apply_pull(&brand, vec![echo.clone()], "HS", "c1")
+        .await
+        .unwrap();
+    assert_eq!(applied[0].outcome, "duplicate", "{applied:?}");
+    store
+        .settle(
+            BRAND,
+            "one",
+            vec![(
+                of(echoed),
+                Settlement::Delivered {
+                    transaction_id: tx.clone(),
+                    creation_date: None,
+                },
+            )],
+            now,
+        )
+        .await
+        .unwrap();
+    let applied = store
+        .apply_pull(&brand, vec![echo], "HS", "c2")
+        .await
+        .unwrap();
+    assert_eq!(applied[0].outcome, "duplicate");
+    let history = store.history(BRAND, echoed, 10).await.unwrap();
+    assert_eq!(history.len(), 1, "one event for one movement: {history:?}");
+    assert_eq!(history[0].delivered_transaction_id.as_deref(), Some(&*tx));
+    assert_eq!(consent_state(echoed).await, IysState::InIys);
+    store.close().await;
+}
