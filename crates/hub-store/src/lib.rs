@@ -13,6 +13,7 @@ mod reconcile;
 mod record;
 mod sql;
 mod sql_engine;
+mod sqlite_read;
 #[cfg(any(test, feature = "testkit"))]
 pub mod story;
 #[cfg(any(test, feature = "testkit"))]
@@ -49,6 +50,8 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database: {0}")]
+    Sqlite(String),
     #[error("the write was not recorded: {0}")]
     GroupCommit(String),
     #[error("migration: {0}")]

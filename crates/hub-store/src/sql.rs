@@ -32,6 +32,8 @@ pub struct SqlStore {
     write_lock: Arc<Mutex<()>>,
     /// Concurrent `apply` batches of a brand, committed together.
     pub(crate) groups: Arc<crate::group::Groups>,
+    /// Native read-only connections for send-time checks (SQLite files).
+    readers: Option<Arc<crate::sqlite_read::Readers>>,
 }
 
 /// The statement as the backend binds it fastest. SQLite looks a `$n` parameter's name up in a
@@ -74,6 +76,22 @@ pub(crate) fn positional(backend: Backend, sql: String) -> String {
     }
     out.push_str(sql.get(last..).unwrap_or_default());
     out
+}
+
+/// Runs a native SQLite read: in place when it is small (a few microseconds, less than handing it
+/// to another thread), on the blocking pool when it is large enough to hold up other requests.
+async fn native<T: Send + 'static>(
+    readers: &Arc<crate::sqlite_read::Readers>,
+    size: usize,
+    read: impl FnOnce(&crate::sqlite_read::Readers) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    if size <= 64 {
+        return read(readers);
+    }
+    let readers = readers.clone();
+    tokio::task::spawn_blocking(move || read(&readers))
+        .await
+        .map_err(|e| StoreError::Sqlite(format!("a read was interrupted: {e}")))?
 }
 
 pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -139,6 +157,10 @@ impl SqlStore {
             backend,
             write_lock: Arc::new(Mutex::new(())),
             groups: Arc::default(),
+            readers: match backend {
+                Backend::Sqlite => crate::sqlite_read::Readers::for_url(url).map(Arc::new),
+                Backend::Postgres => None,
+            },
         };
         store.migrate().await?;
         Ok(store)
@@ -491,6 +513,13 @@ impl Store for SqlStore {
         recipient_type: iys::RecipientType,
         recipients: &[String],
     ) -> Result<std::collections::HashMap<String, hub_core::SendState>> {
+        if let Some(readers) = &self.readers {
+            return native(readers, recipients.len(), {
+                let recipients = recipients.to_vec();
+                move |r| r.send_states(brand, channel, recipient_type, &recipients)
+            })
+            .await;
+        }
         let mut states = std::collections::HashMap::with_capacity(recipients.len());
         for chunk in recipients.chunks(500) {
             let list = crate::record::in_list(4, chunk.len());
@@ -529,6 +558,13 @@ impl Store for SqlStore {
         category: &str,
         subjects: &[String],
     ) -> Result<std::collections::HashMap<String, iys::ConsentStatus>> {
+        if let Some(readers) = &self.readers {
+            return native(readers, subjects.len(), {
+                let (category, subjects) = (category.to_owned(), subjects.to_vec());
+                move |r| r.category_statuses(brand, &category, &subjects)
+            })
+            .await;
+        }
         let mut statuses = std::collections::HashMap::new();
         for chunk in subjects.chunks(500) {
             let list = crate::record::in_list(3, chunk.len());

@@ -1,0 +1,150 @@
+//! Send-time checks on SQLite read through rusqlite, on read-only connections of the same
+//! database file, called in place.
+//!
+//! sqlx's SQLite driver runs every statement on a worker thread and hands rows back through a
+//! channel, converted to `AnyRow`: a point lookup cost about 19 µs, six times rusqlite's 3 µs
+//! called in place (measured on this project's 2-core machine: 52,000 vs 320,000 lookups/s from
+//! four tasks), and a single check costs little else. These readers see exactly what is
+//! committed (WAL gives each statement a consistent snapshot): nothing is cached, so a RET is
+//! denied by the very next check. Writes stay on sqlx, in one place.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use hub_core::{BrandCode, Channel, SendState};
+use iys::RecipientType;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::sql::parse;
+use crate::{Result, StoreError};
+
+/// Recipients per statement (SQLite allows 32,766 parameters).
+const CHUNK: usize = 500;
+/// Idle connections kept.
+const KEEP: usize = 8;
+
+/// Read-only connections to one SQLite file, opened on demand and reused.
+#[derive(Debug)]
+pub(crate) struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    /// Readers for a `sqlite:` URL naming a file; none for an in-memory database, which other
+    /// connections cannot see.
+    pub(crate) fn for_url(url: &str) -> Option<Readers> {
+        let rest = url.strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let path = rest.split('?').next().unwrap_or_default();
+        if path.is_empty() || path.starts_with(":memory:") {
+            return None;
+        }
+        Some(Readers {
+            path: PathBuf::from(path),
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.busy_timeout(std::time::Duration::from_secs(10))?;
+                c.set_prepared_statement_cache_capacity(64);
+                c
+            }
+        };
+        let result = f(&conn);
+        // A connection whose statement failed is dropped rather than reused.
+        if result.is_ok() {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < KEEP {
+                idle.push(conn);
+            }
+        }
+        result
+    }
+
+    pub(crate) fn send_states(
+        &self,
+        brand: BrandCode,
+        channel: Channel,
+        recipient_type: RecipientType,
+        recipients: &[String],
+    ) -> Result<HashMap<String, SendState>> {
+        self.with(|conn| {
+            let mut states = HashMap::with_capacity(recipients.len());
+            for chunk in recipients.chunks(CHUNK) {
+                let sql = format!(
+                    "SELECT recipient, status, source, iys_state, hold FROM consent WHERE brand_code = ? AND channel = ? AND recipient_type = ? AND recipient IN ({})",
+                    marks(chunk.len())
+                );
+                let mut st = conn.prepare_cached(&sql)?;
+                let (brand, channel, recipient_type) =
+                    (brand.0 as i64, channel.as_str(), recipient_type.as_str());
+                let mut params: Vec<&dyn rusqlite::ToSql> = vec![&brand, &channel, &recipient_type];
+                params.extend(chunk.iter().map(|r| r as &dyn rusqlite::ToSql));
+                let mut rows = st.query(params.as_slice())?;
+                while let Some(row) = rows.next()? {
+                    let text = |i: usize| row.get_ref(i)?.as_str().map_err(rusqlite::Error::from);
+                    let source: iys::Source = parse("consent.source", text(2)?)?;
+                    states.insert(
+                        text(0)?.to_owned(),
+                        SendState {
+                            status: parse("consent.status", text(1)?)?,
+                            from_iys: source.is_iys(),
+                            iys_state: parse("consent.iys_state", text(3)?)?,
+                            hold: row.get::<_, i64>(4)? != 0,
+                        },
+                    );
+                }
+            }
+            Ok(states)
+        })
+    }
+
+    pub(crate) fn category_statuses(
+        &self,
+        brand: BrandCode,
+        category: &str,
+        subjects: &[String],
+    ) -> Result<HashMap<String, iys::ConsentStatus>> {
+        self.with(|conn| {
+            let mut statuses = HashMap::new();
+            for chunk in subjects.chunks(CHUNK) {
+                let sql = format!(
+                    "SELECT subject, status FROM category_consent WHERE brand_code = ? AND category = ? AND subject IN ({})",
+                    marks(chunk.len())
+                );
+                let mut st = conn.prepare_cached(&sql)?;
+                let brand = brand.0 as i64;
+                let mut params: Vec<&dyn rusqlite::ToSql> = vec![&brand, &category];
+                params.extend(chunk.iter().map(|s| s as &dyn rusqlite::ToSql));
+                let mut rows = st.query(params.as_slice())?;
+                while let Some(row) = rows.next()? {
+                    let subject: String = row.get(0)?;
+                    let status: String = row.get(1)?;
+                    statuses.insert(subject, parse("category_consent.status", &status)?);
+                }
+            }
+            Ok(statuses)
+        })
+    }
+}
+
+fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e.to_string())
+    }
+}
