@@ -315,8 +315,9 @@ impl Run {
                 continue;
             }
             let state = self.w.state_of(&recipient(n)).await;
+            let send = state.as_ref().map(hub_core::SendState::from);
             for policy in [Policy::Strict, Policy::Lenient] {
-                let d = hub_core::check(SMS, state.as_ref(), None, policy);
+                let d = hub_core::check(SMS, send.as_ref(), None, policy);
                 assert!(
                     !d.allowed,
                     "seed {seed}: {} is RET in IYS but the check allows it ({policy:?}): {state:?}",

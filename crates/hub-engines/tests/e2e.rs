@@ -800,7 +800,11 @@ async fn same_second_citizen_pairs_and_equal_date_pairs_end_as_ret() {
     assert_eq!(w.stats().await["movements"], 240);
     let check = hub_core::check(
         SMS,
-        w.state_of("+905320000000").await.as_ref(),
+        w.state_of("+905320000000")
+            .await
+            .as_ref()
+            .map(hub_core::SendState::from)
+            .as_ref(),
         None,
         hub_core::Policy::Lenient,
     );
