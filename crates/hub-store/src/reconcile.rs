@@ -13,7 +13,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::engine::OutboxState;
-use crate::sql::{corrupt, ms, parse, ts};
+use crate::sql::{corrupt, ms, parse, positional, ts};
 use crate::{Result, SqlStore};
 
 /// Where a day stands.
@@ -404,7 +404,7 @@ impl ReconcileStore for SqlStore {
             "{MOVEMENT_COLUMNS} AND e.iys_creation_date >= $2 AND e.iys_creation_date < $3 \
              AND (e.iys_transaction_id IS NOT NULL OR e.delivered_transaction_id IS NOT NULL)"
         );
-        for r in sqlx::query(sqlx::AssertSqlSafe(by_day))
+        for r in sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, by_day)))
             .bind(b)
             .bind(start)
             .bind(end)
@@ -424,7 +424,7 @@ impl ReconcileStore for SqlStore {
             let sql = format!(
                 "{MOVEMENT_COLUMNS} AND (e.iys_transaction_id IN ({list}) OR e.delivered_transaction_id IN ({list}))"
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(b);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))).bind(b);
             for t in chunk {
                 q = q.bind((*t).clone());
             }

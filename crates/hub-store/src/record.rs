@@ -11,7 +11,7 @@ use hub_core::{Change, ConsentState, IysState, Mode, decide};
 use jiff::Timestamp;
 use sqlx::Row;
 
-use crate::sql::{EventFields, category_from, key_from, ms, parse, state_from};
+use crate::sql::{EventFields, category_from, key_from, ms, parse, positional, state_from};
 use crate::types::{Applied, Brand};
 use crate::{Backend, Result, SqlStore, StoreError};
 
@@ -364,7 +364,7 @@ impl SqlStore {
                 values(1, chunk.len(), 15)
             );
             q.shrink_to_fit();
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(q));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, q)));
             for ((recipient, rtype, channel), s) in chunk {
                 query = query
                     .bind(b)
@@ -394,7 +394,7 @@ impl SqlStore {
                  ON CONFLICT (brand_code, subject, category) DO UPDATE SET status = excluded.status, consent_date = excluded.consent_date, source = excluded.source, last_event_id = excluded.last_event_id, updated_at_ms = excluded.updated_at_ms",
                 values(1, chunk.len(), 8)
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(q));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, q)));
             for ((subject, category), s) in chunk {
                 query = query
                     .bind(b)
@@ -446,18 +446,18 @@ impl SqlStore {
         }
         match self.backend {
             Backend::Sqlite => {
-                let last: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+                let last: i64 = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, format!(
                     "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0), COALESCE((SELECT MAX(id) FROM {table}), 0)) AS last"
-                )))
+                ))))
                 .fetch_one(&mut *conn)
                 .await?
                 .try_get("last")?;
                 Ok((1..=n as i64).map(|i| last + i).collect())
             }
             Backend::Postgres => {
-                let mut ids: Vec<i64> = sqlx::query(sqlx::AssertSqlSafe(format!(
+                let mut ids: Vec<i64> = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, format!(
                     "SELECT nextval(pg_get_serial_sequence('{table}', 'id')) AS id FROM generate_series(1, $1)"
-                )))
+                ))))
                 .bind(n as i64)
                 .fetch_all(&mut *conn)
                 .await?
@@ -483,7 +483,7 @@ impl SqlStore {
                 "INSERT INTO consent_event (id, brand_code, recipient, recipient_type, channel, category, profile_id, status, consent_date, source, origin, actor, evidence, hold, outcome, received_at_ms, iys_transaction_id, prev_hash, hash, iys_creation_date) VALUES {}",
                 values(1, chunk.len(), 20)
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(q));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, q)));
             for (e, id) in chunk.iter().zip(ids) {
                 let ch = &e.change;
                 query = query
@@ -537,7 +537,7 @@ impl SqlStore {
                 "INSERT INTO outbox (id, brand_code, event_id, recipient, recipient_type, channel, status, consent_date, source, state, attempts, next_attempt_at_ms, deadline_ms, created_at_ms, superseded_by) VALUES {}",
                 values(1, chunk.len(), 15)
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(q));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, q)));
             for (offset, p) in chunk.iter().enumerate() {
                 query = query
                     .bind(id_of(start + offset))
@@ -581,7 +581,8 @@ impl SqlStore {
                     true,
                 ),
             ] {
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(b);
+                let mut query =
+                    sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))).bind(b);
                 if unleased {
                     query = query.bind(now);
                 }
@@ -604,7 +605,8 @@ impl SqlStore {
             let first = if sql.contains("$2") { 3 } else { 2 };
             for chunk in rows.chunks(ROWS) {
                 let q = format!("{sql} ({})", in_list(first, chunk.len()));
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(q)).bind(b);
+                let mut query =
+                    sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, q))).bind(b);
                 if first == 3 {
                     query = query.bind(now);
                 }
@@ -637,7 +639,7 @@ impl SqlStore {
                 "SELECT * FROM consent WHERE brand_code = $1 AND recipient IN ({})",
                 in_list(2, chunk.len())
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(b);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))).bind(b);
             for r in chunk {
                 q = q.bind((*r).to_owned());
             }
@@ -675,7 +677,7 @@ impl SqlStore {
                 "SELECT * FROM category_consent WHERE brand_code = $1 AND subject IN ({})",
                 in_list(2, chunk.len())
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(b);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))).bind(b);
             for s in chunk {
                 q = q.bind((*s).to_owned());
             }
@@ -710,7 +712,7 @@ impl SqlStore {
                 "SELECT recipient, recipient_type, channel, status, consent_date, source, iys_transaction_id, delivered_transaction_id FROM consent_event \
                  WHERE brand_code = $1 AND (iys_transaction_id IN ({list}) OR delivered_transaction_id IN ({list}))"
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(b);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))).bind(b);
             for t in chunk {
                 q = q.bind((*t).to_owned());
             }
@@ -760,7 +762,7 @@ impl SqlStore {
                  WHERE brand_code = $1 AND recipient IN ({}) ORDER BY id",
                 in_list(2, chunk.len())
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(b);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))).bind(b);
             for r in chunk {
                 q = q.bind((*r).to_owned());
             }

@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::engine::*;
-use crate::sql::{ms, parse, ts};
+use crate::sql::{ms, parse, positional, ts};
 use crate::{Applied, Backend, Brand, Result, SqlStore, Store};
 
 fn item_from(r: &AnyRow) -> Result<OutboxItem> {
@@ -705,7 +705,7 @@ impl EngineStore for SqlStore {
             "SELECT * FROM outbox WHERE brand_code = $1 AND id > $2{clause} ORDER BY id LIMIT {}",
             limit.clamp(1, 1000)
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql)))
             .bind(brand.0 as i64)
             .bind(after);
         for v in binds {
@@ -751,7 +751,9 @@ impl EngineStore for SqlStore {
              AND c.recipient_type = o.recipient_type AND c.channel = o.channel AND c.last_event_id = o.event_id) AS current \
              FROM outbox o WHERE o.brand_code = $1 AND o.id > $2 AND o.state IN {states}{clause} ORDER BY o.id"
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(b).bind(0_i64);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql)))
+            .bind(b)
+            .bind(0_i64);
         for v in binds {
             q = v.bind_to(q);
         }
@@ -777,19 +779,19 @@ impl EngineStore for SqlStore {
         }
         for (ids, events) in ids.chunks(500).zip(events.chunks(500)) {
             let list = |xs: &[i64]| xs.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
-            sqlx::query(sqlx::AssertSqlSafe(format!(
+            sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, format!(
                 "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at_ms = $1, last_error = NULL, lease_owner = NULL, lease_until_ms = NULL, \
                  request_id = NULL, sub_request_id = NULL, bulk_index = NULL, submitted_at_ms = NULL WHERE brand_code = $2 AND id IN ({})",
                 list(ids)
-            )))
+            ))))
             .bind(ms(now))
             .bind(b)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!(
+            sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, format!(
                 "UPDATE consent SET iys_state = 'pending', iys_error = NULL WHERE brand_code = $1 AND last_event_id IN ({})",
                 list(events)
-            )))
+            ))))
             .bind(b)
             .execute(&mut *tx)
             .await?;
