@@ -9,6 +9,7 @@
 mod connection;
 mod engine;
 mod group;
+mod listing;
 mod reconcile;
 mod record;
 mod sql;
@@ -125,6 +126,40 @@ pub trait Store: Send + Sync {
         recipient: &str,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Event>>> + Send;
+    /// Consents of a brand matching `filter`, `limit` at a time in key order (recipient,
+    /// recipient type, channel), after the key `after` (the last one of the previous page).
+    fn list_consents(
+        &self,
+        brand: BrandCode,
+        filter: &ConsentFilter,
+        after: Option<&hub_core::ConsentKey>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<ConsentRow>>> + Send;
+    /// History of a recipient, newest first, from before event `before` (the last id of the
+    /// previous page).
+    fn history_page(
+        &self,
+        brand: BrandCode,
+        recipient: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Event>>> + Send;
+    /// The audit log of a brand, or with `None` of the whole instance, newest first, from before
+    /// entry `before`.
+    fn audit_log(
+        &self,
+        brand: Option<BrandCode>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<AuditEntry>>> + Send;
+    /// Records who did what (an administrative action: keys, connections, categories, modes).
+    fn audit(
+        &self,
+        brand: Option<BrandCode>,
+        actor: &str,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> impl Future<Output = Result<()>> + Send;
     /// Recomputes the brand's hash chain.
     fn verify_chain(&self, brand: BrandCode) -> impl Future<Output = Result<ChainReport>> + Send;
     /// Outbox rows per state.

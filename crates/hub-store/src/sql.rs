@@ -328,7 +328,7 @@ impl EventFields<'_> {
     }
 }
 
-fn event_from(row: &AnyRow) -> Result<Event> {
+pub(crate) fn event_from(row: &AnyRow) -> Result<Event> {
     let evidence: Option<String> = row.try_get("evidence")?;
     Ok(Event {
         id: row.try_get("id")?,
@@ -616,6 +616,45 @@ impl Store for SqlStore {
             .iter()
             .map(event_from)
             .collect()
+    }
+
+    async fn list_consents(
+        &self,
+        brand: BrandCode,
+        filter: &ConsentFilter,
+        after: Option<&ConsentKey>,
+        limit: u32,
+    ) -> Result<Vec<ConsentRow>> {
+        self.list_consents_page(brand, filter, after, limit).await
+    }
+
+    async fn history_page(
+        &self,
+        brand: BrandCode,
+        recipient: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Event>> {
+        self.events_before(brand, recipient, before, limit).await
+    }
+
+    async fn audit_log(
+        &self,
+        brand: Option<BrandCode>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
+        self.audit_page(brand, before, limit).await
+    }
+
+    async fn audit(
+        &self,
+        brand: Option<BrandCode>,
+        actor: &str,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        self.audit_entry(brand, actor, action, detail).await
     }
 
     async fn verify_chain(&self, brand: BrandCode) -> Result<ChainReport> {

@@ -250,3 +250,28 @@ impl ApiKey {
         !self.revoked && scope_ok && brand_ok
     }
 }
+
+/// Which consents a listing returns; every filter is optional and they all apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsentFilter {
+    pub channel: Option<hub_core::Channel>,
+    pub recipient_type: Option<iys::RecipientType>,
+    pub status: Option<ConsentStatus>,
+    pub iys_state: Option<hub_core::IysState>,
+    pub source: Option<Source>,
+    /// Consents whose state changed at or after this instant.
+    pub changed_since: Option<Timestamp>,
+}
+
+/// One entry of the audit log: who did what to a brand (or to the instance) and when.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub id: i64,
+    pub brand_code: Option<BrandCode>,
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: String,
+    /// What the action changed, as recorded (a JSON object for the hub's own actions).
+    pub detail: Option<serde_json::Value>,
+}

@@ -1,0 +1,167 @@
+//! Listings with keyset pagination: consents by filter, a recipient's history page by page, and
+//! the audit log. A page is read by index order from the last key of the previous page, so a
+//! page costs the same however deep it is and a listing stays stable while rows are added.
+
+use hub_core::{BrandCode, ConsentKey};
+use sqlx::Row;
+
+use crate::sql::{event_from, key_from, ms, positional, state_from, ts};
+use crate::types::{AuditEntry, ConsentFilter, ConsentRow, Event};
+use crate::{Result, SqlStore};
+
+impl SqlStore {
+    /// Consents of a brand matching `filter`, in key order (recipient, recipient type,
+    /// channel), after `after` (exclusive).
+    pub(crate) async fn list_consents_page(
+        &self,
+        brand: BrandCode,
+        filter: &ConsentFilter,
+        after: Option<&ConsentKey>,
+        limit: u32,
+    ) -> Result<Vec<ConsentRow>> {
+        let mut sql = String::from("SELECT * FROM consent WHERE brand_code = $1");
+        let mut n = 1;
+        let mut next = |sql: &mut String, clause: &str| {
+            n += 1;
+            sql.push_str(&clause.replace('#', &format!("${n}")));
+        };
+        if after.is_some() {
+            // Row-value comparison: both databases walk the primary key from there.
+            next(&mut sql, " AND (recipient, recipient_type, channel) > (#");
+            for _ in 0..2 {
+                next(&mut sql, ", #");
+            }
+            sql.push(')');
+        }
+        let texts: Vec<(&str, Option<String>)> = vec![
+            ("channel", filter.channel.map(|c| c.as_str().to_owned())),
+            (
+                "recipient_type",
+                filter.recipient_type.map(|t| t.as_str().to_owned()),
+            ),
+            ("status", filter.status.map(|s| s.as_str().to_owned())),
+            ("iys_state", filter.iys_state.map(|s| s.as_str().to_owned())),
+            (
+                "source",
+                filter.source.as_ref().map(|s| s.as_str().to_owned()),
+            ),
+        ];
+        for (column, value) in &texts {
+            if value.is_some() {
+                next(&mut sql, &format!(" AND {column} = #"));
+            }
+        }
+        if filter.changed_since.is_some() {
+            next(&mut sql, " AND updated_at_ms >= #");
+        }
+        next(
+            &mut sql,
+            " ORDER BY recipient, recipient_type, channel LIMIT #",
+        );
+        let sql = positional(self.backend, sql);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(brand.0 as i64);
+        if let Some(k) = after {
+            q = q
+                .bind(k.recipient.clone())
+                .bind(k.recipient_type.as_str())
+                .bind(k.channel.as_str());
+        }
+        for (_, value) in texts {
+            if let Some(v) = value {
+                q = q.bind(v);
+            }
+        }
+        if let Some(t) = filter.changed_since {
+            q = q.bind(ms(t));
+        }
+        q.bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(ConsentRow {
+                    key: key_from(r)?,
+                    state: state_from(r)?,
+                })
+            })
+            .collect()
+    }
+
+    /// A recipient's history, newest first, before event `before` (exclusive).
+    pub(crate) async fn events_before(
+        &self,
+        brand: BrandCode,
+        recipient: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Event>> {
+        let sql = "SELECT id, brand_code, recipient, recipient_type, channel, category, profile_id, status, consent_date, source, origin, actor, evidence, hold, outcome, received_at_ms, iys_transaction_id, delivered_transaction_id, iys_creation_date, iys_error, prev_hash, hash \
+                   FROM consent_event WHERE brand_code = $1 AND recipient = $2 AND id < $3 ORDER BY id DESC LIMIT $4";
+        sqlx::query(sql)
+            .bind(brand.0 as i64)
+            .bind(recipient.to_owned())
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(event_from)
+            .collect()
+    }
+
+    /// The audit log of a brand (or, with `None`, of every brand and the instance), newest
+    /// first, before entry `before` (exclusive).
+    pub(crate) async fn audit_page(
+        &self,
+        brand: Option<BrandCode>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
+        let by_brand = "SELECT id, brand_code, at_ms, actor, action, detail FROM audit_log WHERE brand_code = $1 AND id < $2 ORDER BY id DESC LIMIT $3";
+        let all = "SELECT id, brand_code, at_ms, actor, action, detail FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2";
+        let q = match brand {
+            Some(b) => sqlx::query(by_brand).bind(b.0 as i64),
+            None => sqlx::query(all),
+        };
+        q.bind(before.unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                let detail: Option<String> = r.try_get("detail")?;
+                Ok(AuditEntry {
+                    id: r.try_get("id")?,
+                    brand_code: r
+                        .try_get::<Option<i64>, _>("brand_code")?
+                        .map(|b| BrandCode(b as u64)),
+                    at: ts(r.try_get("at_ms")?),
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    // Free text from older entries is kept as a string.
+                    detail: detail
+                        .map(|d| serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d))),
+                })
+            })
+            .collect()
+    }
+
+    /// Records an action in the audit log.
+    pub(crate) async fn audit_entry(
+        &self,
+        brand: Option<BrandCode>,
+        actor: &str,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO audit_log (brand_code, at_ms, actor, action, detail) VALUES ($1, $2, $3, $4, $5)")
+            .bind(brand.map(|b| b.0 as i64))
+            .bind(ms(jiff::Timestamp::now()))
+            .bind(actor.to_owned())
+            .bind(action.to_owned())
+            .bind(detail.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
