@@ -231,12 +231,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Logs on standard error: `IYSHUB_LOG_FORMAT=json` (one JSON object a line, the default when
+/// standard error is not a terminal, as under systemd or in a container) or `text`; colours only
+/// on a terminal, so files and collectors never get escape codes. `RUST_LOG` filters.
 fn init_tracing() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    use std::io::IsTerminal;
+    let terminal = std::io::stderr().is_terminal();
+    let json = match std::env::var("IYSHUB_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") => false,
+        Ok(other) => {
+            eprintln!("IYSHUB_LOG_FORMAT={other:?} is not json or text; using text");
+            false
+        }
+        Err(_) => !terminal,
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    if json {
+        logs.json().with_current_span(false).init();
+    } else {
+        logs.with_ansi(terminal).init();
+    }
 }
 
 fn run_sim(args: SimArgs) -> anyhow::Result<ExitCode> {
