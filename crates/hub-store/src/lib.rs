@@ -10,6 +10,7 @@ mod connection;
 mod engine;
 mod group;
 mod listing;
+mod pg_read;
 mod reconcile;
 mod record;
 mod sql;

@@ -34,6 +34,8 @@ pub struct SqlStore {
     pub(crate) groups: Arc<crate::group::Groups>,
     /// Native read-only connections for send-time checks (SQLite files).
     readers: Option<Arc<crate::sqlite_read::Readers>>,
+    /// Native connections for send-time checks (PostgreSQL).
+    pg: Option<sqlx::PgPool>,
 }
 
 /// The statement as the backend binds it fastest. SQLite looks a `$n` parameter's name up in a
@@ -161,6 +163,10 @@ impl SqlStore {
                 Backend::Sqlite => crate::sqlite_read::Readers::for_url(url).map(Arc::new),
                 Backend::Postgres => None,
             },
+            pg: match backend {
+                Backend::Sqlite => None,
+                Backend::Postgres => Some(crate::pg_read::pool(url).await?),
+            },
         };
         store.migrate().await?;
         Ok(store)
@@ -183,6 +189,9 @@ impl SqlStore {
     }
 
     pub async fn close(&self) {
+        if let Some(pg) = &self.pg {
+            pg.close().await;
+        }
         self.pool.close().await;
     }
 
@@ -520,6 +529,10 @@ impl Store for SqlStore {
             })
             .await;
         }
+        if let Some(pg) = &self.pg {
+            return crate::pg_read::send_states(pg, brand, channel, recipient_type, recipients)
+                .await;
+        }
         let mut states = std::collections::HashMap::with_capacity(recipients.len());
         for chunk in recipients.chunks(500) {
             let list = crate::record::in_list(4, chunk.len());
@@ -564,6 +577,9 @@ impl Store for SqlStore {
                 move |r| r.category_statuses(brand, &category, &subjects)
             })
             .await;
+        }
+        if let Some(pg) = &self.pg {
+            return crate::pg_read::category_statuses(pg, brand, category, subjects).await;
         }
         let mut statuses = std::collections::HashMap::new();
         for chunk in subjects.chunks(500) {
