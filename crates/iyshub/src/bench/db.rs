@@ -228,8 +228,11 @@ pub async fn create_scratch(pool: &AnyPool) -> anyhow::Result<()> {
 
 const SCRATCH_COLUMNS: usize = 12;
 
-/// `INSERT INTO bench_scratch … VALUES (…), (…)` for `rows` rows.
-pub fn scratch_insert_sql(rows: usize) -> String {
+/// `INSERT INTO bench_scratch … VALUES (…), (…)` for `rows` rows. On SQLite the placeholders
+/// are positional (`?`), as in the store's own statements there: sqlx binds a `$N` by asking
+/// SQLite for each parameter's name, a walk through the statement's list of names, so a
+/// statement of n `$N` parameters costs n² steps to bind.
+pub fn scratch_insert_sql(backend: Backend, rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO bench_scratch (id, brand_code, recipient, recipient_type, channel, status, \
          consent_date, source, origin, actor, evidence, received_at_ms) VALUES ",
@@ -243,7 +246,10 @@ pub fn scratch_insert_sql(rows: usize) -> String {
             if c > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!("${}", r * SCRATCH_COLUMNS + c + 1));
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => sql.push_str(&format!("${}", r * SCRATCH_COLUMNS + c + 1)),
+            }
         }
         sql.push(')');
     }
@@ -302,7 +308,9 @@ mod tests {
 
     #[test]
     fn the_insert_has_a_placeholder_per_value() {
-        let sql = scratch_insert_sql(2);
+        let sql = scratch_insert_sql(Backend::Postgres, 2);
         assert!(sql.ends_with("($13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"));
+        let sql = scratch_insert_sql(Backend::Sqlite, 2);
+        assert!(sql.ends_with("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     }
 }

@@ -113,7 +113,7 @@ async fn plain_batches(
     date: &str,
 ) -> anyhow::Result<Duration> {
     let per_statement = backend.rows_per_statement() as u64;
-    let full = db::scratch_insert_sql(per_statement as usize);
+    let full = db::scratch_insert_sql(backend, per_statement as usize);
     let t0 = Instant::now();
     let mut from = 0;
     while from < n {
@@ -125,7 +125,7 @@ async fn plain_batches(
             let sql = if e - s == per_statement {
                 full.clone()
             } else {
-                db::scratch_insert_sql((e - s) as usize)
+                db::scratch_insert_sql(backend, (e - s) as usize)
             };
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for k in s..e {
@@ -161,7 +161,7 @@ async fn single_on(ctx: &Ctx, db: &Db) -> anyhow::Result<Outcome> {
 
     // Baseline: one row per transaction from as many workers as the hub gets connections.
     let lock = (db.backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-    let sql = Arc::new(db::scratch_insert_sql(1));
+    let sql = Arc::new(db::scratch_insert_sql(db.backend, 1));
     let op: Op = {
         let (pool, date) = (pool.clone(), date.clone());
         Arc::new(move |k| {
