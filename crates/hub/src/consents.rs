@@ -15,11 +15,10 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::api::{
-    Path, body_bytes, brand_for, cached_brand_for, cached_categories, json_body, parse_json,
-};
+use crate::api::{brand_for, cached_brand_for, cached_categories};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Path, body_bytes, json_body, parse_json};
 use crate::input::{lookup_form, normalise_recipient, parse_change};
 use crate::{HubState, MAX_CHANGES, MAX_CHECKS};
 

@@ -6,14 +6,23 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What is wrong: a stable code, a message, and the offending field and value when there are.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// A stable code: an IYS H-code for IYS's rules, else a snake_case name.
+    #[schema(value_type = crate::dto::error::ErrorCode)]
     pub code: String,
+    /// What is wrong, in English; for IYS rules the English gloss followed by IYS's own Turkish
+    /// message. Match on `code`, never on the text.
     pub message: String,
+    /// The offending field (`recipient`, `consentDate`, `addresses[2]`, `iys.baseUrl`,
+    /// `Idempotency-Key`…), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub field: Option<String>,
+    /// The offending value as given (any JSON type), when useful.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Value)]
     pub value: Option<Value>,
 }
 

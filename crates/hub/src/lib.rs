@@ -5,11 +5,15 @@ mod api;
 mod auth;
 pub mod cache;
 mod consents;
+pub mod dto;
 pub mod error;
+pub mod extract;
 mod guard;
 pub mod input;
 mod metrics;
+pub mod openapi;
 mod reconcile;
+mod routes;
 mod sync;
 
 use std::net::SocketAddr;
@@ -23,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use auth::hash_key;
 pub use guard::{DEFAULT_RATE_LIMIT, Guards};
+/// Defined in `hub-core` so the IYS engines implement them without depending on the API.
+pub use hub_core::{Backfill, Heartbeat};
 pub use metrics::Metrics;
 
 /// Most changes in one request.
@@ -53,36 +59,6 @@ pub struct Hub {
     pub caches: cache::Caches,
 }
 
-/// When the IYS engines' loop last went round; `/readyz` fails when it stops.
-#[derive(Debug)]
-pub struct Heartbeat {
-    last_ms: std::sync::atomic::AtomicI64,
-    /// How long without a beat counts as stalled.
-    pub tolerance: std::time::Duration,
-}
-
-impl Heartbeat {
-    pub fn new(tolerance: std::time::Duration) -> Heartbeat {
-        Heartbeat {
-            last_ms: std::sync::atomic::AtomicI64::new(jiff::Timestamp::now().as_millisecond()),
-            tolerance,
-        }
-    }
-
-    pub fn beat(&self) {
-        self.last_ms.store(
-            jiff::Timestamp::now().as_millisecond(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-    }
-
-    pub fn alive(&self) -> bool {
-        let last = self.last_ms.load(std::sync::atomic::Ordering::Relaxed);
-        let age = jiff::Timestamp::now().as_millisecond().saturating_sub(last);
-        u128::try_from(age).unwrap_or(0) <= self.tolerance.as_millis()
-    }
-}
-
 impl Hub {
     /// A hub on `store` with the defaults: no backfill runner, IYS's own hosts only, no secret
     /// key (connection passwords cannot be stored).
@@ -99,19 +75,13 @@ impl Hub {
     }
 }
 
-/// Starts and reports backfills (the IYS engines implement it; the API only triggers it).
-pub trait Backfill: Send + Sync + std::fmt::Debug {
-    /// Starts a backfill of the brand in the background; false if one is already running.
-    fn start(&self, brand: hub_store::Brand) -> bool;
-    /// Whether one is running, and the last report.
-    fn report(&self, brand: hub_core::BrandCode) -> serde_json::Value;
-}
-
 pub type HubState = Arc<Hub>;
 
 pub fn router(hub: HubState) -> Router {
     api::router(hub)
 }
+
+pub use api::DOCS_PATH;
 
 /// Serves `/metrics` only, without a key, on `listener` (the metrics address) until `cancel`.
 pub async fn serve_metrics(
@@ -120,7 +90,7 @@ pub async fn serve_metrics(
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
     let app = Router::new()
-        .route("/metrics", axum::routing::get(api::metrics))
+        .route("/metrics", axum::routing::get(routes::ops::metrics))
         .fallback(api::not_found)
         .with_state(hub);
     axum::serve(listener, app)

@@ -13,9 +13,10 @@ use jiff::civil::Date;
 use serde_json::{Value, json};
 
 use crate::HubState;
-use crate::api::{Path, brand_for};
+use crate::api::brand_for;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Path;
 
 /// IYS serves the movement files of the last 7 days.
 const IYS_DAYS: i64 = 7;

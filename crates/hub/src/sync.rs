@@ -16,9 +16,10 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::HubState;
-use crate::api::{Path, brand_code, brand_for, json_body};
+use crate::api::{brand_code, brand_for};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Path, json_body};
 use crate::input::lookup_form;
 
 /// A cursor not advanced for this long risks missing movements: IYS keeps 7 days.
@@ -243,7 +244,7 @@ pub async fn post_backfill(
     let brand = brand_for(&hub, &caller, &code, Scope::Admin).await?;
     let runner = hub.backfill.as_ref().ok_or_else(no_backfill)?;
     let code = brand.brand_code;
-    if !runner.start(brand) {
+    if !runner.start(code) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "conflict",
@@ -268,8 +269,11 @@ pub async fn get_backfill(
         .await?
         .cursors
         .into_iter()
-        .filter(|c| c.source.starts_with("backfill:"))
-        .map(|c| json!({"channel": c.source.trim_start_matches("backfill:"), "done": c.cursor.as_deref() == Some("\u{10ffff}"), "updatedAt": c.updated_at}))
+        .filter_map(|c| {
+            let channel = hub_core::backfill::cursor_channel(&c.source)?;
+            let done = c.cursor.as_deref() == Some(hub_core::backfill::CURSOR_DONE);
+            Some(json!({"channel": channel, "done": done, "updatedAt": c.updated_at}))
+        })
         .collect();
     v["positions"] = json!(positions);
     Ok(Json(v))

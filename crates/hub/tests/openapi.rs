@@ -1,262 +1,58 @@
-//! The OpenAPI document (`src/openapi.json`, served at `/api/openapi.json`) matches the code:
-//! every route of the router in `src/api.rs` is documented with exactly its methods and path
-//! parameters, every documented path is routed, every `$ref` resolves, and the error codes listed
-//! are the ones the hub answers with.
+//! The OpenAPI document the hub generates (served at `/api/openapi.json`) is a well-formed
+//! OpenAPI 3.1 document and matches the router it is built with:
 //!
-//! The routes are read from the source of `api.rs` at test time, so a route added there without
-//! documentation fails here.
+//! - its structure (operations, parameters, responses, references, security, schemas' types) is
+//!   checked here;
+//! - every documented operation is routed: a real hub answers it (never the fallback's 404 or a
+//!   405), and every other method of a documented path answers 405;
+//! - the only routes the document leaves out are the reference page's (`/api/docs`), which is
+//!   served from the binary and refers to nothing outside it;
+//! - the error codes it lists are the ones the hub's sources answer with.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
+use hub::Hub;
+use hub_store::SqlStore;
 use serde_json::Value;
-
-const DOC: &str = include_str!("../src/openapi.json");
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 /// The operation keys of an OpenAPI path item.
 const HTTP_METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
-fn doc() -> Value {
-    serde_json::from_str(DOC).expect("src/openapi.json is valid JSON")
+fn doc() -> &'static Value {
+    hub::openapi::document()
 }
 
-fn api_source() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/api.rs"))
-        .expect("src/api.rs is readable")
-}
-
-/// The source without `//` comment lines, so commented-out code and docs are not read as routes.
-fn without_comment_lines(src: &str) -> String {
-    src.lines()
-        .filter(|l| !l.trim_start().starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// The end (exclusive) of the string literal that starts at `start` (a `"`).
-fn string_end(s: &str, start: usize) -> usize {
-    let bytes = s.as_bytes();
-    let mut i = start + 1;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 2,
-            b'"' => return i + 1,
-            _ => i += 1,
+/// Every documented operation: (path, method, operation, its path item).
+fn operations() -> Vec<(&'static str, &'static str, &'static Value, &'static Value)> {
+    let mut ops = Vec::new();
+    for (path, item) in doc()["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("a path item is an object") {
+            if HTTP_METHODS.contains(&method.as_str()) {
+                ops.push((path.as_str(), method.as_str(), op, item));
+            }
         }
     }
-    panic!("unterminated string literal in {s:?}");
-}
-
-/// The text between the `(` at `open` and its matching `)`.
-fn inside_parens(s: &str, open: usize) -> &str {
-    assert_eq!(s.as_bytes()[open], b'(', "expected ( at {open}");
-    let bytes = s.as_bytes();
-    let (mut depth, mut i) = (0usize, open);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                i = string_end(s, i);
-                continue;
-            }
-            b'(' | b'[' | b'{' => depth += 1,
-            b')' | b']' | b'}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return &s[open + 1..i];
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    panic!("unbalanced parentheses after {:?}", &s[open..]);
-}
-
-/// Splits at commas outside brackets and strings.
-fn split_args(s: &str) -> Vec<&str> {
-    let bytes = s.as_bytes();
-    let (mut parts, mut depth, mut from, mut i) = (Vec::new(), 0usize, 0, 0);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                i = string_end(s, i);
-                continue;
-            }
-            b'(' | b'[' | b'{' => depth += 1,
-            b')' | b']' | b'}' => depth -= 1,
-            b',' if depth == 0 => {
-                parts.push(s[from..i].trim());
-                from = i + 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    let last = s[from..].trim();
-    if !last.is_empty() {
-        parts.push(last);
-    }
-    parts
-}
-
-/// The value of a plain string literal (`\"` and `\\` escapes only).
-fn unquote(lit: &str) -> String {
-    let inner = lit
-        .strip_prefix('"')
-        .and_then(|l| l.strip_suffix('"'))
-        .unwrap_or_else(|| panic!("not a string literal: {lit}"));
-    inner.replace("\\\"", "\"").replace("\\\\", "\\")
-}
-
-/// `let name = "…";` bindings of the file (the router's `let b = "/api/v1/brands/{brandCode}";`).
-fn string_bindings(src: &str) -> BTreeMap<String, String> {
-    src.lines()
-        .filter_map(|l| {
-            let rest = l.trim().strip_prefix("let ")?;
-            let (name, value) = rest.split_once('=')?;
-            let value = value.trim().strip_suffix(';')?.trim();
-            value
-                .starts_with('"')
-                .then(|| (name.trim().to_owned(), unquote(value)))
-        })
-        .collect()
-}
-
-/// Expands a `format!` string: `{{`/`}}` escapes and `{name}` from the bindings.
-fn expand_format(fmt: &str, bindings: &BTreeMap<String, String>) -> String {
-    let mut out = String::new();
-    let mut chars = fmt.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '{' if chars.peek() == Some(&'{') => {
-                chars.next();
-                out.push('{');
-            }
-            '}' if chars.peek() == Some(&'}') => {
-                chars.next();
-                out.push('}');
-            }
-            '{' => {
-                let name: String = chars.by_ref().take_while(|c| *c != '}').collect();
-                let value = bindings.get(&name).unwrap_or_else(|| {
-                    panic!("format!({fmt:?}) uses {{{name}}}, which is not a `let {name} = \"…\";` of api.rs")
-                });
-                out.push_str(value);
-            }
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-/// The path a `.route(` argument denotes: a literal, a binding, or `&format!("…")`.
-fn route_path(expr: &str, bindings: &BTreeMap<String, String>) -> String {
-    let expr = expr.trim().trim_start_matches('&').trim();
-    if expr.starts_with('"') {
-        return unquote(expr);
-    }
-    if let Some(at) = expr.strip_prefix("format!").map(|_| "format!".len()) {
-        let args = split_args(inside_parens(expr, at));
-        assert_eq!(
-            args.len(),
-            1,
-            "route path {expr}: only format!(\"…\") with inline names is understood"
-        );
-        return expand_format(&unquote(args[0]), bindings);
-    }
-    bindings
-        .get(expr)
-        .cloned()
-        .unwrap_or_else(|| panic!("route path {expr}: not a literal, a binding or a format!"))
-}
-
-/// The methods of a method router such as `post(create_brand).get(list_brands)`.
-fn route_methods(expr: &str) -> BTreeSet<String> {
-    let bytes = expr.as_bytes();
-    let (mut methods, mut depth, mut i) = (BTreeSet::new(), 0usize, 0);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                i = string_end(expr, i);
-                continue;
-            }
-            b'(' => {
-                if depth == 0 {
-                    let head = &expr[..i];
-                    let start = head
-                        .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
-                        .map_or(0, |p| p + 1);
-                    let name = &head[start..];
-                    assert!(
-                        HTTP_METHODS.contains(&name),
-                        "method router {expr:?}: {name:?} is not an HTTP method this test understands"
-                    );
-                    methods.insert(name.to_owned());
-                }
-                depth += 1;
-            }
-            b')' => depth -= 1,
-            _ => {}
-        }
-        i += 1;
-    }
-    methods
-}
-
-/// Every `.route(path, methods)` of `api.rs`, paths expanded, with their methods.
-fn routes() -> BTreeMap<String, BTreeSet<String>> {
-    let src = without_comment_lines(&api_source());
-    for unsupported in [".nest(", ".nest_service(", ".merge(", ".route_service("] {
-        assert!(
-            !src.contains(unsupported),
-            "api.rs uses {unsupported}: teach tests/openapi.rs to read those routes"
-        );
-    }
-    let bindings = string_bindings(&src);
-    let mut routes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (at, _) in src.match_indices(".route(") {
-        let args = split_args(inside_parens(&src, at + ".route".len()));
-        assert_eq!(
-            args.len(),
-            2,
-            "a .route( call with {} arguments: {args:?}",
-            args.len()
-        );
-        let path = route_path(args[0], &bindings);
-        let methods = route_methods(args[1]);
-        assert!(
-            routes.insert(path.clone(), methods).is_none(),
-            "{path} is routed twice"
-        );
-    }
-    assert!(
-        routes.contains_key("/healthz") && routes.contains_key("/api/v1/brands/{brandCode}"),
-        "the route reader found too little in api.rs: {routes:?}"
-    );
-    routes
-}
-
-fn documented_methods(item: &Value) -> BTreeSet<String> {
-    item.as_object()
-        .expect("a path item is an object")
-        .keys()
-        .filter(|k| HTTP_METHODS.contains(&k.as_str()))
-        .cloned()
-        .collect()
+    ops
 }
 
 /// Follows a local `$ref` (`#/components/…`).
-fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+fn resolve(v: &Value) -> &Value {
     match v.get("$ref").and_then(Value::as_str) {
         Some(r) => {
             let pointer = r
                 .strip_prefix('#')
                 .unwrap_or_else(|| panic!("only local references are used: {r}"));
-            let target = doc
-                .pointer(pointer)
-                .unwrap_or_else(|| panic!("{r} does not resolve"));
-            resolve(doc, target)
+            resolve(
+                doc()
+                    .pointer(pointer)
+                    .unwrap_or_else(|| panic!("{r} does not resolve")),
+            )
         }
         None => v,
     }
@@ -270,169 +66,410 @@ fn path_params(path: &str) -> BTreeSet<String> {
 }
 
 #[test]
-fn route_reader_understands_the_router_syntax() {
-    let bindings: BTreeMap<String, String> = [("b".to_owned(), "/x/{id}".to_owned())].into();
-    assert_eq!(
-        route_path(r#"&format!("{b}/items/{{item}}")"#, &bindings),
-        "/x/{id}/items/{item}"
-    );
-    assert_eq!(route_path("b", &bindings), "/x/{id}");
-    assert_eq!(route_path(r#""/healthz""#, &bindings), "/healthz");
-    let methods: Vec<_> = route_methods("get(a).put(b)\n.delete(consents::c)")
-        .into_iter()
-        .collect();
-    assert_eq!(methods, ["delete", "get", "put"]);
-    assert_eq!(
-        split_args(r#"&format!("{b}/c"), post(x, "a,b").get(y)"#),
-        [r#"&format!("{b}/c")"#, r#"post(x, "a,b").get(y)"#]
-    );
-}
-
-#[test]
-fn every_route_is_documented_with_its_methods() {
+fn the_document_is_openapi_3_1() {
     let doc = doc();
-    let paths = doc["paths"].as_object().expect("paths");
-    let mut missing = Vec::new();
-    for (path, methods) in routes() {
-        match paths.get(&path) {
-            None => missing.push(format!("{path} ({methods:?}) is routed but not documented")),
-            Some(item) => {
-                let documented = documented_methods(item);
-                for m in methods.difference(&documented) {
-                    missing.push(format!(
-                        "{} {path} is routed but not documented",
-                        m.to_uppercase()
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["info"]["title"], "iyshub");
+    assert!(doc["info"]["version"].is_string());
+    let tags: BTreeSet<&str> = doc["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .map(|t| t["name"].as_str().expect("a tag's name"))
+        .collect();
+    let schemes = doc["components"]["securitySchemes"]
+        .as_object()
+        .expect("security schemes");
+    let mut ids = BTreeSet::new();
+    let mut wrong = Vec::new();
+    for (path, method, op, item) in operations() {
+        let at = format!("{} {path}", method.to_uppercase());
+        assert!(path.starts_with('/'), "{at}");
+        let id = op["operationId"].as_str().unwrap_or_default();
+        if id.is_empty() || !ids.insert(id) {
+            wrong.push(format!("{at}: operationId {id:?} missing or used twice"));
+        }
+        if op["summary"].as_str().is_none_or(str::is_empty) {
+            wrong.push(format!("{at}: no summary"));
+        }
+        for t in op["tags"].as_array().into_iter().flatten() {
+            if !tags.contains(t.as_str().unwrap_or_default()) {
+                wrong.push(format!("{at}: tag {t} is not declared"));
+            }
+        }
+        // Parameters: known locations, path ones required and exactly the template's.
+        let mut documented = BTreeSet::new();
+        for p in [&item["parameters"], &op["parameters"]]
+            .into_iter()
+            .filter_map(Value::as_array)
+            .flatten()
+        {
+            let p = resolve(p);
+            let location = p["in"].as_str().unwrap_or_default();
+            if !["path", "query", "header", "cookie"].contains(&location) {
+                wrong.push(format!("{at}: parameter {p} is in {location:?}"));
+            }
+            if p["schema"].is_null() {
+                wrong.push(format!("{at}: parameter {} has no schema", p["name"]));
+            }
+            if location == "path" {
+                if p["required"] != true {
+                    wrong.push(format!(
+                        "{at}: path parameter {} is not required",
+                        p["name"]
                     ));
                 }
-                for m in documented.difference(&methods) {
-                    missing.push(format!(
-                        "{} {path} is documented but not routed",
-                        m.to_uppercase()
-                    ));
+                documented.insert(p["name"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        if documented != path_params(path) {
+            wrong.push(format!(
+                "{at}: path parameters {documented:?}, the path has {:?}",
+                path_params(path)
+            ));
+        }
+        if let Some(body) = op.get("requestBody")
+            && body["content"].as_object().is_none_or(|c| c.is_empty())
+        {
+            wrong.push(format!("{at}: a request body without content"));
+        }
+        // Responses: valid status keys, each with a description.
+        let responses = op["responses"].as_object().expect("responses");
+        if !responses.keys().any(|s| s.starts_with('2')) {
+            wrong.push(format!("{at}: no success response"));
+        }
+        for (status, r) in responses {
+            let valid = status == "default"
+                || (status.len() == 3
+                    && status.starts_with(['1', '2', '3', '4', '5'])
+                    && (status[1..].bytes().all(|b| b.is_ascii_digit()) || &status[1..] == "XX"));
+            if !valid {
+                wrong.push(format!("{at}: response status {status:?}"));
+            }
+            if !resolve(r)["description"].is_string() {
+                wrong.push(format!("{at}: response {status} has no description"));
+            }
+        }
+        // Security: defined schemes; keyed operations document 401 and 429 with Retry-After.
+        let security = op.get("security").unwrap_or(&doc["security"]);
+        for requirement in security.as_array().expect("security is a list") {
+            for (scheme, roles) in requirement.as_object().expect("a requirement") {
+                if !schemes.contains_key(scheme) {
+                    wrong.push(format!("{at}: security scheme {scheme} is not defined"));
+                }
+                assert!(roles.is_array(), "{at}");
+                if scheme == "apiKey" {
+                    for status in ["401", "429"] {
+                        if !responses.contains_key(status) {
+                            wrong.push(format!("{at}: keyed, without {status}"));
+                        }
+                    }
+                    if resolve(&responses["429"])["headers"]["Retry-After"].is_null() {
+                        wrong.push(format!("{at}: 429 without Retry-After"));
+                    }
                 }
             }
         }
-    }
-    assert!(
-        missing.is_empty(),
-        "openapi.json and api.rs differ:\n{}",
-        missing.join("\n")
-    );
-}
-
-#[test]
-fn every_documented_path_is_routed() {
-    let doc = doc();
-    let routes = routes();
-    let extra: Vec<_> = doc["paths"]
-        .as_object()
-        .expect("paths")
-        .keys()
-        .filter(|p| !routes.contains_key(*p))
-        .cloned()
-        .collect();
-    assert!(extra.is_empty(), "documented but not routed: {extra:?}");
-}
-
-#[test]
-fn path_parameters_match_the_routes() {
-    let doc = doc();
-    let mut wrong = Vec::new();
-    for (path, methods) in routes() {
-        let Some(item) = doc["paths"].get(&path) else {
-            continue; // reported by every_route_is_documented_with_its_methods
-        };
-        let wanted = path_params(&path);
-        for m in methods {
-            let Some(op) = item.get(&m) else { continue };
-            let mut documented = BTreeSet::new();
-            for p in [&item["parameters"], &op["parameters"]]
-                .into_iter()
-                .filter_map(Value::as_array)
-                .flatten()
-            {
-                let p = resolve(&doc, p);
-                if p["in"] == "path" {
-                    assert_eq!(p["required"], true, "path parameter {p} must be required");
-                    documented.insert(p["name"].as_str().expect("parameter name").to_owned());
-                }
+        for status in ["500", "503"] {
+            if !responses.contains_key(status) {
+                wrong.push(format!("{at}: without {status}"));
             }
-            if documented != wanted {
-                wrong.push(format!(
-                    "{} {path}: path parameters {documented:?}, the route has {wanted:?}",
-                    m.to_uppercase()
-                ));
-            }
-            assert!(
-                op["responses"].as_object().is_some_and(|r| !r.is_empty()),
-                "{} {path} documents no responses",
-                m.to_uppercase()
-            );
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 #[test]
-fn every_reference_resolves_and_operation_ids_are_unique() {
-    fn walk<'a>(v: &'a Value, refs: &mut Vec<&'a str>) {
+fn every_reference_resolves_and_every_schema_is_typed_as_json_schema_allows() {
+    fn walk(v: &Value, at: &str, wrong: &mut Vec<String>) {
         match v {
             Value::Object(o) => {
                 if let Some(r) = o.get("$ref").and_then(Value::as_str) {
-                    refs.push(r);
+                    let resolved = r
+                        .strip_prefix('#')
+                        .and_then(|pointer| doc().pointer(pointer));
+                    if resolved.is_none() {
+                        wrong.push(format!("{at}: {r} does not resolve"));
+                    }
                 }
-                o.values().for_each(|x| walk(x, refs));
+                for (k, x) in o {
+                    walk(x, &format!("{at}/{k}"), wrong);
+                }
             }
-            Value::Array(a) => a.iter().for_each(|x| walk(x, refs)),
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    walk(x, &format!("{at}/{i}"), wrong);
+                }
+            }
             _ => {}
         }
     }
-    let doc = doc();
-    assert_eq!(doc["openapi"], "3.1.0");
-    let mut refs = Vec::new();
-    walk(&doc, &mut refs);
-    assert!(!refs.is_empty());
-    for r in refs {
-        let pointer = r.strip_prefix('#').unwrap_or(r);
-        assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+    /// Every `type` of a schema (and of the schemas inside it) is one of JSON Schema's.
+    fn types(schema: &Value, at: &str, wrong: &mut Vec<String>) {
+        const TYPES: [&str; 7] = [
+            "string", "number", "integer", "boolean", "array", "object", "null",
+        ];
+        let Some(o) = schema.as_object() else { return };
+        match o.get("type") {
+            None => {}
+            Some(Value::String(t)) if TYPES.contains(&t.as_str()) => {}
+            Some(Value::Array(ts))
+                if ts
+                    .iter()
+                    .all(|t| TYPES.contains(&t.as_str().unwrap_or_default())) => {}
+            Some(t) => wrong.push(format!("{at}: type {t}")),
+        }
+        if let Some(props) = o.get("properties").and_then(Value::as_object) {
+            for (k, p) in props {
+                types(p, &format!("{at}.{k}"), wrong);
+            }
+            for r in o
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if !props.contains_key(r.as_str().unwrap_or_default()) {
+                    wrong.push(format!("{at}: required {r} is not a property"));
+                }
+            }
+        }
+        for k in ["items", "additionalProperties", "not"] {
+            if let Some(x) = o.get(k) {
+                types(x, &format!("{at}/{k}"), wrong);
+            }
+        }
+        for k in ["allOf", "anyOf", "oneOf"] {
+            for (i, x) in o
+                .get(k)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                types(x, &format!("{at}/{k}/{i}"), wrong);
+            }
+        }
     }
-    let mut ids = BTreeSet::new();
-    for item in doc["paths"].as_object().expect("paths").values() {
-        for m in documented_methods(item) {
-            let id = item[&m]["operationId"]
-                .as_str()
-                .expect("every operation has an operationId");
-            assert!(ids.insert(id.to_owned()), "operationId {id} is used twice");
+    let doc = doc();
+    let mut wrong = Vec::new();
+    walk(doc, "#", &mut wrong);
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    for (name, schema) in schemas {
+        assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
+            "component name {name}"
+        );
+        types(schema, name, &mut wrong);
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A hub on a temporary SQLite database, served on a free port.
+struct Served {
+    base: String,
+    http: reqwest::Client,
+    cancel: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    async fn start() -> Served {
+        let dir = tempfile::tempdir().unwrap();
+        let url = SqlStore::sqlite_url(&dir.path().join("hub.db")).unwrap();
+        let store = Arc::new(SqlStore::connect(&url).await.unwrap());
+        let hub = Arc::new(Hub::new(store));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let cancel = CancellationToken::new();
+        tokio::spawn(hub::serve(hub, listener, cancel.clone()));
+        Served {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            cancel,
+            _dir: dir,
+        }
+    }
+
+    /// Calls `method path` without credentials, with an empty JSON object as the body.
+    async fn call(&self, method: &str, path: &str) -> (u16, String) {
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    }
+}
+
+/// A documented path with values for its parameters.
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(
+            |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some("brandCode") => "600123".to_owned(),
+                Some(_) => "x".to_owned(),
+                None => seg.to_owned(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_operation_is_routed_and_no_other_method() {
+    let hub = Served::start().await;
+    let mut wrong = Vec::new();
+    let mut documented: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (path, method, _, _) in operations() {
+        documented.entry(path).or_default().insert(method);
+    }
+    for (path, methods) in &documented {
+        let url = concrete(path);
+        for method in HTTP_METHODS {
+            // axum answers HEAD wherever it answers GET.
+            if method == "head" && methods.contains("get") {
+                continue;
+            }
+            let (status, body) = hub.call(method, &url).await;
+            let fallback = status == 404 && body.contains("no such endpoint");
+            if methods.contains(method) {
+                if fallback || status == 405 {
+                    wrong.push(format!(
+                        "{} {path} is documented but answers {status}: {body}",
+                        method.to_uppercase()
+                    ));
+                }
+            } else if status != 405 {
+                wrong.push(format!(
+                    "{} {path} is not documented but answers {status} (not 405)",
+                    method.to_uppercase()
+                ));
+            }
+        }
+    }
+    // A path nobody documented is not routed.
+    let (status, body) = hub.call("get", "/api/v1/nothing-here").await;
+    assert!(
+        status == 404 && body.contains("no such endpoint"),
+        "{status} {body}"
+    );
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    hub.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_page_is_served_from_the_binary() {
+    let hub = Served::start().await;
+    let (status, _) = hub.call("get", hub::DOCS_PATH).await;
+    assert_eq!(status, 200, "{} redirects to the page", hub::DOCS_PATH);
+    let (status, page) = hub.call("get", &format!("{}/", hub::DOCS_PATH)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("swagger-ui"), "{page}");
+    let (status, init) = hub
+        .call("get", &format!("{}/swagger-initializer.js", hub::DOCS_PATH))
+        .await;
+    assert_eq!(status, 200);
+    assert!(init.contains("/api/openapi.json"), "{init}");
+    assert!(init.contains("validatorUrl"), "no validator badge: {init}");
+    // Everything the page loads is its own: no absolute URL in its markup.
+    for attr in ["src=\"", "href=\""] {
+        for (at, _) in page.match_indices(attr) {
+            let target = &page[at + attr.len()..];
+            assert!(
+                !target.starts_with("http") && !target.starts_with("//"),
+                "the page loads {}",
+                &target[..target.find('"').unwrap_or(target.len())]
+            );
+        }
+    }
+    for asset in ["swagger-ui.css", "swagger-ui-bundle.js"] {
+        let (status, _) = hub
+            .call("get", &format!("{}/{asset}", hub::DOCS_PATH))
+            .await;
+        assert_eq!(status, 200, "{asset}");
+    }
+    // The document it reads is this one.
+    let (status, served) = hub.call("get", "/api/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(&serde_json::from_str::<Value>(&served).unwrap(), doc());
+    hub.cancel.cancel();
+}
+
+/// The source files of the crate (`src/` and below).
+fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("readable") {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
         }
     }
 }
 
-/// The literal error codes of `ApiError::new(status, "code", …)`, `ApiError::bad_request("code", …)`
-/// and `ApiError::unprocessable("code", …)` in the crate's sources.
-fn error_codes_in_source() -> BTreeSet<String> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
-    let mut codes = BTreeSet::new();
-    for entry in std::fs::read_dir(dir).expect("src/ is readable") {
-        let path = entry.expect("a directory entry").path();
-        if path.extension().is_none_or(|e| e != "rs") {
-            continue;
+/// The text between the `(` at `open` and its matching `)`, strings skipped.
+fn inside_parens(s: &str, open: usize) -> &str {
+    let bytes = s.as_bytes();
+    let (mut depth, mut i, mut in_string) = (0usize, open, false);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if in_string => i += 1,
+            b'"' => in_string = !in_string,
+            b'(' if !in_string => depth += 1,
+            b')' if !in_string => {
+                depth -= 1;
+                if depth == 0 {
+                    return &s[open + 1..i];
+                }
+            }
+            _ => {}
         }
-        let src = without_comment_lines(&std::fs::read_to_string(&path).expect("readable"));
+        i += 1;
+    }
+    panic!("unbalanced parentheses after {:?}", &s[open..]);
+}
+
+/// The literal error codes of `ApiError::new(status, "code", …)`,
+/// `ApiError::bad_request("code", …)` and `ApiError::unprocessable("code", …)` in the sources.
+fn error_codes_in_source() -> BTreeSet<String> {
+    let mut files = Vec::new();
+    sources(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src")),
+        &mut files,
+    );
+    let mut codes = BTreeSet::new();
+    for file in files {
+        let src: String = std::fs::read_to_string(&file)
+            .expect("readable")
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
         for call in [
             "ApiError::new(",
             "ApiError::bad_request(",
             "ApiError::unprocessable(",
         ] {
             for (at, _) in src.match_indices(call) {
-                let args = split_args(inside_parens(&src, at + call.len() - 1));
+                let args = inside_parens(&src, at + call.len() - 1);
                 let code = if call == "ApiError::new(" {
-                    args.get(1)
+                    args.split_once(',').map(|(_, rest)| rest)
                 } else {
-                    args.first()
+                    Some(args)
                 };
                 // Codes passed through (`&e.code`: IYS's H-codes) are not literals.
-                if let Some(code) = code.filter(|c| c.starts_with('"')) {
-                    codes.insert(unquote(code));
+                if let Some(lit) = code
+                    .map(str::trim_start)
+                    .and_then(|c| c.strip_prefix('"'))
+                    .and_then(|c| c.split_once('"'))
+                {
+                    codes.insert(lit.0.to_owned());
                 }
             }
         }
@@ -442,8 +479,7 @@ fn error_codes_in_source() -> BTreeSet<String> {
 
 #[test]
 fn error_codes_match_the_source() {
-    let doc = doc();
-    let listed: BTreeSet<String> = doc["components"]["schemas"]["ErrorCode"]["anyOf"]
+    let listed: BTreeSet<String> = resolve(&doc()["components"]["schemas"]["ErrorCode"])["anyOf"]
         .as_array()
         .expect("ErrorCode is anyOf [the hub's codes, H-codes]")
         .iter()
@@ -453,13 +489,15 @@ fn error_codes_match_the_source() {
         .collect();
     let used = error_codes_in_source();
     assert!(
-        used.contains("not_found") && used.contains("invalid_json"),
+        used.contains("not_found")
+            && used.contains("invalid_json")
+            && used.contains("rate_limited"),
         "{used:?}"
     );
     let undocumented: Vec<_> = used.difference(&listed).collect();
     let unused: Vec<_> = listed.difference(&used).collect();
     assert!(
         undocumented.is_empty() && unused.is_empty(),
-        "ErrorCode in openapi.json: add {undocumented:?}, remove {unused:?}"
+        "ErrorCode (dto/error.rs): add {undocumented:?}, remove {unused:?}"
     );
 }

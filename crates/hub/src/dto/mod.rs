@@ -1,0 +1,24 @@
+//! The API's request and response bodies (DTOs), one module per resource. Requests deny unknown
+//! fields and are read by [`crate::extract`]; responses are built from the domain's types. Each
+//! type's schema is generated into the OpenAPI document (`crate::openapi`).
+//!
+//! In responses, `Option` fields that are always written (`null` when absent) are marked
+//! `#[schema(required = true)]`; those left out when absent (`skip_serializing_if`) are not.
+
+pub mod brands;
+pub mod categories;
+pub mod error;
+pub mod keys;
+pub mod ops;
+pub mod params;
+pub mod profiles;
+pub mod schema;
+
+/// Asserts that a DTO answers exactly as the store's type serialises.
+#[cfg(test)]
+pub(crate) fn same_json<A: serde::Serialize, B: serde::Serialize>(a: &A, b: &B) {
+    assert_eq!(
+        serde_json::to_value(a).expect("serialises"),
+        serde_json::to_value(b).expect("serialises")
+    );
+}

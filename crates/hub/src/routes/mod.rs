@@ -1,0 +1,8 @@
+//! The handlers, one module per resource. Each reads its input (path, query, body DTO), calls the
+//! store or a domain function, and answers with a DTO; its `#[utoipa::path]` documents it.
+
+pub mod brands;
+pub mod categories;
+pub mod keys;
+pub mod ops;
+pub mod profiles;
