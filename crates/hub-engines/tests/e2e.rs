@@ -8,7 +8,7 @@ use std::time::Duration;
 use hub_core::{BrandCode, Change, IysState, Mode};
 use hub_engines::Engines;
 use hub_store::{EngineStore, IysConnection, NewBrand, SqlStore, Store};
-use iys::{ConsentDate, ConsentStatus, ConsentType};
+use iys::{ConsentDate, ConsentStatus, ConsentType, RecipientType};
 use iys_sim::{Profile, SimConfig};
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -522,7 +522,10 @@ async fn backfill_of_20000_known_recipients_resumes_after_an_interruption() {
     };
     w.until(60, "some progress", || async {
         w.store
-            .cursor(BRAND, "backfill:MESAJ:BIREYSEL")
+            .cursor(
+                BRAND,
+                &hub_core::backfill::cursor_source(ConsentType::Mesaj, RecipientType::Bireysel),
+            )
             .await
             .unwrap()
             .is_some()
@@ -597,7 +600,15 @@ async fn h084_stops_token_calls_until_the_halt_ends_also_across_a_restart() {
         .unwrap();
     w.until(10, "the halt is stored", || async {
         w.store
-            .load_token(&format!("{}|demo", w.sim.base_url()))
+            .load_token(
+                &hub_store::ResolvedConnection {
+                    base_url: w.sim.base_url(),
+                    username: "demo".into(),
+                    password: None,
+                    instance_default: false,
+                }
+                .token_key(),
+            )
             .await
             .unwrap()
             .is_some_and(|t| t.contains("halt_until\":\"2"))

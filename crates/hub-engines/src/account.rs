@@ -1,0 +1,63 @@
+//! Account-level failures: IYS refuses the API user or the brand as a whole, so the brand's
+//! dispatch pauses (doubling up to a limit) and its rows stay pending.
+
+use hub_store::{Brand, DispatchPause, EngineStore};
+use iys_client::ClientError;
+use jiff::Timestamp;
+
+use crate::Engines;
+
+/// The H-code of a pause for the subscription's quota: only new records are refused then, so
+/// RETs and updates still go and bulk results are still collected.
+const OVER_QUOTA: &str = "H525";
+
+/// Whether a pause is for the subscription's quota (H525).
+pub(crate) fn quota_only(p: &DispatchPause) -> bool {
+    p.reason.starts_with(OVER_QUOTA)
+}
+
+impl Engines {
+    /// Pauses the brand's dispatch after an account-level failure; returns until when.
+    pub(crate) async fn pause(
+        &self,
+        brand: &Brand,
+        reason: &str,
+    ) -> Result<Timestamp, hub_store::StoreError> {
+        let p = self
+            .store
+            .pause_dispatch(
+                brand.brand_code,
+                reason,
+                self.now(),
+                self.config.pause_base.as_millis() as i64,
+                self.config.pause_max.as_millis() as i64,
+            )
+            .await?;
+        tracing::error!(brand = %brand.brand_code, until = %p.until, failures = p.failures, reason, "IYS refused the brand's account: dispatch paused, changes stay pending");
+        Ok(p.until)
+    }
+}
+
+/// An account-level failure: IYS refuses the API user or the brand as a whole (credentials,
+/// rights, subscription, quota), or the answer is not IYS's at all. Every item would fail the
+/// same way, so the brand's dispatch pauses and its items stay pending. The reason starts with
+/// the H-code where IYS gave one.
+pub(crate) fn account_failure(e: &ClientError) -> Option<String> {
+    const ACCOUNT_CODES: [&str; 7] = ["H353", "H520", "H521", "H522", "H524", OVER_QUOTA, "H586"];
+    match e {
+        ClientError::OAuth { .. } => Some(format!("IYS refused the API user's credentials: {e}")),
+        ClientError::Store(_) => Some(format!(
+            "the shared IYS token could not be read or saved: {e}"
+        )),
+        ClientError::Decode { .. } => Some(format!("the IYS URL does not answer like IYS: {e}")),
+        ClientError::Iys { status: 401, .. } => {
+            Some(format!("IYS refused the API user's token: {e}"))
+        }
+        ClientError::Iys { errors, .. } => errors
+            .iter()
+            .find(|x| ACCOUNT_CODES.contains(&x.code.as_str()))
+            .map(|x| format!("{}: {e}", x.code)),
+        ClientError::RetriesExhausted { last, .. } => account_failure(last),
+        _ => None,
+    }
+}

@@ -1,0 +1,258 @@
+//! The dispatcher: claims due outbox rows, sends them to IYS as v2 single adds or one v2 bulk
+//! request, and settles each row (delivered, submitted, refused, or retried on the schedule).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use hub_store::{Brand, EngineStore, OutboxItem, Settlement};
+use iys::wire::Consent;
+use iys_client::{ClientError, IysClient};
+use jiff::Timestamp;
+
+use crate::account::{account_failure, quota_only};
+use crate::{Engines, SendPlan, later, plan};
+
+impl Engines {
+    fn retry_at(&self, now: Timestamp, attempts: i64) -> Timestamp {
+        let schedule = &self.config.retry_schedule;
+        let base = schedule
+            .get(attempts as usize)
+            .or(schedule.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(60));
+        // ±20 % jitter so many rows do not come back at the same moment.
+        let jitter = 0.8 + fastrand::f64() * 0.4;
+        later(now, base.mul_f64(jitter))
+    }
+
+    /// What to do with a failed delivery.
+    fn failure(&self, e: &ClientError, item: &OutboxItem, now: Timestamp) -> Settlement {
+        match e {
+            ClientError::TokenHalted { until } => Settlement::Retry {
+                error: e.to_string(),
+                at: *until,
+            },
+            ClientError::Iys { errors, .. } if !e.is_transient() && !errors.is_empty() => {
+                Settlement::Refused {
+                    code: errors[0].code.clone(),
+                    message: errors[0].message.clone(),
+                }
+            }
+            _ if e.is_transient() => Settlement::Retry {
+                error: e.to_string(),
+                at: self.retry_at(now, item.attempts),
+            },
+            // Refused, but without an H-code: keep it visible, do not loop.
+            _ => Settlement::Refused {
+                code: "unknown".into(),
+                message: e.to_string(),
+            },
+        }
+    }
+
+    /// Sends due rows. Returns how many were claimed.
+    pub async fn dispatch(
+        &self,
+        brand: &Brand,
+        client: &IysClient,
+    ) -> Result<usize, hub_store::StoreError> {
+        let now = self.now();
+        // An expired pause stays recorded until IYS accepts a request again.
+        let recorded = self.store.dispatch_pause(brand.brand_code).await?;
+        let was_paused = recorded.is_some();
+        let mut paused = recorded.filter(|p| p.until > now);
+        if paused.as_ref().is_some_and(|p| !quota_only(p)) {
+            return Ok(0);
+        }
+        let lease = self.config.lease.as_millis() as i64;
+        let items = self
+            .store
+            .claim_pending(
+                brand.brand_code,
+                &self.owner,
+                now,
+                lease,
+                iys::rules::MAX_BULK as i64,
+            )
+            .await?;
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let count = items.len();
+        let mut settled = Vec::with_capacity(count);
+        // Over quota (H525) only new records are refused: RETs and updates still go.
+        let (items, waiting): (Vec<OutboxItem>, Vec<OutboxItem>) = match &paused {
+            Some(_) => items
+                .into_iter()
+                .partition(|i| i.status == iys::ConsentStatus::Ret),
+            None => (items, Vec::new()),
+        };
+        if let Some(p) = &paused {
+            settled.extend(
+                waiting
+                    .into_iter()
+                    .map(|i| (i, Settlement::Paused { until: p.until })),
+            );
+        }
+        let mut delivered = false;
+        match plan(items, self.config.single_max) {
+            SendPlan::Single(items) => {
+                let mut stop: Option<Timestamp> = None;
+                for item in items {
+                    if let Some(until) = stop {
+                        settled.push((item, Settlement::Paused { until }));
+                        continue;
+                    }
+                    let consent = wire(&item);
+                    let s = match client.add_consent(brand.brand_code.0, &consent).await {
+                        Ok(r) => {
+                            delivered = true;
+                            Settlement::Delivered {
+                                transaction_id: r.transaction_id,
+                                creation_date: Some(r.creation_date),
+                            }
+                        }
+                        Err(e) => match account_failure(&e) {
+                            Some(reason) => {
+                                let until = self.pause(brand, &reason).await?;
+                                stop = Some(until);
+                                paused = None;
+                                Settlement::Paused { until }
+                            }
+                            None => self.failure(&e, &item, self.now()),
+                        },
+                    };
+                    settled.push((item, s));
+                }
+            }
+            SendPlan::Bulk(items) => {
+                let consents: Vec<Consent> = items.iter().map(wire).collect();
+                match client.submit_bulk(brand.brand_code.0, &consents).await {
+                    Ok(accepted) => {
+                        delivered = true;
+                        let poll_at = later(self.now(), self.config.bulk_min_poll_age);
+                        let mut subs = match_sub_requests(&items, &accepted);
+                        for (i, item) in items.into_iter().enumerate() {
+                            let s = match subs.get_mut(i).and_then(Option::take) {
+                                Some((request_id, sub_request_id, index)) => {
+                                    Settlement::Submitted {
+                                        request_id,
+                                        sub_request_id,
+                                        index,
+                                        poll_at,
+                                    }
+                                }
+                                // IYS's answer names no sub-request for it: send it again
+                                // (v2 answers a re-sent consent with the original's result).
+                                None => Settlement::Retry {
+                                    error: "IYS's bulk answer has no sub-request for this item"
+                                        .into(),
+                                    at: self.retry_at(self.now(), item.attempts),
+                                },
+                            };
+                            settled.push((item, s));
+                        }
+                    }
+                    Err(ClientError::Iys {
+                        status: 422 | 403,
+                        errors,
+                    }) if errors.iter().any(|e| e.index.is_some()) => {
+                        // IYS refused the list for some items: those are refused, the rest go again.
+                        let now = self.now();
+                        for (i, item) in items.into_iter().enumerate() {
+                            let s = match errors.iter().find(|e| e.index == Some(i)) {
+                                Some(e) => Settlement::Refused {
+                                    code: e.code.clone(),
+                                    message: e.message.clone(),
+                                },
+                                None => Settlement::Retry {
+                                    error: "resent without the refused items".into(),
+                                    at: now,
+                                },
+                            };
+                            settled.push((item, s));
+                        }
+                    }
+                    Err(e) => match account_failure(&e) {
+                        Some(reason) => {
+                            let until = self.pause(brand, &reason).await?;
+                            paused = None;
+                            settled.extend(
+                                items.into_iter().map(|i| (i, Settlement::Paused { until })),
+                            );
+                        }
+                        None => {
+                            let now = self.now();
+                            for item in items {
+                                let s = self.failure(&e, &item, now);
+                                settled.push((item, s));
+                            }
+                        }
+                    },
+                }
+            }
+        }
+        self.store
+            .settle(brand.brand_code, &self.owner, settled, self.now())
+            .await?;
+        if delivered && was_paused && paused.is_none_or(|p| !quota_only(&p)) {
+            self.store.resume_dispatch(brand.brand_code).await?;
+        }
+        Ok(count)
+    }
+}
+
+/// Pairs each submitted item with its sub-request: by recipient, type and recipientType (unique
+/// within a bulk request), falling back to the position only when IYS's sub-request there names
+/// the same consent. The index is the item's position in its request (IYS's result `index`).
+fn match_sub_requests(
+    items: &[OutboxItem],
+    accepted: &[iys::wire::BulkAccepted],
+) -> Vec<Option<(String, String, i64)>> {
+    type SubKey = (String, iys::RecipientType, iys::ConsentType);
+    let mut by_key: HashMap<SubKey, (String, String)> = HashMap::new();
+    let mut by_position = Vec::new();
+    for a in accepted {
+        for s in &a.sub_requests {
+            let key = (
+                s.recipient.clone(),
+                s.recipient_type.unwrap_or_default(),
+                s.consent_type,
+            );
+            by_position.push((a.request_id.clone(), s.sub_request_id.clone(), key.clone()));
+            by_key.insert(key, (a.request_id.clone(), s.sub_request_id.clone()));
+        }
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let consent_type = item.channel.iys_type()?;
+            let key = (item.recipient.clone(), item.recipient_type, consent_type);
+            let index = (i % iys::rules::MAX_BULK) as i64;
+            by_key
+                .remove(&key)
+                .or_else(|| {
+                    by_position
+                        .get(i)
+                        .filter(|(_, _, k)| *k == key)
+                        .map(|(r, s, _)| (r.clone(), s.clone()))
+                })
+                .map(|(r, s)| (r, s, index))
+        })
+        .collect()
+}
+
+/// The IYS body of an outbox row.
+fn wire(item: &OutboxItem) -> Consent {
+    Consent {
+        recipient: item.recipient.clone(),
+        consent_type: item.channel.iys_type().unwrap_or(iys::ConsentType::Mesaj),
+        source: Some(item.source.clone()),
+        status: item.status,
+        consent_date: Some(item.consent_date),
+        recipient_type: Some(item.recipient_type),
+        retailer_code: None,
+        retailer_access: None,
+    }
+}

@@ -1,0 +1,120 @@
+//! The bulk-result poller: collects the results of submitted bulk requests no sooner than IYS
+//! allows, settles each item, and escalates items IYS never answers.
+
+use std::collections::HashMap;
+
+use hub_store::{Brand, EngineStore, OutboxItem, Settlement};
+use iys::wire::BulkItemStatus;
+use iys_client::IysClient;
+use jiff::Timestamp;
+
+use crate::account::quota_only;
+use crate::{Engines, later};
+
+/// The failure code of a bulk item IYS never answered.
+pub const BULK_RESULT_MISSING: &str = "bulk_result_missing";
+
+impl Engines {
+    /// Collects due bulk results. Returns how many rows were looked at.
+    pub async fn poll_bulks(
+        &self,
+        brand: &Brand,
+        client: &IysClient,
+    ) -> Result<usize, hub_store::StoreError> {
+        let now = self.now();
+        if self
+            .store
+            .dispatch_pause(brand.brand_code)
+            .await?
+            .is_some_and(|p| p.until > now && !quota_only(&p))
+        {
+            return Ok(0);
+        }
+        let lease = self.config.lease.as_millis() as i64;
+        let items = self
+            .store
+            .claim_awaiting(brand.brand_code, &self.owner, now, lease, 10_000)
+            .await?;
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let count = items.len();
+        let mut by_request: HashMap<String, Vec<OutboxItem>> = HashMap::new();
+        for item in items {
+            by_request
+                .entry(item.request_id.clone().unwrap_or_default())
+                .or_default()
+                .push(item);
+        }
+        let mut settled = Vec::with_capacity(count);
+        for (request_id, items) in by_request {
+            let now = self.now();
+            let later_poll = later(now, self.config.bulk_poll_every);
+            let results = match client.bulk_result(brand.brand_code.0, &request_id).await {
+                Ok(results) => results,
+                Err(e) => {
+                    tracing::warn!(%request_id, error = %e, "bulk result not available yet");
+                    Vec::new()
+                }
+            };
+            for item in items {
+                // Matched by subRequestId, or by IYS's `index` when the id is missing; never
+                // by the position in IYS's answer.
+                let r = results.iter().find(|r| match &r.sub_request_id {
+                    Some(id) => Some(id.as_str()) == item.sub_request_id.as_deref(),
+                    None => item.bulk_index == Some(r.index as i64),
+                });
+                let s = match r {
+                    Some(r) if r.status == BulkItemStatus::Success => Settlement::Delivered {
+                        transaction_id: r.transaction_id.clone().unwrap_or_default(),
+                        creation_date: r.creation_date,
+                    },
+                    Some(r) if r.status == BulkItemStatus::Failure => {
+                        let (code, message) = r
+                            .error
+                            .as_ref()
+                            .map_or(("unknown".into(), String::new()), |e| {
+                                (e.code.clone(), e.message.clone())
+                            });
+                        Settlement::Refused { code, message }
+                    }
+                    _ if self.overdue(&item, now) => {
+                        tracing::warn!(%request_id, outbox = item.id, "no bulk result in time: escalated");
+                        self.escalation(&item, &request_id, now)
+                    }
+                    _ => Settlement::StillQueued {
+                        poll_at: later_poll,
+                    },
+                };
+                settled.push((item, s));
+            }
+        }
+        self.store
+            .settle(brand.brand_code, &self.owner, settled, self.now())
+            .await?;
+        Ok(count)
+    }
+
+    /// Whether a bulk item has waited longer for its result than IYS should ever take.
+    fn overdue(&self, item: &OutboxItem, now: Timestamp) -> bool {
+        item.submitted_at
+            .is_some_and(|t| later(t, self.config.bulk_result_timeout) <= now)
+    }
+
+    /// A bulk item IYS never answered: sent again (a v2 re-send of a consent IYS already has
+    /// is answered with the original), and after three such rounds left failed for a person.
+    fn escalation(&self, item: &OutboxItem, request_id: &str, now: Timestamp) -> Settlement {
+        let error = format!(
+            "no result for bulk request {request_id} within {} s",
+            self.config.bulk_result_timeout.as_secs()
+        );
+        if item.attempts >= 3 {
+            Settlement::Refused {
+                code: BULK_RESULT_MISSING.into(),
+                message: error,
+            }
+        } else {
+            Settlement::Retry { error, at: now }
+        }
+    }
+}
