@@ -1,7 +1,19 @@
 //! IYS's state model: movements per (brand, recipient, recipientType, type), each with a
 //! transactionId and creationDate; the current state is the latest accepted movement.
 //!
-//! Pure data and rules, no I/O: the HTTP layer calls these methods under one lock.
+//! Pure data and rules, no I/O: the HTTP layer calls these methods under one lock. This file
+//! holds the types, single adds, status, history, citizens' actions, seeding and snapshots;
+//! `bulk`, `feed` (changes feed), `days` (daily reconciliation) and `dealers` the rest.
+
+mod bulk;
+mod days;
+mod dealers;
+mod feed;
+
+pub use bulk::{BULK_H175_MESSAGE, BulkItem, BulkOutcome, BulkRequest};
+pub use days::day_start;
+pub use dealers::Dealer;
+pub use feed::ChangesPage;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -11,14 +23,10 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use iys::rules::{StoredConsent, ValidConsent, check_transition};
-use iys::wire::{
-    BulkAccepted, BulkItemStatus, BulkResultItem, ChangeSource, ChangeStat, ChangeSummary,
-    CodeMessage, ConsentCounts, ConsentStatusResponse, DailyCsvRow, LooseBool,
-    Movement as WireMovement, OriginalRequestInformation, PushConnection, SourceCounts, SubRequest,
-};
+use iys::wire::{ConsentCounts, ConsentStatusResponse, Movement as WireMovement, PushConnection};
 use iys::{
-    ConsentDate, ConsentStatus, ConsentType, HCode, HsSource, IysError, IysSource, Location,
-    RecipientType, Source,
+    ConsentDate, ConsentStatus, ConsentType, HCode, HsSource, IysError, IysSource, RecipientType,
+    Source,
 };
 
 /// The identity of a consent in IYS.
@@ -163,48 +171,11 @@ impl Movement {
     }
 }
 
-/// What a bulk item came to.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum BulkOutcome {
-    Success {
-        movement: u32,
-        /// v2: the earlier request that had already written this exact consent.
-        original: Option<(Arc<str>, Arc<str>)>,
-    },
-    Failure(HCode),
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BulkItem {
-    pub sub_request_id: Arc<str>,
-    pub consent: ValidConsent,
-    pub outcome: Option<BulkOutcome>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BulkRequest {
-    pub request_id: Arc<str>,
-    pub brand: u64,
-    pub v2: bool,
-    pub submitted: Timestamp,
-    /// When processing starts; item `i` is done at `due + i × bulk_item_ms`.
-    pub due: Timestamp,
-    pub item_ms: u64,
-    pub items: Vec<BulkItem>,
-}
-
 /// A registered push URL.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PushRegistration {
     pub connection: PushConnection,
     pub registered: ConsentDate,
-}
-
-/// A dealer (retailer) of a brand.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Dealer {
-    pub code: u64,
-    pub body: iys::wire::Retailer,
 }
 
 /// Everything the simulator knows, ready to be saved and loaded.
@@ -237,14 +208,6 @@ pub struct IysState {
     pub duplicate_movements: u64,
 }
 
-/// One page of the changes feed, shaped as IYS's `ChangesResponse`, its movements as
-/// [`Movement::to_json`] gives them.
-#[derive(Debug, Clone, Serialize)]
-pub struct ChangesPage {
-    pub after: String,
-    pub list: Vec<serde_json::Value>,
-}
-
 /// A citizen's action through IYS's own channels (`/_sim/citizen`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -266,9 +229,6 @@ pub struct CitizenAction {
     pub citizen_name: Option<String>,
 }
 
-pub const BULK_H175_MESSAGE: &str =
-    "İlk izin kayıt işlemlerinde RET durum (status) bilgisi içeren izinler kaydedilmez.";
-
 fn stored(m: &Movement) -> StoredConsent {
     StoredConsent {
         status: m.status,
@@ -283,12 +243,6 @@ fn key_of(brand: u64, c: &ValidConsent) -> Key {
         recipient_type: c.recipient_type,
         consent_type: c.consent_type,
     }
-}
-
-fn dealer_error(location: Location, code: u64) -> IysError {
-    IysError::new(HCode::H180)
-        .at_location(location)
-        .with_value(code)
 }
 
 impl IysState {
@@ -365,28 +319,6 @@ impl IysState {
         id
     }
 
-    fn check_dealers(&self, brand: u64, c: &ValidConsent) -> Result<(), IysError> {
-        let known = |code: &u64| {
-            self.dealers
-                .get(&brand)
-                .is_some_and(|d| d.contains_key(code))
-        };
-        if let Some(code) = c.retailer_code
-            && !known(&code)
-        {
-            return Err(dealer_error(Location::field("retailerCode"), code));
-        }
-        if let Some(access) = &c.retailer_access
-            && let Some(i) = access.iter().position(|c| !known(c))
-        {
-            return Err(dealer_error(
-                Location::indexed("retailerAccess", i),
-                access[i],
-            ));
-        }
-        Ok(())
-    }
-
     /// Whether a new consent would go over the subscription's limit (H525).
     pub fn over_quota(&self, limit: Option<u64>, may_exceed: bool, new_keys: usize) -> bool {
         match limit {
@@ -419,225 +351,6 @@ impl IysState {
             return Err(IysError::new(HCode::H525));
         }
         Ok(self.append(key, MovementData::from_consent(c, Origin::Single), now))
-    }
-
-    /// Bulk submission: dealer and quota checks now, the rules when IYS processes the items.
-    #[allow(clippy::too_many_arguments)]
-    pub fn submit_bulk(
-        &mut self,
-        brand: u64,
-        items: Vec<ValidConsent>,
-        v2: bool,
-        quota: (Option<u64>, bool),
-        now: Timestamp,
-        delay: SignedDuration,
-        item_ms: u64,
-    ) -> Result<BulkAccepted, Vec<IysError>> {
-        let dealer_errors: Vec<IysError> = items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| self.check_dealers(brand, c).err().map(|e| e.with_index(i)))
-            .collect();
-        if !dealer_errors.is_empty() {
-            return Err(dealer_errors);
-        }
-        let new_keys = items
-            .iter()
-            .filter(|c| !self.by_key.contains_key(&key_of(brand, c)))
-            .count();
-        if self.over_quota(quota.0, quota.1, new_keys) {
-            return Err(vec![IysError::new(HCode::H525)]);
-        }
-        let request_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
-        let creation = ConsentDate::from_timestamp(now);
-        let items: Vec<BulkItem> = items
-            .into_iter()
-            .map(|consent| BulkItem {
-                sub_request_id: Arc::from(uuid::Uuid::new_v4().to_string()),
-                consent,
-                outcome: None,
-            })
-            .collect();
-        let accepted = BulkAccepted {
-            request_id: request_id.to_string(),
-            sub_requests: items
-                .iter()
-                .map(|it| {
-                    let wire = it.consent.to_wire();
-                    SubRequest {
-                        sub_request_id: it.sub_request_id.to_string(),
-                        consent_type: wire.consent_type,
-                        source: wire.source,
-                        recipient: wire.recipient,
-                        status: wire.status,
-                        consent_date: wire.consent_date,
-                        recipient_type: wire.recipient_type,
-                        creation_date: Some(creation),
-                        retailer_code: wire.retailer_code,
-                        retailer_access: wire.retailer_access,
-                    }
-                })
-                .collect(),
-        };
-        let due = now.saturating_add(delay).unwrap_or(now);
-        self.pending_bulks.insert((due, request_id.clone()), ());
-        self.bulks.insert(
-            request_id.clone(),
-            BulkRequest {
-                request_id,
-                brand,
-                v2,
-                submitted: now,
-                due,
-                item_ms,
-                items,
-            },
-        );
-        Ok(accepted)
-    }
-
-    /// Processes every bulk item whose time has come. Returns the number of items settled.
-    pub fn process_due(&mut self, now: Timestamp) -> usize {
-        let due: Vec<(Timestamp, Arc<str>)> = self
-            .pending_bulks
-            .range(..=(now, Arc::from("\u{10ffff}")))
-            .map(|(k, _)| k.clone())
-            .collect();
-        let mut settled = 0;
-        for (due_at, id) in due {
-            let Some(mut req) = self.bulks.remove(&id) else {
-                self.pending_bulks.remove(&(due_at, id));
-                continue;
-            };
-            for (i, item) in req.items.iter_mut().enumerate() {
-                if item.outcome.is_some() {
-                    continue;
-                }
-                let at = due_at
-                    .saturating_add(SignedDuration::from_millis((i as u64 * req.item_ms) as i64))
-                    .unwrap_or(due_at);
-                if at > now {
-                    break;
-                }
-                item.outcome =
-                    Some(self.settle_bulk_item(req.brand, req.v2, &req.request_id, item, at));
-                settled += 1;
-            }
-            if req.items.iter().all(|it| it.outcome.is_some()) {
-                self.pending_bulks.remove(&(due_at, id.clone()));
-            }
-            self.bulks.insert(id, req);
-        }
-        settled
-    }
-
-    fn settle_bulk_item(
-        &mut self,
-        brand: u64,
-        v2: bool,
-        request_id: &Arc<str>,
-        item: &BulkItem,
-        at: Timestamp,
-    ) -> BulkOutcome {
-        let c = &item.consent;
-        let key = key_of(brand, c);
-        let current_id = self.by_key.get(&key).and_then(|ids| ids.last()).copied();
-        if v2 && let Some(id) = current_id {
-            let cur = self.movement(id);
-            if cur.same_data(c) {
-                let original = match &cur.origin {
-                    Origin::Bulk {
-                        request_id,
-                        sub_request_id,
-                    } => Some((request_id.clone(), sub_request_id.clone())),
-                    _ => None,
-                };
-                return BulkOutcome::Success {
-                    movement: id,
-                    original,
-                };
-            }
-        }
-        let current = current_id.map(|id| stored(self.movement(id)));
-        if let Err(e) = check_transition(current.as_ref(), c) {
-            return BulkOutcome::Failure(e.hcode().unwrap_or(HCode::H092));
-        }
-        let origin = Origin::Bulk {
-            request_id: request_id.clone(),
-            sub_request_id: item.sub_request_id.clone(),
-        };
-        let id = self.append(key, MovementData::from_consent(c, origin), at);
-        BulkOutcome::Success {
-            movement: id,
-            original: None,
-        }
-    }
-
-    pub fn bulk(&self, request_id: &str) -> Option<&BulkRequest> {
-        self.bulks.get(request_id)
-    }
-
-    /// The result array of a bulk request: `[]` before processing starts (or when unknown).
-    pub fn bulk_results(
-        &self,
-        brand: u64,
-        request_id: &str,
-        v2: bool,
-        now: Timestamp,
-    ) -> Vec<BulkResultItem> {
-        let Some(req) = self.bulks.get(request_id).filter(|r| r.brand == brand) else {
-            return Vec::new();
-        };
-        if now < req.due {
-            return Vec::new();
-        }
-        req.items
-            .iter()
-            .enumerate()
-            .map(|(index, item)| {
-                let mut out = BulkResultItem {
-                    index,
-                    status: BulkItemStatus::Enqueue,
-                    sub_request_id: Some(item.sub_request_id.to_string()),
-                    request_id: Some(req.request_id.to_string()),
-                    transaction_id: None,
-                    creation_date: None,
-                    error: None,
-                    is_add_consent_v2_service: None,
-                    original_request_information: None,
-                };
-                match &item.outcome {
-                    None => {}
-                    Some(BulkOutcome::Failure(code)) => {
-                        out.status = BulkItemStatus::Failure;
-                        let message = if *code == HCode::H175 {
-                            BULK_H175_MESSAGE.to_owned()
-                        } else {
-                            code.message_tr().to_owned()
-                        };
-                        out.error = Some(CodeMessage {
-                            code: code.as_str().to_owned(),
-                            message,
-                        });
-                    }
-                    Some(BulkOutcome::Success { movement, original }) => {
-                        let m = self.movement(*movement);
-                        out.status = BulkItemStatus::Success;
-                        out.transaction_id = Some(m.tx.to_hex());
-                        out.creation_date = Some(m.creation_date());
-                        if v2 {
-                            out.is_add_consent_v2_service = Some(LooseBool::Bool(req.v2));
-                            out.original_request_information =
-                                original.as_ref().map(|(r, s)| OriginalRequestInformation {
-                                    request_id: r.to_string(),
-                                    sub_request_id: s.to_string(),
-                                });
-                        }
-                    }
-                }
-                out
-            })
-            .collect()
     }
 
     /// Single status; `None` when IYS has never had the consent.
@@ -674,85 +387,6 @@ impl IysState {
             .unwrap_or_default();
         list.sort_by_key(|m| std::cmp::Reverse((m.consent_date, m.created)));
         list
-    }
-
-    /// One page of the changes feed; `None` when there is nothing (IYS answers 204).
-    ///
-    /// The cursor names a second and a transactionId, and movements of one consent in one second
-    /// share their transactionId, so a cursor cannot tell those movements apart. Two rules keep
-    /// paging lossless and finite: a cursor resumes after the LAST movement of its group, and a
-    /// page never stops inside a group it has started (it may run past `limit` to finish it).
-    pub fn changes(
-        &self,
-        brand: u64,
-        source: ChangeSource,
-        after: Option<(i64, TxId)>,
-        limit: usize,
-        window: (i64, i64),
-    ) -> Option<ChangesPage> {
-        let ids = self.by_brand.get(&brand)?;
-        let created = |i: usize| self.movements[ids[i] as usize].created;
-        let mut start = partition(ids.len(), |i| created(i) < window.0);
-        if let Some((secs, tx)) = after {
-            let first_same = partition(ids.len(), |i| created(i) < secs);
-            let first_later = partition(ids.len(), |i| created(i) <= secs);
-            // An unknown transactionId resumes at the start of its second: better to deliver a
-            // movement twice than to skip one.
-            let resume = (first_same..first_later)
-                .find(|&i| self.movements[ids[i] as usize].tx == tx)
-                .map_or(first_same, |i| self.group_end(ids, i) + 1);
-            start = start.max(resume);
-        }
-        let mut list = Vec::new();
-        let mut last = None;
-        // Position of the last movement of every group the page has started.
-        let mut must_reach = None;
-        for (pos, &id) in ids.iter().enumerate().skip(start) {
-            let m = self.movement(id);
-            if m.created > window.1 {
-                break;
-            }
-            if list.len() >= limit && must_reach.is_none_or(|end| pos > end) {
-                break;
-            }
-            let wanted = match source {
-                ChangeSource::Iys => m.is_iys(),
-                ChangeSource::Hs => !m.is_iys(),
-            };
-            if wanted {
-                list.push(m.to_json(true));
-                last = Some(m);
-                let end = self.group_end(ids, pos);
-                must_reach = Some(must_reach.map_or(end, |e: usize| e.max(end)));
-            }
-        }
-        last.map(|m| ChangesPage {
-            after: m.cursor(),
-            list,
-        })
-    }
-
-    /// The position in `ids` (a brand's movements) of the last movement sharing the
-    /// transactionId of the one at `pos`: the same consent, later in the same second.
-    fn group_end(&self, ids: &[u32], pos: usize) -> usize {
-        let Some(&id) = ids.get(pos) else {
-            return pos;
-        };
-        let m = self.movement(id);
-        let Some(of_key) = self.by_key.get(&m.key) else {
-            return pos;
-        };
-        // Movement ids only grow, so both lists are sorted.
-        let Ok(at) = of_key.binary_search(&id) else {
-            return pos;
-        };
-        let last_id = of_key[at..]
-            .iter()
-            .take_while(|&&other| self.movement(other).tx == m.tx)
-            .last()
-            .copied()
-            .unwrap_or(id);
-        ids.binary_search(&last_id).unwrap_or(pos)
     }
 
     /// A citizen gives or withdraws consent through IYS. IYS's provider rules do not apply to
@@ -832,200 +466,6 @@ impl IysState {
             self.append(key, data, now);
         }
         count
-    }
-
-    /// Movement ids created on one Istanbul calendar day.
-    fn day(&self, brand: u64, date: Date) -> &[u32] {
-        let Some(ids) = self.by_brand.get(&brand) else {
-            return &[];
-        };
-        let start = day_start(date);
-        let end = day_start(date.tomorrow().unwrap_or(date));
-        let created = |i: usize| self.movements[ids[i] as usize].created;
-        let a = partition(ids.len(), |i| created(i) < start);
-        let b = partition(ids.len(), |i| created(i) < end);
-        &ids[a..b]
-    }
-
-    pub fn has_day(&self, brand: u64, date: Date) -> bool {
-        !self.day(brand, date).is_empty()
-    }
-
-    /// Reconciliation summary of one day for one recipientType.
-    pub fn day_summary(
-        &self,
-        brand: u64,
-        date: Date,
-        recipient_type: RecipientType,
-    ) -> ChangeSummary {
-        let mut stats: BTreeMap<(ConsentType, bool), SourceCounts> = BTreeMap::new();
-        for &id in self.day(brand, date) {
-            let m = self.movement(id);
-            if m.key.recipient_type != recipient_type {
-                continue;
-            }
-            let is_iys = m.is_iys();
-            let e = stats
-                .entry((m.key.consent_type, is_iys))
-                .or_insert(SourceCounts {
-                    source: if is_iys {
-                        ChangeSource::Iys
-                    } else {
-                        ChangeSource::Hs
-                    },
-                    approval: 0,
-                    rejection: 0,
-                    pending: 0,
-                    total: 0,
-                });
-            match m.status {
-                ConsentStatus::Onay => e.approval += 1,
-                ConsentStatus::Ret => e.rejection += 1,
-            }
-            e.total += 1;
-        }
-        let mut change_stats: Vec<ChangeStat> = Vec::new();
-        for ((consent_type, _), counts) in stats {
-            match change_stats.last_mut() {
-                Some(last) if last.consent_type == consent_type => last.consents.push(counts),
-                _ => change_stats.push(ChangeStat {
-                    consent_type,
-                    consents: vec![counts],
-                }),
-            }
-        }
-        ChangeSummary { change_stats }
-    }
-
-    /// The daily movement file (CSV), both HS and IYS movements.
-    pub fn day_file(&self, brand: u64, date: Date) -> String {
-        let mut rows: Vec<DailyCsvRow> = self
-            .day(brand, date)
-            .iter()
-            .map(|&id| {
-                let m = self.movement(id);
-                DailyCsvRow {
-                    creation_date: m.creation_date(),
-                    transaction_id: m.tx.to_hex(),
-                    recipient: m.key.recipient.to_string(),
-                    recipient_type: m.key.recipient_type,
-                    consent_type: m.key.consent_type,
-                    status: m.status,
-                    consent_date: m.consent_date,
-                    source: m.source.clone(),
-                }
-            })
-            .collect();
-        DailyCsvRow::render_file(&mut rows)
-    }
-
-    pub fn agree(&mut self, brand: u64, date: Date) {
-        self.agreements.insert((brand, date));
-    }
-
-    pub fn agreed(&self, brand: u64, date: Date) -> bool {
-        self.agreements.contains(&(brand, date))
-    }
-
-    // Dealers -----------------------------------------------------------------------------
-
-    pub fn dealers(&self, brand: u64) -> impl Iterator<Item = &Dealer> {
-        self.dealers
-            .get(&brand)
-            .into_iter()
-            .flat_map(|d| d.values())
-    }
-
-    pub fn dealer(&self, brand: u64, code: u64) -> Option<&Dealer> {
-        self.dealers.get(&brand)?.get(&code)
-    }
-
-    /// Adds a dealer under a fresh random 8-digit code.
-    pub fn add_dealer(&mut self, brand: u64, mut body: iys::wire::Retailer) -> u64 {
-        let taken: Vec<u64> = self
-            .dealers
-            .values()
-            .flat_map(|d| d.keys().copied())
-            .collect();
-        let code = loop {
-            let c = fastrand::u64(10_000_000..100_000_000);
-            if !taken.contains(&c) {
-                break c;
-            }
-        };
-        body.retailer_code = Some(code);
-        self.dealers
-            .entry(brand)
-            .or_default()
-            .insert(code, Dealer { code, body });
-        code
-    }
-
-    /// Whether any consent of the brand uses the dealer.
-    pub fn dealer_in_use(&self, brand: u64, code: u64) -> bool {
-        self.dealer_access
-            .iter()
-            .any(|(k, set)| k.brand == brand && set.contains(&code))
-            || self.by_key.iter().any(|(k, ids)| {
-                k.brand == brand
-                    && ids
-                        .last()
-                        .is_some_and(|&id| self.movement(id).retailer_code == Some(code))
-            })
-    }
-
-    pub fn remove_dealer(&mut self, brand: u64, code: u64) -> bool {
-        self.dealers
-            .get_mut(&brand)
-            .is_some_and(|d| d.remove(&code).is_some())
-    }
-
-    pub fn access_of(&self, key: &Key) -> Vec<u64> {
-        self.dealer_access
-            .get(key)
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default()
-    }
-
-    /// Checks that every code is a dealer of the brand (403 H180 at the first unknown one).
-    pub fn check_dealer_codes(&self, brand: u64, codes: &[u64]) -> Result<(), IysError> {
-        match codes.iter().position(|c| self.dealer(brand, *c).is_none()) {
-            Some(i) => Err(dealer_error(
-                Location::indexed("retailerAccess", i),
-                codes[i],
-            )),
-            None => Ok(()),
-        }
-    }
-
-    pub fn grant_access(&mut self, key: Key, codes: &[u64]) -> Result<(), IysError> {
-        if self.current(&key).is_none() {
-            return Err(IysError::new(HCode::H401));
-        }
-        self.dealer_access.entry(key).or_default().extend(codes);
-        Ok(())
-    }
-
-    pub fn replace_access(&mut self, key: Key, codes: &[u64]) {
-        if self.current(&key).is_some() {
-            self.dealer_access
-                .insert(key, codes.iter().copied().collect());
-        }
-    }
-
-    pub fn remove_access(&mut self, key: &Key, codes: Option<&[u64]>) {
-        match codes {
-            None => {
-                self.dealer_access.remove(key);
-            }
-            Some(codes) => {
-                if let Some(set) = self.dealer_access.get_mut(key) {
-                    for c in codes {
-                        set.remove(c);
-                    }
-                }
-            }
-        }
     }
 
     // Persistence ---------------------------------------------------------------------------
@@ -1139,11 +579,4 @@ fn partition(len: usize, pred: impl Fn(usize) -> bool) -> usize {
         }
     }
     lo
-}
-
-/// Epoch seconds of 00:00 in Istanbul on `date`.
-pub fn day_start(date: Date) -> i64 {
-    ConsentDate::from_civil(date.to_datetime(jiff::civil::Time::midnight()))
-        .to_timestamp()
-        .as_second()
 }

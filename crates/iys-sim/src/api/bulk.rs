@@ -1,0 +1,115 @@
+//! Bulk requests (v1 and v2) and their results.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use jiff::SignedDuration;
+
+use iys::rules::validate_bulk;
+use iys::{HCode, IysError};
+
+use super::{ApiError, ApiResult, SimState, errors, ok, parse_json};
+use crate::Sim;
+
+async fn bulk(
+    sim: Arc<Sim>,
+    headers: HeaderMap,
+    codes: (String, String),
+    body: Bytes,
+    v2: bool,
+) -> ApiResult<Response> {
+    let user = sim.authenticate(&headers)?;
+    let body = parse_json(&body)?;
+    let items = validate_bulk(&body, &sim.rules()).map_err(errors)?;
+    let brand = sim.authorize(&user, &codes.0, Some(&codes.1))?;
+    let cfg = sim.config();
+    let now = sim.now();
+    let accepted = sim
+        .state
+        .lock()
+        .expect("state lock")
+        .submit_bulk(
+            brand,
+            items,
+            v2,
+            sim.quota(),
+            now,
+            SignedDuration::from_millis(cfg.timing.bulk_delay_ms as i64),
+            cfg.timing.bulk_item_ms,
+        )
+        .map_err(errors)?;
+    ok(StatusCode::ACCEPTED, accepted)
+}
+
+pub(super) async fn bulk_v1(
+    State(sim): SimState,
+    headers: HeaderMap,
+    Path(codes): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    bulk(sim, headers, codes, body, false).await
+}
+
+pub(super) async fn bulk_v2(
+    State(sim): SimState,
+    headers: HeaderMap,
+    Path(codes): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    bulk(sim, headers, codes, body, true).await
+}
+
+fn check_request_id(id: &str) -> ApiResult<()> {
+    let err = |code: HCode| ApiError::from(IysError::new(code).at("requestId").with_value(id));
+    if id.chars().count() > 36 {
+        return Err(err(HCode::H198));
+    }
+    if id.chars().all(char::is_alphabetic) {
+        return Err(err(HCode::H199));
+    }
+    if id.chars().all(|c| c.is_ascii_digit()) {
+        return Err(err(HCode::H400));
+    }
+    Ok(())
+}
+
+async fn bulk_result(
+    sim: Arc<Sim>,
+    headers: HeaderMap,
+    codes: (String, String, String),
+    v2: bool,
+) -> ApiResult<Response> {
+    let brand = sim.open_brand(&headers, &codes.0, &codes.1)?;
+    check_request_id(&codes.2)?;
+    let now = sim.now();
+    let timing = sim.config().timing;
+    let min_age = timing.bulk_min_poll_age_ms as i64;
+    let state = sim.state.lock().expect("state lock");
+    if let Some(req) = state.bulk(&codes.2)
+        && now.duration_since(req.submitted) < SignedDuration::from_millis(min_age)
+    {
+        sim.stats.lock().expect("stats lock").early_bulk_polls += 1;
+    }
+    let mut items = state.bulk_results(brand, &codes.2, v2, now);
+    timing.bulk_result_order.arrange(&mut items);
+    ok(StatusCode::OK, items)
+}
+
+pub(super) async fn bulk_result_v1(
+    State(sim): SimState,
+    headers: HeaderMap,
+    Path(codes): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    bulk_result(sim, headers, codes, false).await
+}
+
+pub(super) async fn bulk_result_v2(
+    State(sim): SimState,
+    headers: HeaderMap,
+    Path(codes): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    bulk_result(sim, headers, codes, true).await
+}
