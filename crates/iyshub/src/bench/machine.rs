@@ -73,8 +73,12 @@ pub fn describe() -> Machine {
     }
 }
 
-/// `abc1234` (and whether the checkout has uncommitted changes), when run inside a checkout.
+/// The commit the binary was built from when the build said so (`IYSHUB_BUILD_COMMIT=…
+/// cargo build`), else the working directory's checkout (and whether it has uncommitted changes).
 fn git_commit() -> Option<String> {
+    if let Some(commit) = option_env!("IYSHUB_BUILD_COMMIT").filter(|c| !c.is_empty()) {
+        return Some(format!("git {commit} (built from it)"));
+    }
     let run = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)
