@@ -8,7 +8,6 @@
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use hub_core::BrandCode;
 use hub_store::{Category, Scope, Store};
 use utoipa_axum::router::OpenApiRouter;
@@ -16,8 +15,10 @@ use utoipa_axum::routes;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::{brands, categories, keys, ops, profiles};
-use crate::{HubState, MAX_BODY, consents};
+use crate::routes::{
+    brands, categories, checks, consents, keys, ops, outbox, profiles, reconcile, sync,
+};
+use crate::{HubState, MAX_BODY};
 
 /// Where the reference page (Swagger UI) is served.
 pub const DOCS_PATH: &str = "/api/docs";
@@ -31,6 +32,10 @@ pub fn routes() -> OpenApiRouter<HubState> {
         .routes(routes!(ops::openapi))
         .routes(routes!(brands::create_brand, brands::list_brands))
         .routes(routes!(brands::get_brand, brands::update_brand))
+        .routes(routes!(consents::post_consents))
+        .routes(routes!(consents::get_recipient))
+        .routes(routes!(consents::get_history))
+        .routes(routes!(checks::post_check))
         .routes(routes!(ops::verify_chain))
         .routes(routes!(
             categories::create_category,
@@ -49,6 +54,12 @@ pub fn routes() -> OpenApiRouter<HubState> {
         .routes(routes!(keys::create_key, keys::list_keys))
         .routes(routes!(keys::revoke_key))
         .routes(routes!(keys::rotate_key))
+        .routes(routes!(sync::get_sync))
+        .routes(routes!(sync::post_push))
+        .routes(routes!(sync::post_backfill, sync::get_backfill))
+        .routes(routes!(outbox::get_outbox))
+        .routes(routes!(outbox::post_requeue))
+        .routes(routes!(reconcile::get_reconciliation))
 }
 
 /// The reference page: Swagger UI's assets, built into the binary, reading `/api/openapi.json`.
@@ -65,34 +76,8 @@ fn docs() -> Router<HubState> {
 }
 
 pub fn router(hub: HubState) -> Router {
-    let b = "/api/v1/brands/{brandCode}";
     let (api, _) = routes().split_for_parts();
-    api.route("/api/v1/iys/push/{brandCode}", post(crate::sync::post_push))
-        .route(&format!("{b}/consents"), post(consents::post_consents))
-        .route(
-            &format!("{b}/recipients/{{recipient}}"),
-            get(consents::get_recipient),
-        )
-        .route(
-            &format!("{b}/recipients/{{recipient}}/history"),
-            get(consents::get_history),
-        )
-        .route(&format!("{b}/check"), post(consents::post_check))
-        .route(&format!("{b}/sync"), get(crate::sync::get_sync))
-        .route(&format!("{b}/outbox"), get(crate::sync::get_outbox))
-        .route(
-            &format!("{b}/reconciliation"),
-            get(crate::reconcile::get_reconciliation),
-        )
-        .route(
-            &format!("{b}/outbox/requeue"),
-            post(crate::sync::post_requeue),
-        )
-        .route(
-            &format!("{b}/backfill"),
-            post(crate::sync::post_backfill).get(crate::sync::get_backfill),
-        )
-        .merge(docs())
+    api.merge(docs())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -162,8 +162,17 @@ pub trait RequestBody: DeserializeOwned {
     }
 }
 
-/// `v` as `T`, or `T`'s refusal naming the field.
+/// `v` as `T`, or `T`'s refusal naming the field. Every DTO is a JSON object (serde would
+/// otherwise also read a struct from an array of its fields in order).
 pub fn typed<T: RequestBody>(v: &Value) -> ApiResult<T> {
+    if !v.is_object() {
+        return Err(T::refuse(BodyError {
+            kind: Misfit::WrongType,
+            field: String::new(),
+            message: "the body must be a JSON object".into(),
+            value: None,
+        }));
+    }
     serde_path_to_error::deserialize::<_, T>(v).map_err(|e| T::refuse(misfit(v, &e)))
 }
 
@@ -255,21 +264,19 @@ where
     }
 }
 
-/// A query string as its DTO `T`: each parameter once (the last one given wins), every value a
-/// string; `T` checks them. A parameter `T` does not have is refused as `T` says.
+/// A query string, read by the handler as its DTO `T` with [`Query::parse`] once it has checked
+/// the caller: each parameter once (the last one given wins), every value a string, which `T`
+/// checks. A parameter `T` does not have is refused as `T` says.
 #[derive(Debug)]
-pub struct Query<T>(pub T);
+pub struct Query<T> {
+    query: Option<String>,
+    _dto: PhantomData<fn() -> T>,
+}
 
-impl<S, T> FromRequestParts<S> for Query<T>
-where
-    S: Send + Sync,
-    T: RequestBody,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+impl<T: RequestBody> Query<T> {
+    pub fn parse(self) -> ApiResult<T> {
         let pairs: HashMap<String, String> =
-            serde_urlencoded::from_str(parts.uri.query().unwrap_or_default()).map_err(|e| {
+            serde_urlencoded::from_str(self.query.as_deref().unwrap_or_default()).map_err(|e| {
                 ApiError::bad_request("invalid_value", format!("unreadable query string: {e}"))
             })?;
         let v = Value::Object(
@@ -278,7 +285,21 @@ where
                 .map(|(k, v)| (k, Value::String(v)))
                 .collect(),
         );
-        typed(&v).map(Query)
+        typed(&v)
+    }
+}
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    S: Send + Sync,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Query {
+            query: parts.uri.query().map(str::to_owned),
+            _dto: PhantomData,
+        })
     }
 }
 

@@ -4,7 +4,6 @@
 mod api;
 mod auth;
 pub mod cache;
-mod consents;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -12,9 +11,7 @@ mod guard;
 pub mod input;
 mod metrics;
 pub mod openapi;
-mod reconcile;
 mod routes;
-mod sync;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -114,6 +114,13 @@ pub fn document() -> &'static Value {
         base.merge(doc);
         let mut v = serde_json::to_value(base).expect("the document serialises");
         legacy::merge(&mut v);
+        for (name, keywords) in dto::constraints() {
+            let schema = v["components"]["schemas"]
+                .get_mut(name)
+                .and_then(Value::as_object_mut)
+                .unwrap_or_else(|| panic!("constraints for {name}, which is not a schema"));
+            schema.extend(keywords.as_object().cloned().unwrap_or_default());
+        }
         shared_responses(&mut v);
         v
     })

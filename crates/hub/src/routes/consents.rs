@@ -1,68 +1,98 @@
-//! Consent writes, recipient lookups, history and send-time checks.
+//! Consent writes, a recipient's current state and history.
 
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hub_core::{CategoryKind, Channel, ConsentState, Origin, Policy, check};
-use hub_store::{Applied, Event, Idempotency, Scope, Store, StoredAnswer};
-use iys::RecipientType;
+use hub_core::{CategoryKind, Origin};
+use hub_store::{Applied, Idempotency, Scope, Store, StoredAnswer};
 use jiff::Timestamp;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::Digest;
 
 use crate::api::{brand_for, cached_brand_for, cached_categories};
 use crate::auth::Caller;
+use crate::dto::consents::{
+    AcceptedItem, BatchResult, ChannelState, ConsentBatch, ConsentWrite, ConsentWriteResult,
+    HistoryEvent, HistoryQuery, IdempotencyKeyHeader, RecipientConsents, RecipientHistory,
+};
+use crate::dto::error::ErrorResponse;
+use crate::dto::params::{BrandCodePath, RecipientPath};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Path, body_bytes, json_body, parse_json};
-use crate::input::{lookup_form, normalise_recipient, parse_change};
-use crate::{HubState, MAX_CHANGES, MAX_CHECKS};
+use crate::extract::{JsonBody, Path, Query, parse_json, typed};
+use crate::input::{lookup_form, parse_change};
+use crate::{HubState, MAX_CHANGES};
 
-fn state_json(channel: Channel, recipient_type: RecipientType, s: &ConsentState) -> Value {
-    json!({
-        "channel": channel,
-        "recipientType": recipient_type,
-        "status": s.status,
-        "consentDate": s.consent_date,
-        "source": s.source,
-        "iysState": s.iys_state,
-        "iysError": s.iys_error,
-        "conflict": s.conflict,
-        "hold": s.hold,
-        "deadline": s.deadline,
-        "lastEventId": s.last_event_id,
-        "updatedAt": s.updated_at,
-    })
-}
-
-fn applied_json(index: usize, a: &Applied) -> Value {
-    json!({
-        "index": index,
-        "status": "accepted",
-        "eventId": a.event_id,
-        "outcome": a.outcome,
-        "iysState": a.state.as_ref().map(|s| s.iys_state),
-        "deadline": a.state.as_ref().and_then(|s| s.deadline),
-        "outbox": a.outbox,
-    })
-}
-
-fn error_json(index: usize, e: &ApiError) -> Value {
-    json!({"index": index, "status": "rejected", "error": e.body})
-}
-
-/// `POST /api/v1/brands/{brandCode}/consents`: one change, or `{"changes": [...]}` (≤ 10,000).
-/// Good changes are stored even when others in the batch are refused; each answer item says which.
+/// Record consent changes
+///
+/// Scope: write. One change, or `{"changes":[…]}` with up to 10,000. Every field is checked
+/// before anything is stored, with IYS's own rules and H-codes on IYS channels, so no IYS quota
+/// is spent on a change IYS would refuse. Each accepted change appends an event to the brand's
+/// hash-chained history, updates the current state and, on IYS channels, queues the change for
+/// IYS (outbox) as the brand's mode says.
+///
+/// A single change answers 200 with its result, or with its error (4xx). A batch always answers
+/// 200 when the body itself is well formed: good changes are stored even when others are
+/// refused, and `results` has one item per change in request order.
+#[utoipa::path(
+    post,
+    path = "/api/v1/brands/{brandCode}/consents",
+    tag = "consents",
+    operation_id = "postConsents",
+    params(BrandCodePath, IdempotencyKeyHeader),
+    security(("apiKey" = ["write"])),
+    request_body(content = ConsentWrite, examples(
+        ("single" = (summary = "Ayşe gives SMS permission on the web site", value = json!({"recipient": "0532 123 45 67", "type": "MESAJ", "status": "ONAY", "source": "HS_WEB", "consentDate": "2026-11-28 14:05:00", "evidence": {"ip": "203.0.113.7", "form": "signup-v3"}}))),
+        ("batch" = (summary = "A batch (two good changes, two refused)", value = json!({"changes": [{"recipient": "ayse@example.com", "type": "EPOSTA", "status": "ONAY", "source": "HS_WEB"}, {"recipient": "ayşe@örnek.com", "type": "EPOSTA", "status": "ONAY", "source": "HS_WEB"}, {"recipient": "+905321234567", "channel": "PUSH", "status": "ONAY"}, {"recipient": "+905321234567", "type": "MESAJ", "status": "ONAY", "source": "HS_WEB", "consentDate": "2030-01-01 10:00:00"}]}))),
+        ("categoryRet" = (summary = "Ayşe refuses campaign messages (a category consent)", value = json!({"recipient": "+905321234567", "type": "MESAJ", "status": "RET", "source": "HS_WEB", "category": "kampanya", "actor": "agent-mehmet"}))),
+        ("hold" = (summary = "An agent places a manual hold", value = json!({"recipient": "+905321234567", "type": "MESAJ", "status": "ONAY", "source": "HS_CAGRI_MERKEZI", "consentDate": "2026-11-28 14:05:00", "hold": true, "actor": "agent-mehmet"}))),
+        ("profileCategory" = (summary = "A profile's category consent, without a recipient", value = json!({"profileId": "musteri-48213", "channel": "PUSH", "category": "kampanya", "status": "RET"})))
+    )),
+    responses(
+        (status = 200, description = "The result: one item for a single change, counts and items for a batch.", body = ConsentWriteResult,
+            headers(("Idempotent-Replayed" = String, description = "`true` when the answer is the stored answer of an earlier request with the same Idempotency-Key.")),
+            examples(
+            ("single" = (summary = "A single change, queued for IYS", value = json!({"index": 0, "status": "accepted", "eventId": 1, "outcome": "applied", "iysState": "pending", "deadline": "2026-12-02T11:05:00Z", "outbox": "pending"}))),
+            ("batch" = (summary = "A batch with two items refused", value = json!({"accepted": 2, "rejected": 2, "results": [{"index": 0, "status": "accepted", "eventId": 2, "outcome": "applied", "iysState": "pending", "deadline": "2026-12-02T11:20:35Z", "outbox": "pending"}, {"index": 1, "status": "rejected", "error": {"code": "H120", "field": "recipient", "message": "recipient is not a valid e-mail address. (IYS: Alıcı (recipient) kabul edilemedi. Geçerli bir eposta adresi giriniz.)", "value": "ayşe@örnek.com"}}, {"index": 2, "status": "accepted", "eventId": 3, "outcome": "applied", "iysState": "local_only", "deadline": null, "outbox": null}, {"index": 3, "status": "rejected", "error": {"code": "H162", "field": "consentDate", "message": "Date and time must not be in the future. (IYS: Mevcut tarih ve saatten ileri bir tarih ve saat girilmemelidir.)", "value": "2030-01-01 10:00:00"}}]})))
+        )),
+        (status = 400, description = "Bad request (see the error code).", body = ErrorResponse, examples(
+            ("unknownField" = (summary = "Unknown field in a change", value = json!({"error": {"code": "unknown_field", "message": "unknown field \"foo\"; a change has: recipient, type, channel, recipientType, status, consentDate, source, category, profileId, evidence, hold, actor", "field": "foo"}}))),
+            ("batchExtra" = (summary = "A batch body with more than changes", value = json!({"error": {"code": "unknown_field", "message": "a batch body has only \"changes\"; found \"x\"", "field": "x"}}))),
+            ("notObject" = (summary = "Not a JSON object", value = json!({"error": {"code": "invalid_body", "message": "a change must be a JSON object"}}))),
+            ("badIdempotencyKey" = (summary = "Empty or non-ASCII Idempotency-Key", value = json!({"error": {"code": "invalid_value", "message": "Idempotency-Key must be 1–255 visible ASCII characters", "field": "Idempotency-Key"}})))
+        )),
+        (status = 413, description = "Payload too large.", body = ErrorResponse, examples(
+            ("tooManyChanges" = (summary = "Over 10,000 changes", value = json!({"error": {"code": "too_many_changes", "message": "at most 10000 changes per request; split the batch", "field": "changes", "value": 10001}})))
+        )),
+        (status = 422, description = "The body breaks a rule (see the error code, field and value).", body = ErrorResponse, examples(
+            ("H121" = (summary = "Not a phone number", value = json!({"error": {"code": "H121", "message": "recipient must be an E.164 phone number, e.g. +905992000000. (IYS: Alıcı (recipient) için E164 uluslararası([+][country code][area code][local phone number]) formatına uygun bir telefon numarası girilmelidir. (örn. +905992000000))", "field": "recipient", "value": "12345"}}))),
+            ("H120" = (summary = "Not an e-mail IYS accepts", value = json!({"error": {"code": "H120", "message": "recipient is not a valid e-mail address. (IYS: Alıcı (recipient) kabul edilemedi. Geçerli bir eposta adresi giriniz.)", "field": "recipient", "value": "örnek@mail.com"}}))),
+            ("H110" = (summary = "status missing", value = json!({"error": {"code": "H110", "message": "status is missing. (IYS: Durum (status) bulunamadı.)", "field": "status"}}))),
+            ("H115" = (summary = "Wrong status", value = json!({"error": {"code": "H115", "message": "status must be ONAY or RET. (IYS: Durum (status) için uygun değerler: ONAY, RET)", "field": "status", "value": "RED"}}))),
+            ("H117" = (summary = "Wrong type", value = json!({"error": {"code": "H117", "message": "type must be ARAMA, MESAJ or EPOSTA. (IYS: İzin tipi (type) için uygun değerler: ARAMA, MESAJ, EPOSTA)", "field": "type", "value": "SMS"}}))),
+            ("H119" = (summary = "Wrong source", value = json!({"error": {"code": "H119", "message": "source is not one of the accepted values (13 HS_* values incl. HS_KARAR). (IYS: İzin kaynağı (source) için uygun değerler: HS_FIZIKSEL_ORTAM, HS_ISLAK_IMZA, HS_WEB, HS_CAGRI_MERKEZI, HS_SOSYAL_MEDYA, HS_EPOSTA, HS_MESAJ, HS_MOBIL, HS_EORTAM, HS_ETKINLIK, HS_2015, HS_ATM, HS_KARAR)", "field": "source", "value": "WEB"}}))),
+            ("H158" = (summary = "consentDate format", value = json!({"error": {"code": "H158", "message": "consentDate must have the format yyyy-mm-dd hh:mm:ss. (IYS: İzin tarihi yyyy-mm-dd hh:mm:ss formatında olmalıdır.)", "field": "consentDate", "value": "2026-11-28"}}))),
+            ("H157" = (summary = "Impossible date", value = json!({"error": {"code": "H157", "message": "consentDate is not a valid date. (IYS: Geçerli bir tarih girilmelidir.)", "field": "consentDate", "value": "2026-13-28 10:00:00"}}))),
+            ("H162" = (summary = "Future date", value = json!({"error": {"code": "H162", "message": "Date and time must not be in the future. (IYS: Mevcut tarih ve saatten ileri bir tarih ve saat girilmemelidir.)", "field": "consentDate", "value": "2030-01-01 10:00:00"}}))),
+            ("H408" = (summary = "HS_KARAR with ONAY", value = json!({"error": {"code": "H408", "message": "Consents with source HS_KARAR must have status RET. (IYS: HS_KARAR kaynağından iletilen izinler için durum bilgisi RET olmalıdır.)", "field": "status", "value": "ONAY"}}))),
+            ("missingField" = (summary = "No type or channel", value = json!({"error": {"code": "missing_field", "message": "type (MESAJ, ARAMA, EPOSTA) or channel (PUSH, WEB_PUSH, IN_APP, WHATSAPP) is required", "field": "type"}}))),
+            ("invalidType" = (summary = "A number for a string", value = json!({"error": {"code": "invalid_type", "message": "status must be a string", "field": "status", "value": 1}}))),
+            ("invalidChannel" = (summary = "Unknown channel", value = json!({"error": {"code": "invalid_value", "message": "\"SMS\" is not a valid channel: expected MESAJ, ARAMA, EPOSTA, PUSH, WEB_PUSH, IN_APP or WHATSAPP", "field": "channel", "value": "SMS"}}))),
+            ("emptyBatch" = (summary = "Empty batch", value = json!({"error": {"code": "invalid_value", "message": "changes must not be empty", "field": "changes"}}))),
+            ("changesNotArray" = (summary = "changes not an array", value = json!({"error": {"code": "invalid_type", "message": "changes must be an array", "field": "changes", "value": {}}}))),
+            ("unknownCategory" = (summary = "Category not defined", value = json!({"error": {"code": "unknown_category", "message": "category \"kampanya\" is not defined for this brand", "field": "category", "value": "kampanya"}}))),
+            ("idempotencyConflict" = (summary = "Key reused with another body", value = json!({"error": {"code": "idempotency_conflict", "message": "this Idempotency-Key was used with a different body", "field": "Idempotency-Key", "value": "7f3c2a10-batch-0001"}})))
+        )),
+    )
+)]
 pub async fn post_consents(
     State(hub): State<HubState>,
     caller: Caller,
     Path(code): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: JsonBody<ConsentWrite>,
 ) -> ApiResult<Response> {
     let brand = cached_brand_for(&hub, &caller, &code, Scope::Write).await?;
     let idem_key = match headers.get("idempotency-key") {
@@ -78,7 +108,7 @@ pub async fn post_consents(
             }
         },
     };
-    let bytes = body_bytes(body)?;
+    let bytes = body.bytes()?;
     let request_hash = hex::encode(sha2::Sha256::digest(&bytes));
     if let Some(key) = &idem_key
         && let Some(answer) = hub.store.idempotent_answer(brand.brand_code, key).await?
@@ -86,29 +116,21 @@ pub async fn post_consents(
         return replay(answer, key, &request_hash);
     }
     let value = parse_json(&bytes)?;
-    let (items, batch) = match value {
-        Value::Object(mut o) if o.contains_key("changes") => {
-            if let Some(extra) = o.keys().find(|k| *k != "changes") {
-                return Err(ApiError::bad_request(
-                    "unknown_field",
-                    format!("a batch body has only \"changes\"; found {extra:?}"),
-                )
-                .field(extra.as_str()));
-            }
-            match o.remove("changes") {
-                Some(Value::Array(a)) => (a, true),
-                Some(other) => {
-                    return Err(ApiError::unprocessable(
-                        "invalid_type",
-                        "changes must be an array",
-                    )
-                    .field("changes")
-                    .value(other));
-                }
-                None => unreachable!("checked above"),
+    // A batch's shape is typed; its changes are read one by one below.
+    let batch = matches!(&value, Value::Object(o) if o.contains_key("changes"));
+    let items = if batch {
+        match typed::<ConsentBatch>(&value)?.changes {
+            Value::Array(a) => a,
+            other => {
+                return Err(
+                    ApiError::unprocessable("invalid_type", "changes must be an array")
+                        .field("changes")
+                        .value(other),
+                );
             }
         }
-        other => (vec![other], false),
+    } else {
+        vec![value]
     };
     if items.is_empty() {
         return Err(
@@ -251,33 +273,43 @@ fn render_answer(
     errors: &[(usize, ApiError)],
     indexes: &[usize],
 ) -> String {
-    if !batch {
-        return applied
+    let answer = if batch {
+        Some(ConsentWriteResult::Batch(BatchResult::new(
+            total, applied, indexes, errors,
+        )))
+    } else {
+        applied
             .first()
-            .map_or(Value::Null, |a| applied_json(0, a))
-            .to_string();
-    }
-    let mut results: Vec<(usize, Value)> = applied
-        .iter()
-        .zip(indexes)
-        .map(|(a, i)| (*i, applied_json(*i, a)))
-        .collect();
-    results.extend(errors.iter().map(|(i, e)| (*i, error_json(*i, e))));
-    results.sort_by_key(|(i, _)| *i);
-    json!({
-        "accepted": applied.len(),
-        "rejected": total - applied.len(),
-        "results": results.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
-    })
-    .to_string()
+            .map(|a| ConsentWriteResult::One(AcceptedItem::new(0, a)))
+    };
+    serde_json::to_string(&answer).expect("an answer is plain data")
 }
 
-/// `GET /api/v1/brands/{brandCode}/recipients/{recipient}`: current state on every channel and category.
+/// A recipient's current consents
+///
+/// Scope: read. The state on every channel and recipient type (with `iysState` and IYS's
+/// deadline), and the category consents recorded for the recipient.
+#[utoipa::path(
+    get,
+    path = "/api/v1/brands/{brandCode}/recipients/{recipient}",
+    tag = "consents",
+    operation_id = "getRecipient",
+    params(BrandCodePath, RecipientPath),
+    security(("apiKey" = ["read"])),
+    responses(
+        (status = 200, description = "The recipient's consents.", body = RecipientConsents, examples(
+            ("phone" = (summary = "SMS queued for IYS, push recorded locally, campaigns refused", value = json!({"recipient": "+905321234567", "channels": [{"channel": "MESAJ", "recipientType": "BIREYSEL", "status": "ONAY", "consentDate": "2026-11-28 14:05:00", "source": "HS_WEB", "iysState": "pending", "iysError": null, "conflict": false, "hold": false, "deadline": "2026-12-02T11:05:00Z", "lastEventId": 1, "updatedAt": "2026-11-28T11:05:12.481Z"}, {"channel": "PUSH", "recipientType": "BIREYSEL", "status": "ONAY", "consentDate": "2026-11-28 14:20:35", "source": "HS_EORTAM", "iysState": "local_only", "iysError": null, "conflict": false, "hold": false, "deadline": null, "lastEventId": 3, "updatedAt": "2026-11-28T11:20:35.582Z"}], "categories": [{"subject": "+905321234567", "category": "kampanya", "status": "RET", "consentDate": "2026-11-28 14:31:09", "source": "HS_WEB", "lastEventId": 6}]})))
+        )),
+        (status = 404, description = "Not found.", body = ErrorResponse, examples(
+            ("noConsent" = (summary = "Nothing recorded for the recipient", value = json!({"error": {"code": "not_found", "message": "no consent recorded for +90555*****00", "field": "recipient"}})))
+        )),
+    )
+)]
 pub async fn get_recipient(
     State(hub): State<HubState>,
     caller: Caller,
     Path((code, recipient)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RecipientConsents>> {
     let brand = brand_for(&hub, &caller, &code, Scope::Read).await?;
     let r = lookup_form(&recipient);
     let rows = hub.store.consents(brand.brand_code, &r).await?;
@@ -287,11 +319,14 @@ pub async fn get_recipient(
             ApiError::not_found(format!("no consent recorded for {}", mask(&r))).field("recipient"),
         );
     }
-    Ok(Json(json!({
-        "recipient": r,
-        "channels": rows.iter().map(|row| state_json(row.key.channel, row.key.recipient_type, &row.state)).collect::<Vec<_>>(),
-        "categories": cats,
-    })))
+    Ok(Json(RecipientConsents {
+        channels: rows
+            .iter()
+            .map(|row| ChannelState::new(row.key.channel, row.key.recipient_type, &row.state))
+            .collect(),
+        categories: cats.into_iter().map(Into::into).collect(),
+        recipient: r,
+    }))
 }
 
 fn mask(r: &str) -> String {
@@ -300,36 +335,38 @@ fn mask(r: &str) -> String {
         .unwrap_or_else(|_| "this recipient".into())
 }
 
-fn event_json(e: &Event) -> Value {
-    json!({
-        "id": e.id,
-        "channel": e.key.channel,
-        "recipientType": e.key.recipient_type,
-        "category": e.category,
-        "profileId": e.profile_id,
-        "status": e.status,
-        "consentDate": e.consent_date,
-        "source": e.source,
-        "origin": e.origin,
-        "actor": e.actor,
-        "evidence": e.evidence,
-        "hold": e.hold,
-        "outcome": e.outcome,
-        "receivedAt": e.received_at,
-        "iys": {"transactionId": e.iys_transaction_id.as_ref().or(e.delivered_transaction_id.as_ref()), "creationDate": e.iys_creation_date, "error": e.iys_error},
-        "hash": e.hash,
-    })
-}
-
-/// `GET …/recipients/{recipient}/history?limit=`: every event, newest first.
+/// A recipient's history
+///
+/// Scope: read. Every event recorded for the recipient, newest first: origin, actor, evidence,
+/// outcome, IYS's answer and the event's hash.
+#[utoipa::path(
+    get,
+    path = "/api/v1/brands/{brandCode}/recipients/{recipient}/history",
+    tag = "consents",
+    operation_id = "getRecipientHistory",
+    params(BrandCodePath, RecipientPath, HistoryQuery),
+    security(("apiKey" = ["read"])),
+    responses(
+        (status = 200, description = "The events.", body = RecipientHistory, examples(
+            ("history" = (summary = "Two events", value = json!({"recipient": "+905321234567", "events": [{"id": 6, "channel": "MESAJ", "recipientType": "BIREYSEL", "category": "kampanya", "profileId": null, "status": "RET", "consentDate": "2026-11-28 14:31:09", "source": "HS_WEB", "origin": "api", "actor": "crm-prod:agent-mehmet", "evidence": null, "hold": null, "outcome": "applied", "receivedAt": "2026-11-28T11:31:09.120Z", "iys": {"transactionId": null, "creationDate": null, "error": null}, "hash": "903e22159b9e5827046ebd8fba0be822080a86252b2e6632e162a99abd77e7a9"}, {"id": 1, "channel": "MESAJ", "recipientType": "BIREYSEL", "category": null, "profileId": null, "status": "ONAY", "consentDate": "2026-11-28 14:05:00", "source": "HS_WEB", "origin": "api", "actor": "crm-prod", "evidence": {"ip": "203.0.113.7", "form": "signup-v3"}, "hold": null, "outcome": "applied", "receivedAt": "2026-11-28T11:05:12.481Z", "iys": {"transactionId": null, "creationDate": null, "error": null}, "hash": "a41f0c8e7b2d9f63c5e1b8a0d4f7c2e96b3a5d8f1c0e7b4a9d2f6c3e8b1a5d70"}]})))
+        )),
+        (status = 404, description = "Not found.", body = ErrorResponse, examples(
+            ("noHistory" = (summary = "No events for the recipient", value = json!({"error": {"code": "not_found", "message": "no history for +90555*****00", "field": "recipient"}})))
+        )),
+        (status = 422, description = "A bad query parameter, named in field.", body = ErrorResponse, examples(
+            ("badLimit" = (summary = "limit out of range", value = json!({"error": {"code": "invalid_value", "message": "limit must be 1–1000", "field": "limit", "value": "0"}})))
+        )),
+    )
+)]
 pub async fn get_history(
     State(hub): State<HubState>,
     caller: Caller,
     Path((code, recipient)): Path<(String, String)>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<Json<Value>> {
+    query: Query<HistoryQuery>,
+) -> ApiResult<Json<RecipientHistory>> {
     let brand = brand_for(&hub, &caller, &code, Scope::Read).await?;
-    let limit = match q.get("limit") {
+    let q = query.parse()?;
+    let limit = match &q.limit {
         None => 100,
         Some(s) => s
             .parse::<u32>()
@@ -346,216 +383,8 @@ pub async fn get_history(
     if events.is_empty() {
         return Err(ApiError::not_found(format!("no history for {}", mask(&r))).field("recipient"));
     }
-    Ok(Json(
-        json!({"recipient": r, "events": events.iter().map(event_json).collect::<Vec<_>>()}),
-    ))
-}
-
-/// `POST …/check`: may we send on this channel (and category) to these recipients?
-pub async fn post_check(
-    State(hub): State<HubState>,
-    caller: Caller,
-    Path(code): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
-    let brand = cached_brand_for(&hub, &caller, &code, Scope::Read).await?;
-    let v = json_body(body)?;
-    let Some(obj) = v.as_object() else {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            "the body must be a JSON object",
-        ));
-    };
-    const FIELDS: [&str; 8] = [
-        "recipient",
-        "recipients",
-        "profileId",
-        "channel",
-        "type",
-        "recipientType",
-        "category",
-        "policy",
-    ];
-    if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(ApiError::bad_request(
-            "unknown_field",
-            format!(
-                "unknown field {unknown:?}; a check has: {}",
-                FIELDS.join(", ")
-            ),
-        )
-        .field(unknown.as_str()));
-    }
-    let str_field = |f: &str| obj.get(f).and_then(Value::as_str);
-    let channel_text = str_field("channel").or(str_field("type")).ok_or_else(|| {
-        ApiError::unprocessable("missing_field", "channel (or type) is required").field("channel")
-    })?;
-    let channel: Channel = channel_text.parse().map_err(|e: hub_core::InvalidValue| {
-        ApiError::unprocessable("invalid_value", e.to_string())
-            .field("channel")
-            .value(channel_text)
-    })?;
-    let recipient_type: RecipientType = match str_field("recipientType") {
-        None => RecipientType::default(),
-        Some(s) => s.parse().map_err(|_| {
-            ApiError::unprocessable("invalid_value", "recipientType must be BIREYSEL or TACIR")
-                .field("recipientType")
-                .value(s)
-        })?,
-    };
-    let policy = match str_field("policy") {
-        None | Some("strict") => Policy::Strict,
-        Some("lenient") => Policy::Lenient,
-        Some(other) => {
-            return Err(ApiError::unprocessable(
-                "invalid_value",
-                "policy must be strict or lenient",
-            )
-            .field("policy")
-            .value(other));
-        }
-    };
-    let category = match str_field("category") {
-        None => None,
-        Some(c) => {
-            let kind = cached_categories(&hub, brand.brand_code)
-                .await?
-                .iter()
-                .find(|x| x.code == c)
-                .map(|x| x.kind);
-            Some((
-                c.to_owned(),
-                kind.ok_or_else(|| {
-                    ApiError::unprocessable(
-                        "unknown_category",
-                        format!("category {c:?} is not defined for this brand"),
-                    )
-                    .field("category")
-                    .value(c)
-                })?,
-            ))
-        }
-    };
-    let profile = str_field("profileId");
-    let (recipients, single): (Vec<String>, bool) =
-        match (obj.get("recipients"), str_field("recipient"), profile) {
-            (Some(Value::Array(list)), None, None) => {
-                if list.len() > MAX_CHECKS {
-                    return Err(ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "too_many_recipients",
-                        format!("at most {MAX_CHECKS} recipients per check"),
-                    )
-                    .field("recipients"));
-                }
-                (
-                    list.iter()
-                        .map(|v| v.as_str().unwrap_or_default().to_owned())
-                        .collect(),
-                    false,
-                )
-            }
-            (None, Some(r), None) => (vec![r.to_owned()], true),
-            (None, None, Some(p)) => {
-                let prof = hub
-                    .store
-                    .profile(brand.brand_code, p)
-                    .await?
-                    .ok_or_else(|| {
-                        ApiError::not_found(format!("profile {p} not found")).field("profileId")
-                    })?;
-                (
-                    prof.addresses
-                        .into_iter()
-                        .filter(|a| normalise_recipient(a, channel).is_ok())
-                        .collect(),
-                    false,
-                )
-            }
-            _ => {
-                return Err(ApiError::unprocessable(
-                    "invalid_body",
-                    "give exactly one of recipient, recipients or profileId",
-                )
-                .field("recipient"));
-            }
-        };
-    // The recipients' states (and category statuses) in one query per 500, not one per recipient.
-    let normalised: Vec<Result<String, ApiError>> =
-        hub.caches
-            .recipients
-            .normalise_all(&recipients, channel, normalise_recipient);
-    let valid: Vec<String> = normalised
-        .iter()
-        .filter_map(|n| n.as_ref().ok().cloned())
-        .collect();
-    let states = hub
-        .store
-        .send_states(brand.brand_code, channel, recipient_type, &valid)
-        .await?;
-    let (categories, by_profile) = match &category {
-        None => (Default::default(), None),
-        Some((code, _)) => {
-            let by_profile = match profile {
-                Some(p) => hub
-                    .store
-                    .category_statuses(brand.brand_code, code, &[format!("profile:{p}")])
-                    .await?
-                    .into_values()
-                    .next(),
-                None => None,
-            };
-            (
-                hub.store
-                    .category_statuses(brand.brand_code, code, &valid)
-                    .await?,
-                by_profile,
-            )
-        }
-    };
-    let mut results = Vec::with_capacity(recipients.len());
-    let mut allowed_total = 0u64;
-    for (r, n) in recipients.iter().zip(normalised) {
-        let normalised = match n {
-            Ok(n) => n,
-            Err(e) => {
-                results.push(json!({"recipient": r, "allowed": false, "reason": "invalid_recipient", "error": e.body}));
-                continue;
-            }
-        };
-        let cat = category.as_ref().map(|(_, kind)| {
-            let status = categories.get(&normalised).copied();
-            // A profile's RET or ONAY stands for its addresses unless one of them refused.
-            let status = match status {
-                Some(iys::ConsentStatus::Ret) => status,
-                _ => by_profile.or(status),
-            };
-            (*kind, status)
-        });
-        let d = check(channel, states.get(&normalised), cat, policy);
-        allowed_total += u64::from(d.allowed);
-        results.push(json!({"recipient": normalised, "allowed": d.allowed, "reason": d.reason}));
-    }
-    let denied_total = results.len() as u64 - allowed_total;
-    for (allowed, n) in [(true, allowed_total), (false, denied_total)] {
-        if n > 0 {
-            hub.metrics.inc(
-                "iyshub_checks_total",
-                format!("brand=\"{}\",allowed=\"{allowed}\"", brand.brand_code),
-                n,
-            );
-        }
-    }
-    if single {
-        let mut one = results.into_iter().next().unwrap_or(Value::Null);
-        one["channel"] = json!(channel);
-        return Ok(Json(one));
-    }
-    let allowed = results.iter().filter(|r| r["allowed"] == true).count();
-    let mut out = json!({"channel": channel, "allowedCount": allowed, "deniedCount": results.len() - allowed, "results": results});
-    if let Some(p) = profile {
-        out["profileId"] = json!(p);
-        out["allowed"] = json!(allowed > 0);
-    }
-    Ok(Json(out))
+    Ok(Json(RecipientHistory {
+        recipient: r,
+        events: events.into_iter().map(HistoryEvent::from).collect(),
+    }))
 }

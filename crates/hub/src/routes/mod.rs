@@ -3,6 +3,11 @@
 
 pub mod brands;
 pub mod categories;
+pub mod checks;
+pub mod consents;
 pub mod keys;
 pub mod ops;
+pub mod outbox;
 pub mod profiles;
+pub mod reconcile;
+pub mod sync;

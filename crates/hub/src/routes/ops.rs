@@ -167,7 +167,7 @@ pub(crate) async fn metrics(State(hub): State<HubState>) -> Response {
                     ));
                 }
             }
-            extra.extend(crate::reconcile::gauges(&hub, b.brand_code).await);
+            extra.extend(crate::routes::reconcile::gauges(&hub, b.brand_code).await);
         }
     }
     extra.sort_by(|a, b| a.0.cmp(&b.0));

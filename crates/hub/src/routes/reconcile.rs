@@ -1,22 +1,24 @@
 //! The daily reconciliation with IYS's movement file, as people see it: each day's result, and
 //! the figures `/sync` and `/metrics` show.
 
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use hub_core::BrandCode;
 use hub_store::{DayStatus, ReconcileFigures, ReconcileStore, Scope};
 use iys::ConsentDate;
 use jiff::Timestamp;
 use jiff::civil::Date;
-use serde_json::{Value, json};
 
 use crate::HubState;
 use crate::api::brand_for;
 use crate::auth::Caller;
+use crate::dto::error::ErrorResponse;
+use crate::dto::params::BrandCodePath;
+use crate::dto::reconcile::{
+    ReconciliationDay, ReconciliationList, ReconciliationQuery, ReconciliationSummary,
+};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Path;
+use crate::extract::{Path, Query};
 
 /// IYS serves the movement files of the last 7 days.
 const IYS_DAYS: i64 = 7;
@@ -34,8 +36,8 @@ fn back(date: Date, days: i64) -> Date {
         .unwrap_or(date)
 }
 
-fn date_param(q: &HashMap<String, String>, field: &'static str) -> ApiResult<Option<Date>> {
-    q.get(field)
+fn date_param(given: Option<&String>, field: &'static str) -> ApiResult<Option<Date>> {
+    given
         .map(|s| {
             let shaped = s.len() == 10 && s.as_bytes().get(4) == Some(&b'-');
             shaped
@@ -53,24 +55,43 @@ fn date_param(q: &HashMap<String, String>, field: &'static str) -> ApiResult<Opt
         .transpose()
 }
 
-/// `GET /api/v1/brands/{brandCode}/reconciliation?from=&to=`: each reconciled day's result,
-/// newest first (by default the last 30 days).
+/// Each day's reconciliation with IYS's movement file
+///
+/// Scope: read. The daily reconciler (mutabakat) downloads IYS's movement file of each of the
+/// last 7 days once the day is over, verifies it against IYS's SHA-384 (a file that does not
+/// match is refused and nothing is acted on), compares it with the ledger on (transactionId,
+/// recipient, recipientType, type, status, consentDate, source), applies IYS's movements the hub
+/// lacks (origin `reconcile`), queues the hub's deliveries IYS has no record of again, lists the
+/// rest for a person, and confirms the day to IYS only when both sides then agree. One result
+/// per day, newest first (by default the last 30 days); days never reconciled are absent. See
+/// docs/reconciliation.md.
+#[utoipa::path(
+    get,
+    path = "/api/v1/brands/{brandCode}/reconciliation",
+    tag = "sync",
+    operation_id = "listReconciliation",
+    params(BrandCodePath, ReconciliationQuery),
+    security(("apiKey" = ["read"])),
+    responses(
+        (status = 200, description = "The days.", body = ReconciliationList, examples(
+            ("days" = (summary = "An agreed day", value = json!({"brandCode": 600123, "from": "2026-10-30", "to": "2026-11-28", "days": [{"brandCode": 600123, "date": "2026-11-28", "status": "agreed", "hash": "5d0c3d6c6e6b1f0a8f5d7b3e9c2a1f4e6d8b0a2c4e6f8a1b3c5d7e9f0a2b4c6d8e0f1a3b5c7d9e1f3a5b7c9d1e3f5a7b9", "iysRows": 12, "hubRows": 12, "matched": 12, "missingInHub": 0, "missingInIys": 0, "mismatched": 0, "unreadable": 0, "applied": 0, "requeued": 0, "remaining": 0, "needsPerson": 0, "examples": [], "error": null, "attempts": 1, "nextAt": null, "agreedAt": "2026-11-29T01:10:00Z", "updatedAt": "2026-11-29T01:10:00Z"}]})))
+        )),
+        (status = 422, description = "A bad `from`/`to` (not YYYY-MM-DD, `from` after `to`, over 366 days) or an unknown query parameter, named in field.", body = ErrorResponse, examples(
+            ("badDay" = (summary = "Not a day", value = json!({"error": {"code": "invalid_value", "message": "from must be a day, YYYY-MM-DD (Istanbul)", "field": "from", "value": "28.11.2026"}}))),
+            ("unknownParameter" = (summary = "Unknown parameter", value = json!({"error": {"code": "invalid_value", "message": "unknown query parameter; allowed: from, to", "field": "day"}})))
+        )),
+    )
+)]
 pub async fn get_reconciliation(
     State(hub): State<HubState>,
     caller: Caller,
     Path(code): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<Json<Value>> {
+    query: Query<ReconciliationQuery>,
+) -> ApiResult<Json<ReconciliationList>> {
     let brand = brand_for(&hub, &caller, &code, Scope::Read).await?;
-    if let Some(k) = q.keys().find(|k| !["from", "to"].contains(&k.as_str())) {
-        return Err(ApiError::unprocessable(
-            "invalid_value",
-            "unknown query parameter; allowed: from, to",
-        )
-        .field(k.as_str()));
-    }
-    let to = date_param(&q, "to")?.unwrap_or_else(today);
-    let from = date_param(&q, "from")?.unwrap_or_else(|| back(to, DEFAULT_DAYS - 1));
+    let q = query.parse()?;
+    let to = date_param(q.to.as_ref(), "to")?.unwrap_or_else(today);
+    let from = date_param(q.from.as_ref(), "from")?.unwrap_or_else(|| back(to, DEFAULT_DAYS - 1));
     if from > to {
         return Err(
             ApiError::unprocessable("invalid_value", "from must not be after to")
@@ -87,12 +108,12 @@ pub async fn get_reconciliation(
         .value(from.to_string()));
     }
     let days = hub.store.reconcile_days(brand.brand_code, from, to).await?;
-    Ok(Json(json!({
-        "brandCode": brand.brand_code,
-        "from": from,
-        "to": to,
-        "days": days,
-    })))
+    Ok(Json(ReconciliationList {
+        brand_code: brand.brand_code,
+        from,
+        to,
+        days: days.into_iter().map(ReconciliationDay::from).collect(),
+    }))
 }
 
 /// The figures of the days IYS still serves.
@@ -104,13 +125,11 @@ async fn figures(hub: &HubState, brand: BrandCode) -> ApiResult<ReconcileFigures
 }
 
 /// The reconciliation part of `GET …/sync`.
-pub(crate) async fn sync_summary(hub: &HubState, brand: BrandCode) -> ApiResult<Value> {
-    let f = figures(hub, brand).await?;
-    Ok(json!({
-        "lastAgreedDay": f.last_agreed_day,
-        "daysWithDrift": f.days_with_drift,
-        "days": f.days.iter().map(|(s, n)| (s.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
-    }))
+pub(crate) async fn sync_summary(
+    hub: &HubState,
+    brand: BrandCode,
+) -> ApiResult<ReconciliationSummary> {
+    Ok(figures(hub, brand).await?.into())
 }
 
 /// The reconciliation gauges of `/metrics` for one brand: the last agreed day (as the Unix time
