@@ -79,8 +79,10 @@ fn every_scenario_prints_a_figure_a_baseline_and_a_ratio() {
                     .unwrap_or_else(|| panic!("no figure in: {line}"));
                 assert!(figure > 0.0, "{line}");
                 assert!(number_after(line, "baseline") > 0.0, "{line}");
+                // Printed with two decimals, a debug build's ratio can read 0.00; the JSON below
+                // carries it unrounded and must be positive.
                 let ratio = number_after(line, "ratio");
-                assert!(ratio > 0.0 && ratio.is_finite(), "{line}");
+                assert!(ratio >= 0.0 && ratio.is_finite(), "{line}");
                 assert!(line.contains("target "), "{line}");
             }
         }
