@@ -113,7 +113,6 @@ pub fn document() -> &'static Value {
         let mut base = ApiDoc::openapi();
         base.merge(doc);
         let mut v = serde_json::to_value(base).expect("the document serialises");
-        legacy::merge(&mut v);
         for (name, keywords) in dto::constraints() {
             let schema = v["components"]["schemas"]
                 .get_mut(name)
@@ -129,7 +128,8 @@ pub fn document() -> &'static Value {
 /// The errors a request can meet before or around its handler, documented on every operation
 /// they apply to:
 ///
-/// - every operation: 500 (an internal failure) and 503 (over the request timeout);
+/// - every operation: 503 (over the request timeout); 500 (an internal failure) on those that
+///   read the store (with a key or path parameters);
 /// - with an API key (`apiKey` in its security): 401, 403 (the scope its requirement names) and
 ///   429 with `Retry-After` (the key's rate);
 /// - with path parameters: 400 `invalid_path`; a `{brandCode}`: 400 `invalid_value` and, with a
@@ -262,7 +262,9 @@ fn shared_responses(doc: &mut Value) {
                     error("body_too_large", "the body is over 33554432 bytes"),
                 );
             }
-            refer(responses, "500", "Internal");
+            if keyed.is_some() || !path_params.is_empty() {
+                refer(responses, "500", "Internal");
+            }
             refer(responses, "503", "Timeout");
         }
     }
@@ -307,37 +309,5 @@ fn shared(
     let examples = &mut content["examples"];
     if examples.get(name).is_none() {
         examples[name] = json!({"summary": summary, "value": value});
-    }
-}
-
-/// The hand-written document of the operations not yet generated (removed once every route is).
-mod legacy {
-    use serde_json::Value;
-
-    pub fn merge(doc: &mut Value) {
-        let old: Value =
-            serde_json::from_str(include_str!("openapi.json")).expect("openapi.json is JSON");
-        for (path, item) in old["paths"].as_object().into_iter().flatten() {
-            if doc["paths"].get(path).is_none() {
-                doc["paths"][path] = item.clone();
-            }
-        }
-        for (kind, entries) in old["components"].as_object().into_iter().flatten() {
-            for (name, entry) in entries.as_object().into_iter().flatten() {
-                if doc["components"][kind].get(name).is_none() {
-                    doc["components"][kind][name] = entry.clone();
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn dump() {
-        if let Ok(p) = std::env::var("IYSHUB_DUMP_OPENAPI") {
-            std::fs::write(p, serde_json::to_string_pretty(super::document()).unwrap()).unwrap();
-        }
     }
 }

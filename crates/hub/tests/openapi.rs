@@ -170,10 +170,16 @@ fn the_document_is_openapi_3_1() {
                 }
             }
         }
-        for status in ["500", "503"] {
-            if !responses.contains_key(status) {
-                wrong.push(format!("{at}: without {status}"));
-            }
+        if !responses.contains_key("503") {
+            wrong.push(format!("{at}: without 503 (the request timeout)"));
+        }
+        if op.get("requestBody").is_some() && !responses.contains_key("413") {
+            wrong.push(format!("{at}: takes a body, without 413"));
+        }
+        if !path_params(path).is_empty() && !responses.contains_key("400") {
+            wrong.push(format!(
+                "{at}: has path parameters, without 400 (invalid_path)"
+            ));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));

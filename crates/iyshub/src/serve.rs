@@ -468,7 +468,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let pull_secs = engines.pull_interval().as_secs();
     println!("iyshub {} — IYS permission hub", env!("CARGO_PKG_VERSION"));
     if api_on {
-        println!("  API        http://{bind}   (OpenAPI: http://{bind}/api/openapi.json)");
+        println!(
+            "  API        http://{bind}   (reference: http://{bind}/api/docs, OpenAPI: http://{bind}/api/openapi.json)"
+        );
     }
     println!("  database   {shown_db}");
     println!("  IYS        {iys_line}");
