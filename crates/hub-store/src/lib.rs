@@ -120,13 +120,6 @@ pub trait Store: Send + Sync {
         brand: BrandCode,
         subject: &str,
     ) -> impl Future<Output = Result<Vec<CategoryConsentRow>>> + Send;
-    /// History of a recipient, newest first.
-    fn history(
-        &self,
-        brand: BrandCode,
-        recipient: &str,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<Event>>> + Send;
     /// Consents of a brand matching `filter`, `limit` at a time in key order (recipient,
     /// recipient type, channel), after the key `after` (the last one of the previous page).
     fn list_consents(
@@ -145,6 +138,15 @@ pub trait Store: Send + Sync {
         before: Option<i64>,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Event>>> + Send;
+    /// The newest `limit` events of a recipient's history.
+    fn history(
+        &self,
+        brand: BrandCode,
+        recipient: &str,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Event>>> + Send {
+        self.history_page(brand, recipient, None, limit)
+    }
     /// The audit log of a brand, or with `None` of the whole instance, newest first, from before
     /// entry `before`.
     fn audit_log(

@@ -620,20 +620,6 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn history(&self, brand: BrandCode, recipient: &str, limit: u32) -> Result<Vec<Event>> {
-        let sql = "SELECT id, brand_code, recipient, recipient_type, channel, category, profile_id, status, consent_date, source, origin, actor, evidence, hold, outcome, received_at_ms, iys_transaction_id, delivered_transaction_id, iys_creation_date, iys_error, prev_hash, hash \
-                   FROM consent_event WHERE brand_code = $1 AND recipient = $2 ORDER BY id DESC LIMIT $3";
-        sqlx::query(sql)
-            .bind(brand.0 as i64)
-            .bind(recipient.to_owned())
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(event_from)
-            .collect()
-    }
-
     async fn list_consents(
         &self,
         brand: BrandCode,

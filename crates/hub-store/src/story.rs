@@ -141,7 +141,10 @@ pub async fn run<S: Store>(store: &S) {
     );
 
     // History: every event, newest first, with evidence.
-    let history = store.history(BrandCode(600_123), p, 100).await.unwrap();
+    let history = store
+        .history_page(BrandCode(600_123), p, None, 100)
+        .await
+        .unwrap();
     assert_eq!(history.len(), 4);
     assert!(history.windows(2).all(|w| w[0].id > w[1].id));
     assert_eq!(history[3].evidence.as_ref().unwrap()["form"], "signup-v3");

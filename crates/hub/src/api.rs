@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::{
-    brands, categories, checks, consents, keys, ops, outbox, profiles, reconcile, sync,
+    brands, categories, checks, consents, keys, listing, ops, outbox, profiles, reconcile, sync,
 };
 use crate::{HubState, MAX_BODY};
 
@@ -32,7 +32,8 @@ pub fn routes() -> OpenApiRouter<HubState> {
         .routes(routes!(ops::openapi))
         .routes(routes!(brands::create_brand, brands::list_brands))
         .routes(routes!(brands::get_brand, brands::update_brand))
-        .routes(routes!(consents::post_consents))
+        .routes(routes!(consents::post_consents, listing::list_consents))
+        .routes(routes!(listing::get_audit_log))
         .routes(routes!(consents::get_recipient))
         .routes(routes!(consents::get_history))
         .routes(routes!(checks::post_check))

@@ -1804,7 +1804,7 @@ async fn bad_input_is_refused_never_a_500() {
         "{:?}",
         r.headers
     );
-    api.get(&consents)
+    api.delete(&consents)
         .await
         .error(405, "method_not_allowed", None, None);
 
@@ -2061,4 +2061,170 @@ async fn futures_join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Ve
     })
     .await;
     out.into_iter().map(Option::unwrap).collect()
+}
+
+/// Listings over the API: consents filtered and paged with a cursor (each once, in key order),
+/// a recipient's history paged past its first page, and the audit log of administrative
+/// actions, newest first; bad parameters are named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consents_history_and_the_audit_log_are_listed_page_by_page() {
+    let hub = TestHub::with_brand().await;
+    let api = hub.admin();
+    let changes: Vec<Value> = (0..25)
+        .map(|n| {
+            json!({"recipient": format!("+90532{n:07}"), "type": "MESAJ",
+                   "status": if n % 5 == 0 { "RET" } else { "ONAY" },
+                   "consentDate": D1, "source": "HS_WEB"})
+        })
+        .chain([json!({"recipient": EMAIL, "type": "EPOSTA", "status": "ONAY", "consentDate": D1, "source": "HS_WEB"})])
+        .collect();
+    api.consents(BRAND, json!({"changes": changes}))
+        .await
+        .expect(200);
+
+    let list = |query: String| {
+        let api = hub.admin();
+        async move {
+            api.get(&format!("/api/v1/brands/{BRAND}/consents{query}"))
+                .await
+        }
+    };
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            None => "?limit=7".to_owned(),
+            Some(c) => format!("?limit=7&cursor={c}"),
+        };
+        let page = list(q).await.expect(200);
+        for c in page["consents"].as_array().unwrap() {
+            seen.push((
+                c["recipient"].as_str().unwrap().to_owned(),
+                c["channel"].as_str().unwrap().to_owned(),
+            ));
+        }
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 26);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, seen, "each once, in key order");
+
+    let rets = list("?channel=MESAJ&status=RET&limit=100".into())
+        .await
+        .expect(200);
+    assert_eq!(rets["consents"].as_array().unwrap().len(), 5);
+    assert_eq!(rets["nextCursor"], Value::Null);
+    let first = &rets["consents"][0];
+    assert_eq!(first["recipient"], "+905320000000");
+    assert_eq!(first["iysState"], "pending");
+    let mails = list("?channel=EPOSTA&iysState=pending&source=HS_WEB".into())
+        .await
+        .expect(200);
+    assert_eq!(mails["consents"][0]["recipient"], EMAIL);
+    let future = list("?changedSince=2999-01-01T00:00:00Z".into())
+        .await
+        .expect(200);
+    assert!(future["consents"].as_array().unwrap().is_empty());
+    list("?status=MAYBE".into()).await.error(
+        422,
+        "invalid_value",
+        Some("status"),
+        Some(json!("MAYBE")),
+    );
+    list("?cursor=zz".into())
+        .await
+        .error(422, "invalid_value", Some("cursor"), Some(json!("zz")));
+    list("?limit=0".into())
+        .await
+        .error(422, "invalid_value", Some("limit"), Some(json!("0")));
+
+    // History: 12 events of one recipient, 5 at a time.
+    let flips: Vec<Value> = (0..11)
+        .map(|i| {
+            json!({"recipient": PHONE, "type": "MESAJ",
+                   "status": if i % 2 == 0 { "RET" } else { "ONAY" },
+                   "consentDate": format!("2025-11-21 10:00:{i:02}"), "source": "HS_WEB"})
+        })
+        .collect();
+    api.consents(BRAND, json!({"changes": [{"recipient": PHONE, "type": "MESAJ", "status": "ONAY", "consentDate": D1, "source": "HS_WEB"}]}))
+        .await
+        .expect(200);
+    api.consents(BRAND, json!({"changes": flips}))
+        .await
+        .expect(200);
+    let mut ids: Vec<i64> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            None => format!(
+                "/api/v1/brands/{BRAND}/recipients/{}/history?limit=5",
+                seg(PHONE)
+            ),
+            Some(c) => format!(
+                "/api/v1/brands/{BRAND}/recipients/{}/history?limit=5&cursor={c}",
+                seg(PHONE)
+            ),
+        };
+        let page = api.get(&path).await.expect(200);
+        ids.extend(
+            page["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_i64().unwrap()),
+        );
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(ids.len(), 12, "{ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+
+    // The audit log: what admins did to the brand, newest first.
+    api.create_category(BRAND, "kampanya", "marketing")
+        .await
+        .expect(201);
+    api.post(
+        "/api/v1/api-keys",
+        &json!({"name": "crm", "brandCode": BRAND, "scopes": ["read"]}),
+    )
+    .await
+    .expect(201);
+    api.patch_brand(BRAND, json!({"mode": "sync"}))
+        .await
+        .expect(200);
+    let log = api
+        .get(&format!("/api/v1/brands/{BRAND}/audit-log?limit=2"))
+        .await
+        .expect(200);
+    let actions: Vec<&str> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["mode_switch", "api_key_created"]);
+    assert_eq!(log["entries"][1]["detail"]["name"], "crm");
+    let older = api
+        .get(&format!(
+            "/api/v1/brands/{BRAND}/audit-log?cursor={}",
+            log["nextCursor"].as_str().unwrap()
+        ))
+        .await
+        .expect(200);
+    let actions: Vec<&str> = older["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["category_created", "brand_created"]);
+    // Another brand's admin may not read it.
+    hub.stop().await;
 }

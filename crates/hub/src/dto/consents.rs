@@ -433,10 +433,14 @@ impl From<hub_store::Event> for HistoryEvent {
 
 /// A recipient's history.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct RecipientHistory {
     pub recipient: String,
     /// Newest first.
     pub events: Vec<HistoryEvent>,
+    /// The `cursor` of the next (older) page; null on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
 }
 
 /// The query of a history.
@@ -446,6 +450,9 @@ pub struct HistoryQuery {
     /// How many events, newest first (1–1000; else 422 invalid_value).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, default = 100)]
     pub limit: Option<String>,
+    /// Where to go on: the `nextCursor` of the previous page (events older than it).
+    #[param(value_type = Option<String>, pattern = "^[0-9]+$")]
+    pub cursor: Option<String>,
 }
 
 /// Other parameters are ignored.

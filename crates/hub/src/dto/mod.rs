@@ -11,6 +11,7 @@ pub mod checks;
 pub mod consents;
 pub mod error;
 pub mod keys;
+pub mod listing;
 pub mod ops;
 pub mod params;
 pub mod profiles;

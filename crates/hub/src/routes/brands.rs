@@ -13,6 +13,7 @@ use crate::dto::error::ErrorResponse;
 use crate::dto::params::BrandCodePath;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path};
+use crate::routes::listing::audit;
 
 /// Create a brand
 ///
@@ -71,6 +72,15 @@ pub async fn create_brand(
             iys,
         })
         .await?;
+    let detail = serde_json::json!({"name": brand.name, "iysCode": brand.iys_code, "mode": brand.mode.as_str(), "iysBaseUrl": brand.iys.base_url});
+    audit(
+        &hub,
+        Some(brand.brand_code),
+        &caller,
+        "brand_created",
+        detail,
+    )
+    .await;
     Ok((StatusCode::CREATED, Json((&brand).into())))
 }
 
@@ -169,6 +179,11 @@ pub async fn update_brand(
     if let Some(n) = &u.name {
         check_name(n)?;
     }
+    // What changed, for the audit log (never the secrets themselves).
+    let detail = serde_json::json!({
+        "name": u.name, "iysCode": u.iys_code,
+        "iysConnection": u.iys.is_some(),
+    });
     let iys = match u.iys {
         Some(i) => {
             require_provider_admin(&caller)?;
@@ -196,6 +211,24 @@ pub async fn update_brand(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("brand {code} not found")))?;
     hub.caches.brands.remove(&brand.brand_code);
+    let connection_changed = updated.iys != brand.iys;
+    if detail["name"] != serde_json::Value::Null || u.iys_code.is_some() || connection_changed {
+        let mut detail = detail;
+        detail["iysConnection"] = serde_json::json!(connection_changed.then(|| serde_json::json!({
+            "baseUrl": updated.iys.base_url, "username": updated.iys.username,
+            "passwordChanged": updated.iys.password_sealed != brand.iys.password_sealed,
+            "pushUsername": updated.iys.push_username,
+            "pushPasswordChanged": updated.iys.push_password_hash != brand.iys.push_password_hash,
+        })));
+        audit(
+            &hub,
+            Some(brand.brand_code),
+            &caller,
+            "brand_updated",
+            detail,
+        )
+        .await;
+    }
     Ok(Json((&updated).into()))
 }
 

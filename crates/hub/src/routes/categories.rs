@@ -13,6 +13,7 @@ use crate::dto::error::ErrorResponse;
 use crate::dto::params::{BrandCodePath, CategoryCodePath};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path};
+use crate::routes::listing::audit;
 
 fn check_code(code: &str) -> ApiResult<()> {
     let ok = !code.is_empty()
@@ -89,6 +90,15 @@ pub async fn create_category(
         })
         .await?;
     hub.caches.categories.remove(&brand.brand_code);
+    let detail = serde_json::json!({"code": stored.code, "name": stored.name, "kind": stored.kind});
+    audit(
+        &hub,
+        Some(brand.brand_code),
+        &caller,
+        "category_created",
+        detail,
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(stored.into())))
 }
 
@@ -204,6 +214,15 @@ pub async fn put_category(
         })
         .await?;
     hub.caches.categories.remove(&brand.brand_code);
+    let detail = serde_json::json!({"code": stored.code, "name": stored.name, "kind": stored.kind});
+    audit(
+        &hub,
+        Some(brand.brand_code),
+        &caller,
+        "category_saved",
+        detail,
+    )
+    .await;
     Ok(Json(stored.into()))
 }
 
@@ -233,6 +252,15 @@ pub async fn delete_category(
     let deleted = hub.store.delete_category(brand.brand_code, &cat).await?;
     hub.caches.categories.remove(&brand.brand_code);
     if deleted {
+        let detail = serde_json::json!({"code": cat});
+        audit(
+            &hub,
+            Some(brand.brand_code),
+            &caller,
+            "category_deleted",
+            detail,
+        )
+        .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("category {cat} not found")))

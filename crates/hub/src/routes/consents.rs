@@ -337,7 +337,8 @@ fn mask(r: &str) -> String {
 
 /// A recipient's history
 ///
-/// Scope: read. Every event recorded for the recipient, newest first: origin, actor, evidence,
+/// Scope: read. Every event recorded for the recipient, newest first, `limit` at a time (pass
+/// the answer's `nextCursor` as `cursor` for older events): origin, actor, evidence,
 /// outcome, IYS's answer and the event's hash.
 #[utoipa::path(
     get,
@@ -348,7 +349,7 @@ fn mask(r: &str) -> String {
     security(("apiKey" = ["read"])),
     responses(
         (status = 200, description = "The events.", body = RecipientHistory, examples(
-            ("history" = (summary = "Two events", value = json!({"recipient": "+905321234567", "events": [{"id": 6, "channel": "MESAJ", "recipientType": "BIREYSEL", "category": "kampanya", "profileId": null, "status": "RET", "consentDate": "2026-11-28 14:31:09", "source": "HS_WEB", "origin": "api", "actor": "crm-prod:agent-mehmet", "evidence": null, "hold": null, "outcome": "applied", "receivedAt": "2026-11-28T11:31:09.120Z", "iys": {"transactionId": null, "creationDate": null, "error": null}, "hash": "903e22159b9e5827046ebd8fba0be822080a86252b2e6632e162a99abd77e7a9"}, {"id": 1, "channel": "MESAJ", "recipientType": "BIREYSEL", "category": null, "profileId": null, "status": "ONAY", "consentDate": "2026-11-28 14:05:00", "source": "HS_WEB", "origin": "api", "actor": "crm-prod", "evidence": {"ip": "203.0.113.7", "form": "signup-v3"}, "hold": null, "outcome": "applied", "receivedAt": "2026-11-28T11:05:12.481Z", "iys": {"transactionId": null, "creationDate": null, "error": null}, "hash": "a41f0c8e7b2d9f63c5e1b8a0d4f7c2e96b3a5d8f1c0e7b4a9d2f6c3e8b1a5d70"}]})))
+            ("history" = (summary = "Two events", value = json!({"recipient": "+905321234567", "events": [{"id": 6, "channel": "MESAJ", "recipientType": "BIREYSEL", "category": "kampanya", "profileId": null, "status": "RET", "consentDate": "2026-11-28 14:31:09", "source": "HS_WEB", "origin": "api", "actor": "crm-prod:agent-mehmet", "evidence": null, "hold": null, "outcome": "applied", "receivedAt": "2026-11-28T11:31:09.120Z", "iys": {"transactionId": null, "creationDate": null, "error": null}, "hash": "903e22159b9e5827046ebd8fba0be822080a86252b2e6632e162a99abd77e7a9"}, {"id": 1, "channel": "MESAJ", "recipientType": "BIREYSEL", "category": null, "profileId": null, "status": "ONAY", "consentDate": "2026-11-28 14:05:00", "source": "HS_WEB", "origin": "api", "actor": "crm-prod", "evidence": {"ip": "203.0.113.7", "form": "signup-v3"}, "hold": null, "outcome": "applied", "receivedAt": "2026-11-28T11:05:12.481Z", "iys": {"transactionId": null, "creationDate": null, "error": null}, "hash": "a41f0c8e7b2d9f63c5e1b8a0d4f7c2e96b3a5d8f1c0e7b4a9d2f6c3e8b1a5d70"}], "nextCursor": null})))
         )),
         (status = 404, description = "Not found.", body = ErrorResponse, examples(
             ("noHistory" = (summary = "No events for the recipient", value = json!({"error": {"code": "not_found", "message": "no history for +90555*****00", "field": "recipient"}})))
@@ -378,13 +379,32 @@ pub async fn get_history(
                     .value(s.as_str())
             })?,
     };
+    let before = match &q.cursor {
+        None => None,
+        Some(c) => Some(c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            ApiError::unprocessable(
+                "invalid_value",
+                "cursor must be the nextCursor of a previous page",
+            )
+            .field("cursor")
+            .value(c.as_str())
+        })?),
+    };
     let r = lookup_form(&recipient);
-    let events = hub.store.history(brand.brand_code, &r, limit).await?;
-    if events.is_empty() {
+    let events = hub
+        .store
+        .history_page(brand.brand_code, &r, before, limit)
+        .await?;
+    // Past the last page the history is empty, not missing.
+    if events.is_empty() && before.is_none() {
         return Err(ApiError::not_found(format!("no history for {}", mask(&r))).field("recipient"));
     }
+    let next_cursor = (events.len() == limit as usize)
+        .then(|| events.last().map(|e| e.id.to_string()))
+        .flatten();
     Ok(Json(RecipientHistory {
         recipient: r,
         events: events.into_iter().map(HistoryEvent::from).collect(),
+        next_cursor,
     }))
 }

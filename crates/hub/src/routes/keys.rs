@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use hub_store::{NewApiKey, Scope, Store};
 
 use crate::auth::{Caller, hash_key};
+use crate::routes::listing::audit;
 use crate::dto::error::ErrorResponse;
 use crate::dto::keys::{ApiKey, ApiKeyCreated, ApiKeyInput, ApiKeyList};
 use crate::dto::params::KeyIdPath;
@@ -88,6 +89,8 @@ pub async fn create_key(
             expires_at: k.expires_at,
         })
         .await?;
+    let detail = serde_json::json!({"id": stored.id, "name": stored.name, "scopes": stored.scopes, "expiresAt": stored.expires_at});
+    audit(&hub, stored.brand_code, &caller, "api_key_created", detail).await;
     Ok((
         StatusCode::CREATED,
         Json(ApiKeyCreated {
@@ -173,6 +176,8 @@ pub async fn revoke_key(
         .await?;
     hub.caches.api_keys.clear();
     tracing::info!(key = %key.id, name = %key.name, by = %caller.name(), "API key revoked");
+    let detail = serde_json::json!({"id": key.id, "name": key.name});
+    audit(&hub, key.brand_code, &caller, "api_key_revoked", detail).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -216,6 +221,8 @@ pub async fn rotate_key(
         .ok_or_else(|| ApiError::not_found(format!("API key {id} not found")))?;
     hub.caches.api_keys.clear();
     tracing::info!(key = %key.id, by = %caller.name(), "API key rotated");
+    let detail = serde_json::json!({"id": key.id, "name": key.name});
+    audit(&hub, key.brand_code, &caller, "api_key_rotated", detail).await;
     Ok(Json(ApiKeyCreated {
         api_key: stored.into(),
         key: secret,

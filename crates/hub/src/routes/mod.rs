@@ -6,6 +6,7 @@ pub mod categories;
 pub mod checks;
 pub mod consents;
 pub mod keys;
+pub mod listing;
 pub mod ops;
 pub mod outbox;
 pub mod profiles;
