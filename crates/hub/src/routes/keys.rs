@@ -6,12 +6,12 @@ use axum::http::StatusCode;
 use hub_store::{NewApiKey, Scope, Store};
 
 use crate::auth::{Caller, hash_key};
-use crate::routes::listing::audit;
 use crate::dto::error::ErrorResponse;
 use crate::dto::keys::{ApiKey, ApiKeyCreated, ApiKeyInput, ApiKeyList};
 use crate::dto::params::KeyIdPath;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path};
+use crate::routes::listing::audit;
 use crate::{HubState, api, new_key};
 
 /// Create an API key
