@@ -82,6 +82,7 @@ pub fn router(hub: HubState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(hub.clone(), timed))
         // A request may take at most this long (a batch of 10,000 included), and at most this
         // many are served at once; the rest wait their turn instead of exhausting the database.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -92,6 +93,32 @@ pub fn router(hub: HubState) -> Router {
             crate::MAX_CONCURRENT_REQUESTS,
         ))
         .with_state(hub)
+}
+
+/// Every answer's latency, per route template (never the path itself: brand codes and
+/// recipients would make a series each), method and status.
+async fn timed(
+    axum::extract::State(hub): axum::extract::State<HubState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    hub.metrics.observe(
+        "iyshub_http_request_duration_seconds",
+        &[
+            ("method", method),
+            ("route", route),
+            ("status", response.status().as_u16().to_string()),
+        ],
+        started.elapsed().as_secs_f64(),
+    );
+    response
 }
 
 pub(crate) async fn not_found() -> ApiError {

@@ -9,7 +9,7 @@ pub mod error;
 pub mod extract;
 mod guard;
 pub mod input;
-mod metrics;
+pub mod metrics;
 pub mod openapi;
 mod routes;
 

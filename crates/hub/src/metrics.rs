@@ -1,43 +1,148 @@
-//! A few counters in Prometheus's text format, kept by hand: the hub needs no more yet.
+//! The hub's metrics in Prometheus's text format, through the `metrics` crate.
+//!
+//! Each hub has its own recorder (counters and latency histograms of its API), so hubs sharing a
+//! process (tests, or an embedding) never mix their figures. What the rest of the process
+//! records through the `metrics` macros (the IYS client's call latencies, on an instance that
+//! installs a global recorder) is rendered with it. Figures read from the database at scrape
+//! time (outbox rows, deadlines, cursors) are gauges rendered from a fresh recorder each time,
+//! so a series that no longer exists is not shown with a stale value.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use metrics::{Key, Label, Level, Metadata, Recorder};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
-#[derive(Debug, Default)]
+/// Latency buckets in seconds: from a cached check to a 10,000-change batch or a slow IYS.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+static METADATA: Metadata<'static> = Metadata::new("iyshub", Level::INFO, None);
+
+/// A metric's labels: names and values.
+pub type Labels<'a> = &'a [(&'static str, String)];
+
+/// A figure read at scrape time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gauge {
+    pub name: &'static str,
+    pub labels: Vec<(&'static str, String)>,
+    pub value: f64,
+}
+
 pub struct Metrics {
-    counters: Mutex<BTreeMap<(&'static str, String), u64>>,
+    recorder: PrometheusRecorder,
+    /// The process's global recorder, when the binary installed one.
+    process: Option<PrometheusHandle>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            recorder: recorder(),
+            process: None,
+        }
+    }
+}
+
+/// A recorder with the hub's histogram buckets.
+pub fn recorder() -> PrometheusRecorder {
+    let builder = PrometheusBuilder::new();
+    match builder.set_buckets(&BUCKETS) {
+        Ok(b) => b.build_recorder(),
+        // Only refused for an empty list, which BUCKETS is not.
+        Err(_) => PrometheusBuilder::new().build_recorder(),
+    }
+}
+
+fn key(name: &'static str, labels: Labels<'_>) -> Key {
+    Key::from_parts(
+        name,
+        labels
+            .iter()
+            .map(|(k, v)| Label::new(*k, v.clone()))
+            .collect::<Vec<_>>(),
+    )
 }
 
 impl Metrics {
-    pub fn inc(&self, name: &'static str, labels: String, by: u64) {
-        *self
-            .counters
-            .lock()
-            .expect("metrics lock")
-            .entry((name, labels))
-            .or_default() += by;
+    /// Also renders what the process records through the global recorder.
+    pub fn with_process(mut self, handle: PrometheusHandle) -> Metrics {
+        self.process = Some(handle);
+        self
     }
 
-    pub fn render(&self, extra: &[(String, String, f64)]) -> String {
-        let mut out = String::new();
-        let counters = self.counters.lock().expect("metrics lock");
-        let mut last = "";
-        for ((name, labels), v) in counters.iter() {
-            if *name != last {
-                out.push_str(&format!("# TYPE {name} counter\n"));
-                last = name;
-            }
-            out.push_str(&format!("{name}{{{labels}}} {v}\n"));
+    pub fn inc(&self, name: &'static str, labels: Labels<'_>, by: u64) {
+        self.recorder
+            .register_counter(&key(name, labels), &METADATA)
+            .increment(by);
+    }
+
+    /// Records one observation (seconds, for latencies) in a histogram.
+    pub fn observe(&self, name: &'static str, labels: Labels<'_>, value: f64) {
+        self.recorder
+            .register_histogram(&key(name, labels), &METADATA)
+            .record(value);
+    }
+
+    /// Everything, in Prometheus's text format.
+    pub fn render(&self, gauges: &[Gauge]) -> String {
+        let mut out = self.recorder.handle().render();
+        let now = recorder();
+        for g in gauges {
+            now.register_gauge(&key(g.name, &g.labels), &METADATA)
+                .set(g.value);
         }
-        let mut last_gauge = "";
-        for (name, labels, v) in extra {
-            // One TYPE line per metric: Prometheus refuses repeats.
-            if name != last_gauge {
-                out.push_str(&format!("# TYPE {name} gauge\n"));
-                last_gauge = name;
-            }
-            out.push_str(&format!("{name}{{{labels}}} {v}\n"));
+        out.push_str(&now.handle().render());
+        if let Some(process) = &self.process {
+            out.push_str(&process.render());
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_histograms_and_gauges_render_in_prometheus_format() {
+        let m = Metrics::default();
+        m.inc("iyshub_checks_total", &[("brand", "600123".into())], 2);
+        m.inc("iyshub_checks_total", &[("brand", "600123".into())], 1);
+        m.observe(
+            "iyshub_http_request_duration_seconds",
+            &[("route", "/healthz".into())],
+            0.003,
+        );
+        let text = m.render(&[Gauge {
+            name: "iyshub_outbox_rows",
+            labels: vec![("brand", "600123".into()), ("state", "pending".into())],
+            value: 4.0,
+        }]);
+        assert!(
+            text.contains("# TYPE iyshub_checks_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("iyshub_checks_total{brand=\"600123\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "iyshub_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.005\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("iyshub_outbox_rows{brand=\"600123\",state=\"pending\"} 4"),
+            "{text}"
+        );
+        // Gauges are read afresh at every scrape: gone when not given.
+        assert!(!m.render(&[]).contains("iyshub_outbox_rows"));
     }
 }

@@ -1983,6 +1983,14 @@ async fn health_readiness_metrics_and_openapi() {
     );
     assert!(m.text.contains("iyshub_checks_total"), "{}", m.text);
     assert!(m.text.contains("iyshub_outbox_rows"), "{}", m.text);
+    // Latency per route template, never per brand or recipient.
+    assert!(
+        m.text.contains(
+            "iyshub_http_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/brands/{brandCode}/check\",status=\"200\"} 1"
+        ),
+        "{}",
+        m.text
+    );
     let spec = anon.openapi().await;
     assert!(
         spec.header("content-type")

@@ -252,7 +252,17 @@ impl IysClient {
         // Entered only while polled: an `enter()` guard held across awaits stays entered on a
         // worker thread the task has left, where other tasks then find a closed span as their
         // parent (tracing-subscriber panics on it, e.g. inside a SQLite query of the API).
-        self.send_in(call, &span).instrument(span.clone()).await
+        let endpoint = call.endpoint;
+        let started = std::time::Instant::now();
+        let result = self.send_in(call, &span).instrument(span.clone()).await;
+        // Per endpoint and outcome, retries and budget waits included: what a caller waited.
+        metrics::histogram!(
+            "iyshub_iys_request_duration_seconds",
+            "endpoint" => endpoint,
+            "outcome" => if result.is_ok() { "ok" } else { "error" },
+        )
+        .record(started.elapsed().as_secs_f64());
+        result
     }
 
     async fn send_in(&self, call: Call<'_>, span: &tracing::Span) -> Result<Answer, ClientError> {

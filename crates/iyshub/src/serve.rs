@@ -445,6 +445,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         iys: policy.clone(),
         guards: hub::Guards::new(rate),
         engines: engines_on.then(|| engines.heartbeat()),
+        metrics: hub::Metrics::default().with_process(process_metrics()),
         caches: hub::cache::Caches::new(
             args.cache_ttl_ms
                 .or(file.cache_ttl_ms)
@@ -549,4 +550,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The process's recorder for what the engines and the IYS client record (IYS call latencies),
+/// installed once; `/metrics` renders it with the API's own figures.
+fn process_metrics() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = hub::metrics::recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!(
+                    "a metrics recorder was installed already; IYS call latencies are not shown"
+                );
+            }
+            handle
+        })
+        .clone()
 }

@@ -247,7 +247,10 @@ pub async fn post_check(
         if n > 0 {
             hub.metrics.inc(
                 "iyshub_checks_total",
-                format!("brand=\"{}\",allowed=\"{allowed}\"", brand.brand_code),
+                &[
+                    ("brand", brand.brand_code.to_string()),
+                    ("allowed", allowed.to_string()),
+                ],
                 n as u64,
             );
         }

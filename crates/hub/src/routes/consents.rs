@@ -224,7 +224,10 @@ pub async fn post_consents(
     for a in &applied {
         hub.metrics.inc(
             "iyshub_consent_changes_total",
-            format!("brand=\"{}\",outcome=\"{}\"", brand.brand_code, a.outcome),
+            &[
+                ("brand", brand.brand_code.to_string()),
+                ("outcome", a.outcome.clone()),
+            ],
             1,
         );
     }

@@ -15,6 +15,7 @@ use crate::dto::ops::{
 use crate::dto::params::BrandCodePath;
 use crate::error::ApiResult;
 use crate::extract::Path;
+use crate::metrics::Gauge;
 
 /// Liveness
 ///
@@ -119,58 +120,62 @@ pub async fn metrics_with_key(State(hub): State<HubState>, caller: Caller) -> Ap
 /// `/metrics` itself (also served without a key on the metrics address).
 pub(crate) async fn metrics(State(hub): State<HubState>) -> Response {
     // The sync status figures of every brand, as gauges.
-    let mut extra: Vec<(String, String, f64)> = Vec::new();
+    let mut extra: Vec<Gauge> = Vec::new();
     let now = jiff::Timestamp::now();
     if let Ok(brands) = hub.store.brands().await {
         for b in brands {
             let Ok(f) = hub.store.sync_figures(b.brand_code, now).await else {
                 continue;
             };
-            let brand = format!("brand=\"{}\"", b.brand_code);
+            let brand = || vec![("brand", b.brand_code.to_string())];
+            let with = |name: &'static str, value: String| {
+                let mut labels = brand();
+                labels.push((name, value));
+                labels
+            };
             for (state, n) in &f.outbox {
-                extra.push((
-                    "iyshub_outbox_rows".into(),
-                    format!("{brand},state=\"{state}\""),
-                    *n as f64,
-                ));
+                extra.push(Gauge {
+                    name: "iyshub_outbox_rows",
+                    labels: with("state", state.to_string()),
+                    value: *n as f64,
+                });
             }
-            extra.push((
-                "iyshub_changes_at_risk".into(),
-                brand.clone(),
-                f.at_risk as f64,
-            ));
+            extra.push(Gauge {
+                name: "iyshub_changes_at_risk",
+                labels: brand(),
+                value: f.at_risk as f64,
+            });
             if let Some(d) = f.oldest_pending_deadline {
-                extra.push((
-                    "iyshub_oldest_pending_deadline_seconds".into(),
-                    brand.clone(),
-                    d.duration_since(now).as_secs_f64(),
-                ));
+                extra.push(Gauge {
+                    name: "iyshub_oldest_pending_deadline_seconds",
+                    labels: brand(),
+                    value: d.duration_since(now).as_secs_f64(),
+                });
             }
             for (code, n) in &f.errors_last_24h {
-                extra.push((
-                    "iyshub_iys_errors_24h".into(),
-                    format!("{brand},code=\"{code}\""),
-                    *n as f64,
-                ));
+                extra.push(Gauge {
+                    name: "iyshub_iys_errors_24h",
+                    labels: with("code", code.to_string()),
+                    value: *n as f64,
+                });
             }
-            extra.push((
-                "iyshub_dispatch_paused".into(),
-                brand.clone(),
-                f64::from(u8::from(f.paused.is_some())),
-            ));
+            extra.push(Gauge {
+                name: "iyshub_dispatch_paused",
+                labels: brand(),
+                value: f64::from(u8::from(f.paused.is_some())),
+            });
             for c in &f.cursors {
                 if let Some(t) = c.last_success {
-                    extra.push((
-                        "iyshub_pull_cursor_age_seconds".into(),
-                        format!("{brand},source=\"{}\"", c.source),
-                        now.duration_since(t).as_secs_f64(),
-                    ));
+                    extra.push(Gauge {
+                        name: "iyshub_pull_cursor_age_seconds",
+                        labels: with("source", c.source.to_string()),
+                        value: now.duration_since(t).as_secs_f64(),
+                    });
                 }
             }
             extra.extend(crate::routes::reconcile::gauges(&hub, b.brand_code).await);
         }
     }
-    extra.sort_by(|a, b| a.0.cmp(&b.0));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         hub.metrics.render(&extra),

@@ -19,6 +19,7 @@ use crate::dto::reconcile::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
+use crate::metrics::Gauge;
 
 /// IYS serves the movement files of the last 7 days.
 const IYS_DAYS: i64 = 7;
@@ -134,23 +135,23 @@ pub(crate) async fn sync_summary(
 
 /// The reconciliation gauges of `/metrics` for one brand: the last agreed day (as the Unix time
 /// of its start in Istanbul), days with drift, and days by status, over IYS's 7 days.
-pub(crate) async fn gauges(hub: &HubState, brand: BrandCode) -> Vec<(String, String, f64)> {
+pub(crate) async fn gauges(hub: &HubState, brand: BrandCode) -> Vec<Gauge> {
     let Ok(f) = figures(hub, brand).await else {
         return Vec::new();
     };
-    let label = format!("brand=\"{brand}\"");
-    let mut out = vec![(
-        "iyshub_reconcile_days_with_drift".to_owned(),
-        label.clone(),
-        f.days_with_drift as f64,
-    )];
+    let label = || vec![("brand", brand.to_string())];
+    let mut out = vec![Gauge {
+        name: "iyshub_reconcile_days_with_drift",
+        labels: label(),
+        value: f.days_with_drift as f64,
+    }];
     if let Some(d) = f.last_agreed_day {
         let start = ConsentDate::from_civil(d.to_datetime(jiff::civil::Time::midnight()));
-        out.push((
-            "iyshub_reconcile_last_agreed_day_timestamp_seconds".to_owned(),
-            label.clone(),
-            start.to_timestamp().as_second() as f64,
-        ));
+        out.push(Gauge {
+            name: "iyshub_reconcile_last_agreed_day_timestamp_seconds",
+            labels: label(),
+            value: start.to_timestamp().as_second() as f64,
+        });
     }
     // `consistent` is a dry run's answer, never stored.
     for status in DayStatus::ALL
@@ -162,11 +163,13 @@ pub(crate) async fn gauges(hub: &HubState, brand: BrandCode) -> Vec<(String, Str
             .iter()
             .find(|(s, _)| s == status.as_str())
             .map_or(0, |(_, n)| *n);
-        out.push((
-            "iyshub_reconcile_days".to_owned(),
-            format!("{label},status=\"{}\"", status.as_str()),
-            n as f64,
-        ));
+        let mut labels = label();
+        labels.push(("status", status.as_str().to_owned()));
+        out.push(Gauge {
+            name: "iyshub_reconcile_days",
+            labels,
+            value: n as f64,
+        });
     }
     out
 }
