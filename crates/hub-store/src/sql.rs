@@ -80,16 +80,15 @@ pub(crate) fn positional(backend: Backend, sql: String) -> String {
     out
 }
 
-/// Runs a native SQLite read: in place when it is small (a few microseconds, less than handing it
-/// to another thread), on the blocking pool when it is large enough to hold up other requests.
-async fn native<T: Send + 'static>(
+/// Largest native SQLite read done in place: a few microseconds, less than handing it to another
+/// thread. Larger ones go to the blocking pool so they do not hold up other requests.
+const INLINE_READ: usize = 64;
+
+/// Runs a large native SQLite read on the blocking pool.
+async fn blocking<T: Send + 'static>(
     readers: &Arc<crate::sqlite_read::Readers>,
-    size: usize,
     read: impl FnOnce(&crate::sqlite_read::Readers) -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    if size <= 64 {
-        return read(readers);
-    }
     let readers = readers.clone();
     tokio::task::spawn_blocking(move || read(&readers))
         .await
@@ -523,7 +522,10 @@ impl Store for SqlStore {
         recipients: &[String],
     ) -> Result<std::collections::HashMap<String, hub_core::SendState>> {
         if let Some(readers) = &self.readers {
-            return native(readers, recipients.len(), {
+            if recipients.len() <= INLINE_READ {
+                return readers.send_states(brand, channel, recipient_type, recipients);
+            }
+            return blocking(readers, {
                 let recipients = recipients.to_vec();
                 move |r| r.send_states(brand, channel, recipient_type, &recipients)
             })
@@ -572,7 +574,10 @@ impl Store for SqlStore {
         subjects: &[String],
     ) -> Result<std::collections::HashMap<String, iys::ConsentStatus>> {
         if let Some(readers) = &self.readers {
-            return native(readers, subjects.len(), {
+            if subjects.len() <= INLINE_READ {
+                return readers.category_statuses(brand, category, subjects);
+            }
+            return blocking(readers, {
                 let (category, subjects) = (category.to_owned(), subjects.to_vec());
                 move |r| r.category_statuses(brand, &category, &subjects)
             })

@@ -80,25 +80,13 @@ pub async fn create_category(
         )
         .field("code"));
     }
-    let stored = hub
-        .store
-        .upsert_category(hub_store::Category {
-            brand_code: Some(brand.brand_code),
-            code: input.code,
-            name: input.name,
-            kind: input.kind,
-        })
-        .await?;
-    hub.caches.categories.remove(&brand.brand_code);
-    let detail = serde_json::json!({"code": stored.code, "name": stored.name, "kind": stored.kind});
-    audit(
-        &hub,
-        Some(brand.brand_code),
-        &caller,
-        "category_created",
-        detail,
-    )
-    .await;
+    let category = hub_store::Category {
+        brand_code: Some(brand.brand_code),
+        code: input.code,
+        name: input.name,
+        kind: input.kind,
+    };
+    let stored = save(&hub, &caller, category, "category_created").await?;
     Ok((StatusCode::CREATED, Json(stored.into())))
 }
 
@@ -204,25 +192,13 @@ pub async fn put_category(
     }
     check_code(&given)?;
     check_name(&input.name)?;
-    let stored = hub
-        .store
-        .upsert_category(hub_store::Category {
-            brand_code: Some(brand.brand_code),
-            code: given,
-            name: input.name,
-            kind: input.kind,
-        })
-        .await?;
-    hub.caches.categories.remove(&brand.brand_code);
-    let detail = serde_json::json!({"code": stored.code, "name": stored.name, "kind": stored.kind});
-    audit(
-        &hub,
-        Some(brand.brand_code),
-        &caller,
-        "category_saved",
-        detail,
-    )
-    .await;
+    let category = hub_store::Category {
+        brand_code: Some(brand.brand_code),
+        code: given,
+        name: input.name,
+        kind: input.kind,
+    };
+    let stored = save(&hub, &caller, category, "category_saved").await?;
     Ok(Json(stored.into()))
 }
 
@@ -265,4 +241,22 @@ pub async fn delete_category(
     } else {
         Err(ApiError::not_found(format!("category {cat} not found")))
     }
+}
+
+/// Stores a category, drops the instance's cached copy of the brand's categories and records
+/// who did it.
+async fn save(
+    hub: &HubState,
+    caller: &Caller,
+    category: hub_store::Category,
+    action: &str,
+) -> ApiResult<hub_store::Category> {
+    let brand = category.brand_code;
+    let stored = hub.store.upsert_category(category).await?;
+    if let Some(b) = brand {
+        hub.caches.categories.remove(&b);
+    }
+    let detail = serde_json::json!({"code": stored.code, "name": stored.name, "kind": stored.kind});
+    audit(hub, brand, caller, action, detail).await;
+    Ok(stored)
 }
