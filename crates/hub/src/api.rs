@@ -10,6 +10,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use hub_core::BrandCode;
 use hub_store::{Category, Scope, Store};
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -84,15 +86,47 @@ pub fn router(hub: HubState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(hub.clone(), timed))
         // A request may take at most this long (a batch of 10,000 included), and at most this
-        // many are served at once; the rest wait their turn instead of exhausting the database.
+        // many are served at once, over all routes; the rest wait their turn instead of
+        // exhausting the database.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             crate::REQUEST_TIMEOUT,
         ))
-        .layer(tower::limit::ConcurrencyLimitLayer::new(
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             crate::MAX_CONCURRENT_REQUESTS,
         ))
+        // Listings, histories and the OpenAPI document shrink ~10× with gzip; small answers
+        // (checks, single writes) are not worth the CPU.
+        .layer(
+            CompressionLayer::new()
+                .compress_when(DefaultPredicate::new().and(SizeAbove::new(COMPRESS_ABOVE))),
+        )
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+        // Every answer carries `x-request-id`: the caller's own (to follow a request through
+        // their systems and ours) or a new UUID; the request's log lines carry it too.
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            tower_http::request_id::MakeRequestUuid,
+        ))
         .with_state(hub)
+}
+
+/// Answers smaller than this many bytes go uncompressed.
+const COMPRESS_ABOVE: u16 = 1024;
+
+/// The span of one request: its id, method and route template (never the path: it may hold a
+/// phone number or an e-mail address).
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str());
+    tracing::info_span!("request", id, method = %request.method(), route)
 }
 
 /// Every answer's latency, per route template (never the path itself: brand codes and

@@ -8,26 +8,26 @@ use futures_util::StreamExt;
 use iys::rules::{RuleContext, validate_consent};
 use iys::wire::{ChangeSource, ConsentQuery};
 use iys::{ConsentDate, ConsentStatus, ConsentType, HsSource, RecipientType};
-use iys_client::{ClientConfig, IysClient, Secret};
+use iys_client::{ClientConfig, IysClient};
 
-/// Where IYS is and who we are there. Defaults point at `iyshub sim`.
-#[derive(Debug, Args)]
+use crate::config::Config;
+use crate::flags::IysFlags;
+
+/// Where IYS is and who we are there: the same settings as `iyshub serve` (the built-in
+/// simulator's address and demo user when no IYS URL is set).
+#[derive(Debug, Args, serde::Serialize)]
 pub struct Connection {
-    /// IYS base URL: https://api.iys.org.tr, https://api.sandbox.iys.org.tr or a simulator.
-    #[arg(long, env = "IYSHUB_IYS_URL", default_value = "http://127.0.0.1:8090")]
-    url: String,
-    #[arg(long, env = "IYSHUB_IYS_USERNAME", default_value = "demo")]
-    username: String,
-    #[arg(
-        long,
-        env = "IYSHUB_IYS_PASSWORD",
-        default_value = "demo-password",
-        hide_env_values = true
-    )]
-    password: String,
-    /// The service provider's IYS number.
-    #[arg(long, env = "IYSHUB_IYS_CODE", default_value_t = 600_123)]
-    iys_code: u64,
+    /// A TOML file of settings (snake_case keys); ./iyshub.toml when present.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    iys: IysFlags,
+    /// The service provider's IYS number (default 600123).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iys_code: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -131,14 +131,18 @@ fn parse_source(s: &str) -> Result<ChangeSource, String> {
     }
 }
 
+/// The client, and who it is for messages.
+fn connect(conn: &Connection) -> anyhow::Result<(IysClient, String)> {
+    let config = Config::load(conn.config.as_deref(), conn)?;
+    let (url, username, password) = crate::setup::iys_account(&config)?;
+    let username = username.context("IYSHUB_IYS_USERNAME is required with IYSHUB_IYS_URL")?;
+    let who = format!("{username} at {url}");
+    let client = IysClient::new(ClientConfig::new(url, username, password, config.iys_code))?;
+    Ok((client, who))
+}
+
 fn client(conn: &Connection) -> anyhow::Result<IysClient> {
-    let config = ClientConfig::new(
-        conn.url.clone(),
-        conn.username.clone(),
-        Secret::new(conn.password.clone()),
-        conn.iys_code,
-    );
-    Ok(IysClient::new(config)?)
+    Ok(connect(conn)?.0)
 }
 
 fn query(key: &ConsentKey) -> anyhow::Result<ConsentQuery> {
@@ -159,8 +163,9 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
 pub async fn run(cmd: IysCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         IysCommand::Token { conn } => {
-            let state = client(&conn)?.check_token().await?;
-            println!("token OK for {} at {}", conn.username, conn.url);
+            let (client, who) = connect(&conn)?;
+            let state = client.check_token().await?;
+            println!("token OK for {who}");
             println!("  access token expires  {}", fmt_ts(state.access_expires));
             println!("  refresh token expires {}", fmt_ts(state.refresh_expires));
         }

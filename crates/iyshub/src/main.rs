@@ -1,10 +1,12 @@
 //! `iyshub`: the one binary of the IYS permission hub.
 
 mod bench;
-mod iys_args;
+mod config;
+mod flags;
 mod iys_cmd;
 mod reconcile_cmd;
 mod serve;
+mod setup;
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -18,7 +20,8 @@ use iys::{ConsentDate, ConsentType, HCode, Recipient};
 #[command(
     name = "iyshub",
     version,
-    about = "IYS permission hub: consent ledger, IYS sync and the IYS simulator"
+    about = "IYS permission hub: consent ledger, IYS sync and the IYS simulator",
+    after_help = flags::SETTINGS_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,29 +32,32 @@ struct Cli {
 enum Command {
     /// Run the hub: REST API and consent ledger, on SQLite with the built-in IYS simulator by
     /// default (no configuration needed), or on PostgreSQL and a real IYS.
+    #[command(after_help = flags::SETTINGS_HELP)]
     Serve(serve::ServeArgs),
     /// Create or upgrade the database schema, then exit.
-    Migrate(serve::DbArgs),
+    #[command(after_help = flags::SETTINGS_HELP)]
+    Migrate(flags::DbFlags),
     /// Sync mode's initial load: ask IYS which known recipients it has (multi-status for all,
     /// then single status for held ones within the hourly budget); resumable.
+    #[command(after_help = flags::SETTINGS_HELP)]
     Backfill {
         #[command(flatten)]
-        db: serve::DbArgs,
+        flags: flags::EngineFlags,
         #[arg(long)]
         brand: u64,
         /// Single-status queries this run may use (IYS allows 1000 per hour).
         #[arg(long, default_value_t = 900)]
         max_single: u64,
-        #[command(flatten)]
-        iys: iys_args::IysArgs,
     },
     /// Reconcile one day with IYS's movement file by hand: verify, compare, repair, confirm
     /// (`--dry-run`: only compare). Exit code 0 agreed, 1 drift left, 2 error.
+    #[command(after_help = flags::SETTINGS_HELP)]
     Reconcile(reconcile_cmd::ReconcileArgs),
     /// Recompute a brand's hash chain over its history and report whether it is intact.
+    #[command(after_help = flags::SETTINGS_HELP)]
     Verify {
         #[command(flatten)]
-        db: serve::DbArgs,
+        db: flags::DbFlags,
         #[arg(long)]
         brand: u64,
     },
@@ -120,16 +126,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate(db) => {
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(serve::migrate(db))
+            runtime.block_on(setup::migrate(db))
         }
         Command::Backfill {
-            db,
+            flags,
             brand,
             max_single,
-            iys,
         } => {
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(serve::backfill(db, brand, max_single, iys))
+            runtime.block_on(setup::backfill(flags, brand, max_single))
         }
         Command::Reconcile(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
@@ -137,7 +142,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Verify { db, brand } => {
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(serve::verify(db, brand))
+            runtime.block_on(setup::verify(db, brand))
         }
         Command::Sim(args) => run_sim(args),
         Command::Bench(args) => {

@@ -6,18 +6,15 @@
 //! not match IYS's hash, a day IYS no longer serves, a bad setting).
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::Context;
-use hub_core::BrandCode;
-use hub_store::{DayResult, DayStatus, DriftItem, Store};
+use hub_store::{DayResult, DayStatus, DriftItem};
 
-use crate::serve::{DbArgs, open_store};
+use crate::flags::EngineFlags;
 
 #[derive(Debug, clap::Args)]
 pub struct ReconcileArgs {
     #[command(flatten)]
-    db: DbArgs,
+    flags: EngineFlags,
     #[arg(long)]
     brand: u64,
     /// The day, `YYYY-MM-DD` (Istanbul). IYS serves the files of the last 7 days.
@@ -29,8 +26,6 @@ pub struct ReconcileArgs {
     /// Print the result as JSON instead of a report.
     #[arg(long)]
     json: bool,
-    #[command(flatten)]
-    iys: crate::iys_args::IysArgs,
 }
 
 /// Runs the command; every failure is exit code 2, as documented.
@@ -45,13 +40,7 @@ pub async fn run(args: ReconcileArgs) -> ExitCode {
 }
 
 async fn reconcile(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
-    let store = Arc::new(open_store(&args.db).await?);
-    let brand = store
-        .brand(BrandCode(args.brand))
-        .await?
-        .with_context(|| format!("no brand {}", args.brand))?;
-    let config = args.iys.engine_config(&args.db.data_dir())?;
-    let engines = hub_engines::Engines::new(store.clone(), config);
+    let (store, brand, engines) = crate::setup::one_off(&args.flags, args.brand).await?;
     let result = engines.reconcile_day(&brand, args.date, args.dry_run).await;
     store.close().await;
     let day = result?;
@@ -176,6 +165,7 @@ fn report(d: &DayResult, dry_run: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hub_core::BrandCode;
     use hub_store::{DriftAction, DriftKind};
 
     #[test]
