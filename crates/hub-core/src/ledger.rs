@@ -36,9 +36,26 @@ pub enum Outcome {
     Conflict,
     /// Only the manual hold changed.
     HoldChanged,
+    /// A movement from IYS the store had recorded already (same transactionId and content): not
+    /// recorded again. The store's verdict; `decide` never gives it.
+    Duplicate,
+    /// A RET kept in the hub only. Written by earlier versions (their first RETs never went to
+    /// IYS); found in old history, never given now.
+    KeptLocal,
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Applied,
+        Outcome::Noop,
+        Outcome::Resent,
+        Outcome::Older,
+        Outcome::Conflict,
+        Outcome::HoldChanged,
+        Outcome::Duplicate,
+        Outcome::KeptLocal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Applied => "applied",
@@ -47,7 +64,29 @@ impl Outcome {
             Outcome::Older => "older",
             Outcome::Conflict => "conflict",
             Outcome::HoldChanged => "hold_changed",
+            Outcome::Duplicate => "duplicate",
+            Outcome::KeptLocal => "kept_local",
         }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Outcome {
+    type Err = crate::model::InvalidValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Outcome::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| crate::model::InvalidValue {
+                field: "outcome",
+                value: s.to_owned(),
+                expected: "applied, noop, resent, older, conflict, hold_changed, duplicate or kept_local",
+            })
     }
 }
 

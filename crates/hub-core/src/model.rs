@@ -184,6 +184,12 @@ impl Origin {
     }
 }
 
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl FromStr for Origin {
     type Err = InvalidValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -164,7 +164,7 @@ async fn all_settle_with_their_own_outcome(order: &str) {
     assert!(
         applied
             .iter()
-            .all(|a| a.outbox.as_deref() == Some("pending")),
+            .all(|a| a.outbox == Some(OutboxState::Pending)),
         "{applied:?}"
     );
 

@@ -5,9 +5,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hub_core::{BrandCode, Change, IysState, Mode};
+use hub_core::{BrandCode, Change, IysState, Mode, Origin, Outcome};
 use hub_engines::Engines;
-use hub_store::{EngineStore, IysConnection, NewBrand, SqlStore, Store};
+use hub_store::{EngineStore, IysConnection, NewBrand, OutboxState, SqlStore, Store};
 use iys::{ConsentDate, ConsentStatus, ConsentType, RecipientType};
 use iys_sim::{Profile, SimConfig};
 use jiff::Timestamp;
@@ -429,7 +429,7 @@ async fn push_deliveries_mode_switches_and_sync_status_through_the_api() {
         (ConsentStatus::Onay, IysState::InIys)
     );
     let history = w.store.history(BRAND, "+905320000077", 10).await.unwrap();
-    assert_eq!(history[0].origin, "iys_push");
+    assert_eq!(history[0].origin, Origin::IysPush);
     // Mode switch through the API: sync holds a new unknown recipient's ONAY.
     let r = call(
         reqwest::Method::PATCH,
@@ -693,7 +693,7 @@ async fn a_first_ret_reaches_iys_for_a_recipient_known_only_to_iys_in_both_modes
         assert!(
             applied
                 .iter()
-                .all(|a| a.outbox.as_deref() == Some("pending")),
+                .all(|a| a.outbox == Some(OutboxState::Pending)),
             "{mode:?}: {applied:?}"
         );
         let cancel = run(&w.engines());
@@ -860,8 +860,8 @@ async fn refused_changes_are_resent_when_repeated_and_can_be_requeued() {
         .await
         .unwrap();
     assert_eq!(
-        (again[0].outcome.as_str(), again[0].outbox.as_deref()),
-        ("resent", Some("pending"))
+        (again[0].outcome, again[0].outbox),
+        (Outcome::Resent, Some(OutboxState::Pending))
     );
     w.until(20, "the repeated ONAY reaches IYS", || async {
         iys_status(&w, "+905320000000").await.as_deref() == Some("ONAY")
@@ -1146,10 +1146,10 @@ async fn changes_queued_behind_an_unsettled_movement_reach_iys_as_one() {
         .await
         .unwrap();
     let carrier = rows.last().unwrap();
-    assert_eq!(carrier.state, hub_store::OutboxState::Done);
+    assert_eq!(carrier.state, OutboxState::Done);
     assert!(
         rows.iter()
-            .filter(|r| r.state == hub_store::OutboxState::Superseded)
+            .filter(|r| r.state == OutboxState::Superseded)
             .all(|r| r.superseded_by == Some(carrier.id))
     );
 }

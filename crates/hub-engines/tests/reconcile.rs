@@ -263,7 +263,7 @@ async fn drift_in_both_directions_is_repaired_and_the_day_is_then_agreed() {
         events(&w, 3)
             .await
             .iter()
-            .any(|ev| ev.origin == "reconcile")
+            .any(|ev| ev.origin == Origin::Reconcile)
     );
     assert_eq!(
         w.outbox().await.get("pending"),

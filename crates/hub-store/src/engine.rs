@@ -8,7 +8,7 @@ use iys::{ConsentDate, ConsentStatus, RecipientType, Source};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::{Applied, Brand, Result};
+use crate::{Applied, Brand, OutboxState, Result};
 
 /// An outbox row claimed for delivery.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -82,54 +82,6 @@ pub struct OutboxFilter {
     pub to: Option<Timestamp>,
     /// Only rows whose IYS deadline is less than a day from `now` (or past), unsent.
     pub at_risk: bool,
-}
-
-/// An outbox row's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutboxState {
-    Pending,
-    AwaitingResult,
-    Held,
-    Done,
-    Failed,
-    Superseded,
-}
-
-impl OutboxState {
-    pub const ALL: [OutboxState; 6] = [
-        OutboxState::Pending,
-        OutboxState::AwaitingResult,
-        OutboxState::Held,
-        OutboxState::Done,
-        OutboxState::Failed,
-        OutboxState::Superseded,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxState::Pending => "pending",
-            OutboxState::AwaitingResult => "awaiting_result",
-            OutboxState::Held => "held",
-            OutboxState::Done => "done",
-            OutboxState::Failed => "failed",
-            OutboxState::Superseded => "superseded",
-        }
-    }
-}
-
-impl std::str::FromStr for OutboxState {
-    type Err = hub_core::InvalidValue;
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        OutboxState::ALL
-            .into_iter()
-            .find(|o| o.as_str() == s)
-            .ok_or_else(|| hub_core::InvalidValue {
-                field: "state",
-                value: s.to_owned(),
-                expected: "pending, awaiting_result, held, done, failed or superseded",
-            })
-    }
 }
 
 /// One outbox row as listed for people.

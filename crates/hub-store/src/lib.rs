@@ -16,6 +16,7 @@ mod record;
 mod sql;
 mod sql_engine;
 mod sqlite_read;
+mod state;
 #[cfg(any(test, feature = "testkit"))]
 pub mod story;
 #[cfg(any(test, feature = "testkit"))]
@@ -28,6 +29,7 @@ pub use connection::*;
 pub use engine::*;
 pub use reconcile::*;
 pub use sql::SqlStore;
+pub use state::OutboxState;
 pub use types::*;
 
 use hub_core::{BrandCode, Change};

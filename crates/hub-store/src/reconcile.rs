@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use hub_core::{BrandCode, Channel};
+use hub_core::{BrandCode, Channel, IysState, Origin};
 use iys::{ConsentDate, ConsentStatus, RecipientType};
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::engine::OutboxState;
 use crate::sql::{corrupt, ms, parse, positional, ts};
+use crate::state::{OutboxState, Sql};
 use crate::{Result, SqlStore};
 
 /// Where a day stands.
@@ -226,7 +226,7 @@ pub struct HubMovement {
     pub status: ConsentStatus,
     pub consent_date: ConsentDate,
     pub source: String,
-    pub origin: String,
+    pub origin: Origin,
     pub transaction_id: String,
     /// The hub's own delivery (else a movement recorded from IYS).
     pub delivered: bool,
@@ -342,7 +342,7 @@ fn movement_from(r: &AnyRow) -> Result<Option<HubMovement>> {
             &r.try_get::<String, _>("consent_date")?,
         )?,
         source: r.try_get("source")?,
-        origin: r.try_get("origin")?,
+        origin: parse("event.origin", &r.try_get::<String, _>("origin")?)?,
         transaction_id,
         delivered: is_delivery,
         creation_date: creation
@@ -452,14 +452,16 @@ impl ReconcileStore for SqlStore {
         for &id in event_ids {
             // Only a delivery the hub still believes done, and only while it carries the
             // consent's current state: an overtaken change must not reach IYS after a later one.
-            let r = sqlx::query(
-                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at_ms = $1, \
+            let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE outbox SET state = {}, attempts = 0, next_attempt_at_ms = $1, \
                  last_error = 'reconcile: IYS has no record of this delivery', lease_owner = NULL, lease_until_ms = NULL, \
                  request_id = NULL, sub_request_id = NULL, bulk_index = NULL, submitted_at_ms = NULL \
-                 WHERE brand_code = $2 AND event_id = $3 AND state = 'done' \
+                 WHERE brand_code = $2 AND event_id = $3 AND state = {} \
                  AND EXISTS (SELECT 1 FROM consent c WHERE c.brand_code = outbox.brand_code AND c.recipient = outbox.recipient \
                  AND c.recipient_type = outbox.recipient_type AND c.channel = outbox.channel AND c.last_event_id = outbox.event_id)",
-            )
+                OutboxState::Pending.sql(),
+                OutboxState::Done.sql()
+            )))
             .bind(ms(now))
             .bind(b)
             .bind(id)
@@ -468,7 +470,7 @@ impl ReconcileStore for SqlStore {
             if r.rows_affected() == 0 {
                 continue;
             }
-            sqlx::query("UPDATE consent SET iys_state = 'pending', iys_error = NULL WHERE brand_code = $1 AND last_event_id = $2")
+            sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE consent SET iys_state = {}, iys_error = NULL WHERE brand_code = $1 AND last_event_id = $2", IysState::Pending.sql())))
                 .bind(b)
                 .bind(id)
                 .execute(&mut *tx)
@@ -598,9 +600,10 @@ impl ReconcileStore for SqlStore {
 
     async fn reconcile_figures(&self, brand: BrandCode, since: Date) -> Result<ReconcileFigures> {
         let b = brand.0 as i64;
-        let last_agreed: Option<String> = sqlx::query(
-            "SELECT MAX(report_date) AS d FROM reconcile_day WHERE brand_code = $1 AND status = 'agreed'",
-        )
+        let last_agreed: Option<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT MAX(report_date) AS d FROM reconcile_day WHERE brand_code = $1 AND status = {}",
+            DayStatus::Agreed.sql()
+        )))
         .bind(b)
         .fetch_one(&self.pool)
         .await?

@@ -7,11 +7,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use hub_core::{Change, ConsentState, IysState, Mode, decide};
+use hub_core::{Change, ConsentState, Mode, Outcome, decide};
 use jiff::Timestamp;
 use sqlx::Row;
 
 use crate::sql::{EventFields, category_from, key_from, ms, parse, positional, state_from};
+use crate::state::{OutboxState, Sql};
 use crate::types::{Applied, Brand};
 use crate::{Backend, Result, SqlStore, StoreError};
 
@@ -60,7 +61,7 @@ struct Planned {
     status: String,
     consent_date: String,
     source: String,
-    state: &'static str,
+    state: OutboxState,
     deadline_ms: i64,
     created_ms: i64,
     /// Carried by a later row of this batch (its planned index).
@@ -71,7 +72,7 @@ struct Planned {
 #[derive(Debug)]
 struct EventRow {
     change: Change,
-    outcome: &'static str,
+    outcome: Outcome,
     prev: String,
     hash: String,
 }
@@ -117,12 +118,10 @@ impl SqlStore {
             .transpose()?
             .ok_or_else(|| StoreError::NotFound(format!("brand {}", brand.brand_code)))?;
         // The mode as it is now, under the lock: the caller's copy may predate a mode switch.
-        let mode: String = sqlx::query("SELECT mode FROM brand WHERE brand_code = $1")
-            .bind(b)
-            .fetch_one(&mut *conn)
+        let mode = self
+            .brand_mode(conn, b)
             .await?
-            .try_get("mode")?;
-        let mode: Mode = parse("brand.mode", &mode)?;
+            .ok_or_else(|| StoreError::NotFound(format!("brand {}", brand.brand_code)))?;
         let now = ms(Timestamp::now());
         if self.backend == Backend::Postgres {
             // The batch's reads are planned for their values: a cached generic plan for a long
@@ -171,7 +170,7 @@ impl SqlStore {
             {
                 applied.push(Applied {
                     event_id: None,
-                    outcome: "duplicate".into(),
+                    outcome: Outcome::Duplicate,
                     state: None,
                     outbox: None,
                 });
@@ -191,7 +190,7 @@ impl SqlStore {
             {
                 applied.push(Applied {
                     event_id: None,
-                    outcome: "duplicate".into(),
+                    outcome: Outcome::Duplicate,
                     state: None,
                     outbox: None,
                 });
@@ -240,7 +239,7 @@ impl SqlStore {
                     if stale {
                         match (r.stored, r.planned) {
                             (Some(id), _) => overtaken.push(id),
-                            (_, Some(p)) => planned[p].state = "superseded",
+                            (_, Some(p)) => planned[p].state = OutboxState::Superseded,
                             _ => {}
                         }
                     }
@@ -251,7 +250,7 @@ impl SqlStore {
                         r.held = false;
                         match (r.stored, r.planned) {
                             (Some(id), _) => released.push(id),
-                            (_, Some(p)) => planned[p].state = "pending",
+                            (_, Some(p)) => planned[p].state = OutboxState::Pending,
                             _ => {}
                         }
                     }
@@ -267,13 +266,14 @@ impl SqlStore {
                     match (r.stored, r.planned) {
                         (Some(id), _) => carried.push((id, me)),
                         (_, Some(p)) => {
-                            planned[p].state = "superseded";
+                            planned[p].state = OutboxState::Superseded;
                             planned[p].superseded_by = Some(me);
                         }
                         _ => {}
                     }
                 }
-                let held = target == IysState::Held;
+                let state = OutboxState::for_target(target);
+                let held = state == OutboxState::Held;
                 rows.push(Unsent {
                     stored: None,
                     planned: Some(me),
@@ -288,7 +288,7 @@ impl SqlStore {
                     status: ch.status.as_str().to_owned(),
                     consent_date: consent_date.clone(),
                     source: ch.source.as_str().to_owned(),
-                    state: target.as_str(),
+                    state,
                     deadline_ms: deadline,
                     created_ms: ms(ch.received_at),
                     superseded_by: None,
@@ -298,7 +298,7 @@ impl SqlStore {
                 seen.insert(c);
             }
             let evidence = ch.evidence.as_ref().map(|e| e.to_string());
-            let outcome = decision.outcome.as_str();
+            let outcome = decision.outcome;
             let hash = EventFields {
                 brand: b,
                 recipient: &ch.key.recipient,
@@ -313,16 +313,16 @@ impl SqlStore {
                 actor: ch.actor.as_deref(),
                 evidence: evidence.as_deref(),
                 hold: ch.hold.map(i64::from),
-                outcome,
+                outcome: outcome.as_str(),
                 received_at_ms: ms(ch.received_at),
                 iys_transaction_id: ch.iys_transaction_id.as_deref(),
             }
             .hash(&prev);
             applied.push(Applied {
                 event_id: Some(placeholder(index)),
-                outcome: outcome.to_owned(),
+                outcome,
                 state: if ch.category.is_none() { state } else { None },
-                outbox: decision.outbox.map(|t| t.as_str().to_owned()),
+                outbox: decision.outbox.map(OutboxState::for_target),
             });
             events.push(EventRow {
                 change: ch,
@@ -501,7 +501,7 @@ impl SqlStore {
                     .bind(ch.actor.clone())
                     .bind(ch.evidence.as_ref().map(|e| e.to_string()))
                     .bind(ch.hold.map(i64::from))
-                    .bind(e.outcome)
+                    .bind(e.outcome.as_str())
                     .bind(ms(ch.received_at))
                     .bind(ch.iys_transaction_id.clone())
                     .bind(e.prev.clone())
@@ -549,7 +549,7 @@ impl SqlStore {
                     .bind(p.status.clone())
                     .bind(p.consent_date.clone())
                     .bind(p.source.clone())
-                    .bind(p.state)
+                    .bind(p.state.as_str())
                     .bind(0_i64)
                     .bind(p.created_ms)
                     .bind(p.deadline_ms)
@@ -574,9 +574,10 @@ impl SqlStore {
                 ),
                 (
                     format!(
-                        "WITH v(id, c) AS (VALUES {}) UPDATE outbox SET state = 'superseded', superseded_by = (SELECT c FROM v WHERE v.id = outbox.id) WHERE brand_code = $1 AND id IN (SELECT id FROM v) \
+                        "WITH v(id, c) AS (VALUES {}) UPDATE outbox SET state = {}, superseded_by = (SELECT c FROM v WHERE v.id = outbox.id) WHERE brand_code = $1 AND id IN (SELECT id FROM v) \
                          AND (lease_until_ms IS NULL OR lease_until_ms < $2)",
-                        values(3, chunk.len(), 2)
+                        values(3, chunk.len(), 2),
+                        OutboxState::Superseded.sql()
                     ),
                     true,
                 ),
@@ -595,11 +596,17 @@ impl SqlStore {
         for (rows, sql) in [
             (
                 overtaken,
-                "UPDATE outbox SET state = 'superseded' WHERE brand_code = $1 AND (lease_until_ms IS NULL OR lease_until_ms < $2) AND id IN",
+                format!(
+                    "UPDATE outbox SET state = {} WHERE brand_code = $1 AND (lease_until_ms IS NULL OR lease_until_ms < $2) AND id IN",
+                    OutboxState::Superseded.sql()
+                ),
             ),
             (
                 released,
-                "UPDATE outbox SET state = 'pending', next_attempt_at_ms = $2 WHERE brand_code = $1 AND id IN",
+                format!(
+                    "UPDATE outbox SET state = {}, next_attempt_at_ms = $2 WHERE brand_code = $1 AND id IN",
+                    OutboxState::Pending.sql()
+                ),
             ),
         ] {
             let first = if sql.contains("$2") { 3 } else { 2 };
@@ -767,12 +774,13 @@ impl SqlStore {
                 q = q.bind((*r).to_owned());
             }
             for row in q.fetch_all(&mut *conn).await? {
-                let state: String = row.try_get("state")?;
+                let state: OutboxState =
+                    parse("outbox.state", &row.try_get::<String, _>("state")?)?;
                 let leased = row
                     .try_get::<Option<i64>, _>("lease_until_ms")?
                     .is_some_and(|until| until >= now);
-                let unsent = state == "pending" || state == "held";
-                let on_its_way = state == "awaiting_result" || (unsent && leased);
+                let unsent = matches!(state, OutboxState::Pending | OutboxState::Held);
+                let on_its_way = state == OutboxState::AwaitingResult || (unsent && leased);
                 if !(unsent || on_its_way) {
                     continue;
                 }
@@ -797,7 +805,7 @@ impl SqlStore {
                     deadline_ms: row.try_get("deadline_ms")?,
                     status: row.try_get("status")?,
                     consent_date: row.try_get("consent_date")?,
-                    held: state == "held",
+                    held: state == OutboxState::Held,
                 });
             }
         }

@@ -212,6 +212,21 @@ impl SqlStore {
         Ok(())
     }
 
+    /// The brand's mode as stored now (read under the brand's lock, it cannot change before the
+    /// transaction ends); `None` for an unknown brand.
+    pub(crate) async fn brand_mode(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        brand: i64,
+    ) -> Result<Option<hub_core::Mode>> {
+        sqlx::query("SELECT mode FROM brand WHERE brand_code = $1")
+            .bind(brand)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| parse("brand.mode", &r.try_get::<String, _>("mode")?))
+            .transpose()
+    }
+
     pub(crate) async fn writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match self.backend {
             Backend::Sqlite => Some(self.write_lock.lock().await),
@@ -349,13 +364,13 @@ pub(crate) fn event_from(row: &AnyRow) -> Result<Event> {
             &row.try_get::<String, _>("consent_date")?,
         )?,
         source: parse("event.source", &row.try_get::<String, _>("source")?)?,
-        origin: row.try_get("origin")?,
+        origin: parse("event.origin", &row.try_get::<String, _>("origin")?)?,
         actor: row.try_get("actor")?,
         evidence: evidence
             .map(|e| serde_json::from_str(&e).map_err(|x| corrupt("event.evidence", x)))
             .transpose()?,
         hold: row.try_get::<Option<i64>, _>("hold")?.map(|h| h != 0),
-        outcome: row.try_get("outcome")?,
+        outcome: parse("event.outcome", &row.try_get::<String, _>("outcome")?)?,
         received_at: ts(row.try_get("received_at_ms")?),
         iys_transaction_id: row.try_get("iys_transaction_id")?,
         delivered_transaction_id: row.try_get("delivered_transaction_id")?,

@@ -1,13 +1,14 @@
 //! [`EngineStore`] for [`SqlStore`].
 
-use hub_core::{BrandCode, Change, Mode};
-use iys::ConsentStatus;
+use hub_core::{BrandCode, Change, IysState, Mode};
+use iys::{ConsentStatus, HCode};
 use jiff::Timestamp;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::engine::*;
 use crate::sql::{ms, parse, positional, ts};
+use crate::state::{OutboxState, Sql, sql_list};
 use crate::{Applied, Backend, Brand, Result, SqlStore, Store};
 
 fn item_from(r: &AnyRow) -> Result<OutboxItem> {
@@ -35,42 +36,6 @@ fn item_from(r: &AnyRow) -> Result<OutboxItem> {
     })
 }
 
-/// The claim statement: lease the chosen rows to `$1` until `$2`. `$order` picks and orders the
-/// rows; `$lock` is PostgreSQL's `FOR UPDATE SKIP LOCKED` (SQLite has one writer and no row locks).
-macro_rules! claim_sql {
-    ($filter:literal, $order:literal, $lock:literal) => {
-        concat!(
-            "UPDATE outbox SET lease_owner = $1, lease_until_ms = $2 WHERE id IN (",
-            "SELECT o.id FROM outbox o WHERE o.brand_code = $3 AND o.state = $4 AND o.next_attempt_at_ms <= $5 ",
-            "AND (o.lease_until_ms IS NULL OR o.lease_until_ms < $5) ",
-            $filter,
-            " ORDER BY ",
-            $order,
-            " LIMIT $6",
-            $lock,
-            ") RETURNING *"
-        )
-    };
-}
-
-/// Pending rows: only the oldest unsettled row of each consent, so its changes stay in order.
-macro_rules! pending_sql {
-    ($lock:literal) => {
-        claim_sql!(
-            "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.brand_code = o.brand_code AND p.recipient = o.recipient AND p.recipient_type = o.recipient_type AND p.channel = o.channel AND p.id < o.id AND p.state IN ('pending', 'awaiting_result'))",
-            "o.deadline_ms, o.id",
-            $lock
-        )
-    };
-}
-
-/// Bulk-submitted rows: no ordering rule among a request's own rows.
-macro_rules! awaiting_sql {
-    ($lock:literal) => {
-        claim_sql!("", "o.request_id, o.id", $lock)
-    };
-}
-
 /// Which rows a claim takes.
 #[derive(Debug, Clone, Copy)]
 enum Claim {
@@ -79,20 +44,37 @@ enum Claim {
 }
 
 impl Claim {
-    fn state(self) -> &'static str {
+    fn state(self) -> OutboxState {
         match self {
-            Claim::Pending => "pending",
-            Claim::Awaiting => "awaiting_result",
+            Claim::Pending => OutboxState::Pending,
+            Claim::Awaiting => OutboxState::AwaitingResult,
         }
     }
 
-    fn sql(self, backend: Backend) -> &'static str {
-        match (self, backend) {
-            (Claim::Pending, Backend::Sqlite) => pending_sql!(""),
-            (Claim::Pending, Backend::Postgres) => pending_sql!(" FOR UPDATE SKIP LOCKED"),
-            (Claim::Awaiting, Backend::Sqlite) => awaiting_sql!(""),
-            (Claim::Awaiting, Backend::Postgres) => awaiting_sql!(" FOR UPDATE SKIP LOCKED"),
-        }
+    /// The claim statement: lease the chosen rows to `$1` until `$2`. Pending rows: only the
+    /// oldest unsettled row of each consent, so its changes stay in order; bulk-submitted rows:
+    /// no ordering rule among a request's own rows. PostgreSQL locks them `FOR UPDATE SKIP
+    /// LOCKED` (SQLite has one writer and no row locks).
+    fn sql(self, backend: Backend) -> String {
+        let (filter, order) = match self {
+            Claim::Pending => (
+                format!(
+                    "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.brand_code = o.brand_code AND p.recipient = o.recipient AND p.recipient_type = o.recipient_type AND p.channel = o.channel AND p.id < o.id AND p.state IN {})",
+                    sql_list(&[OutboxState::Pending, OutboxState::AwaitingResult])
+                ),
+                "o.deadline_ms, o.id",
+            ),
+            Claim::Awaiting => (String::new(), "o.request_id, o.id"),
+        };
+        let lock = match backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        };
+        format!(
+            "UPDATE outbox SET lease_owner = $1, lease_until_ms = $2 WHERE id IN (\
+             SELECT o.id FROM outbox o WHERE o.brand_code = $3 AND o.state = $4 AND o.next_attempt_at_ms <= $5 \
+             AND (o.lease_until_ms IS NULL OR o.lease_until_ms < $5) {filter} ORDER BY {order} LIMIT $6{lock}) RETURNING *"
+        )
     }
 }
 
@@ -107,11 +89,11 @@ impl SqlStore {
         limit: i64,
     ) -> Result<Vec<OutboxItem>> {
         let _w = self.writer().await;
-        let rows = sqlx::query(what.sql(self.backend))
+        let rows = sqlx::query(sqlx::AssertSqlSafe(what.sql(self.backend)))
             .bind(owner.to_owned())
             .bind(ms(now) + lease_ms)
             .bind(brand.0 as i64)
-            .bind(what.state())
+            .bind(what.state().as_str())
             .bind(ms(now))
             .bind(limit)
             .fetch_all(&self.pool)
@@ -160,13 +142,7 @@ impl EngineStore for SqlStore {
         self.lock_brand(&mut tx, brand.0 as i64).await?;
         // The mode as it is now, under the lock: the brand may have switched to sync mode while
         // these rows were on their way.
-        let sync = sqlx::query("SELECT mode FROM brand WHERE brand_code = $1")
-            .bind(b)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get::<String, _>("mode"))
-            .transpose()?
-            .is_some_and(|m| m == Mode::Sync.as_str());
+        let sync = self.brand_mode(&mut tx, b).await? == Some(Mode::Sync);
         for (item, s) in settlements {
             let key = (
                 item.recipient.clone(),
@@ -176,30 +152,38 @@ impl EngineStore for SqlStore {
             // The row's outcome, and what it says about the consent when it still carries the
             // consent's current state: (outbox state, last error, consent's IYS state, known).
             let (row_state, last_error, consent_state, known) = match &s {
-                Settlement::Delivered { .. } => ("done", None, Some(("in_iys", None)), true),
-                Settlement::Refused { code, .. } => match code.as_str() {
+                Settlement::Delivered { .. } => {
+                    (OutboxState::Done, None, Some((IysState::InIys, None)), true)
+                }
+                Settlement::Refused { code, .. } => match code.parse::<HCode>() {
                     // IYS already holds this RET.
-                    "H174" if item.status == ConsentStatus::Ret => {
-                        ("done", Some(code.clone()), Some(("in_iys", None)), true)
-                    }
-                    // A RET for a recipient IYS never had: nothing to withdraw, not an error.
-                    "H175" if item.status == ConsentStatus::Ret => (
-                        "done",
+                    Ok(HCode::H174) if item.status == ConsentStatus::Ret => (
+                        OutboxState::Done,
                         Some(code.clone()),
-                        Some(("not_in_iys", None)),
+                        Some((IysState::InIys, None)),
+                        true,
+                    ),
+                    // A RET for a recipient IYS never had: nothing to withdraw, not an error.
+                    Ok(HCode::H175) if item.status == ConsentStatus::Ret => (
+                        OutboxState::Done,
+                        Some(code.clone()),
+                        Some((IysState::NotInIys, None)),
                         false,
                     ),
                     _ => (
-                        "failed",
+                        OutboxState::Failed,
                         Some(code.clone()),
-                        Some(("rejected", Some(code.clone()))),
+                        Some((IysState::Rejected, Some(code.clone()))),
                         false,
                     ),
                 },
-                Settlement::Retry { error, .. } => ("pending", Some(error.clone()), None, false),
-                Settlement::Submitted { .. } => ("awaiting_result", None, None, false),
-                Settlement::StillQueued { .. } => ("awaiting_result", None, None, false),
-                Settlement::Paused { .. } => ("pending", None, None, false),
+                Settlement::Retry { error, .. } => {
+                    (OutboxState::Pending, Some(error.clone()), None, false)
+                }
+                Settlement::Submitted { .. } | Settlement::StillQueued { .. } => {
+                    (OutboxState::AwaitingResult, None, None, false)
+                }
+                Settlement::Paused { .. } => (OutboxState::Pending, None, None, false),
             };
             let next_ms = match &s {
                 Settlement::Retry { at, .. } => Some(ms(*at)),
@@ -217,7 +201,9 @@ impl EngineStore for SqlStore {
             // was on its way (the consent's state is no longer its event's), it is superseded
             // instead: held, it would no longer keep the later row waiting behind it, and would
             // reach IYS after it once released.
-            let row_state = if sync && row_state == "pending" && item.status == ConsentStatus::Onay
+            let row_state = if sync
+                && row_state == OutboxState::Pending
+                && item.status == ConsentStatus::Onay
             {
                 let consent = sqlx::query("SELECT iys_known, last_event_id FROM consent WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4")
                     .bind(b)
@@ -234,9 +220,9 @@ impl EngineStore for SqlStore {
                     None => (false, true),
                 };
                 match (iys_has_it, current) {
-                    (true, _) => "pending",
-                    (false, true) => "held",
-                    (false, false) => "superseded",
+                    (true, _) => OutboxState::Pending,
+                    (false, true) => OutboxState::Held,
+                    (false, false) => OutboxState::Superseded,
                 }
             } else {
                 row_state
@@ -259,16 +245,17 @@ impl EngineStore for SqlStore {
                 ),
                 _ => (None, None, None, None),
             };
-            let updated = sqlx::query(
+            let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE outbox SET state = $1, lease_owner = NULL, lease_until_ms = NULL, \
-                 last_error = CASE WHEN $2 = 'awaiting_result' THEN last_error ELSE $3 END, \
+                 last_error = CASE WHEN $2 = {} THEN last_error ELSE $3 END, \
                  next_attempt_at_ms = COALESCE($4, next_attempt_at_ms), attempts = attempts + $5, \
                  request_id = COALESCE($6, request_id), sub_request_id = COALESCE($7, sub_request_id), \
                  bulk_index = COALESCE($8, bulk_index), submitted_at_ms = COALESCE($9, submitted_at_ms) \
                  WHERE id = $10 AND brand_code = $11 AND lease_owner = $12",
-            )
-            .bind(row_state)
-            .bind(row_state)
+                OutboxState::AwaitingResult.sql()
+            )))
+            .bind(row_state.as_str())
+            .bind(row_state.as_str())
             .bind(last_error.clone())
             .bind(next_ms)
             .bind(i64::from(counts_attempt))
@@ -288,8 +275,8 @@ impl EngineStore for SqlStore {
                 );
                 continue;
             }
-            if row_state == "held" {
-                sqlx::query("UPDATE consent SET iys_state = 'held' WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 AND last_event_id = $5 AND iys_state = 'pending'")
+            if row_state == OutboxState::Held {
+                sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE consent SET iys_state = {} WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 AND last_event_id = $5 AND iys_state = {}", IysState::Held.sql(), IysState::Pending.sql())))
                     .bind(b)
                     .bind(key.0.clone())
                     .bind(key.1)
@@ -330,7 +317,7 @@ impl EngineStore for SqlStore {
             }
             if let Some((state, error)) = consent_state {
                 sqlx::query("UPDATE consent SET iys_state = $1, iys_error = $2, deadline_ms = NULL WHERE brand_code = $3 AND recipient = $4 AND recipient_type = $5 AND channel = $6 AND last_event_id = $7")
-                    .bind(state)
+                    .bind(state.as_str())
                     .bind(error)
                     .bind(b)
                     .bind(key.0.clone())
@@ -341,7 +328,7 @@ impl EngineStore for SqlStore {
                     .await?;
                 // The key's next movement waits a second: IYS gives movements of one address and
                 // type in the same second one shared transactionId.
-                sqlx::query("UPDATE outbox SET next_attempt_at_ms = $1 WHERE brand_code = $2 AND recipient = $3 AND recipient_type = $4 AND channel = $5 AND state = 'pending' AND next_attempt_at_ms < $1")
+                sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE outbox SET next_attempt_at_ms = $1 WHERE brand_code = $2 AND recipient = $3 AND recipient_type = $4 AND channel = $5 AND state = {} AND next_attempt_at_ms < $1", OutboxState::Pending.sql())))
                     .bind(ms(now) + 1_000)
                     .bind(b)
                     .bind(key.0.clone())
@@ -377,38 +364,48 @@ impl EngineStore for SqlStore {
             .await?;
         let (released, held) = match mode {
             Mode::Integrator => {
-                let r = sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at_ms = $1 WHERE brand_code = $2 AND state = 'held'")
+                let r = sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE outbox SET state = {}, next_attempt_at_ms = $1 WHERE brand_code = $2 AND state = {}", OutboxState::Pending.sql(), OutboxState::Held.sql())))
                     .bind(now)
                     .bind(b)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("UPDATE consent SET iys_state = 'pending' WHERE brand_code = $1 AND iys_state = 'held'")
-                    .bind(b)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE consent SET iys_state = {} WHERE brand_code = $1 AND iys_state = {}",
+                    IysState::Pending.sql(),
+                    IysState::Held.sql()
+                )))
+                .bind(b)
+                .execute(&mut *tx)
+                .await?;
                 (r.rows_affected(), 0)
             }
             Mode::Sync => {
                 // A waiting ONAY that no longer carries its consent's state (it came back from
                 // IYS unsent after a later change was queued behind it) is superseded, not held:
                 // held, it would let the later row go first and follow it once released.
-                sqlx::query(
-                    "UPDATE outbox SET state = 'superseded' WHERE brand_code = $1 AND state = 'pending' AND status = 'ONAY' AND (lease_until_ms IS NULL OR lease_until_ms < $2) \
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE outbox SET state = {} WHERE brand_code = $1 AND state = {} AND status = {} AND (lease_until_ms IS NULL OR lease_until_ms < $2) \
                      AND NOT EXISTS (SELECT 1 FROM consent c WHERE c.brand_code = outbox.brand_code AND c.recipient = outbox.recipient AND c.recipient_type = outbox.recipient_type AND c.channel = outbox.channel AND (c.iys_known = 1 OR c.last_event_id = outbox.event_id))",
-                )
+                    OutboxState::Superseded.sql(),
+                    OutboxState::Pending.sql(),
+                    ConsentStatus::Onay.sql()
+                )))
                 .bind(b)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                let r = sqlx::query(
-                    "UPDATE outbox SET state = 'held' WHERE brand_code = $1 AND state = 'pending' AND status = 'ONAY' AND (lease_until_ms IS NULL OR lease_until_ms < $2) \
+                let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE outbox SET state = {} WHERE brand_code = $1 AND state = {} AND status = {} AND (lease_until_ms IS NULL OR lease_until_ms < $2) \
                      AND NOT EXISTS (SELECT 1 FROM consent c WHERE c.brand_code = outbox.brand_code AND c.recipient = outbox.recipient AND c.recipient_type = outbox.recipient_type AND c.channel = outbox.channel AND c.iys_known = 1)",
-                )
+                    OutboxState::Held.sql(),
+                    OutboxState::Pending.sql(),
+                    ConsentStatus::Onay.sql()
+                )))
                 .bind(b)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("UPDATE consent SET iys_state = 'held' WHERE brand_code = $1 AND iys_state = 'pending' AND status = 'ONAY' AND iys_known = 0")
+                sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE consent SET iys_state = {} WHERE brand_code = $1 AND iys_state = {} AND status = {} AND iys_known = 0", IysState::Held.sql(), IysState::Pending.sql(), ConsentStatus::Onay.sql())))
                     .bind(b)
                     .execute(&mut *tx)
                     .await?;
@@ -480,18 +477,21 @@ impl EngineStore for SqlStore {
     async fn sync_figures(&self, brand: BrandCode, now: Timestamp) -> Result<SyncFigures> {
         let b = brand.0 as i64;
         let outbox = self.outbox_counts(brand).await?;
-        let oldest: Option<i64> = sqlx::query("SELECT MIN(deadline_ms) AS d FROM outbox WHERE brand_code = $1 AND state IN ('pending', 'held', 'awaiting_result')")
-            .bind(b)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("d")?;
-        let at_risk: i64 = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE brand_code = $1 AND state IN ('pending', 'held', 'awaiting_result') AND deadline_ms < $2")
+        let open = sql_list(&OutboxState::OPEN);
+        let oldest: Option<i64> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT MIN(deadline_ms) AS d FROM outbox WHERE brand_code = $1 AND state IN {open}"
+        )))
+        .bind(b)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("d")?;
+        let at_risk: i64 = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM outbox WHERE brand_code = $1 AND state IN {open} AND deadline_ms < $2")))
             .bind(b)
             .bind(ms(now) + 86_400_000)
             .fetch_one(&self.pool)
             .await?
             .try_get("n")?;
-        let errors = sqlx::query("SELECT last_error, COUNT(*) AS n FROM outbox WHERE brand_code = $1 AND state = 'failed' AND next_attempt_at_ms >= $2 GROUP BY last_error ORDER BY last_error")
+        let errors = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT last_error, COUNT(*) AS n FROM outbox WHERE brand_code = $1 AND state = {} AND next_attempt_at_ms >= $2 GROUP BY last_error ORDER BY last_error", OutboxState::Failed.sql())))
             .bind(b)
             .bind(ms(now) - 86_400_000)
             .fetch_all(&self.pool)
@@ -558,7 +558,7 @@ impl EngineStore for SqlStore {
         recipient_type: iys::RecipientType,
         limit: i64,
     ) -> Result<Vec<String>> {
-        sqlx::query("SELECT recipient FROM consent WHERE brand_code = $1 AND channel = $2 AND recipient_type = $3 AND iys_state = 'held' AND iys_known = 0 ORDER BY recipient LIMIT $4")
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT recipient FROM consent WHERE brand_code = $1 AND channel = $2 AND recipient_type = $3 AND iys_state = {} AND iys_known = 0 ORDER BY recipient LIMIT $4", IysState::Held.sql())))
             .bind(brand.0 as i64)
             .bind(channel.as_str())
             .bind(recipient_type.as_str())
@@ -582,13 +582,7 @@ impl EngineStore for SqlStore {
         let mut released = 0;
         let mut tx = self.pool.begin().await?;
         self.lock_brand(&mut tx, brand.0 as i64).await?;
-        let sync: bool = sqlx::query("SELECT mode FROM brand WHERE brand_code = $1")
-            .bind(b)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get::<String, _>("mode"))
-            .transpose()?
-            .is_some_and(|m| m == "sync");
+        let sync = self.brand_mode(&mut tx, b).await? == Some(Mode::Sync);
         for r in recipients {
             sqlx::query("UPDATE consent SET iys_known = 1 WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4")
                 .bind(b)
@@ -598,7 +592,7 @@ impl EngineStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
             if sync {
-                released += sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at_ms = $1 WHERE brand_code = $2 AND recipient = $3 AND recipient_type = $4 AND channel = $5 AND state = 'held'")
+                released += sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE outbox SET state = {}, next_attempt_at_ms = $1 WHERE brand_code = $2 AND recipient = $3 AND recipient_type = $4 AND channel = $5 AND state = {}", OutboxState::Pending.sql(), OutboxState::Held.sql())))
                     .bind(ms(Timestamp::now()))
                     .bind(b)
                     .bind(r.clone())
@@ -607,7 +601,7 @@ impl EngineStore for SqlStore {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                sqlx::query("UPDATE consent SET iys_state = 'pending' WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 AND iys_state = 'held'")
+                sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE consent SET iys_state = {} WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 AND iys_state = {}", IysState::Pending.sql(), IysState::Held.sql())))
                     .bind(b)
                     .bind(r.clone())
                     .bind(recipient_type.as_str())
@@ -732,17 +726,10 @@ impl EngineStore for SqlStore {
         self.lock_brand(&mut tx, brand.0 as i64).await?;
         let (clause, binds) = filter_sql(filter, now);
         // Sync mode never creates IYS records: its held ONAYs wait for IYS to know the recipient.
-        let sync = sqlx::query("SELECT mode FROM brand WHERE brand_code = $1")
-            .bind(b)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get::<String, _>("mode"))
-            .transpose()?
-            .is_some_and(|m| m == Mode::Sync.as_str());
-        let states = if sync {
-            "('failed')"
+        let states = if self.brand_mode(&mut tx, b).await? == Some(Mode::Sync) {
+            sql_list(&[OutboxState::Failed])
         } else {
-            "('failed', 'held')"
+            sql_list(&[OutboxState::Failed, OutboxState::Held])
         };
         // Only rows that failed (or were held) can go again; each only while it still carries
         // its consent's current state, so an overtaken change never reaches IYS after a later one.
@@ -780,8 +767,9 @@ impl EngineStore for SqlStore {
         for (ids, events) in ids.chunks(500).zip(events.chunks(500)) {
             let list = |xs: &[i64]| xs.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
             sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, format!(
-                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at_ms = $1, last_error = NULL, lease_owner = NULL, lease_until_ms = NULL, \
+                "UPDATE outbox SET state = {}, attempts = 0, next_attempt_at_ms = $1, last_error = NULL, lease_owner = NULL, lease_until_ms = NULL, \
                  request_id = NULL, sub_request_id = NULL, bulk_index = NULL, submitted_at_ms = NULL WHERE brand_code = $2 AND id IN ({})",
+                OutboxState::Pending.sql(),
                 list(ids)
             ))))
             .bind(ms(now))
@@ -789,7 +777,8 @@ impl EngineStore for SqlStore {
             .execute(&mut *tx)
             .await?;
             sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, format!(
-                "UPDATE consent SET iys_state = 'pending', iys_error = NULL WHERE brand_code = $1 AND last_event_id IN ({})",
+                "UPDATE consent SET iys_state = {}, iys_error = NULL WHERE brand_code = $1 AND last_event_id IN ({})",
+                IysState::Pending.sql(),
                 list(events)
             ))))
             .bind(b)
@@ -825,16 +814,20 @@ impl EngineStore for SqlStore {
         let _w = self.writer().await;
         let b = brand.0 as i64;
         let now = ms(now);
-        sqlx::query("INSERT INTO sync_cursor (brand_code, source, cursor, updated_at_ms) VALUES ($1, 'IYS', NULL, $2) ON CONFLICT (brand_code, source) DO NOTHING")
+        // The time is kept on the cursor of IYS's own changes, which every mode pulls.
+        let source = iys::wire::ChangeSource::Iys.as_str();
+        sqlx::query("INSERT INTO sync_cursor (brand_code, source, cursor, updated_at_ms) VALUES ($1, $2, NULL, $3) ON CONFLICT (brand_code, source) DO NOTHING")
             .bind(b)
+            .bind(source)
             .bind(now)
             .execute(&self.pool)
             .await?;
         // A time ahead of now (another clock) counts as due, so a jump back cannot stall pulls.
-        let r = sqlx::query("UPDATE sync_cursor SET last_attempt_ms = $2 WHERE brand_code = $1 AND source = 'IYS' AND (last_attempt_ms IS NULL OR last_attempt_ms <= $3 OR last_attempt_ms > $2)")
+        let r = sqlx::query("UPDATE sync_cursor SET last_attempt_ms = $2 WHERE brand_code = $1 AND source = $4 AND (last_attempt_ms IS NULL OR last_attempt_ms <= $3 OR last_attempt_ms > $2)")
             .bind(b)
             .bind(now)
             .bind(now.saturating_sub(every_ms))
+            .bind(source)
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected() == 1)
@@ -955,7 +948,10 @@ fn filter_sql(f: &OutboxFilter, now: Timestamp) -> (String, Vec<Bind>) {
     }
     if f.at_risk {
         add(
-            " AND state IN ('pending', 'held', 'awaiting_result') AND deadline_ms < ?",
+            &format!(
+                " AND state IN {} AND deadline_ms < ?",
+                sql_list(&OutboxState::OPEN)
+            ),
             Bind::Int(ms(now) + 86_400_000),
         );
     }

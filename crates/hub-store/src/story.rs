@@ -1,10 +1,13 @@
 //! The conformance story: one scenario every [`Store`] must pass, run against SQLite and
 //! PostgreSQL (see `tests/story.rs`).
 
-use hub_core::{BrandCode, CategoryKind, Change, Channel, ConsentKey, IysState, Mode, Origin};
+use hub_core::{
+    BrandCode, CategoryKind, Change, Channel, ConsentKey, IysState, Mode, Origin, Outcome,
+};
 use iys::{ConsentDate, ConsentStatus, ConsentType, HsSource, IysSource, RecipientType, Source};
 use jiff::Timestamp;
 
+use crate::OutboxState;
 use crate::types::*;
 use crate::{Store, StoreError};
 
@@ -113,9 +116,9 @@ pub async fn run<S: Store>(store: &S) {
         .unwrap();
     let outcomes: Vec<&str> = applied.iter().map(|a| a.outcome.as_str()).collect();
     assert_eq!(outcomes, ["applied", "older", "noop", "applied", "applied"]);
-    assert_eq!(applied[0].outbox.as_deref(), Some("pending"));
+    assert_eq!(applied[0].outbox.map(OutboxState::as_str), Some("pending"));
     assert_eq!(
-        applied[3].outbox.as_deref(),
+        applied[3].outbox.map(OutboxState::as_str),
         Some("pending"),
         "a first RET goes to IYS"
     );
@@ -148,7 +151,7 @@ pub async fn run<S: Store>(store: &S) {
     assert_eq!(history.len(), 4);
     assert!(history.windows(2).all(|w| w[0].id > w[1].id));
     assert_eq!(history[3].evidence.as_ref().unwrap()["form"], "signup-v3");
-    assert_eq!(history[2].outcome, "older");
+    assert_eq!(history[2].outcome, Outcome::Older);
 
     // A citizen's RET from IYS is applied, never queued, and deduplicated by transactionId.
     let mut citizen = change(600_123, p, SMS, ConsentStatus::Ret, "2026-11-22 09:00:00");
@@ -160,7 +163,10 @@ pub async fn run<S: Store>(store: &S) {
         .await
         .unwrap();
     assert_eq!(
-        (first[0].outcome.as_str(), first[0].outbox.as_deref()),
+        (
+            first[0].outcome.as_str(),
+            first[0].outbox.map(OutboxState::as_str)
+        ),
         ("applied", None)
     );
     let again = store.apply(&patched, vec![citizen], None).await.unwrap();
@@ -202,7 +208,7 @@ pub async fn run<S: Store>(store: &S) {
     let outcomes: Vec<&str> = first.iter().map(|a| a.outcome.as_str()).collect();
     assert_eq!(outcomes, ["applied", "conflict"]);
     let replay = store.apply(&patched, pair, None).await.unwrap();
-    assert!(replay.iter().all(|a| a.outcome == "duplicate"));
+    assert!(replay.iter().all(|a| a.outcome == Outcome::Duplicate));
     let state = &store.consents(BrandCode(600_123), p2).await.unwrap()[0].state;
     assert_eq!(
         (state.status, state.conflict, state.iys_known),
@@ -224,7 +230,7 @@ pub async fn run<S: Store>(store: &S) {
     cat.category = Some("campaigns".into());
     let r = store.apply(&patched, vec![cat], None).await.unwrap();
     assert_eq!(
-        (r[0].outcome.as_str(), r[0].outbox.as_deref()),
+        (r[0].outcome.as_str(), r[0].outbox.map(OutboxState::as_str)),
         ("applied", None)
     );
     let cats = store

@@ -1,9 +1,11 @@
 //! What the store takes and gives.
 
-use hub_core::{BrandCode, CategoryKind, ConsentKey, ConsentState, Mode};
+use hub_core::{BrandCode, CategoryKind, ConsentKey, ConsentState, Mode, Origin, Outcome};
 use iys::{ConsentDate, ConsentStatus, Source};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+
+use crate::OutboxState;
 
 /// How the hub reaches IYS for a brand. Set only by the provider's admin (a brand's own keys
 /// cannot): the base URL must be on the instance's allowed list, and the API password is stored
@@ -90,11 +92,11 @@ pub struct StoredAnswer {
 pub struct Applied {
     /// The history event; `None` for a movement from IYS already recorded (same transactionId).
     pub event_id: Option<i64>,
-    pub outcome: String,
+    pub outcome: Outcome,
     /// The consent's state after the change (channel consents only).
     pub state: Option<ConsentState>,
     /// Whether an outbox row was written, and its state.
-    pub outbox: Option<String>,
+    pub outbox: Option<OutboxState>,
 }
 
 /// A consent's current state with its key.
@@ -127,11 +129,11 @@ pub struct Event {
     pub status: ConsentStatus,
     pub consent_date: ConsentDate,
     pub source: Source,
-    pub origin: String,
+    pub origin: Origin,
     pub actor: Option<String>,
     pub evidence: Option<serde_json::Value>,
     pub hold: Option<bool>,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub received_at: Timestamp,
     /// The transactionId of a movement that came from IYS.
     pub iys_transaction_id: Option<String>,

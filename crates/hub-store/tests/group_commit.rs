@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use hub_core::{BrandCode, Change, Channel, ConsentKey, Mode, Origin};
+use hub_core::{BrandCode, Change, Channel, ConsentKey, Mode, Origin, Outcome};
 use hub_store::{Idempotency, IysConnection, NewBrand, SqlStore, Store, StoredAnswer};
 use iys::{ConsentDate, ConsentStatus, ConsentType, HsSource, RecipientType, Source};
 use jiff::Timestamp;
@@ -87,7 +87,7 @@ async fn concurrent_writes(url: &str) {
                 assert_eq!(applied.len(), 1, "writer {n}");
                 let state = applied[0].state.as_ref().unwrap();
                 assert_eq!(state.status, status, "writer {n} got its own outcome");
-                assert_eq!(applied[0].outcome, "applied", "writer {n}");
+                assert_eq!(applied[0].outcome, Outcome::Applied, "writer {n}");
             }
             Err(_) => failed.push(n),
         }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use hub_core::{BrandCode, Change, Channel, ConsentKey, IysState, Mode, Origin};
+use hub_core::{BrandCode, Change, Channel, ConsentKey, IysState, Mode, Origin, Outcome};
 use hub_store::{
     EngineStore, IysConnection, NewBrand, OutboxFilter, OutboxState, Settlement, SqlStore, Store,
 };
@@ -550,7 +550,7 @@ async fn rows_on_their_way_to_iys(url: &str, _dialect: &str) {
         .apply_pull(&brand, vec![echo.clone()], "HS", "c1")
         .await
         .unwrap();
-    assert_eq!(applied[0].outcome, "duplicate", "{applied:?}");
+    assert_eq!(applied[0].outcome, Outcome::Duplicate, "{applied:?}");
     store
         .settle(
             BRAND,
@@ -570,7 +570,7 @@ async fn rows_on_their_way_to_iys(url: &str, _dialect: &str) {
         .apply_pull(&brand, vec![echo], "HS", "c2")
         .await
         .unwrap();
-    assert_eq!(applied[0].outcome, "duplicate");
+    assert_eq!(applied[0].outcome, Outcome::Duplicate);
     let history = store.history(BRAND, echoed, 10).await.unwrap();
     assert_eq!(history.len(), 1, "one event for one movement: {history:?}");
     assert_eq!(history[0].delivered_transaction_id.as_deref(), Some(&*tx));

@@ -222,7 +222,7 @@ mod tests {
             status,
             consent_date: date(D),
             source: source.as_str().to_owned(),
-            origin: "api".into(),
+            origin: Origin::Api,
             transaction_id: tx.into(),
             delivered: true,
             creation_date: Some(date(D)),

@@ -164,10 +164,10 @@ impl AcceptedItem {
             index,
             status: Accepted::Accepted,
             event_id: a.event_id,
-            outcome: a.outcome.clone(),
+            outcome: a.outcome.as_str().to_owned(),
             iys_state: a.state.as_ref().map(|s| s.iys_state),
             deadline: a.state.as_ref().and_then(|s| s.deadline),
-            outbox: a.outbox.clone(),
+            outbox: a.outbox.map(|o| o.as_str().to_owned()),
         }
     }
 }
@@ -415,11 +415,11 @@ impl From<hub_store::Event> for HistoryEvent {
             status: e.status,
             consent_date: e.consent_date,
             source: e.source,
-            origin: e.origin,
+            origin: e.origin.as_str().to_owned(),
             actor: e.actor,
             evidence: e.evidence,
             hold: e.hold,
-            outcome: e.outcome,
+            outcome: e.outcome.as_str().to_owned(),
             received_at: e.received_at,
             iys: EventIys {
                 transaction_id: e.iys_transaction_id.or(e.delivered_transaction_id),

@@ -226,7 +226,7 @@ pub async fn post_consents(
             "iyshub_consent_changes_total",
             &[
                 ("brand", brand.brand_code.to_string()),
-                ("outcome", a.outcome.clone()),
+                ("outcome", a.outcome.as_str().to_owned()),
             ],
             1,
         );
