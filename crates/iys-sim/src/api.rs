@@ -22,7 +22,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -32,19 +33,19 @@ use serde::Serialize;
 use serde_json::Value;
 
 use iys::rules::RuleContext;
-use iys::wire::SubscriptionStatus;
+use iys::wire::{Pagination, SubscriptionStatus};
 use iys::{ConsentType, HCode, IysError, IysErrors, OAuthError, Recipient, RecipientType};
 
 use crate::Sim;
 use crate::state::Key;
 
 use account::{brands, subscription};
-use bulk::{bulk_result_v1, bulk_result_v2, bulk_v1, bulk_v2};
+use bulk::{bulk, bulk_result};
 use changes::changes;
-use consents::{add_v1, add_v2, history, multi_status, status};
+use consents::{add, history, multi_status, status};
 use dealers::{
-    access_grant, access_list, access_remove, access_remove_all, access_replace, retailer_create,
-    retailer_delete, retailer_get, retailer_list,
+    access_grant, access_list, access_remove, access_replace, retailer_create, retailer_delete,
+    retailer_get, retailer_list,
 };
 use guard::guard;
 use info::{cities, city, town, towns};
@@ -54,6 +55,10 @@ use reconciliation::{agreement, agreement_confirm, agreement_timestamp, day_file
 use token::token;
 
 type SimState = State<Arc<Sim>>;
+
+/// The API version of handlers that serve both (`add::<V2>`): v2 writes are deduplicated by IYS.
+const V1: bool = false;
+const V2: bool = true;
 
 /// An IYS error answer.
 #[derive(Debug)]
@@ -136,17 +141,17 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/oauth2/token", post(token))
         .route("/sps/{iysCode}/brands", get(brands))
         .route("/sps/{iysCode}/subscription", get(subscription))
-        .route(&format!("{b}/consents"), post(add_v1))
-        .route(&format!("/v2{b}/consents"), post(add_v2))
-        .route(&format!("{b}/consents/request"), post(bulk_v1))
-        .route(&format!("/v2{b}/consents/request"), post(bulk_v2))
+        .route(&format!("{b}/consents"), post(add::<V1>))
+        .route(&format!("/v2{b}/consents"), post(add::<V2>))
+        .route(&format!("{b}/consents/request"), post(bulk::<V1>))
+        .route(&format!("/v2{b}/consents/request"), post(bulk::<V2>))
         .route(
             &format!("{b}/consents/request/{{requestId}}"),
-            get(bulk_result_v1),
+            get(bulk_result::<V1>),
         )
         .route(
             &format!("/v2{b}/consents/request/{{requestId}}"),
-            get(bulk_result_v2),
+            get(bulk_result::<V2>),
         )
         .route(&format!("{b}/consents/status"), post(status))
         .route(
@@ -178,11 +183,11 @@ pub fn router(sim: Arc<Sim>) -> Router {
         )
         .route(
             &format!("{b}/consents/retailers/access/remove"),
-            post(access_remove),
+            post(access_remove::<false>),
         )
         .route(
             &format!("{b}/consents/retailers/access/remove/all"),
-            post(access_remove_all),
+            post(access_remove::<true>),
         )
         .route(
             &format!("{b}/changes/{{reportDate}}/recipients/{{recipientType}}"),
@@ -221,6 +226,50 @@ pub fn router(sim: Arc<Sim>) -> Router {
 
 fn parse_json(body: &Bytes) -> ApiResult<Value> {
     serde_json::from_slice(body).map_err(|_| IysError::new(HCode::H014).into())
+}
+
+/// The brand of a bodiless brand endpoint `/sps/{iysCode}/brands/{brandCode}/…` once
+/// [`Sim::open_brand`] has passed (token and rights).
+struct Brand(u64);
+
+impl FromRequestParts<Arc<Sim>> for Brand {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, sim: &Arc<Sim>) -> Result<Self, Response> {
+        let Path((iys_code, brand)) = Path::<(String, String)>::from_request_parts(parts, sim)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        sim.open_brand(&parts.headers, &iys_code, &brand)
+            .map(Brand)
+            .map_err(IntoResponse::into_response)
+    }
+}
+
+/// A brand endpoint's body once [`Sim::open`] has passed: token, JSON body and rights for
+/// `/sps/{iysCode}/brands/{brandCode}/…`. Extracts headers, path and body in the order the
+/// handlers' own extractors did, so rejections stay the same.
+struct BrandJson {
+    brand: u64,
+    body: Value,
+}
+
+impl FromRequest<Arc<Sim>> for BrandJson {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, sim: &Arc<Sim>) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let headers = parts.headers.clone();
+        let Path(codes) = Path::<(String, String)>::from_request_parts(&mut parts, sim)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), sim)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let (brand, body) = sim
+            .open(&headers, &codes, &bytes)
+            .map_err(IntoResponse::into_response)?;
+        Ok(BrandJson { brand, body })
+    }
 }
 
 impl Sim {
@@ -299,8 +348,20 @@ impl Sim {
         codes: &(String, String),
         body: &Bytes,
     ) -> ApiResult<(u64, Value)> {
+        self.open_checked(headers, codes, body, Ok)
+    }
+
+    /// Token, JSON body passed through `check`, then rights: IYS checks a body before the rights
+    /// to the brand, so a bad body answers its H-codes even for a brand the user may not use.
+    fn open_checked<T>(
+        &self,
+        headers: &HeaderMap,
+        codes: &(String, String),
+        body: &Bytes,
+        check: impl FnOnce(Value) -> ApiResult<T>,
+    ) -> ApiResult<(u64, T)> {
         let user = self.authenticate(headers)?;
-        let body = parse_json(body)?;
+        let body = check(parse_json(body)?)?;
         let brand = self.authorize(&user, &codes.0, Some(&codes.1))?;
         Ok((brand, body))
     }
@@ -327,40 +388,35 @@ impl Sim {
     }
 }
 
+/// A required text-enum field: `missing` when absent or null, `invalid` (with the value) when it
+/// is not one of the enum's values; errors are collected so IYS can report them all at once.
+fn enum_field<T: std::str::FromStr>(
+    body: &Value,
+    name: &str,
+    missing: HCode,
+    invalid: HCode,
+    errs: &mut Vec<IysError>,
+) -> Option<T> {
+    match body.get(name).filter(|v| !v.is_null()) {
+        None => {
+            errs.push(IysError::new(missing).at(name));
+            None
+        }
+        Some(v) => v.as_str().and_then(|s| s.parse::<T>().ok()).or_else(|| {
+            errs.push(IysError::new(invalid).at(name).with_value(v.clone()));
+            None
+        }),
+    }
+}
+
 /// A `{recipient, recipientType, type}` body (status, history, dealer access) as a state key.
 fn consent_key(brand: u64, body: &Value) -> ApiResult<Key> {
     let mut errs = Vec::new();
     let field = |name: &str| body.get(name).filter(|v| !v.is_null());
-    let consent_type = match field("type") {
-        None => {
-            errs.push(IysError::new(HCode::H111).at("type"));
-            None
-        }
-        Some(v) => v
-            .as_str()
-            .and_then(|s| s.parse::<ConsentType>().ok())
-            .or_else(|| {
-                errs.push(IysError::new(HCode::H117).at("type").with_value(v.clone()));
-                None
-            }),
-    };
-    let recipient_type = match field("recipientType") {
-        None => {
-            errs.push(IysError::new(HCode::H170).at("recipientType"));
-            None
-        }
-        Some(v) => v
-            .as_str()
-            .and_then(|s| s.parse::<RecipientType>().ok())
-            .or_else(|| {
-                errs.push(
-                    IysError::new(HCode::H116)
-                        .at("recipientType")
-                        .with_value(v.clone()),
-                );
-                None
-            }),
-    };
+    let consent_type: Option<ConsentType> =
+        enum_field(body, "type", HCode::H111, HCode::H117, &mut errs);
+    let recipient_type: Option<RecipientType> =
+        enum_field(body, "recipientType", HCode::H170, HCode::H116, &mut errs);
     let recipient = match (field("recipient"), consent_type) {
         (None, _) => {
             errs.push(IysError::new(HCode::H114).at("recipient"));
@@ -429,6 +485,43 @@ fn paging(q: &HashMap<String, String>, default_limit: u64, max: u64) -> ApiResul
         })?,
     };
     Ok((limit, offset))
+}
+
+/// The items of one page: `limit` of them from `offset`.
+fn page_of<T>(all: &[T], limit: u64, offset: u64) -> impl Iterator<Item = &T> {
+    all.iter().skip(offset as usize).take(limit as usize)
+}
+
+/// The pagination block of a page of `page_size` items out of `total_count`.
+fn pagination(total_count: usize, page_size: usize, offset: u64) -> Pagination {
+    Pagination {
+        total_count: total_count as u64,
+        page_size: page_size as u64,
+        offset,
+        current_page: None,
+    }
+}
+
+/// The `recipients` array of a many-recipient body: H168 absent, H478 not an array, H164 empty,
+/// `too_many` over `max` (the limit and its code differ per endpoint).
+fn recipients_list(body: &Value, max: usize, too_many: HCode) -> ApiResult<&Vec<Value>> {
+    let list = match body.get("recipients") {
+        None | Some(Value::Null) => return Err(IysError::new(HCode::H168).at("recipients").into()),
+        Some(Value::Array(a)) => a,
+        Some(other) => {
+            return Err(IysError::new(HCode::H478)
+                .at("recipients")
+                .with_value(other.clone())
+                .into());
+        }
+    };
+    if list.is_empty() {
+        return Err(IysError::new(HCode::H164).at("recipients").into());
+    }
+    if list.len() > max {
+        return Err(IysError::new(too_many).at("recipients").into());
+    }
+    Ok(list)
 }
 
 // ---------------------------------------------------------------------------------------------

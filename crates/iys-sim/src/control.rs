@@ -15,10 +15,10 @@ use serde_json::{Value, json};
 
 use iys::{ConsentDate, ConsentType, IysError, IysErrors};
 
-use crate::Sim;
 use crate::config::{Limits, SubscriptionConfig, Timing};
 use crate::faults::Fault;
 use crate::state::CitizenAction;
+use crate::{Sim, SimConfig};
 
 type SimState = State<Arc<Sim>>;
 
@@ -68,6 +68,22 @@ fn merged<T: serde::Serialize + serde::de::DeserializeOwned>(
         obj.insert(k, v);
     }
     serde_json::from_value(base).map_err(|e| e.to_string())
+}
+
+/// Merges `patch` into one section of the configuration and answers with the new section.
+fn patch_section<T>(sim: &Sim, patch: Value, section: fn(&mut SimConfig) -> &mut T) -> Response
+where
+    T: Clone + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let mut cfg = sim.config.write().expect("config lock");
+    let current = section(&mut cfg);
+    match merged(current, patch) {
+        Ok(v) => {
+            *current = v;
+            Json(current.clone()).into_response()
+        }
+        Err(e) => bad_request(e),
+    }
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
@@ -336,14 +352,7 @@ async fn limits(State(sim): SimState) -> Json<Limits> {
 }
 
 async fn limits_put(State(sim): SimState, Json(patch): Json<Value>) -> Response {
-    let mut cfg = sim.config.write().expect("config lock");
-    match merged(&cfg.limits, patch) {
-        Ok(v) => {
-            cfg.limits = v;
-            Json(cfg.limits.clone()).into_response()
-        }
-        Err(e) => bad_request(e),
-    }
+    patch_section(&sim, patch, |cfg| &mut cfg.limits)
 }
 
 async fn timing(State(sim): SimState) -> Json<Timing> {
@@ -351,14 +360,7 @@ async fn timing(State(sim): SimState) -> Json<Timing> {
 }
 
 async fn timing_put(State(sim): SimState, Json(patch): Json<Value>) -> Response {
-    let mut cfg = sim.config.write().expect("config lock");
-    match merged(&cfg.timing, patch) {
-        Ok(v) => {
-            cfg.timing = v;
-            Json(cfg.timing.clone()).into_response()
-        }
-        Err(e) => bad_request(e),
-    }
+    patch_section(&sim, patch, |cfg| &mut cfg.timing)
 }
 
 async fn subscription(State(sim): SimState) -> Json<SubscriptionConfig> {
@@ -366,12 +368,5 @@ async fn subscription(State(sim): SimState) -> Json<SubscriptionConfig> {
 }
 
 async fn subscription_put(State(sim): SimState, Json(patch): Json<Value>) -> Response {
-    let mut cfg = sim.config.write().expect("config lock");
-    match merged(&cfg.subscription, patch) {
-        Ok(v) => {
-            cfg.subscription = v;
-            Json(cfg.subscription.clone()).into_response()
-        }
-        Err(e) => bad_request(e),
-    }
+    patch_section(&sim, patch, |cfg| &mut cfg.subscription)
 }

@@ -288,16 +288,11 @@ impl IysState {
         let previous = self
             .current(&key)
             .map(|p| (p.status, p.source.clone(), p.consent_date));
-        let counts = self.counts.entry(key.brand).or_default();
-        match previous.as_ref().map(|p| p.0) {
-            Some(ConsentStatus::Onay) => counts.approval -= 1,
-            Some(ConsentStatus::Ret) => counts.rejection -= 1,
-            None => counts.total += 1,
-        }
-        match m.status {
-            ConsentStatus::Onay => counts.approval += 1,
-            ConsentStatus::Ret => counts.rejection += 1,
-        }
+        recount(
+            self.counts.entry(key.brand).or_default(),
+            previous.as_ref().map(|p| p.0),
+            m.status,
+        );
         if previous == Some((m.status, m.source.clone(), m.consent_date)) {
             self.duplicate_movements += 1;
         }
@@ -499,15 +494,7 @@ impl IysState {
                 .get(&m.key)
                 .and_then(|ids| ids.last())
                 .map(|&p| state.movements[p as usize].status);
-            match prev {
-                Some(ConsentStatus::Onay) => counts.approval -= 1,
-                Some(ConsentStatus::Ret) => counts.rejection -= 1,
-                None => counts.total += 1,
-            }
-            match m.status {
-                ConsentStatus::Onay => counts.approval += 1,
-                ConsentStatus::Ret => counts.rejection += 1,
-            }
+            recount(counts, prev, m.status);
             state.last_created = state.last_created.max(m.created);
             state.by_brand.entry(m.key.brand).or_default().push(id);
             state.by_key.entry(m.key.clone()).or_default().push(id);
@@ -579,4 +566,18 @@ fn partition(len: usize, pred: impl Fn(usize) -> bool) -> usize {
         }
     }
     lo
+}
+
+/// Moves one consent in its brand's counts from its previous status (`None`: a new consent)
+/// to `status`.
+fn recount(counts: &mut ConsentCounts, previous: Option<ConsentStatus>, status: ConsentStatus) {
+    match previous {
+        Some(ConsentStatus::Onay) => counts.approval -= 1,
+        Some(ConsentStatus::Ret) => counts.rejection -= 1,
+        None => counts.total += 1,
+    }
+    match status {
+        ConsentStatus::Onay => counts.approval += 1,
+        ConsentStatus::Ret => counts.rejection += 1,
+    }
 }

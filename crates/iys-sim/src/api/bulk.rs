@@ -1,7 +1,5 @@
 //! Bulk requests (v1 and v2) and their results.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -11,20 +9,18 @@ use jiff::SignedDuration;
 use iys::rules::validate_bulk;
 use iys::{HCode, IysError};
 
-use super::{ApiError, ApiResult, SimState, errors, ok, parse_json};
-use crate::Sim;
+use super::{ApiError, ApiResult, SimState, errors, ok};
 
-async fn bulk(
-    sim: Arc<Sim>,
+/// Accepts a bulk request; `V2` is IYS's v2 endpoint, whose replays IYS deduplicates.
+pub(super) async fn bulk<const V2: bool>(
+    State(sim): SimState,
     headers: HeaderMap,
-    codes: (String, String),
+    Path(codes): Path<(String, String)>,
     body: Bytes,
-    v2: bool,
 ) -> ApiResult<Response> {
-    let user = sim.authenticate(&headers)?;
-    let body = parse_json(&body)?;
-    let items = validate_bulk(&body, &sim.rules()).map_err(errors)?;
-    let brand = sim.authorize(&user, &codes.0, Some(&codes.1))?;
+    let (brand, items) = sim.open_checked(&headers, &codes, &body, |body| {
+        validate_bulk(&body, &sim.rules()).map_err(errors)
+    })?;
     let cfg = sim.config();
     let now = sim.now();
     let accepted = sim
@@ -34,7 +30,7 @@ async fn bulk(
         .submit_bulk(
             brand,
             items,
-            v2,
+            V2,
             sim.quota(),
             now,
             SignedDuration::from_millis(cfg.timing.bulk_delay_ms as i64),
@@ -42,24 +38,6 @@ async fn bulk(
         )
         .map_err(errors)?;
     ok(StatusCode::ACCEPTED, accepted)
-}
-
-pub(super) async fn bulk_v1(
-    State(sim): SimState,
-    headers: HeaderMap,
-    Path(codes): Path<(String, String)>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    bulk(sim, headers, codes, body, false).await
-}
-
-pub(super) async fn bulk_v2(
-    State(sim): SimState,
-    headers: HeaderMap,
-    Path(codes): Path<(String, String)>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    bulk(sim, headers, codes, body, true).await
 }
 
 fn check_request_id(id: &str) -> ApiResult<()> {
@@ -76,11 +54,11 @@ fn check_request_id(id: &str) -> ApiResult<()> {
     Ok(())
 }
 
-async fn bulk_result(
-    sim: Arc<Sim>,
+/// The result array of a bulk request; `V2` answers in IYS's v2 shape.
+pub(super) async fn bulk_result<const V2: bool>(
+    State(sim): SimState,
     headers: HeaderMap,
-    codes: (String, String, String),
-    v2: bool,
+    Path(codes): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     let brand = sim.open_brand(&headers, &codes.0, &codes.1)?;
     check_request_id(&codes.2)?;
@@ -93,23 +71,7 @@ async fn bulk_result(
     {
         sim.stats.lock().expect("stats lock").early_bulk_polls += 1;
     }
-    let mut items = state.bulk_results(brand, &codes.2, v2, now);
+    let mut items = state.bulk_results(brand, &codes.2, V2, now);
     timing.bulk_result_order.arrange(&mut items);
     ok(StatusCode::OK, items)
-}
-
-pub(super) async fn bulk_result_v1(
-    State(sim): SimState,
-    headers: HeaderMap,
-    Path(codes): Path<(String, String, String)>,
-) -> ApiResult<Response> {
-    bulk_result(sim, headers, codes, false).await
-}
-
-pub(super) async fn bulk_result_v2(
-    State(sim): SimState,
-    headers: HeaderMap,
-    Path(codes): Path<(String, String, String)>,
-) -> ApiResult<Response> {
-    bulk_result(sim, headers, codes, true).await
 }

@@ -2,23 +2,21 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use iys::wire::ChangeSource;
 use iys::{HCode, IysError};
 
-use super::{ApiResult, SimState, ok};
+use super::{ApiResult, Brand, SimState, ok};
 use crate::state::TxId;
 
 pub(super) async fn changes(
     State(sim): SimState,
-    headers: HeaderMap,
-    Path(codes): Path<(String, String)>,
+    Brand(brand): Brand,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
-    let brand = sim.open_brand(&headers, &codes.0, &codes.1)?;
     let source = match q.get("source").map(String::as_str) {
         None | Some("IYS") => ChangeSource::Iys,
         Some("HS") => ChangeSource::Hs,

@@ -10,27 +10,28 @@ use axum::response::Response;
 use serde_json::Value;
 
 use iys::rules::{MAX_BULK, validate_consent};
-use iys::wire::{MultiStatusResponse, Pagination};
+use iys::wire::MultiStatusResponse;
 use iys::{ConsentType, HCode, IysError, IysErrors, Location, Recipient, RecipientType};
 
-use super::{ApiError, ApiResult, SimState, consent_key, errors, ok, paging, parse_json};
-use crate::Sim;
+use super::{
+    ApiError, ApiResult, BrandJson, SimState, consent_key, errors, ok, page_of, pagination, paging,
+    parse_json, recipients_list,
+};
 use crate::state::Key;
 
-async fn add(
-    sim: Arc<Sim>,
+/// Adds one consent; `V2` is IYS's v2 endpoint, whose replays IYS deduplicates.
+pub(super) async fn add<const V2: bool>(
+    State(sim): SimState,
     headers: HeaderMap,
-    codes: (String, String),
+    Path(codes): Path<(String, String)>,
     body: Bytes,
-    v2: bool,
 ) -> ApiResult<Response> {
-    let user = sim.authenticate(&headers)?;
-    let body = parse_json(&body)?;
-    let consent = validate_consent(&body, &sim.rules()).map_err(errors)?;
-    let brand = sim.authorize(&user, &codes.0, Some(&codes.1))?;
+    let (brand, consent) = sim.open_checked(&headers, &codes, &body, |body| {
+        validate_consent(&body, &sim.rules()).map_err(errors)
+    })?;
     let now = sim.now();
     let mut state = sim.state.lock().expect("state lock");
-    let id = state.add_consent(brand, &consent, v2, sim.quota(), now)?;
+    let id = state.add_consent(brand, &consent, V2, sim.quota(), now)?;
     let m = state.movement(id);
     ok(
         StatusCode::OK,
@@ -41,33 +42,12 @@ async fn add(
     )
 }
 
-pub(super) async fn add_v1(
-    State(sim): SimState,
-    headers: HeaderMap,
-    Path(codes): Path<(String, String)>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    add(sim, headers, codes, body, false).await
-}
-
-pub(super) async fn add_v2(
-    State(sim): SimState,
-    headers: HeaderMap,
-    Path(codes): Path<(String, String)>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    add(sim, headers, codes, body, true).await
-}
-
 /// Single status. IYS does not document the answer for a consent it never had; we answer
 /// 404 with H401's "consent does not exist" message (see docs/simulator.md).
 pub(super) async fn status(
     State(sim): SimState,
-    headers: HeaderMap,
-    Path(codes): Path<(String, String)>,
-    body: Bytes,
+    BrandJson { brand, body }: BrandJson,
 ) -> ApiResult<Response> {
-    let (brand, body) = sim.open(&headers, &codes, &body)?;
     let key = consent_key(brand, &body)?;
     let state = sim.state.lock().expect("state lock");
     match state.status(&key) {
@@ -106,22 +86,7 @@ pub(super) async fn multi_status(
             .at("type")
             .with_value(consent_type.as_str())
     })?;
-    let list = match body.get("recipients") {
-        None | Some(Value::Null) => return Err(IysError::new(HCode::H168).at("recipients").into()),
-        Some(Value::Array(a)) => a,
-        Some(other) => {
-            return Err(IysError::new(HCode::H478)
-                .at("recipients")
-                .with_value(other.clone())
-                .into());
-        }
-    };
-    if list.is_empty() {
-        return Err(IysError::new(HCode::H164).at("recipients").into());
-    }
-    if list.len() > MAX_BULK {
-        return Err(IysError::new(HCode::H125).at("recipients").into());
-    }
+    let list = recipients_list(&body, MAX_BULK, HCode::H125)?;
     let mut errs = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut recipients = Vec::with_capacity(list.len());
@@ -184,29 +149,18 @@ pub(super) async fn multi_status(
 
 pub(super) async fn history(
     State(sim): SimState,
-    headers: HeaderMap,
-    Path(codes): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
-    body: Bytes,
+    BrandJson { brand, body }: BrandJson,
 ) -> ApiResult<Response> {
-    let (brand, body) = sim.open(&headers, &codes, &body)?;
     let (limit, offset) = paging(&q, 100, 100)?;
     let key = consent_key(brand, &body)?;
     let state = sim.state.lock().expect("state lock");
     let all = state.history(&key);
-    let list: Vec<Value> = all
-        .iter()
-        .skip(offset as usize)
-        .take(limit as usize)
+    let list: Vec<Value> = page_of(&all, limit, offset)
         // citizenName belongs to the changes feed only.
         .map(|m| m.to_json(false))
         .collect();
-    let pagination = Pagination {
-        total_count: all.len() as u64,
-        page_size: list.len() as u64,
-        offset,
-        current_page: None,
-    };
+    let pagination = pagination(all.len(), list.len(), offset);
     // HistoryResponse's shape, with movements that may lack a source (see Movement::to_json).
     ok(
         StatusCode::OK,

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +13,10 @@ use iys::wire::{
 };
 use iys::{ConsentDate, HCode, IysError, Location};
 
-use super::{ApiResult, SimState, consent_key, ok, paging};
+use super::{
+    ApiResult, Brand, BrandJson, SimState, consent_key, ok, page_of, pagination, paging,
+    recipients_list,
+};
 use crate::state::Key;
 
 fn dealer_body(v: &Value) -> Result<Retailer, IysError> {
@@ -130,11 +132,8 @@ fn dealer_body(v: &Value) -> Result<Retailer, IysError> {
 
 pub(super) async fn retailer_create(
     State(sim): SimState,
-    headers: HeaderMap,
-    Path(codes): Path<(String, String)>,
-    body: Bytes,
+    BrandJson { brand, body }: BrandJson,
 ) -> ApiResult<Response> {
-    let (brand, body) = sim.open(&headers, &codes, &body)?;
     let dealer = dealer_body(&body)?;
     let mut state = sim.state.lock().expect("state lock");
     for d in state.dealers(brand) {
@@ -173,11 +172,9 @@ fn dealer_view(
 
 pub(super) async fn retailer_list(
     State(sim): SimState,
-    headers: HeaderMap,
-    Path(codes): Path<(String, String)>,
+    Brand(brand): Brand,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
-    let brand = sim.open_brand(&headers, &codes.0, &codes.1)?;
     let (limit, offset) = paging(&q, 100, 100)?;
     let short = match q.get("short").map(String::as_str) {
         None | Some("false") => false,
@@ -191,20 +188,15 @@ pub(super) async fn retailer_list(
     };
     let state = sim.state.lock().expect("state lock");
     let all: Vec<_> = state.dealers(brand).collect();
-    let list: Vec<Retailer> = all
-        .iter()
-        .skip(offset as usize)
-        .take(limit as usize)
+    let list: Vec<Retailer> = page_of(&all, limit, offset)
         .map(|d| dealer_view(&state, brand, d, short))
         .collect();
     ok(
         StatusCode::OK,
         RetailerList {
             pagination: Pagination {
-                total_count: all.len() as u64,
-                page_size: list.len() as u64,
-                offset,
                 current_page: Some(offset / limit + 1),
+                ..pagination(all.len(), list.len(), offset)
             },
             list,
         },
@@ -298,27 +290,12 @@ fn access_codes(body: &Value) -> Result<Vec<u64>, IysError> {
 
 /// The keys of a many-recipients access body (H168, H164, H127 over 100).
 fn access_keys(brand: u64, body: &Value) -> ApiResult<Vec<Key>> {
-    let list = match body.get("recipients") {
-        None | Some(Value::Null) => return Err(IysError::new(HCode::H168).at("recipients").into()),
-        Some(Value::Array(a)) => a.clone(),
-        Some(other) => {
-            return Err(IysError::new(HCode::H478)
-                .at("recipients")
-                .with_value(other.clone())
-                .into());
-        }
-    };
-    if list.is_empty() {
-        return Err(IysError::new(HCode::H164).at("recipients").into());
-    }
-    if list.len() > 100 {
-        return Err(IysError::new(HCode::H127).at("recipients").into());
-    }
-    list.into_iter()
+    recipients_list(body, 100, HCode::H127)?
+        .iter()
         .map(|r| {
             let mut one = body.clone();
             if let Some(o) = one.as_object_mut() {
-                o.insert("recipient".into(), r);
+                o.insert("recipient".into(), r.clone());
             }
             consent_key(brand, &one)
         })
@@ -327,11 +304,8 @@ fn access_keys(brand: u64, body: &Value) -> ApiResult<Vec<Key>> {
 
 pub(super) async fn access_grant(
     State(sim): SimState,
-    headers: HeaderMap,
-    Path(codes): Path<(String, String)>,
-    body: Bytes,
+    BrandJson { brand, body }: BrandJson,
 ) -> ApiResult<Response> {
-    let (brand, body) = sim.open(&headers, &codes, &body)?;
     let key = consent_key(brand, &body)?;
     let dealers = access_codes(&body)?;
     let mut state = sim.state.lock().expect("state lock");
@@ -348,11 +322,8 @@ pub(super) async fn access_grant(
 
 pub(super) async fn access_replace(
     State(sim): SimState,
-    headers: HeaderMap,
-    Path(codes): Path<(String, String)>,
-    body: Bytes,
+    BrandJson { brand, body }: BrandJson,
 ) -> ApiResult<Response> {
-    let (brand, body) = sim.open(&headers, &codes, &body)?;
     let keys = access_keys(brand, &body)?;
     let dealers = access_codes(&body)?;
     let mut state = sim.state.lock().expect("state lock");
@@ -365,64 +336,41 @@ pub(super) async fn access_replace(
 
 pub(super) async fn access_list(
     State(sim): SimState,
-    headers: HeaderMap,
-    Path(codes): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
-    body: Bytes,
+    BrandJson { brand, body }: BrandJson,
 ) -> ApiResult<Response> {
-    let (brand, body) = sim.open(&headers, &codes, &body)?;
     let (limit, offset) = paging(&q, 100, 100)?;
     let key = consent_key(brand, &body)?;
     let state = sim.state.lock().expect("state lock");
     let all = state.access_of(&key);
-    let list: Vec<Retailer> = all
-        .iter()
-        .skip(offset as usize)
-        .take(limit as usize)
+    let list: Vec<Retailer> = page_of(&all, limit, offset)
         .filter_map(|c| state.dealer(brand, *c))
         .map(|d| dealer_view(&state, brand, d, false))
         .collect();
     ok(
         StatusCode::OK,
         RetailerList {
-            pagination: Pagination {
-                total_count: all.len() as u64,
-                page_size: list.len() as u64,
-                offset,
-                current_page: None,
-            },
+            pagination: pagination(all.len(), list.len(), offset),
             list,
         },
     )
 }
 
-pub(super) async fn access_remove(
+/// Removes dealers' access: those in `retailerAccess`, or with `ALL` (`…/remove/all`) every
+/// dealer's, whose body has no `retailerAccess`.
+pub(super) async fn access_remove<const ALL: bool>(
     State(sim): SimState,
-    headers: HeaderMap,
-    Path(codes): Path<(String, String)>,
-    body: Bytes,
+    BrandJson { brand, body }: BrandJson,
 ) -> ApiResult<Response> {
-    let (brand, body) = sim.open(&headers, &codes, &body)?;
     let keys = access_keys(brand, &body)?;
-    let dealers = access_codes(&body)?;
+    let dealers = if ALL {
+        None
+    } else {
+        Some(access_codes(&body)?)
+    };
     let mut state = sim.state.lock().expect("state lock");
     for key in &keys {
-        state.remove_access(key, Some(&dealers));
-    }
-    Ok(StatusCode::ACCEPTED.into_response())
-}
-
-pub(super) async fn access_remove_all(
-    State(sim): SimState,
-    headers: HeaderMap,
-    Path(codes): Path<(String, String)>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let (brand, body) = sim.open(&headers, &codes, &body)?;
-    let keys = access_keys(brand, &body)?;
-    let mut state = sim.state.lock().expect("state lock");
-    for key in &keys {
-        state.remove_access(key, None);
+        state.remove_access(key, dealers.as_deref());
     }
     Ok(StatusCode::ACCEPTED.into_response())
 }

@@ -6,13 +6,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use iys::wire::{
-    Code, IntegratorBrand, IntegratorBrands, Pagination, Subscription, SubscriptionStatus,
-};
+use iys::wire::{Code, IntegratorBrand, IntegratorBrands, Subscription, SubscriptionStatus};
 use iys::{HCode, IysError};
 
 use super::account::subscription_period;
-use super::{ApiResult, SimState, ok, paging};
+use super::{ApiResult, SimState, ok, page_of, pagination, paging};
 use crate::Sim;
 
 /// A partner user's own integratorCode checked: 422 H190-style for a non-integer code, 400
@@ -80,21 +78,11 @@ fn integrator_list(
             via_control: false,
         })
         .collect();
-    let list: Vec<IntegratorBrand> = all
-        .iter()
-        .skip(offset as usize)
-        .take(limit as usize)
-        .cloned()
-        .collect();
+    let list: Vec<IntegratorBrand> = page_of(&all, limit, offset).cloned().collect();
     ok(
         StatusCode::OK,
         IntegratorBrands {
-            pagination: Pagination {
-                total_count: all.len() as u64,
-                page_size: list.len() as u64,
-                offset,
-                current_page: None,
-            },
+            pagination: pagination(all.len(), list.len(), offset),
             list,
         },
     )

@@ -1,15 +1,14 @@
 //! Push registrations: register (IYS posts a test payload first), list, unregister.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
 
 use iys::wire::{MessageResponse, PushConnection, PushRegistrationItem};
 use iys::{ConsentDate, ConsentType, HCode, IysError};
 
-use super::{ApiResult, SimState, ok};
+use super::{ApiResult, Brand, BrandJson, SimState, ok};
 use crate::state::PushRegistration;
 
 fn push_connection(v: &Value, allow_http: bool) -> Result<PushConnection, IysError> {
@@ -44,11 +43,8 @@ fn push_connection(v: &Value, allow_http: bool) -> Result<PushConnection, IysErr
 
 pub(super) async fn push_register(
     State(sim): SimState,
-    headers: HeaderMap,
-    Path(codes): Path<(String, String)>,
-    body: Bytes,
+    BrandJson { brand, body }: BrandJson,
 ) -> ApiResult<Response> {
-    let (brand, body) = sim.open(&headers, &codes, &body)?;
     let allow_http = sim.config().allow_insecure_push;
     let list = body
         .get("connection")
@@ -122,12 +118,7 @@ pub(super) async fn push_register(
     )
 }
 
-pub(super) async fn push_list(
-    State(sim): SimState,
-    headers: HeaderMap,
-    Path(codes): Path<(String, String)>,
-) -> ApiResult<Response> {
-    let brand = sim.open_brand(&headers, &codes.0, &codes.1)?;
+pub(super) async fn push_list(State(sim): SimState, Brand(brand): Brand) -> ApiResult<Response> {
     let state = sim.state.lock().expect("state lock");
     let list: Vec<PushRegistrationItem> = state
         .push
@@ -148,11 +139,8 @@ pub(super) async fn push_list(
 
 pub(super) async fn push_unregister(
     State(sim): SimState,
-    headers: HeaderMap,
-    Path(codes): Path<(String, String)>,
-    body: Bytes,
+    BrandJson { brand, body }: BrandJson,
 ) -> ApiResult<Response> {
-    let (brand, body) = sim.open(&headers, &codes, &body)?;
     let conn = push_connection(&body, true)?;
     let mut state = sim.state.lock().expect("state lock");
     let regs = state.push.entry(brand).or_default();
