@@ -21,8 +21,24 @@ use serde::Serialize;
 use crate::model::{Change, ConsentState, IysState, Mode};
 
 /// What a change did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(
+    serialize_all = "snake_case",
+    parse_err_ty = crate::model::InvalidValue,
+    parse_err_fn = invalid_outcome
+)]
 pub enum Outcome {
     /// The state changed.
     Applied,
@@ -45,48 +61,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 8] = [
-        Outcome::Applied,
-        Outcome::Noop,
-        Outcome::Resent,
-        Outcome::Older,
-        Outcome::Conflict,
-        Outcome::HoldChanged,
-        Outcome::Duplicate,
-        Outcome::KeptLocal,
-    ];
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Applied => "applied",
-            Outcome::Noop => "noop",
-            Outcome::Resent => "resent",
-            Outcome::Older => "older",
-            Outcome::Conflict => "conflict",
-            Outcome::HoldChanged => "hold_changed",
-            Outcome::Duplicate => "duplicate",
-            Outcome::KeptLocal => "kept_local",
-        }
+        self.into()
     }
 }
 
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Outcome {
-    type Err = crate::model::InvalidValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Outcome::ALL
-            .into_iter()
-            .find(|o| o.as_str() == s)
-            .ok_or_else(|| crate::model::InvalidValue {
-                field: "outcome",
-                value: s.to_owned(),
-                expected: "applied, noop, resent, older, conflict, hold_changed, duplicate or kept_local",
-            })
+fn invalid_outcome(s: &str) -> crate::model::InvalidValue {
+    crate::model::InvalidValue {
+        field: "outcome",
+        value: s.to_owned(),
+        expected: "applied, noop, resent, older, conflict, hold_changed, duplicate or kept_local",
     }
 }
 

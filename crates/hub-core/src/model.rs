@@ -16,6 +16,15 @@ pub struct InvalidValue {
     pub expected: &'static str,
 }
 
+/// `a, b or c`: a field's allowed values as [`InvalidValue::expected`] says them.
+pub fn one_of(values: &[&str]) -> String {
+    match values {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
 /// A brand's IYS number (also its key in the hub).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -43,8 +52,27 @@ impl FromStr for BrandCode {
 }
 
 /// How the hub and IYS share mastership for a brand.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Default,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(
+    serialize_all = "lowercase",
+    parse_err_ty = InvalidValue,
+    parse_err_fn = invalid_mode
+)]
 pub enum Mode {
     /// IYS is the master: only recipients IYS already has are updated there; RETs always go.
     Sync,
@@ -55,25 +83,15 @@ pub enum Mode {
 
 impl Mode {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Sync => "sync",
-            Mode::Integrator => "integrator",
-        }
+        self.into()
     }
 }
 
-impl FromStr for Mode {
-    type Err = InvalidValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "sync" => Ok(Mode::Sync),
-            "integrator" => Ok(Mode::Integrator),
-            _ => Err(InvalidValue {
-                field: "mode",
-                value: s.to_owned(),
-                expected: "sync or integrator",
-            }),
-        }
+fn invalid_mode(s: &str) -> InvalidValue {
+    InvalidValue {
+        field: "mode",
+        value: s.to_owned(),
+        expected: "sync or integrator",
     }
 }
 
@@ -152,8 +170,26 @@ impl<'de> Deserialize<'de> for Channel {
 }
 
 /// Who or what made a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(
+    serialize_all = "snake_case",
+    parse_err_ty = InvalidValue,
+    parse_err_fn = invalid_origin
+)]
 pub enum Origin {
     Api,
     Import,
@@ -166,15 +202,7 @@ pub enum Origin {
 
 impl Origin {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Origin::Api => "api",
-            Origin::Import => "import",
-            Origin::Console => "console",
-            Origin::IysPull => "iys_pull",
-            Origin::IysPush => "iys_push",
-            Origin::Reconcile => "reconcile",
-            Origin::ModeSwitch => "mode_switch",
-        }
+        self.into()
     }
 
     /// Movements that came from IYS itself (its changes feed, a push, or its daily movement
@@ -184,37 +212,35 @@ impl Origin {
     }
 }
 
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Origin {
-    type Err = InvalidValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            Origin::Api,
-            Origin::Import,
-            Origin::Console,
-            Origin::IysPull,
-            Origin::IysPush,
-            Origin::Reconcile,
-            Origin::ModeSwitch,
-        ]
-        .into_iter()
-        .find(|o| o.as_str() == s)
-        .ok_or_else(|| InvalidValue {
-            field: "origin",
-            value: s.to_owned(),
-            expected: "api, import, console, iys_pull, iys_push, reconcile or mode_switch",
-        })
+fn invalid_origin(s: &str) -> InvalidValue {
+    InvalidValue {
+        field: "origin",
+        value: s.to_owned(),
+        expected: "api, import, console, iys_pull, iys_push, reconcile or mode_switch",
     }
 }
 
 /// Where a consent stands with IYS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(
+    serialize_all = "snake_case",
+    parse_err_ty = InvalidValue,
+    parse_err_fn = invalid_iys_state
+)]
 pub enum IysState {
     /// IYS has this status (acknowledged with a transactionId, or learned from IYS).
     InIys,
@@ -232,35 +258,15 @@ pub enum IysState {
 
 impl IysState {
     pub fn as_str(self) -> &'static str {
-        match self {
-            IysState::InIys => "in_iys",
-            IysState::Pending => "pending",
-            IysState::Held => "held",
-            IysState::Rejected => "rejected",
-            IysState::NotInIys => "not_in_iys",
-            IysState::LocalOnly => "local_only",
-        }
+        self.into()
     }
 }
 
-impl FromStr for IysState {
-    type Err = InvalidValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            IysState::InIys,
-            IysState::Pending,
-            IysState::Held,
-            IysState::Rejected,
-            IysState::NotInIys,
-            IysState::LocalOnly,
-        ]
-        .into_iter()
-        .find(|x| x.as_str() == s)
-        .ok_or_else(|| InvalidValue {
-            field: "iysState",
-            value: s.to_owned(),
-            expected: "in_iys, pending, held, rejected, not_in_iys or local_only",
-        })
+fn invalid_iys_state(s: &str) -> InvalidValue {
+    InvalidValue {
+        field: "iysState",
+        value: s.to_owned(),
+        expected: "in_iys, pending, held, rejected, not_in_iys or local_only",
     }
 }
 
@@ -443,8 +449,26 @@ pub struct ConsentState {
 }
 
 /// A message category of a brand (e.g. `campaigns`, `news`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(
+    serialize_all = "lowercase",
+    parse_err_ty = InvalidValue,
+    parse_err_fn = invalid_category_kind
+)]
 pub enum CategoryKind {
     /// Needs marketing consent on the channel.
     Marketing,
@@ -454,24 +478,82 @@ pub enum CategoryKind {
 
 impl CategoryKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            CategoryKind::Marketing => "marketing",
-            CategoryKind::Transactional => "transactional",
-        }
+        self.into()
     }
 }
 
-impl FromStr for CategoryKind {
-    type Err = InvalidValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "marketing" => Ok(CategoryKind::Marketing),
-            "transactional" => Ok(CategoryKind::Transactional),
-            _ => Err(InvalidValue {
-                field: "kind",
-                value: s.to_owned(),
-                expected: "marketing or transactional",
-            }),
+fn invalid_category_kind(s: &str) -> InvalidValue {
+    InvalidValue {
+        field: "kind",
+        value: s.to_owned(),
+        expected: "marketing or transactional",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strum::VariantNames;
+
+    use super::*;
+
+    /// Each text reads back as its value; anything else is refused naming the allowed values,
+    /// listed as the enum declares them.
+    fn round_trip<T>(values: &[T], expected: &str)
+    where
+        T: Copy
+            + PartialEq
+            + fmt::Debug
+            + fmt::Display
+            + FromStr<Err = InvalidValue>
+            + VariantNames,
+    {
+        for v in values {
+            assert_eq!(v.to_string().parse::<T>(), Ok(*v));
         }
+        let names: Vec<String> = values.iter().map(ToString::to_string).collect();
+        assert_eq!(names, T::VARIANTS);
+        let err = "nope".parse::<T>().unwrap_err();
+        assert_eq!((err.value.as_str(), err.expected), ("nope", expected));
+        assert_eq!(err.expected, one_of(T::VARIANTS));
+    }
+
+    #[test]
+    fn texts_are_the_stored_and_api_forms() {
+        round_trip(&[Mode::Sync, Mode::Integrator], "sync or integrator");
+        assert_eq!(
+            "SYNC".parse::<Mode>().unwrap_err().to_string(),
+            "\"SYNC\" is not a valid mode: expected sync or integrator"
+        );
+        round_trip(
+            &[
+                Origin::Api,
+                Origin::Import,
+                Origin::Console,
+                Origin::IysPull,
+                Origin::IysPush,
+                Origin::Reconcile,
+                Origin::ModeSwitch,
+            ],
+            "api, import, console, iys_pull, iys_push, reconcile or mode_switch",
+        );
+        round_trip(
+            &[
+                IysState::InIys,
+                IysState::Pending,
+                IysState::Held,
+                IysState::Rejected,
+                IysState::NotInIys,
+                IysState::LocalOnly,
+            ],
+            "in_iys, pending, held, rejected, not_in_iys or local_only",
+        );
+        round_trip(
+            &[CategoryKind::Marketing, CategoryKind::Transactional],
+            "marketing or transactional",
+        );
+        assert_eq!(
+            serde_json::to_value([IysState::NotInIys]).unwrap(),
+            serde_json::json!(["not_in_iys"])
+        );
     }
 }

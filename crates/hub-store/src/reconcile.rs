@@ -17,8 +17,26 @@ use crate::state::{OutboxState, Sql};
 use crate::{Result, SqlStore};
 
 /// Where a day stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(
+    serialize_all = "snake_case",
+    parse_err_ty = hub_core::InvalidValue,
+    parse_err_fn = invalid_day_status
+)]
 pub enum DayStatus {
     /// Not reconciled yet (or the first run is under way).
     Pending,
@@ -54,17 +72,7 @@ impl DayStatus {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            DayStatus::Pending => "pending",
-            DayStatus::Agreed => "agreed",
-            DayStatus::Empty => "empty",
-            DayStatus::Consistent => "consistent",
-            DayStatus::Drift => "drift",
-            DayStatus::HashMismatch => "hash_mismatch",
-            DayStatus::NotReady => "not_ready",
-            DayStatus::Error => "error",
-            DayStatus::Expired => "expired",
-        }
+        self.into()
     }
 
     /// Nothing more will happen to the day: it is not run again.
@@ -76,17 +84,11 @@ impl DayStatus {
     }
 }
 
-impl std::str::FromStr for DayStatus {
-    type Err = hub_core::InvalidValue;
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        DayStatus::ALL
-            .into_iter()
-            .find(|d| d.as_str() == s)
-            .ok_or_else(|| hub_core::InvalidValue {
-                field: "status",
-                value: s.to_owned(),
-                expected: "pending, agreed, empty, consistent, drift, hash_mismatch, not_ready, error or expired",
-            })
+fn invalid_day_status(s: &str) -> hub_core::InvalidValue {
+    hub_core::InvalidValue {
+        field: "status",
+        value: s.to_owned(),
+        expected: "pending, agreed, empty, consistent, drift, hash_mismatch, not_ready, error or expired",
     }
 }
 

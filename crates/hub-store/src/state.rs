@@ -11,8 +11,25 @@ use serde::Serialize;
 use crate::reconcile::DayStatus;
 
 /// An outbox row's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(
+    serialize_all = "snake_case",
+    parse_err_ty = hub_core::InvalidValue,
+    parse_err_fn = invalid_state
+)]
 pub enum OutboxState {
     Pending,
     AwaitingResult,
@@ -33,28 +50,15 @@ impl OutboxState {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxState::Pending => "pending",
-            OutboxState::AwaitingResult => "awaiting_result",
-            OutboxState::Held => "held",
-            OutboxState::Done => "done",
-            OutboxState::Failed => "failed",
-            OutboxState::Superseded => "superseded",
-        }
+        self.into()
     }
 }
 
-impl std::str::FromStr for OutboxState {
-    type Err = hub_core::InvalidValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        OutboxState::ALL
-            .into_iter()
-            .find(|o| o.as_str() == s)
-            .ok_or_else(|| hub_core::InvalidValue {
-                field: "state",
-                value: s.to_owned(),
-                expected: "pending, awaiting_result, held, done, failed or superseded",
-            })
+fn invalid_state(s: &str) -> hub_core::InvalidValue {
+    hub_core::InvalidValue {
+        field: "state",
+        value: s.to_owned(),
+        expected: "pending, awaiting_result, held, done, failed or superseded",
     }
 }
 
@@ -137,9 +141,17 @@ mod tests {
 
     #[test]
     fn states_read_back_as_written() {
+        use strum::VariantNames;
         for s in OutboxState::ALL {
             assert_eq!(s.as_str().parse::<OutboxState>(), Ok(s));
         }
+        let err = "x".parse::<OutboxState>().unwrap_err();
+        assert_eq!(err.expected, hub_core::one_of(OutboxState::VARIANTS));
+        for d in DayStatus::ALL {
+            assert_eq!(d.as_str().parse::<DayStatus>(), Ok(d));
+        }
+        let err = "x".parse::<DayStatus>().unwrap_err();
+        assert_eq!(err.expected, hub_core::one_of(DayStatus::VARIANTS));
         assert_eq!(
             sql_list(&OutboxState::OPEN),
             "('pending', 'held', 'awaiting_result')"
