@@ -25,12 +25,7 @@ impl IysClient {
         after: Option<&str>,
         limit: u32,
     ) -> Call<'a> {
-        let mut call = Call::new(
-            "changes",
-            Method::GET,
-            format!("{}/consents/changes", self.sps(brand)),
-        )
-        .brand(brand);
+        let mut call = self.brand_call("changes", Method::GET, brand, "/consents/changes");
         call.query = vec![
             ("source", source.as_str().into()),
             ("limit", limit.to_string()),
@@ -72,13 +67,8 @@ impl IysClient {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Option<T>, ClientError> {
-        let a = self
-            .send(self.changes_call(brand, source, after, limit))
-            .await?;
-        if a.is_empty() {
-            return Ok(None);
-        }
-        a.json().map(Some)
+        self.json_if_any(self.changes_call(brand, source, after, limit))
+            .await
     }
 
     /// The changes feed from `after` as a stream of pages, each with the cursor to store, until

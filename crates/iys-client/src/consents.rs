@@ -35,8 +35,8 @@ impl IysClient {
         brand: u64,
         consent: &Consent,
     ) -> Result<AddConsentResponse, ClientError> {
-        let mut call = Call::new("add", Method::POST, format!("{}/consents", self.sps(brand)))
-            .brand(brand)
+        let mut call = self
+            .brand_call("add", Method::POST, brand, "/consents")
             .json(consent)?;
         call.recipient = Some(&consent.recipient);
         call.replay = Replay::Unsafe;
@@ -49,17 +49,13 @@ impl IysClient {
         brand: u64,
         query: &ConsentQuery,
     ) -> Result<Option<ConsentStatusResponse>, ClientError> {
-        let mut call = Call::new(
-            "status",
-            Method::POST,
-            format!("{}/consents/status", self.sps(brand)),
-        )
-        .brand(brand)
-        .json(query)?;
+        let mut call = self
+            .brand_call("status", Method::POST, brand, "/consents/status")
+            .json(query)?;
         call.hourly = Some(Hourly::Status);
         call.recipient = Some(&query.recipient);
         match self.send(call).await {
-            Ok(a) if a.is_empty() || a.body == b"{}" => Ok(None),
+            Ok(a) if a.is_absent() => Ok(None),
             Ok(a) => a.json().map(Some),
             Err(ClientError::Iys { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
@@ -76,18 +72,16 @@ impl IysClient {
     ) -> Result<Vec<String>, ClientError> {
         let mut onay = Vec::new();
         for chunk in recipients.chunks(iys::rules::MAX_BULK) {
-            let call = Call::new(
-                "multi_status",
-                Method::POST,
-                format!(
-                    "{}/consents/{recipient_type}/status/{consent_type}",
-                    self.sps(brand)
-                ),
-            )
-            .brand(brand)
-            .json(&RecipientList {
-                recipients: chunk.to_vec(),
-            })?;
+            let call = self
+                .brand_call(
+                    "multi_status",
+                    Method::POST,
+                    brand,
+                    format!("/consents/{recipient_type}/status/{consent_type}"),
+                )
+                .json(&RecipientList {
+                    recipients: chunk.to_vec(),
+                })?;
             let r: MultiStatusResponse = self.json(call).await?;
             onay.extend(r.list);
         }
@@ -102,13 +96,9 @@ impl IysClient {
     ) -> Result<Vec<Movement>, ClientError> {
         let mut all = Vec::new();
         loop {
-            let mut call = Call::new(
-                "history",
-                Method::POST,
-                format!("{}/consents/history", self.sps(brand)),
-            )
-            .brand(brand)
-            .json(query)?;
+            let mut call = self
+                .brand_call("history", Method::POST, brand, "/consents/history")
+                .json(query)?;
             call.query = vec![("limit", "100".into()), ("offset", all.len().to_string())];
             call.hourly = Some(Hourly::History);
             call.recipient = Some(&query.recipient);

@@ -7,7 +7,6 @@ use iys::wire::{
     TransactionReceipt,
 };
 
-use crate::transport::Call;
 use crate::{ClientError, IysClient};
 
 impl IysClient {
@@ -16,13 +15,9 @@ impl IysClient {
         brand: u64,
         retailer: &Retailer,
     ) -> Result<RetailerCreated, ClientError> {
-        let call = Call::new(
-            "retailers",
-            Method::POST,
-            format!("{}/retailers", self.sps(brand)),
-        )
-        .brand(brand)
-        .json(retailer)?;
+        let call = self
+            .brand_call("retailers", Method::POST, brand, "/retailers")
+            .json(retailer)?;
         self.json(call).await
     }
 
@@ -32,12 +27,7 @@ impl IysClient {
         offset: u64,
         limit: u64,
     ) -> Result<RetailerList, ClientError> {
-        let mut call = Call::new(
-            "retailers",
-            Method::GET,
-            format!("{}/retailers", self.sps(brand)),
-        )
-        .brand(brand);
+        let mut call = self.brand_call("retailers", Method::GET, brand, "/retailers");
         call.query = vec![("offset", offset.to_string()), ("limit", limit.to_string())];
         self.json(call).await
     }
@@ -48,30 +38,26 @@ impl IysClient {
         code: u64,
     ) -> Result<Option<Retailer>, ClientError> {
         let a = self
-            .send(
-                Call::new(
-                    "retailers",
-                    Method::GET,
-                    format!("{}/retailers/{code}", self.sps(brand)),
-                )
-                .brand(brand),
-            )
+            .send(self.brand_call(
+                "retailers",
+                Method::GET,
+                brand,
+                format!("/retailers/{code}"),
+            ))
             .await?;
-        if a.is_empty() || a.body == b"{}" {
+        if a.is_absent() {
             return Ok(None);
         }
         a.json().map(Some)
     }
 
     pub async fn retailer_delete(&self, brand: u64, code: u64) -> Result<(), ClientError> {
-        self.send(
-            Call::new(
-                "retailers",
-                Method::DELETE,
-                format!("{}/retailers/{code}", self.sps(brand)),
-            )
-            .brand(brand),
-        )
+        self.send(self.brand_call(
+            "retailers",
+            Method::DELETE,
+            brand,
+            format!("/retailers/{code}"),
+        ))
         .await
         .map(|_| ())
     }
@@ -81,13 +67,14 @@ impl IysClient {
         brand: u64,
         grant: &RetailerAccessGrant,
     ) -> Result<TransactionReceipt, ClientError> {
-        let call = Call::new(
-            "retailer_access",
-            Method::POST,
-            format!("{}/consents/retailers/access", self.sps(brand)),
-        )
-        .brand(brand)
-        .json(grant)?;
+        let call = self
+            .brand_call(
+                "retailer_access",
+                Method::POST,
+                brand,
+                "/consents/retailers/access",
+            )
+            .json(grant)?;
         self.json(call).await
     }
 
@@ -96,13 +83,14 @@ impl IysClient {
         brand: u64,
         body: &RetailerAccessBulk,
     ) -> Result<(), ClientError> {
-        let call = Call::new(
-            "retailer_access",
-            Method::PUT,
-            format!("{}/consents/retailers/access", self.sps(brand)),
-        )
-        .brand(brand)
-        .json(body)?;
+        let call = self
+            .brand_call(
+                "retailer_access",
+                Method::PUT,
+                brand,
+                "/consents/retailers/access",
+            )
+            .json(body)?;
         self.send(call).await.map(|_| ())
     }
 
@@ -111,13 +99,14 @@ impl IysClient {
         brand: u64,
         query: &ConsentQuery,
     ) -> Result<RetailerList, ClientError> {
-        let call = Call::new(
-            "retailer_access",
-            Method::POST,
-            format!("{}/consent/retailers/access/list", self.sps(brand)),
-        )
-        .brand(brand)
-        .json(query)?;
+        let call = self
+            .brand_call(
+                "retailer_access",
+                Method::POST,
+                brand,
+                "/consent/retailers/access/list",
+            )
+            .json(query)?;
         self.json(call).await
     }
 
@@ -128,11 +117,11 @@ impl IysClient {
         body: &RetailerAccessBulk,
     ) -> Result<(), ClientError> {
         let path = match body.retailer_access {
-            Some(_) => format!("{}/consents/retailers/access/remove", self.sps(brand)),
-            None => format!("{}/consents/retailers/access/remove/all", self.sps(brand)),
+            Some(_) => "/consents/retailers/access/remove",
+            None => "/consents/retailers/access/remove/all",
         };
-        let call = Call::new("retailer_access", Method::POST, path)
-            .brand(brand)
+        let call = self
+            .brand_call("retailer_access", Method::POST, brand, path)
             .json(body)?;
         self.send(call).await.map(|_| ())
     }

@@ -27,6 +27,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use reqwest::Method;
+
+use transport::Call;
 
 pub use budget::{HourlyWindow, Window};
 pub use changes::RawChangesPage;
@@ -131,6 +134,17 @@ impl IysClient {
 
     fn sps(&self, brand: u64) -> String {
         format!("/sps/{}/brands/{brand}", self.inner.config.iys_code)
+    }
+
+    /// A call on one of the brand's (v1) endpoints: `path` follows `/sps/{iysCode}/brands/{brand}`.
+    fn brand_call<'a>(
+        &self,
+        endpoint: &'static str,
+        method: Method,
+        brand: u64,
+        path: impl std::fmt::Display,
+    ) -> Call<'a> {
+        Call::new(endpoint, method, format!("{}{path}", self.sps(brand))).brand(brand)
     }
 
     /// Gets a token now (or reports why not): for operators checking a setup.

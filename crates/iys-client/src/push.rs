@@ -4,7 +4,6 @@ use reqwest::Method;
 
 use iys::wire::{MessageResponse, PushConnection, PushRegistration, PushRegistrationItem};
 
-use crate::transport::Call;
 use crate::{ClientError, IysClient};
 
 impl IysClient {
@@ -13,28 +12,17 @@ impl IysClient {
         brand: u64,
         connections: Vec<PushConnection>,
     ) -> Result<MessageResponse, ClientError> {
-        let call = Call::new(
-            "push_register",
-            Method::POST,
-            format!("{}/push/registration", self.sps(brand)),
-        )
-        .brand(brand)
-        .json(&PushRegistration {
-            connection: connections,
-        })?;
+        let call = self
+            .brand_call("push_register", Method::POST, brand, "/push/registration")
+            .json(&PushRegistration {
+                connection: connections,
+            })?;
         self.json(call).await
     }
 
     pub async fn push_list(&self, brand: u64) -> Result<Vec<PushRegistrationItem>, ClientError> {
-        self.json(
-            Call::new(
-                "push_list",
-                Method::GET,
-                format!("{}/push/registration", self.sps(brand)),
-            )
-            .brand(brand),
-        )
-        .await
+        self.json(self.brand_call("push_list", Method::GET, brand, "/push/registration"))
+            .await
     }
 
     pub async fn push_unregister(
@@ -42,13 +30,14 @@ impl IysClient {
         brand: u64,
         connection: &PushConnection,
     ) -> Result<MessageResponse, ClientError> {
-        let call = Call::new(
-            "push_unregister",
-            Method::POST,
-            format!("{}/push/unregistration", self.sps(brand)),
-        )
-        .brand(brand)
-        .json(connection)?;
+        let call = self
+            .brand_call(
+                "push_unregister",
+                Method::POST,
+                brand,
+                "/push/unregistration",
+            )
+            .json(connection)?;
         self.json(call).await
     }
 }

@@ -6,7 +6,6 @@ use sha2::Digest;
 use iys::RecipientType;
 use iys::wire::{AgreementCaptured, AgreementConfirm, AgreementHash, ChangeSummary};
 
-use crate::transport::Call;
 use crate::{ClientError, IysClient};
 
 impl IysClient {
@@ -16,15 +15,12 @@ impl IysClient {
         date: jiff::civil::Date,
         recipient_type: RecipientType,
     ) -> Result<ChangeSummary, ClientError> {
-        let call = Call::new(
+        let call = self.brand_call(
             "reconciliation",
             Method::GET,
-            format!(
-                "{}/changes/{date}/recipients/{recipient_type}",
-                self.sps(brand)
-            ),
-        )
-        .brand(brand);
+            brand,
+            format!("/changes/{date}/recipients/{recipient_type}"),
+        );
         self.json(call).await
     }
 
@@ -34,20 +30,13 @@ impl IysClient {
         brand: u64,
         date: jiff::civil::Date,
     ) -> Result<Option<AgreementHash>, ClientError> {
-        let a = self
-            .send(
-                Call::new(
-                    "reconciliation",
-                    Method::GET,
-                    format!("{}/agreements/{date}", self.sps(brand)),
-                )
-                .brand(brand),
-            )
-            .await?;
-        if a.is_empty() {
-            return Ok(None);
-        }
-        a.json().map(Some)
+        self.json_if_any(self.brand_call(
+            "reconciliation",
+            Method::GET,
+            brand,
+            format!("/agreements/{date}"),
+        ))
+        .await
     }
 
     pub async fn agreement_confirm(
@@ -55,20 +44,17 @@ impl IysClient {
         brand: u64,
         date: jiff::civil::Date,
     ) -> Result<Option<AgreementCaptured>, ClientError> {
-        let call = Call::new(
-            "reconciliation",
-            Method::PUT,
-            format!("{}/agreements/{date}", self.sps(brand)),
-        )
-        .brand(brand)
-        .json(&AgreementConfirm {
-            agreement_status: true,
-        })?;
-        let a = self.send(call).await?;
-        if a.is_empty() {
-            return Ok(None);
-        }
-        a.json().map(Some)
+        let call = self
+            .brand_call(
+                "reconciliation",
+                Method::PUT,
+                brand,
+                format!("/agreements/{date}"),
+            )
+            .json(&AgreementConfirm {
+                agreement_status: true,
+            })?;
+        self.json_if_any(call).await
     }
 
     /// The daily movement file; `None` when the day has no movements (204).
@@ -78,14 +64,12 @@ impl IysClient {
         date: jiff::civil::Date,
     ) -> Result<Option<String>, ClientError> {
         let a = self
-            .send(
-                Call::new(
-                    "reconciliation",
-                    Method::GET,
-                    format!("{}/changes/{date}/file", self.sps(brand)),
-                )
-                .brand(brand),
-            )
+            .send(self.brand_call(
+                "reconciliation",
+                Method::GET,
+                brand,
+                format!("/changes/{date}/file"),
+            ))
             .await?;
         if a.status == StatusCode::NO_CONTENT {
             return Ok(None);

@@ -89,6 +89,19 @@ impl Answer {
     pub(crate) fn is_empty(&self) -> bool {
         self.status == StatusCode::NO_CONTENT || self.body.iter().all(u8::is_ascii_whitespace)
     }
+
+    /// Whether IYS answered "nothing" with 204, a blank body or `{}` (single status, one dealer).
+    pub(crate) fn is_absent(&self) -> bool {
+        self.is_empty() || self.body == b"{}"
+    }
+
+    /// The body decoded, or `None` for an answer without one (204 or blank).
+    pub(crate) fn json_if_any<T: DeserializeOwned>(&self) -> Result<Option<T>, ClientError> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        self.json().map(Some)
+    }
 }
 
 impl IysClient {
@@ -213,6 +226,14 @@ impl IysClient {
 
     pub(crate) async fn json<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, ClientError> {
         self.send(call).await?.json()
+    }
+
+    /// [`IysClient::json`] for endpoints that answer 204 when they have nothing.
+    pub(crate) async fn json_if_any<T: DeserializeOwned>(
+        &self,
+        call: Call<'_>,
+    ) -> Result<Option<T>, ClientError> {
+        self.send(call).await?.json_if_any()
     }
 }
 
