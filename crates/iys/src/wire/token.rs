@@ -48,35 +48,36 @@ impl TokenRequestFields {
             .ok_or_else(|| OAuthError::invalid_request("Giriş yöntemi belirtilmemiş."))?;
         match grant.as_str() {
             "" => Err(OAuthError::invalid_grant("Giriş yöntemi boş olamaz.")),
-            "password" => {
-                let username = match self.username {
-                    None => Err(OAuthError::invalid_request("Kullanıcı adı verilmemiş.")),
-                    Some(u) if u.is_empty() => {
-                        Err(OAuthError::invalid_grant("Kullanıcı adı boş bırakılamaz."))
-                    }
-                    Some(u) => Ok(u),
-                }?;
-                let password = match self.password {
-                    None => Err(OAuthError::invalid_request("Şifre verilmemiş.")),
-                    Some(p) if p.is_empty() => {
-                        Err(OAuthError::invalid_grant("Şifre boş bırakılamaz."))
-                    }
-                    Some(p) => Ok(p),
-                }?;
-                Ok(TokenRequest::Password { username, password })
-            }
-            "refresh_token" => match self.refresh_token {
-                None => Err(OAuthError::invalid_request("Yenileme jetonu verilmemiş.")),
-                Some(t) if t.is_empty() => {
-                    Err(OAuthError::invalid_grant("Yenileme jetonu boş olamaz."))
-                }
-                Some(refresh_token) => Ok(TokenRequest::RefreshToken { refresh_token }),
-            },
+            "password" => Ok(TokenRequest::Password {
+                username: required(
+                    self.username,
+                    "Kullanıcı adı verilmemiş.",
+                    "Kullanıcı adı boş bırakılamaz.",
+                )?,
+                password: required(self.password, "Şifre verilmemiş.", "Şifre boş bırakılamaz.")?,
+            }),
+            "refresh_token" => Ok(TokenRequest::RefreshToken {
+                refresh_token: required(
+                    self.refresh_token,
+                    "Yenileme jetonu verilmemiş.",
+                    "Yenileme jetonu boş olamaz.",
+                )?,
+            }),
             "client_credentials" | "authorization_code" | "implicit" => {
                 Err(OAuthError::invalid_grant("Desteklenmeyen giriş yöntemi."))
             }
             _ => Err(OAuthError::invalid_request("Bilinmeyen giriş yöntemi.")),
         }
+    }
+}
+
+/// A required field of a token request: IYS answers `invalid_request` when it is absent and
+/// `invalid_grant` when it is empty.
+fn required(value: Option<String>, absent: &str, empty: &str) -> Result<String, OAuthError> {
+    match value {
+        None => Err(OAuthError::invalid_request(absent)),
+        Some(v) if v.is_empty() => Err(OAuthError::invalid_grant(empty)),
+        Some(v) => Ok(v),
     }
 }
 
