@@ -1,17 +1,21 @@
-//! [`EngineStore`] for [`SqlStore`].
+//! [`EngineStore`] for [`SqlStore`]. Settling, mode switches and the outbox listing and requeue
+//! are in submodules as inherent methods named as the trait's, which the trait delegates to.
+
+mod mode;
+mod outbox;
+mod settle;
 
 use hub_core::{BrandCode, Change, IysState, Mode};
-use iys::{ConsentStatus, HCode};
 use jiff::Timestamp;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::engine::*;
-use crate::sql::{ms, parse, positional, ts};
+use crate::sql::{ms, parse, ts};
 use crate::state::{OutboxState, Sql, sql_list};
 use crate::{Applied, Backend, Brand, Result, SqlStore, Store};
 
-fn item_from(r: &AnyRow) -> Result<OutboxItem> {
+pub(crate) fn item_from(r: &AnyRow) -> Result<OutboxItem> {
     Ok(OutboxItem {
         id: r.try_get("id")?,
         event_id: r.try_get("event_id")?,
@@ -136,210 +140,7 @@ impl EngineStore for SqlStore {
         settlements: Vec<(OutboxItem, Settlement)>,
         now: Timestamp,
     ) -> Result<()> {
-        let _w = self.writer().await;
-        let b = brand.0 as i64;
-        let mut tx = self.pool.begin().await?;
-        self.lock_brand(&mut tx, brand.0 as i64).await?;
-        // The mode as it is now, under the lock: the brand may have switched to sync mode while
-        // these rows were on their way.
-        let sync = self.brand_mode(&mut tx, b).await? == Some(Mode::Sync);
-        for (item, s) in settlements {
-            let key = (
-                item.recipient.clone(),
-                item.recipient_type.as_str(),
-                item.channel.as_str(),
-            );
-            // The row's outcome, and what it says about the consent when it still carries the
-            // consent's current state: (outbox state, last error, consent's IYS state, known).
-            let (row_state, last_error, consent_state, known) = match &s {
-                Settlement::Delivered { .. } => {
-                    (OutboxState::Done, None, Some((IysState::InIys, None)), true)
-                }
-                Settlement::Refused { code, .. } => match code.parse::<HCode>() {
-                    // IYS already holds this RET.
-                    Ok(HCode::H174) if item.status == ConsentStatus::Ret => (
-                        OutboxState::Done,
-                        Some(code.clone()),
-                        Some((IysState::InIys, None)),
-                        true,
-                    ),
-                    // A RET for a recipient IYS never had: nothing to withdraw, not an error.
-                    Ok(HCode::H175) if item.status == ConsentStatus::Ret => (
-                        OutboxState::Done,
-                        Some(code.clone()),
-                        Some((IysState::NotInIys, None)),
-                        false,
-                    ),
-                    _ => (
-                        OutboxState::Failed,
-                        Some(code.clone()),
-                        Some((IysState::Rejected, Some(code.clone()))),
-                        false,
-                    ),
-                },
-                Settlement::Retry { error, .. } => {
-                    (OutboxState::Pending, Some(error.clone()), None, false)
-                }
-                Settlement::Submitted { .. } | Settlement::StillQueued { .. } => {
-                    (OutboxState::AwaitingResult, None, None, false)
-                }
-                Settlement::Paused { .. } => (OutboxState::Pending, None, None, false),
-            };
-            let next_ms = match &s {
-                Settlement::Retry { at, .. } => Some(ms(*at)),
-                Settlement::Submitted { poll_at, .. } | Settlement::StillQueued { poll_at } => {
-                    Some(ms(*poll_at))
-                }
-                Settlement::Paused { until } => Some(ms(*until)),
-                // The refusal time is kept for the 24-hour error figures.
-                Settlement::Refused { .. } => Some(ms(now)),
-                Settlement::Delivered { .. } => None,
-            };
-            // Sync mode never gives IYS a new record: an ONAY that comes back unsent (a retry, a
-            // pause) after a switch to sync mode is held, as the switch holds the rows it finds
-            // waiting, unless IYS is known to have the consent. If a later change came while it
-            // was on its way (the consent's state is no longer its event's), it is superseded
-            // instead: held, it would no longer keep the later row waiting behind it, and would
-            // reach IYS after it once released.
-            let row_state = if sync
-                && row_state == OutboxState::Pending
-                && item.status == ConsentStatus::Onay
-            {
-                let consent = sqlx::query("SELECT iys_known, last_event_id FROM consent WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4")
-                    .bind(b)
-                    .bind(key.0.clone())
-                    .bind(key.1)
-                    .bind(key.2)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let (iys_has_it, current) = match consent {
-                    Some(r) => (
-                        r.try_get::<i64, _>("iys_known")? != 0,
-                        r.try_get::<i64, _>("last_event_id")? == item.event_id,
-                    ),
-                    None => (false, true),
-                };
-                match (iys_has_it, current) {
-                    (true, _) => OutboxState::Pending,
-                    (false, true) => OutboxState::Held,
-                    (false, false) => OutboxState::Superseded,
-                }
-            } else {
-                row_state
-            };
-            let counts_attempt = !matches!(
-                s,
-                Settlement::StillQueued { .. } | Settlement::Paused { .. }
-            );
-            let (request_id, sub_request_id, index, submitted) = match &s {
-                Settlement::Submitted {
-                    request_id,
-                    sub_request_id,
-                    index,
-                    ..
-                } => (
-                    Some(request_id.clone()),
-                    Some(sub_request_id.clone()),
-                    Some(*index),
-                    Some(ms(now)),
-                ),
-                _ => (None, None, None, None),
-            };
-            let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE outbox SET state = $1, lease_owner = NULL, lease_until_ms = NULL, \
-                 last_error = CASE WHEN $2 = {} THEN last_error ELSE $3 END, \
-                 next_attempt_at_ms = COALESCE($4, next_attempt_at_ms), attempts = attempts + $5, \
-                 request_id = COALESCE($6, request_id), sub_request_id = COALESCE($7, sub_request_id), \
-                 bulk_index = COALESCE($8, bulk_index), submitted_at_ms = COALESCE($9, submitted_at_ms) \
-                 WHERE id = $10 AND brand_code = $11 AND lease_owner = $12",
-                OutboxState::AwaitingResult.sql()
-            )))
-            .bind(row_state.as_str())
-            .bind(row_state.as_str())
-            .bind(last_error.clone())
-            .bind(next_ms)
-            .bind(i64::from(counts_attempt))
-            .bind(request_id)
-            .bind(sub_request_id)
-            .bind(index)
-            .bind(submitted)
-            .bind(item.id)
-            .bind(b)
-            .bind(owner.to_owned())
-            .execute(&mut *tx)
-            .await?;
-            if updated.rows_affected() == 0 {
-                tracing::warn!(
-                    outbox = item.id,
-                    "not settled: the row's lease passed to another owner"
-                );
-                continue;
-            }
-            if row_state == OutboxState::Held {
-                sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE consent SET iys_state = {} WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 AND last_event_id = $5 AND iys_state = {}", IysState::Held.sql(), IysState::Pending.sql())))
-                    .bind(b)
-                    .bind(key.0.clone())
-                    .bind(key.1)
-                    .bind(key.2)
-                    .bind(item.event_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            match &s {
-                Settlement::Delivered {
-                    transaction_id,
-                    creation_date,
-                } => {
-                    sqlx::query("UPDATE consent_event SET delivered_transaction_id = $1, iys_creation_date = $2, iys_error = NULL WHERE id = $3")
-                        .bind(transaction_id.clone())
-                        .bind(creation_date.map(|d| d.to_string()))
-                        .bind(item.event_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Settlement::Refused { code, message } => {
-                    sqlx::query("UPDATE consent_event SET iys_error = $1 WHERE id = $2")
-                        .bind(format!("{code}: {message}"))
-                        .bind(item.event_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                _ => {}
-            }
-            if known {
-                sqlx::query("UPDATE consent SET iys_known = 1 WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4")
-                    .bind(b)
-                    .bind(key.0.clone())
-                    .bind(key.1)
-                    .bind(key.2)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if let Some((state, error)) = consent_state {
-                sqlx::query("UPDATE consent SET iys_state = $1, iys_error = $2, deadline_ms = NULL WHERE brand_code = $3 AND recipient = $4 AND recipient_type = $5 AND channel = $6 AND last_event_id = $7")
-                    .bind(state.as_str())
-                    .bind(error)
-                    .bind(b)
-                    .bind(key.0.clone())
-                    .bind(key.1)
-                    .bind(key.2)
-                    .bind(item.event_id)
-                    .execute(&mut *tx)
-                    .await?;
-                // The key's next movement waits a second: IYS gives movements of one address and
-                // type in the same second one shared transactionId.
-                sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE outbox SET next_attempt_at_ms = $1 WHERE brand_code = $2 AND recipient = $3 AND recipient_type = $4 AND channel = $5 AND state = {} AND next_attempt_at_ms < $1", OutboxState::Pending.sql())))
-                    .bind(ms(now) + 1_000)
-                    .bind(b)
-                    .bind(key.0.clone())
-                    .bind(key.1)
-                    .bind(key.2)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(())
+        SqlStore::settle(self, brand, owner, settlements, now).await
     }
 
     async fn switch_mode(
@@ -348,81 +149,7 @@ impl EngineStore for SqlStore {
         mode: Mode,
         actor: &str,
     ) -> Result<Option<Brand>> {
-        let Some(current) = self.brand(brand).await? else {
-            return Ok(None);
-        };
-        let _w = self.writer().await;
-        let b = brand.0 as i64;
-        let now = ms(Timestamp::now());
-        let mut tx = self.pool.begin().await?;
-        self.lock_brand(&mut tx, brand.0 as i64).await?;
-        sqlx::query("UPDATE brand SET mode = $1, updated_at_ms = $2 WHERE brand_code = $3")
-            .bind(mode.as_str())
-            .bind(now)
-            .bind(b)
-            .execute(&mut *tx)
-            .await?;
-        let (released, held) = match mode {
-            Mode::Integrator => {
-                let r = sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE outbox SET state = {}, next_attempt_at_ms = $1 WHERE brand_code = $2 AND state = {}", OutboxState::Pending.sql(), OutboxState::Held.sql())))
-                    .bind(now)
-                    .bind(b)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE consent SET iys_state = {} WHERE brand_code = $1 AND iys_state = {}",
-                    IysState::Pending.sql(),
-                    IysState::Held.sql()
-                )))
-                .bind(b)
-                .execute(&mut *tx)
-                .await?;
-                (r.rows_affected(), 0)
-            }
-            Mode::Sync => {
-                // A waiting ONAY that no longer carries its consent's state (it came back from
-                // IYS unsent after a later change was queued behind it) is superseded, not held:
-                // held, it would let the later row go first and follow it once released.
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE outbox SET state = {} WHERE brand_code = $1 AND state = {} AND status = {} AND (lease_until_ms IS NULL OR lease_until_ms < $2) \
-                     AND NOT EXISTS (SELECT 1 FROM consent c WHERE c.brand_code = outbox.brand_code AND c.recipient = outbox.recipient AND c.recipient_type = outbox.recipient_type AND c.channel = outbox.channel AND (c.iys_known = 1 OR c.last_event_id = outbox.event_id))",
-                    OutboxState::Superseded.sql(),
-                    OutboxState::Pending.sql(),
-                    ConsentStatus::Onay.sql()
-                )))
-                .bind(b)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                let r = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE outbox SET state = {} WHERE brand_code = $1 AND state = {} AND status = {} AND (lease_until_ms IS NULL OR lease_until_ms < $2) \
-                     AND NOT EXISTS (SELECT 1 FROM consent c WHERE c.brand_code = outbox.brand_code AND c.recipient = outbox.recipient AND c.recipient_type = outbox.recipient_type AND c.channel = outbox.channel AND c.iys_known = 1)",
-                    OutboxState::Held.sql(),
-                    OutboxState::Pending.sql(),
-                    ConsentStatus::Onay.sql()
-                )))
-                .bind(b)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE consent SET iys_state = {} WHERE brand_code = $1 AND iys_state = {} AND status = {} AND iys_known = 0", IysState::Held.sql(), IysState::Pending.sql(), ConsentStatus::Onay.sql())))
-                    .bind(b)
-                    .execute(&mut *tx)
-                    .await?;
-                (0, r.rows_affected())
-            }
-        };
-        let detail = serde_json::json!({"from": current.mode.as_str(), "to": mode.as_str(), "released": released, "held": held}).to_string();
-        sqlx::query("INSERT INTO audit_log (brand_code, at_ms, actor, action, detail) VALUES ($1, $2, $3, $4, $5)")
-            .bind(b)
-            .bind(now)
-            .bind(actor.to_owned())
-            .bind("mode_switch")
-            .bind(detail)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        self.brand(brand).await
+        SqlStore::switch_mode(self, brand, mode, actor).await
     }
 
     async fn apply_pull(
@@ -577,41 +304,7 @@ impl EngineStore for SqlStore {
         recipient_type: iys::RecipientType,
         recipients: &[String],
     ) -> Result<u64> {
-        let _w = self.writer().await;
-        let b = brand.0 as i64;
-        let mut released = 0;
-        let mut tx = self.pool.begin().await?;
-        self.lock_brand(&mut tx, brand.0 as i64).await?;
-        let sync = self.brand_mode(&mut tx, b).await? == Some(Mode::Sync);
-        for r in recipients {
-            sqlx::query("UPDATE consent SET iys_known = 1 WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4")
-                .bind(b)
-                .bind(r.clone())
-                .bind(recipient_type.as_str())
-                .bind(channel.as_str())
-                .execute(&mut *tx)
-                .await?;
-            if sync {
-                released += sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE outbox SET state = {}, next_attempt_at_ms = $1 WHERE brand_code = $2 AND recipient = $3 AND recipient_type = $4 AND channel = $5 AND state = {}", OutboxState::Pending.sql(), OutboxState::Held.sql())))
-                    .bind(ms(Timestamp::now()))
-                    .bind(b)
-                    .bind(r.clone())
-                    .bind(recipient_type.as_str())
-                    .bind(channel.as_str())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE consent SET iys_state = {} WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 AND iys_state = {}", IysState::Pending.sql(), IysState::Held.sql())))
-                    .bind(b)
-                    .bind(r.clone())
-                    .bind(recipient_type.as_str())
-                    .bind(channel.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(released)
+        SqlStore::mark_known(self, brand, channel, recipient_type, recipients).await
     }
 
     async fn set_cursor(&self, brand: BrandCode, source: &str, cursor: &str) -> Result<()> {
@@ -694,22 +387,7 @@ impl EngineStore for SqlStore {
         after: i64,
         limit: i64,
     ) -> Result<Vec<OutboxRow>> {
-        let (clause, binds) = filter_sql(filter, now);
-        let sql = format!(
-            "SELECT * FROM outbox WHERE brand_code = $1 AND id > $2{clause} ORDER BY id LIMIT {}",
-            limit.clamp(1, 1000)
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql)))
-            .bind(brand.0 as i64)
-            .bind(after);
-        for v in binds {
-            q = v.bind_to(q);
-        }
-        q.fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(row_from)
-            .collect()
+        SqlStore::outbox_rows(self, brand, filter, now, after, limit).await
     }
 
     async fn requeue(
@@ -720,94 +398,7 @@ impl EngineStore for SqlStore {
         actor: &str,
         now: Timestamp,
     ) -> Result<RequeueReport> {
-        let _w = self.writer().await;
-        let b = brand.0 as i64;
-        let mut tx = self.pool.begin().await?;
-        self.lock_brand(&mut tx, brand.0 as i64).await?;
-        let (clause, binds) = filter_sql(filter, now);
-        // Sync mode never creates IYS records: its held ONAYs wait for IYS to know the recipient.
-        let states = if self.brand_mode(&mut tx, b).await? == Some(Mode::Sync) {
-            sql_list(&[OutboxState::Failed])
-        } else {
-            sql_list(&[OutboxState::Failed, OutboxState::Held])
-        };
-        // Only rows that failed (or were held) can go again; each only while it still carries
-        // its consent's current state, so an overtaken change never reaches IYS after a later one.
-        let sql = format!(
-            "SELECT o.id, o.event_id, (SELECT COUNT(*) FROM consent c WHERE c.brand_code = o.brand_code AND c.recipient = o.recipient \
-             AND c.recipient_type = o.recipient_type AND c.channel = o.channel AND c.last_event_id = o.event_id) AS current \
-             FROM outbox o WHERE o.brand_code = $1 AND o.id > $2 AND o.state IN {states}{clause} ORDER BY o.id"
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql)))
-            .bind(b)
-            .bind(0_i64);
-        for v in binds {
-            q = v.bind_to(q);
-        }
-        let rows = q.fetch_all(&mut *tx).await?;
-        let mut report = RequeueReport {
-            matched: rows.len() as u64,
-            dry_run,
-            ..RequeueReport::default()
-        };
-        let mut ids = Vec::new();
-        let mut events = Vec::new();
-        for r in &rows {
-            if r.try_get::<i64, _>("current")? > 0 {
-                ids.push(r.try_get::<i64, _>("id")?);
-                events.push(r.try_get::<i64, _>("event_id")?);
-            } else {
-                report.overtaken += 1;
-            }
-        }
-        report.requeued = ids.len() as u64;
-        if dry_run {
-            return Ok(report);
-        }
-        for (ids, events) in ids.chunks(500).zip(events.chunks(500)) {
-            let list = |xs: &[i64]| xs.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
-            sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, format!(
-                "UPDATE outbox SET state = {}, attempts = 0, next_attempt_at_ms = $1, last_error = NULL, lease_owner = NULL, lease_until_ms = NULL, \
-                 request_id = NULL, sub_request_id = NULL, bulk_index = NULL, submitted_at_ms = NULL WHERE brand_code = $2 AND id IN ({})",
-                OutboxState::Pending.sql(),
-                list(ids)
-            ))))
-            .bind(ms(now))
-            .bind(b)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, format!(
-                "UPDATE consent SET iys_state = {}, iys_error = NULL WHERE brand_code = $1 AND last_event_id IN ({})",
-                IysState::Pending.sql(),
-                list(events)
-            ))))
-            .bind(b)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let detail = serde_json::json!({
-            "filter": {
-                "state": filter.state.map(OutboxState::as_str),
-                "hcode": filter.hcode,
-                "recipient": filter.recipient,
-                "from": filter.from,
-                "to": filter.to,
-                "atRisk": filter.at_risk,
-            },
-            "matched": report.matched,
-            "requeued": report.requeued,
-            "overtaken": report.overtaken,
-        });
-        sqlx::query("INSERT INTO audit_log (brand_code, at_ms, actor, action, detail) VALUES ($1, $2, $3, $4, $5)")
-            .bind(b)
-            .bind(ms(now))
-            .bind(actor.to_owned())
-            .bind("outbox_requeue")
-            .bind(detail.to_string())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(report)
+        SqlStore::requeue(self, brand, filter, dry_run, actor, now).await
     }
 
     async fn claim_pull(&self, brand: BrandCode, now: Timestamp, every_ms: i64) -> Result<bool> {
@@ -902,78 +493,4 @@ impl EngineStore for SqlStore {
             .await?;
         Ok(())
     }
-}
-
-/// A value bound to a filter's placeholder.
-enum Bind {
-    Text(String),
-    Int(i64),
-}
-
-impl Bind {
-    fn bind_to<'q>(
-        self,
-        q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
-    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-        match self {
-            Bind::Text(s) => q.bind(s),
-            Bind::Int(n) => q.bind(n),
-        }
-    }
-}
-
-/// The filter as SQL conditions on outbox columns (placeholders from `$3`), with their values.
-/// Column names are unqualified so the conditions fit `outbox` with or without an alias.
-fn filter_sql(f: &OutboxFilter, now: Timestamp) -> (String, Vec<Bind>) {
-    let mut clause = String::new();
-    let mut binds = Vec::new();
-    let mut add = |cond: &str, v: Bind| {
-        binds.push(v);
-        clause.push_str(&cond.replace('?', &format!("${}", binds.len() + 2)));
-    };
-    if let Some(state) = f.state {
-        add(" AND state = ?", Bind::Text(state.as_str().to_owned()));
-    }
-    if let Some(code) = &f.hcode {
-        add(" AND last_error = ?", Bind::Text(code.clone()));
-    }
-    if let Some(r) = &f.recipient {
-        add(" AND recipient = ?", Bind::Text(r.clone()));
-    }
-    if let Some(t) = f.from {
-        add(" AND created_at_ms >= ?", Bind::Int(ms(t)));
-    }
-    if let Some(t) = f.to {
-        add(" AND created_at_ms < ?", Bind::Int(ms(t)));
-    }
-    if f.at_risk {
-        add(
-            &format!(
-                " AND state IN {} AND deadline_ms < ?",
-                sql_list(&OutboxState::OPEN)
-            ),
-            Bind::Int(ms(now) + 86_400_000),
-        );
-    }
-    (clause, binds)
-}
-
-fn row_from(r: &AnyRow) -> Result<OutboxRow> {
-    let item = item_from(r)?;
-    Ok(OutboxRow {
-        id: item.id,
-        event_id: item.event_id,
-        recipient: item.recipient,
-        recipient_type: item.recipient_type,
-        channel: item.channel,
-        status: item.status,
-        consent_date: item.consent_date,
-        state: parse("outbox.state", &r.try_get::<String, _>("state")?)?,
-        attempts: item.attempts,
-        last_error: r.try_get("last_error")?,
-        deadline: item.deadline,
-        created_at: ts(r.try_get("created_at_ms")?),
-        request_id: item.request_id,
-        superseded_by: r.try_get("superseded_by")?,
-    })
 }

@@ -1,0 +1,208 @@
+//! The batch's reads: everything the decisions need, in a few queries of up to 500 values each.
+
+use std::collections::{HashMap, HashSet};
+
+use hub_core::{Change, ConsentState};
+use jiff::Timestamp;
+use sqlx::Row;
+
+use super::{Content, Key, ROWS, Sending, Unsent, in_list, subject_of};
+use crate::sql::{category_from, category_state, key_from, parse, positional, state_from};
+use crate::state::OutboxState;
+use crate::{Result, SqlStore};
+
+impl SqlStore {
+    /// The current state of every channel consent the batch touches, keyed by (recipient,
+    /// recipientType, channel); one query per 500 recipients.
+    pub(super) async fn current_states(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        b: i64,
+        changes: &[Change],
+    ) -> Result<HashMap<Key, ConsentState>> {
+        let recipients = distinct(
+            changes
+                .iter()
+                .filter(|c| c.category.is_none())
+                .map(|c| c.key.recipient.as_str()),
+        );
+        let mut states = HashMap::new();
+        for chunk in recipients.chunks(ROWS) {
+            let sql = format!(
+                "SELECT * FROM consent WHERE brand_code = $1 AND recipient IN ({})",
+                in_list(2, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))).bind(b);
+            for r in chunk {
+                q = q.bind((*r).to_owned());
+            }
+            for row in q.fetch_all(&mut *conn).await? {
+                let key = key_from(&row)?;
+                states.insert(
+                    (
+                        key.recipient,
+                        key.recipient_type.as_str(),
+                        key.channel.as_str(),
+                    ),
+                    state_from(&row)?,
+                );
+            }
+        }
+        Ok(states)
+    }
+
+    /// The category consents the batch touches, keyed by (subject, category).
+    pub(super) async fn category_states(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        b: i64,
+        changes: &[Change],
+    ) -> Result<HashMap<(String, String), ConsentState>> {
+        let subjects: Vec<String> = changes
+            .iter()
+            .filter(|c| c.category.is_some())
+            .map(subject_of)
+            .collect();
+        let subjects = distinct(subjects.iter().map(String::as_str));
+        let mut states = HashMap::new();
+        for chunk in subjects.chunks(ROWS) {
+            let sql = format!(
+                "SELECT * FROM category_consent WHERE brand_code = $1 AND subject IN ({})",
+                in_list(2, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))).bind(b);
+            for s in chunk {
+                q = q.bind((*s).to_owned());
+            }
+            for row in q.fetch_all(&mut *conn).await? {
+                let c = category_from(&row)?;
+                states.insert(
+                    (c.subject.clone(), c.category.clone()),
+                    category_state(&c, Timestamp::UNIX_EPOCH),
+                );
+            }
+        }
+        Ok(states)
+    }
+
+    /// The contents of the recorded events that share a transactionId with the batch's movements
+    /// from IYS (pulled, pushed, or the hub's own deliveries).
+    pub(super) async fn recorded_movements(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        b: i64,
+        changes: &[Change],
+    ) -> Result<HashSet<Content>> {
+        let txids = distinct(
+            changes
+                .iter()
+                .filter_map(|c| c.iys_transaction_id.as_deref()),
+        );
+        let mut seen = HashSet::new();
+        for chunk in txids.chunks(ROWS) {
+            let list = in_list(2, chunk.len());
+            let sql = format!(
+                "SELECT recipient, recipient_type, channel, status, consent_date, source, iys_transaction_id, delivered_transaction_id FROM consent_event \
+                 WHERE brand_code = $1 AND (iys_transaction_id IN ({list}) OR delivered_transaction_id IN ({list}))"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))).bind(b);
+            for t in chunk {
+                q = q.bind((*t).to_owned());
+            }
+            for row in q.fetch_all(&mut *conn).await? {
+                let get = |c: &str| row.try_get::<String, _>(c);
+                let content = (
+                    get("recipient")?,
+                    get("recipient_type")?,
+                    get("channel")?,
+                    get("status")?,
+                    get("consent_date")?,
+                    get("source")?,
+                );
+                for col in ["iys_transaction_id", "delivered_transaction_id"] {
+                    if let Some(tx) = row.try_get::<Option<String>, _>(col)? {
+                        let (r, t, c, s, d, src) = content.clone();
+                        seen.insert((tx, r, t, c, s, d, src));
+                    }
+                }
+            }
+        }
+        Ok(seen)
+    }
+
+    /// Unsent outbox rows (pending or held, not leased) of the batch's consents, and the
+    /// contents of their rows on the way to IYS (leased, or awaiting a bulk result).
+    pub(super) async fn unsent_rows(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        b: i64,
+        changes: &[Change],
+        now: i64,
+    ) -> Result<(HashMap<Key, Vec<Unsent>>, HashSet<Sending>)> {
+        let recipients = distinct(
+            changes
+                .iter()
+                .filter(|c| c.category.is_none())
+                .map(|c| c.key.recipient.as_str()),
+        );
+        let mut rows: HashMap<Key, Vec<Unsent>> = HashMap::new();
+        let mut sending: HashSet<Sending> = HashSet::new();
+        for chunk in recipients.chunks(ROWS) {
+            // By recipient only, so the per-recipient index answers; the few settled rows of
+            // these recipients are skipped here rather than scanning every unsent row of the brand.
+            let sql = format!(
+                "SELECT id, brand_code, recipient, recipient_type, channel, deadline_ms, status, consent_date, source, state, lease_until_ms FROM outbox \
+                 WHERE brand_code = $1 AND recipient IN ({}) ORDER BY id",
+                in_list(2, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))).bind(b);
+            for r in chunk {
+                q = q.bind((*r).to_owned());
+            }
+            for row in q.fetch_all(&mut *conn).await? {
+                let state: OutboxState =
+                    parse("outbox.state", &row.try_get::<String, _>("state")?)?;
+                let leased = row
+                    .try_get::<Option<i64>, _>("lease_until_ms")?
+                    .is_some_and(|until| until >= now);
+                let unsent = matches!(state, OutboxState::Pending | OutboxState::Held);
+                let on_its_way = state == OutboxState::AwaitingResult || (unsent && leased);
+                if !(unsent || on_its_way) {
+                    continue;
+                }
+                let key = key_from(&row)?;
+                let key: Key = (
+                    key.recipient,
+                    key.recipient_type.as_str(),
+                    key.channel.as_str(),
+                );
+                if on_its_way {
+                    sending.insert((
+                        key,
+                        row.try_get("status")?,
+                        row.try_get("consent_date")?,
+                        row.try_get("source")?,
+                    ));
+                    continue;
+                }
+                rows.entry(key).or_default().push(Unsent {
+                    stored: Some(row.try_get("id")?),
+                    planned: None,
+                    deadline_ms: row.try_get("deadline_ms")?,
+                    status: row.try_get("status")?,
+                    consent_date: row.try_get("consent_date")?,
+                    held: state == OutboxState::Held,
+                });
+            }
+        }
+        Ok((rows, sending))
+    }
+}
+
+/// The distinct values, sorted.
+fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut v: Vec<&str> = values.collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}

@@ -1,0 +1,123 @@
+//! Send-time reads: many recipients' consents on one channel, and category statuses. On SQLite
+//! files and on PostgreSQL they go through native connections (see `sqlite_read`, `pg_read`).
+
+use std::sync::Arc;
+
+use hub_core::BrandCode;
+use sqlx::Row;
+
+use super::{parse, positional};
+use crate::{Result, SqlStore, StoreError};
+
+/// Largest native SQLite read done in place: a few microseconds, less than handing it to another
+/// thread. Larger ones go to the blocking pool so they do not hold up other requests.
+const INLINE_READ: usize = 64;
+
+/// Runs a large native SQLite read on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    readers: &Arc<crate::sqlite_read::Readers>,
+    read: impl FnOnce(&crate::sqlite_read::Readers) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let readers = readers.clone();
+    tokio::task::spawn_blocking(move || read(&readers))
+        .await
+        .map_err(|e| StoreError::Sqlite(format!("a read was interrupted: {e}")))?
+}
+
+impl SqlStore {
+    pub(crate) async fn send_states(
+        &self,
+        brand: BrandCode,
+        channel: hub_core::Channel,
+        recipient_type: iys::RecipientType,
+        recipients: &[String],
+    ) -> Result<std::collections::HashMap<String, hub_core::SendState>> {
+        if let Some(readers) = &self.readers {
+            if recipients.len() <= INLINE_READ {
+                return readers.send_states(brand, channel, recipient_type, recipients);
+            }
+            return blocking(readers, {
+                let recipients = recipients.to_vec();
+                move |r| r.send_states(brand, channel, recipient_type, &recipients)
+            })
+            .await;
+        }
+        if let Some(pg) = &self.pg {
+            return crate::pg_read::send_states(pg, brand, channel, recipient_type, recipients)
+                .await;
+        }
+        let mut states = std::collections::HashMap::with_capacity(recipients.len());
+        for chunk in recipients.chunks(500) {
+            let list = crate::record::in_list(4, chunk.len());
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, format!(
+                "SELECT recipient, status, source, iys_state, hold FROM consent WHERE brand_code = $1 AND channel = $2 AND recipient_type = $3 AND recipient IN ({list})"
+            ))))
+            .bind(brand.0 as i64)
+            .bind(channel.as_str())
+            .bind(recipient_type.as_str());
+            for r in chunk {
+                q = q.bind(r.clone());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                let source: iys::Source =
+                    parse("consent.source", &row.try_get::<String, _>("source")?)?;
+                states.insert(
+                    row.try_get("recipient")?,
+                    hub_core::SendState {
+                        status: parse("consent.status", &row.try_get::<String, _>("status")?)?,
+                        from_iys: source.is_iys(),
+                        iys_state: parse(
+                            "consent.iys_state",
+                            &row.try_get::<String, _>("iys_state")?,
+                        )?,
+                        hold: row.try_get::<i64, _>("hold")? != 0,
+                    },
+                );
+            }
+        }
+        Ok(states)
+    }
+
+    pub(crate) async fn category_statuses(
+        &self,
+        brand: BrandCode,
+        category: &str,
+        subjects: &[String],
+    ) -> Result<std::collections::HashMap<String, iys::ConsentStatus>> {
+        if let Some(readers) = &self.readers {
+            if subjects.len() <= INLINE_READ {
+                return readers.category_statuses(brand, category, subjects);
+            }
+            return blocking(readers, {
+                let (category, subjects) = (category.to_owned(), subjects.to_vec());
+                move |r| r.category_statuses(brand, &category, &subjects)
+            })
+            .await;
+        }
+        if let Some(pg) = &self.pg {
+            return crate::pg_read::category_statuses(pg, brand, category, subjects).await;
+        }
+        let mut statuses = std::collections::HashMap::new();
+        for chunk in subjects.chunks(500) {
+            let list = crate::record::in_list(3, chunk.len());
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, format!(
+                "SELECT subject, status FROM category_consent WHERE brand_code = $1 AND category = $2 AND subject IN ({list})"
+            ))))
+            .bind(brand.0 as i64)
+            .bind(category.to_owned());
+            for s in chunk {
+                q = q.bind(s.clone());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                statuses.insert(
+                    row.try_get("subject")?,
+                    parse(
+                        "category_consent.status",
+                        &row.try_get::<String, _>("status")?,
+                    )?,
+                );
+            }
+        }
+        Ok(statuses)
+    }
+}
