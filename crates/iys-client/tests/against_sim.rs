@@ -59,6 +59,17 @@ impl Setup {
         self.server.control(method, path, body).await.unwrap()
     }
 
+    /// Revokes every access token at IYS, and with `refresh_too` every refresh token as well.
+    async fn expire_tokens(&self, refresh_too: bool) -> Value {
+        let body = if refresh_too {
+            json!({"refreshToo": true})
+        } else {
+            json!({})
+        };
+        self.control(reqwest::Method::POST, "/_sim/tokens/expire", body)
+            .await
+    }
+
     async fn stats(&self) -> Value {
         self.server.stats().await.unwrap()
     }
@@ -89,19 +100,9 @@ async fn token_expiry_refresh_expiry_and_401s_are_invisible_to_callers() {
     for n in 0..40u64 {
         match n {
             // Access tokens revoked at IYS: a 401, one re-authentication (refresh grant).
-            10 => {
-                s.control(reqwest::Method::POST, "/_sim/tokens/expire", json!({}))
-                    .await
-            }
+            10 => s.expire_tokens(false).await,
             // Refresh tokens too: the refresh grant fails, the password grant takes over.
-            20 => {
-                s.control(
-                    reqwest::Method::POST,
-                    "/_sim/tokens/expire",
-                    json!({"refreshToo": true}),
-                )
-                .await
-            }
+            20 => s.expire_tokens(true).await,
             // Two hours later: the client sees its token expiring and refreshes first.
             30 => {
                 s.control(
@@ -144,22 +145,12 @@ async fn h084_halts_token_calls_until_the_hour_is_over_even_across_a_restart() {
         .add_consent(600_123, &consent(1, ConsentStatus::Onay, date))
         .await
         .unwrap();
-    s.control(
-        reqwest::Method::POST,
-        "/_sim/tokens/expire",
-        json!({"refreshToo": true}),
-    )
-    .await;
+    s.expire_tokens(true).await;
     client
         .add_consent(600_123, &consent(2, ConsentStatus::Onay, date))
         .await
         .unwrap();
-    s.control(
-        reqwest::Method::POST,
-        "/_sim/tokens/expire",
-        json!({"refreshToo": true}),
-    )
-    .await;
+    s.expire_tokens(true).await;
     let err = client
         .add_consent(600_123, &consent(3, ConsentStatus::Onay, date))
         .await

@@ -220,6 +220,11 @@ impl Client {
     }
 
     /// The control API (`/_sim/...`), no token.
+    /// `PUT /_sim/{section}`: lays `patch` over one section of the simulator's configuration.
+    async fn put_config(&self, section: &str, patch: Value) -> Resp {
+        self.control(Method::PUT, section, Some(patch)).await
+    }
+
     async fn control(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
         let mut req = self
             .http
@@ -593,7 +598,7 @@ async fn bulk_with_mixed_items() {
     // A request part-way through: items not yet done are `enqueue`.
     let mut timing = c.control(Method::GET, "timing", None).await.body;
     timing["bulk_item_ms"] = json!(1000);
-    c.control(Method::PUT, "timing", Some(timing)).await;
+    c.put_config("timing", timing).await;
     let slow = json!([
         consent(&phone(2_220_011), "ONAY", &at("11:00:00")),
         consent(&phone(2_220_012), "ONAY", &at("11:00:00")),
@@ -707,12 +712,8 @@ async fn bulk_results_in_another_order_keep_each_items_index_and_outcome() {
     let (accepted, results) = submit(&c, false, 4_400_000).await;
     assert_eq!(check(&accepted, &results), submitted);
 
-    c.control(
-        Method::PUT,
-        "timing",
-        Some(json!({"bulk_result_order": "reversed"})),
-    )
-    .await;
+    c.put_config("timing", json!({"bulk_result_order": "reversed"}))
+        .await;
     for (v2, base) in [(false, 4_400_100), (true, 4_400_200)] {
         let (accepted, results) = submit(&c, v2, base).await;
         assert_eq!(check(&accepted, &results), reversed, "v2: {v2}");
@@ -722,12 +723,8 @@ async fn bulk_results_in_another_order_keep_each_items_index_and_outcome() {
     let again = c.bulk_result(false, first).await.expect_ok(200).clone();
     assert_eq!(check(&accepted, &again), reversed);
 
-    c.control(
-        Method::PUT,
-        "timing",
-        Some(json!({"bulk_result_order": "shuffled"})),
-    )
-    .await;
+    c.put_config("timing", json!({"bulk_result_order": "shuffled"}))
+        .await;
     for (v2, base) in [(false, 4_400_300), (true, 4_400_400)] {
         let (accepted, results) = submit(&c, v2, base).await;
         let order = check(&accepted, &results);
@@ -744,10 +741,9 @@ async fn bulk_results_in_another_order_keep_each_items_index_and_outcome() {
     }
 
     // Part-way through, the items still queued are `enqueue` wherever they appear.
-    c.control(
-        Method::PUT,
+    c.put_config(
         "timing",
-        Some(json!({"bulk_result_order": "reversed", "bulk_item_ms": 1000})),
+        json!({"bulk_result_order": "reversed", "bulk_item_ms": 1000}),
     )
     .await;
     let slow: Value = (0..3)
@@ -1467,7 +1463,7 @@ async fn status_and_history_hourly_limits() {
         "status_per_hour": 2,
         "history_per_hour": 2
     });
-    c.control(Method::PUT, "limits", Some(limits.clone())).await;
+    c.put_config("limits", limits.clone()).await;
     assert_eq!(c.control(Method::GET, "limits", None).await.body, limits);
     c.freeze_at(&at("12:00:00")).await;
     let a = phone(5_000_001);
@@ -1626,10 +1622,9 @@ async fn injected_faults() {
     c.freeze_at(&at("12:00:00")).await;
     let body = consent(&phone(7_000_001), "ONAY", &at("10:00:00"));
 
-    c.control(
-        Method::PUT,
+    c.put_config(
         "faults",
-        Some(json!({"add": {"errorRate": 1.0, "status": 500, "code": "H015"}})),
+        json!({"add": {"errorRate": 1.0, "status": 500, "code": "H015"}}),
     )
     .await;
     c.add(false, &body).await.expect_exact_error(HCode::H015);
@@ -1638,12 +1633,8 @@ async fn injected_faults() {
         .await
         .expect_error(404, "H401");
 
-    c.control(
-        Method::PUT,
-        "faults",
-        Some(json!({"add": {"dropRate": 1.0}})),
-    )
-    .await;
+    c.put_config("faults", json!({"add": {"dropRate": 1.0}}))
+        .await;
     let cut = match c
         .http
         .post(c.url(&format!("/sps/{IYS}/brands/{BRAND}/consents")))
@@ -1657,12 +1648,8 @@ async fn injected_faults() {
     };
     assert!(cut, "the connection was not cut");
 
-    c.control(
-        Method::PUT,
-        "faults",
-        Some(json!({"add": {"latencyMs": 300}})),
-    )
-    .await;
+    c.put_config("faults", json!({"add": {"latencyMs": 300}}))
+        .await;
     let started = Instant::now();
     c.add(false, &body).await.expect_ok(200);
     assert!(started.elapsed() >= Duration::from_millis(300));
@@ -2056,7 +2043,7 @@ async fn subscription_quota() {
     c.freeze_at(&at("12:00:00")).await;
     let mut sub = c.control(Method::GET, "subscription", None).await.body;
     sub["consent_limit"] = json!(1);
-    let r = c.control(Method::PUT, "subscription", Some(sub)).await;
+    let r = c.put_config("subscription", sub).await;
     assert_eq!(r.body["consent_limit"], 1);
 
     let a = phone(1_100_001);
