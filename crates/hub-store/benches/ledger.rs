@@ -12,9 +12,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hub_core::{BrandCode, Change, Channel, ConsentKey, Mode, Origin};
+use hub_core::{BrandCode, Change, Channel, Mode};
+use hub_store::testkit;
 use hub_store::{IysConnection, NewBrand, SqlStore, Store};
-use iys::{ConsentDate, ConsentStatus, ConsentType, HsSource, RecipientType, Source};
+use iys::{ConsentDate, ConsentStatus, ConsentType};
 use jiff::Timestamp;
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -25,25 +26,17 @@ fn env_or(name: &str, default: usize) -> usize {
 }
 
 fn change(n: usize, date: ConsentDate) -> Change {
+    let r = format!("+90532{n:07}");
     Change {
-        key: ConsentKey {
-            brand: BrandCode(600_123),
-            recipient: format!("+90532{n:07}"),
-            recipient_type: RecipientType::Bireysel,
-            channel: Channel::Iys(ConsentType::Mesaj),
-        },
-        status: ConsentStatus::Onay,
-        consent_date: date,
-        source: Source::Hs(HsSource::HsWeb),
-        origin: Origin::Api,
         actor: Some("bench".into()),
         evidence: Some(serde_json::json!({"ip": "203.0.113.7", "form": "signup-v3"})),
-        category: None,
-        profile_id: None,
-        hold: None,
-        iys_transaction_id: None,
-        iys_creation_date: None,
-        received_at: Timestamp::now(),
+        ..testkit::change(
+            BrandCode(600_123),
+            &r,
+            Channel::Iys(ConsentType::Mesaj),
+            ConsentStatus::Onay,
+            date,
+        )
     }
 }
 
@@ -197,9 +190,9 @@ async fn main() {
     let url = SqlStore::sqlite_url(&dir.path().join("bench.db")).expect("url");
     run("SQLite", &url, total, batch).await;
     if let Ok(admin) = std::env::var("IYSHUB_TEST_DATABASE_URL") {
-        let (url, name) = hub_store::testkit::fresh_postgres(&admin, "iyshub_bench").await;
+        let (url, name) = testkit::fresh_postgres(&admin, "iyshub_bench").await;
         run("PostgreSQL", &url, total, batch).await;
-        hub_store::testkit::drop_postgres(&admin, &name).await;
+        testkit::drop_postgres(&admin, &name).await;
     } else {
         println!("PostgreSQL skipped (set IYSHUB_TEST_DATABASE_URL)");
     }

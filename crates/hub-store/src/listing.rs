@@ -5,7 +5,7 @@
 use hub_core::{BrandCode, ConsentKey};
 use sqlx::Row;
 
-use crate::sql::{event_from, key_from, ms, positional, state_from, ts};
+use crate::sql::{consent_row_from, event_from, ms, positional, ts};
 use crate::types::{AuditEntry, ConsentFilter, ConsentRow, Event};
 use crate::{Result, SqlStore};
 
@@ -78,12 +78,7 @@ impl SqlStore {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|r| {
-                Ok(ConsentRow {
-                    key: key_from(r)?,
-                    state: state_from(r)?,
-                })
-            })
+            .map(consent_row_from)
             .collect()
     }
 

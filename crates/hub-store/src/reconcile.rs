@@ -495,14 +495,12 @@ impl ReconcileStore for SqlStore {
     }
 
     async fn reconcile_day(&self, brand: BrandCode, date: Date) -> Result<Option<DayResult>> {
-        sqlx::query("SELECT * FROM reconcile_day WHERE brand_code = $1 AND report_date = $2")
-            .bind(brand.0 as i64)
-            .bind(date.to_string())
-            .fetch_optional(&self.pool)
+        // A brand has one row per day.
+        Ok(self
+            .reconcile_days(brand, date, date)
             .await?
-            .as_ref()
-            .map(result_from)
-            .transpose()
+            .into_iter()
+            .next())
     }
 
     async fn reconcile_days(

@@ -291,7 +291,7 @@ impl Store for SqlStore {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|r| Ok(ConsentRow { key: key_from(r)?, state: state_from(r)? }))
+            .map(consent_row_from)
             .collect()
     }
 

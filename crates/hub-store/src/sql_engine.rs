@@ -108,6 +108,38 @@ impl SqlStore {
     }
 }
 
+impl SqlStore {
+    /// Recipients of a brand's channel and recipient type meeting `condition` (`$4` is `after`
+    /// when given), in order, at most `limit`.
+    async fn recipients_where(
+        &self,
+        brand: BrandCode,
+        channel: hub_core::Channel,
+        recipient_type: iys::RecipientType,
+        condition: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        let limit_at = if after.is_some() { 5 } else { 4 };
+        let sql = format!(
+            "SELECT recipient FROM consent WHERE brand_code = $1 AND channel = $2 AND recipient_type = $3 AND {condition} ORDER BY recipient LIMIT ${limit_at}"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(brand.0 as i64)
+            .bind(channel.as_str())
+            .bind(recipient_type.as_str());
+        if let Some(after) = after {
+            q = q.bind(after.to_owned());
+        }
+        q.bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get("recipient")?))
+            .collect()
+    }
+}
+
 impl EngineStore for SqlStore {
     async fn claim_pending(
         &self,
@@ -265,17 +297,15 @@ impl EngineStore for SqlStore {
         after: &str,
         limit: i64,
     ) -> Result<Vec<String>> {
-        sqlx::query("SELECT recipient FROM consent WHERE brand_code = $1 AND channel = $2 AND recipient_type = $3 AND recipient > $4 ORDER BY recipient LIMIT $5")
-            .bind(brand.0 as i64)
-            .bind(channel.as_str())
-            .bind(recipient_type.as_str())
-            .bind(after.to_owned())
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| Ok(r.try_get("recipient")?))
-            .collect()
+        self.recipients_where(
+            brand,
+            channel,
+            recipient_type,
+            "recipient > $4",
+            Some(after),
+            limit,
+        )
+        .await
     }
 
     async fn held_recipients(
@@ -285,16 +315,9 @@ impl EngineStore for SqlStore {
         recipient_type: iys::RecipientType,
         limit: i64,
     ) -> Result<Vec<String>> {
-        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT recipient FROM consent WHERE brand_code = $1 AND channel = $2 AND recipient_type = $3 AND iys_state = {} AND iys_known = 0 ORDER BY recipient LIMIT $4", IysState::Held.sql())))
-            .bind(brand.0 as i64)
-            .bind(channel.as_str())
-            .bind(recipient_type.as_str())
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| Ok(r.try_get("recipient")?))
-            .collect()
+        let held = format!("iys_state = {} AND iys_known = 0", IysState::Held.sql());
+        self.recipients_where(brand, channel, recipient_type, &held, None, limit)
+            .await
     }
 
     async fn mark_known(

@@ -1,13 +1,11 @@
 //! The conformance story: one scenario every [`Store`] must pass, run against SQLite and
 //! PostgreSQL (see `tests/story.rs`).
 
-use hub_core::{
-    BrandCode, CategoryKind, Change, Channel, ConsentKey, IysState, Mode, Origin, Outcome,
-};
-use iys::{ConsentDate, ConsentStatus, ConsentType, HsSource, IysSource, RecipientType, Source};
-use jiff::Timestamp;
+use hub_core::{BrandCode, CategoryKind, Change, Channel, IysState, Mode, Origin, Outcome};
+use iys::{ConsentStatus, ConsentType, IysSource, RecipientType, Source};
 
 use crate::OutboxState;
+use crate::testkit;
 use crate::types::*;
 use crate::{Store, StoreError};
 
@@ -19,24 +17,15 @@ fn change(
     date: &str,
 ) -> Change {
     Change {
-        key: ConsentKey {
-            brand: BrandCode(brand),
-            recipient: recipient.into(),
-            recipient_type: RecipientType::Bireysel,
-            channel,
-        },
-        status,
-        consent_date: ConsentDate::parse(date).expect("valid date"),
-        source: Source::Hs(HsSource::HsWeb),
-        origin: Origin::Api,
         actor: Some("story".into()),
         evidence: Some(serde_json::json!({"ip": "192.0.2.1", "form": "signup-v3"})),
-        category: None,
-        profile_id: None,
-        hold: None,
-        iys_transaction_id: None,
-        iys_creation_date: None,
-        received_at: Timestamp::now(),
+        ..testkit::change(
+            BrandCode(brand),
+            recipient,
+            channel,
+            status,
+            testkit::date(date),
+        )
     }
 }
 

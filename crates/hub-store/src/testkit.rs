@@ -1,6 +1,46 @@
-//! Test support shared by the crates' tests: fresh PostgreSQL databases on a real server.
+//! Test support shared by the crates' tests and benches: consent changes to write, and fresh
+//! PostgreSQL databases on a real server.
 
+use hub_core::{BrandCode, Change, Channel, ConsentKey, Origin};
+use iys::{ConsentDate, ConsentStatus, HsSource, RecipientType, Source};
+use jiff::Timestamp;
 use sqlx::Connection;
+
+/// A consentDate in IYS's form (`2026-03-02 10:00:00`); panics on a malformed one.
+pub fn date(s: &str) -> ConsentDate {
+    ConsentDate::parse(s).unwrap_or_else(|e| panic!("consentDate {s:?}: {e}"))
+}
+
+/// A change made through the API on a person's (BIREYSEL) consent, received now, from the
+/// brand's web site. Tests set any other field with struct update syntax.
+pub fn change(
+    brand: BrandCode,
+    recipient: &str,
+    channel: Channel,
+    status: ConsentStatus,
+    consent_date: ConsentDate,
+) -> Change {
+    Change {
+        key: ConsentKey {
+            brand,
+            recipient: recipient.into(),
+            recipient_type: RecipientType::Bireysel,
+            channel,
+        },
+        status,
+        consent_date,
+        source: Source::Hs(HsSource::HsWeb),
+        origin: Origin::Api,
+        actor: None,
+        evidence: None,
+        category: None,
+        profile_id: None,
+        hold: None,
+        iys_transaction_id: None,
+        iys_creation_date: None,
+        received_at: Timestamp::now(),
+    }
+}
 
 /// The server's admin URL from `IYSHUB_TEST_DATABASE_URL`. Without it the PostgreSQL test says
 /// it skips (and fails under CI, where PostgreSQL tests must run).

@@ -5,34 +5,17 @@
 
 use std::sync::Arc;
 
-use hub_core::{BrandCode, Change, Channel, ConsentKey, Mode, Origin, Outcome};
+use hub_core::{BrandCode, Change, Channel, Mode, Outcome};
+use hub_store::testkit;
 use hub_store::{Idempotency, IysConnection, NewBrand, SqlStore, Store, StoredAnswer};
-use iys::{ConsentDate, ConsentStatus, ConsentType, HsSource, RecipientType, Source};
-use jiff::Timestamp;
+use iys::{ConsentStatus, ConsentType};
 
 const BRAND: BrandCode = BrandCode(600_123);
+const SMS: Channel = Channel::Iys(ConsentType::Mesaj);
 
 fn change(n: usize, status: ConsentStatus) -> Change {
-    Change {
-        key: ConsentKey {
-            brand: BRAND,
-            recipient: format!("+90532{n:07}"),
-            recipient_type: RecipientType::Bireysel,
-            channel: Channel::Iys(ConsentType::Mesaj),
-        },
-        status,
-        consent_date: ConsentDate::parse("2026-03-02 10:00:00").unwrap(),
-        source: Source::Hs(HsSource::HsWeb),
-        origin: Origin::Api,
-        actor: None,
-        evidence: None,
-        category: None,
-        profile_id: None,
-        hold: None,
-        iys_transaction_id: None,
-        iys_creation_date: None,
-        received_at: Timestamp::now(),
-    }
+    let r = format!("+90532{n:07}");
+    testkit::change(BRAND, &r, SMS, status, testkit::date("2026-03-02 10:00:00"))
 }
 
 fn idempotency(key: &str) -> Idempotency {
@@ -135,10 +118,10 @@ async fn sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres() {
-    let Some(admin) = hub_store::testkit::admin_url_or_skip("group commit on PostgreSQL") else {
+    let Some(admin) = testkit::admin_url_or_skip("group commit on PostgreSQL") else {
         return;
     };
-    let (url, name) = hub_store::testkit::fresh_postgres(&admin, "iyshub_group").await;
+    let (url, name) = testkit::fresh_postgres(&admin, "iyshub_group").await;
     concurrent_writes(&url).await;
-    hub_store::testkit::drop_postgres(&admin, &name).await;
+    testkit::drop_postgres(&admin, &name).await;
 }

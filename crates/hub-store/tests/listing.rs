@@ -1,43 +1,18 @@
 //! Listings on both backends: consents page by page under every filter (each key once, in key
 //! order, however the pages fall), a recipient's history past any length, and the audit log.
 
-use hub_core::{BrandCode, Change, Channel, ConsentKey, IysState, Mode, Origin};
+use hub_core::{BrandCode, Change, Channel, ConsentKey, IysState, Mode};
+use hub_store::testkit;
 use hub_store::{ConsentFilter, EngineStore, IysConnection, NewBrand, SqlStore, Store};
-use iys::{ConsentDate, ConsentStatus, ConsentType, HsSource, RecipientType, Source};
+use iys::{ConsentStatus, ConsentType, HsSource, RecipientType, Source};
 use jiff::Timestamp;
 
 const BRAND: BrandCode = BrandCode(600_123);
 
 fn change(n: usize, channel: Channel, status: ConsentStatus, second: usize) -> Change {
-    Change {
-        key: ConsentKey {
-            brand: BRAND,
-            recipient: if channel == Channel::Iys(ConsentType::Eposta) {
-                format!("user{n:03}@example.com")
-            } else {
-                format!("+90532{n:07}")
-            },
-            recipient_type: RecipientType::Bireysel,
-            channel,
-        },
-        status,
-        consent_date: ConsentDate::parse(&format!(
-            "2026-03-02 10:{:02}:{:02}",
-            second / 60,
-            second % 60
-        ))
-        .unwrap(),
-        source: Source::Hs(HsSource::HsWeb),
-        origin: Origin::Api,
-        actor: None,
-        evidence: None,
-        category: None,
-        profile_id: None,
-        hold: None,
-        iys_transaction_id: None,
-        iys_creation_date: None,
-        received_at: Timestamp::now(),
-    }
+    let r = format!("+90532{n:07}");
+    let date = format!("2026-03-02 10:{:02}:{:02}", second / 60, second % 60);
+    testkit::change(BRAND, &r, channel, status, testkit::date(&date))
 }
 
 async fn all_pages(store: &SqlStore, filter: &ConsentFilter, limit: u32) -> Vec<ConsentKey> {
@@ -215,10 +190,10 @@ async fn sqlite() {
 
 #[tokio::test]
 async fn postgres() {
-    let Some(admin) = hub_store::testkit::admin_url_or_skip("listings on PostgreSQL") else {
+    let Some(admin) = testkit::admin_url_or_skip("listings on PostgreSQL") else {
         return;
     };
-    let (url, name) = hub_store::testkit::fresh_postgres(&admin, "iyshub_listing").await;
+    let (url, name) = testkit::fresh_postgres(&admin, "iyshub_listing").await;
     listings(&url).await;
-    hub_store::testkit::drop_postgres(&admin, &name).await;
+    testkit::drop_postgres(&admin, &name).await;
 }

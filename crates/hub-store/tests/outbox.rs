@@ -4,11 +4,12 @@
 
 use std::path::Path;
 
-use hub_core::{BrandCode, Change, Channel, ConsentKey, IysState, Mode, Origin, Outcome};
+use hub_core::{BrandCode, Change, Channel, IysState, Mode, Origin, Outcome};
+use hub_store::testkit;
 use hub_store::{
     EngineStore, IysConnection, NewBrand, OutboxFilter, OutboxState, Settlement, SqlStore, Store,
 };
-use iys::{ConsentDate, ConsentStatus, ConsentType, HsSource, RecipientType, Source};
+use iys::{ConsentStatus, ConsentType, RecipientType};
 use jiff::{SignedDuration, Timestamp};
 use sqlx::Connection;
 
@@ -16,26 +17,7 @@ const BRAND: BrandCode = BrandCode(600_123);
 const SMS: Channel = Channel::Iys(ConsentType::Mesaj);
 
 fn change(recipient: &str, status: ConsentStatus, date: &str) -> Change {
-    Change {
-        key: ConsentKey {
-            brand: BRAND,
-            recipient: recipient.into(),
-            recipient_type: RecipientType::Bireysel,
-            channel: SMS,
-        },
-        status,
-        consent_date: ConsentDate::parse(date).unwrap(),
-        source: Source::Hs(HsSource::HsWeb),
-        origin: Origin::Api,
-        actor: None,
-        evidence: None,
-        category: None,
-        profile_id: None,
-        hold: None,
-        iys_transaction_id: None,
-        iys_creation_date: None,
-        received_at: Timestamp::now(),
-    }
+    testkit::change(BRAND, recipient, SMS, status, testkit::date(date))
 }
 
 async fn with_brand(store: &SqlStore) -> hub_store::Brand {

@@ -2,13 +2,14 @@
 //! creationDate and by transactionId), the requeue of deliveries IYS has no record of, the
 //! per-day results with their lease, and the figures.
 
-use hub_core::{BrandCode, Change, Channel, ConsentKey, IysState, Mode, Origin};
+use hub_core::{BrandCode, Change, Channel, IysState, Mode, Origin};
+use hub_store::testkit;
 use hub_store::{
     DayResult, DayStatus, DriftAction, DriftItem, DriftKind, EngineStore, IysConnection, NewBrand,
     OutboxState, ReconcileStore, Settlement, SqlStore, Store,
 };
 use iys::wire::Movement;
-use iys::{ConsentDate, ConsentStatus, ConsentType, HsSource, IysSource, RecipientType, Source};
+use iys::{ConsentDate, ConsentStatus, ConsentType, IysSource, RecipientType, Source};
 use jiff::Timestamp;
 use jiff::civil::Date;
 
@@ -26,24 +27,8 @@ fn day() -> Date {
 
 fn hub_change(recipient: &str, status: ConsentStatus, date: &str) -> Change {
     Change {
-        key: ConsentKey {
-            brand: BRAND,
-            recipient: recipient.into(),
-            recipient_type: RecipientType::Bireysel,
-            channel: SMS,
-        },
-        status,
-        consent_date: cd(date),
-        source: Source::Hs(HsSource::HsWeb),
-        origin: Origin::Api,
-        actor: None,
-        evidence: None,
-        category: None,
-        profile_id: None,
-        hold: None,
-        iys_transaction_id: None,
-        iys_creation_date: None,
         received_at: cd(date).to_timestamp(),
+        ..testkit::change(BRAND, recipient, SMS, status, cd(date))
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use hub_core::{Change, ConsentState};
 use jiff::Timestamp;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::{Content, Key, ROWS, Sending, Unsent, in_list, subject_of};
 use crate::sql::{category_from, category_state, key_from, parse, positional, state_from};
@@ -12,6 +13,27 @@ use crate::state::OutboxState;
 use crate::{Result, SqlStore};
 
 impl SqlStore {
+    /// The rows `sql` selects for `values`, up to 500 of them per statement: `sql` is given the
+    /// statement's placeholder list, bound from `$2` (`$1` is the brand).
+    async fn rows_in(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        b: i64,
+        values: &[&str],
+        sql: impl Fn(&str) -> String,
+    ) -> Result<Vec<AnyRow>> {
+        let mut rows = Vec::new();
+        for chunk in values.chunks(ROWS) {
+            let sql = sql(&in_list(2, chunk.len()));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))).bind(b);
+            for v in chunk {
+                q = q.bind((*v).to_owned());
+            }
+            rows.extend(q.fetch_all(&mut *conn).await?);
+        }
+        Ok(rows)
+    }
+
     /// The current state of every channel consent the batch touches, keyed by (recipient,
     /// recipientType, channel); one query per 500 recipients.
     pub(super) async fn current_states(
@@ -27,26 +49,21 @@ impl SqlStore {
                 .map(|c| c.key.recipient.as_str()),
         );
         let mut states = HashMap::new();
-        for chunk in recipients.chunks(ROWS) {
-            let sql = format!(
-                "SELECT * FROM consent WHERE brand_code = $1 AND recipient IN ({})",
-                in_list(2, chunk.len())
+        let rows = self
+            .rows_in(conn, b, &recipients, |list| {
+                format!("SELECT * FROM consent WHERE brand_code = $1 AND recipient IN ({list})")
+            })
+            .await?;
+        for row in rows {
+            let key = key_from(&row)?;
+            states.insert(
+                (
+                    key.recipient,
+                    key.recipient_type.as_str(),
+                    key.channel.as_str(),
+                ),
+                state_from(&row)?,
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))).bind(b);
-            for r in chunk {
-                q = q.bind((*r).to_owned());
-            }
-            for row in q.fetch_all(&mut *conn).await? {
-                let key = key_from(&row)?;
-                states.insert(
-                    (
-                        key.recipient,
-                        key.recipient_type.as_str(),
-                        key.channel.as_str(),
-                    ),
-                    state_from(&row)?,
-                );
-            }
         }
         Ok(states)
     }
@@ -65,22 +82,19 @@ impl SqlStore {
             .collect();
         let subjects = distinct(subjects.iter().map(String::as_str));
         let mut states = HashMap::new();
-        for chunk in subjects.chunks(ROWS) {
-            let sql = format!(
-                "SELECT * FROM category_consent WHERE brand_code = $1 AND subject IN ({})",
-                in_list(2, chunk.len())
+        let rows = self
+            .rows_in(conn, b, &subjects, |list| {
+                format!(
+                    "SELECT * FROM category_consent WHERE brand_code = $1 AND subject IN ({list})"
+                )
+            })
+            .await?;
+        for row in rows {
+            let c = category_from(&row)?;
+            states.insert(
+                (c.subject.clone(), c.category.clone()),
+                category_state(&c, Timestamp::UNIX_EPOCH),
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))).bind(b);
-            for s in chunk {
-                q = q.bind((*s).to_owned());
-            }
-            for row in q.fetch_all(&mut *conn).await? {
-                let c = category_from(&row)?;
-                states.insert(
-                    (c.subject.clone(), c.category.clone()),
-                    category_state(&c, Timestamp::UNIX_EPOCH),
-                );
-            }
         }
         Ok(states)
     }
@@ -99,31 +113,28 @@ impl SqlStore {
                 .filter_map(|c| c.iys_transaction_id.as_deref()),
         );
         let mut seen = HashSet::new();
-        for chunk in txids.chunks(ROWS) {
-            let list = in_list(2, chunk.len());
-            let sql = format!(
-                "SELECT recipient, recipient_type, channel, status, consent_date, source, iys_transaction_id, delivered_transaction_id FROM consent_event \
-                 WHERE brand_code = $1 AND (iys_transaction_id IN ({list}) OR delivered_transaction_id IN ({list}))"
+        let rows = self
+            .rows_in(conn, b, &txids, |list| {
+                format!(
+                    "SELECT recipient, recipient_type, channel, status, consent_date, source, iys_transaction_id, delivered_transaction_id FROM consent_event \
+                     WHERE brand_code = $1 AND (iys_transaction_id IN ({list}) OR delivered_transaction_id IN ({list}))"
+                )
+            })
+            .await?;
+        for row in rows {
+            let get = |c: &str| row.try_get::<String, _>(c);
+            let content = (
+                get("recipient")?,
+                get("recipient_type")?,
+                get("channel")?,
+                get("status")?,
+                get("consent_date")?,
+                get("source")?,
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))).bind(b);
-            for t in chunk {
-                q = q.bind((*t).to_owned());
-            }
-            for row in q.fetch_all(&mut *conn).await? {
-                let get = |c: &str| row.try_get::<String, _>(c);
-                let content = (
-                    get("recipient")?,
-                    get("recipient_type")?,
-                    get("channel")?,
-                    get("status")?,
-                    get("consent_date")?,
-                    get("source")?,
-                );
-                for col in ["iys_transaction_id", "delivered_transaction_id"] {
-                    if let Some(tx) = row.try_get::<Option<String>, _>(col)? {
-                        let (r, t, c, s, d, src) = content.clone();
-                        seen.insert((tx, r, t, c, s, d, src));
-                    }
+            for col in ["iys_transaction_id", "delivered_transaction_id"] {
+                if let Some(tx) = row.try_get::<Option<String>, _>(col)? {
+                    let (r, t, c, s, d, src) = content.clone();
+                    seen.insert((tx, r, t, c, s, d, src));
                 }
             }
         }
@@ -147,53 +158,49 @@ impl SqlStore {
         );
         let mut rows: HashMap<Key, Vec<Unsent>> = HashMap::new();
         let mut sending: HashSet<Sending> = HashSet::new();
-        for chunk in recipients.chunks(ROWS) {
-            // By recipient only, so the per-recipient index answers; the few settled rows of
-            // these recipients are skipped here rather than scanning every unsent row of the brand.
-            let sql = format!(
-                "SELECT id, brand_code, recipient, recipient_type, channel, deadline_ms, status, consent_date, source, state, lease_until_ms FROM outbox \
-                 WHERE brand_code = $1 AND recipient IN ({}) ORDER BY id",
-                in_list(2, chunk.len())
+        // By recipient only, so the per-recipient index answers; the few settled rows of these
+        // recipients are skipped here rather than scanning every unsent row of the brand.
+        let found = self
+            .rows_in(conn, b, &recipients, |list| {
+                format!(
+                    "SELECT id, brand_code, recipient, recipient_type, channel, deadline_ms, status, consent_date, source, state, lease_until_ms FROM outbox \
+                     WHERE brand_code = $1 AND recipient IN ({list}) ORDER BY id"
+                )
+            })
+            .await?;
+        for row in found {
+            let state: OutboxState = parse("outbox.state", &row.try_get::<String, _>("state")?)?;
+            let leased = row
+                .try_get::<Option<i64>, _>("lease_until_ms")?
+                .is_some_and(|until| until >= now);
+            let unsent = matches!(state, OutboxState::Pending | OutboxState::Held);
+            let on_its_way = state == OutboxState::AwaitingResult || (unsent && leased);
+            if !(unsent || on_its_way) {
+                continue;
+            }
+            let key = key_from(&row)?;
+            let key: Key = (
+                key.recipient,
+                key.recipient_type.as_str(),
+                key.channel.as_str(),
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))).bind(b);
-            for r in chunk {
-                q = q.bind((*r).to_owned());
+            if on_its_way {
+                sending.insert((
+                    key,
+                    row.try_get("status")?,
+                    row.try_get("consent_date")?,
+                    row.try_get("source")?,
+                ));
+                continue;
             }
-            for row in q.fetch_all(&mut *conn).await? {
-                let state: OutboxState =
-                    parse("outbox.state", &row.try_get::<String, _>("state")?)?;
-                let leased = row
-                    .try_get::<Option<i64>, _>("lease_until_ms")?
-                    .is_some_and(|until| until >= now);
-                let unsent = matches!(state, OutboxState::Pending | OutboxState::Held);
-                let on_its_way = state == OutboxState::AwaitingResult || (unsent && leased);
-                if !(unsent || on_its_way) {
-                    continue;
-                }
-                let key = key_from(&row)?;
-                let key: Key = (
-                    key.recipient,
-                    key.recipient_type.as_str(),
-                    key.channel.as_str(),
-                );
-                if on_its_way {
-                    sending.insert((
-                        key,
-                        row.try_get("status")?,
-                        row.try_get("consent_date")?,
-                        row.try_get("source")?,
-                    ));
-                    continue;
-                }
-                rows.entry(key).or_default().push(Unsent {
-                    stored: Some(row.try_get("id")?),
-                    planned: None,
-                    deadline_ms: row.try_get("deadline_ms")?,
-                    status: row.try_get("status")?,
-                    consent_date: row.try_get("consent_date")?,
-                    held: state == OutboxState::Held,
-                });
-            }
+            rows.entry(key).or_default().push(Unsent {
+                stored: Some(row.try_get("id")?),
+                planned: None,
+                deadline_ms: row.try_get("deadline_ms")?,
+                status: row.try_get("status")?,
+                consent_date: row.try_get("consent_date")?,
+                held: state == OutboxState::Held,
+            });
         }
         Ok((rows, sending))
     }

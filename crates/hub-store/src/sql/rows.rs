@@ -45,6 +45,13 @@ pub(crate) fn state_from(row: &AnyRow) -> Result<ConsentState> {
     })
 }
 
+pub(crate) fn consent_row_from(row: &AnyRow) -> Result<ConsentRow> {
+    Ok(ConsentRow {
+        key: key_from(row)?,
+        state: state_from(row)?,
+    })
+}
+
 pub(crate) fn key_from(row: &AnyRow) -> Result<ConsentKey> {
     Ok(ConsentKey {
         brand: BrandCode(row.try_get::<i64, _>("brand_code")? as u64),
