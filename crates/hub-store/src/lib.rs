@@ -9,6 +9,7 @@
 mod connection;
 mod engine;
 mod group;
+mod imports;
 mod listing;
 mod pg_read;
 mod reconcile;
@@ -27,6 +28,7 @@ use std::future::Future;
 
 pub use connection::*;
 pub use engine::*;
+pub use imports::*;
 pub use reconcile::*;
 pub use sql::SqlStore;
 pub use state::OutboxState;

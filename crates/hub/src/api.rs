@@ -8,6 +8,7 @@
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use hub_core::BrandCode;
 use hub_store::{Category, Scope, Store};
 use tower_http::compression::CompressionLayer;
@@ -18,7 +19,8 @@ use utoipa_axum::routes;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::{
-    brands, categories, checks, consents, keys, listing, ops, outbox, profiles, reconcile, sync,
+    brands, categories, checks, consents, imports, keys, listing, ops, outbox, profiles, reconcile,
+    sync,
 };
 use crate::{HubState, MAX_BODY};
 
@@ -63,6 +65,10 @@ pub fn routes() -> OpenApiRouter<HubState> {
         .routes(routes!(outbox::get_outbox))
         .routes(routes!(outbox::post_requeue))
         .routes(routes!(reconcile::get_reconciliation))
+        .routes(routes!(imports::create_import, imports::list_imports))
+        .routes(routes!(imports::get_import))
+        .routes(routes!(imports::get_import_rejects))
+        .routes(routes!(imports::export_consents))
 }
 
 /// The reference page: Swagger UI's assets, built into the binary, reading `/api/openapi.json`.
@@ -88,10 +94,7 @@ pub fn router(hub: HubState) -> Router {
         // A request may take at most this long (a batch of 10,000 included), and at most this
         // many are served at once, over all routes; the rest wait their turn instead of
         // exhausting the database.
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            crate::REQUEST_TIMEOUT,
-        ))
+        .layer(axum::middleware::from_fn(time_limit))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             crate::MAX_CONCURRENT_REQUESTS,
         ))
@@ -109,6 +112,26 @@ pub fn router(hub: HubState) -> Router {
             tower_http::request_id::MakeRequestUuid,
         ))
         .with_state(hub)
+}
+
+/// A request may take `REQUEST_TIMEOUT` (its answer's head; a streamed body goes on), an import's
+/// upload `UPLOAD_TIMEOUT`: a large file on a slow link takes long to arrive.
+async fn time_limit(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let upload = request.method() == axum::http::Method::POST
+        && request
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .is_some_and(|p| p.as_str() == "/api/v1/brands/{brandCode}/imports");
+    let limit = if upload {
+        crate::UPLOAD_TIMEOUT
+    } else {
+        crate::REQUEST_TIMEOUT
+    };
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        // Documented as an empty 503.
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
 }
 
 /// Answers smaller than this many bytes go uncompressed.
@@ -135,7 +158,7 @@ async fn timed(
     axum::extract::State(hub): axum::extract::State<HubState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
-) -> axum::response::Response {
+) -> Response {
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()

@@ -6,8 +6,10 @@ mod auth;
 pub mod cache;
 pub mod dto;
 pub mod error;
+pub mod exports;
 pub mod extract;
 mod guard;
+pub mod imports;
 pub mod input;
 pub mod metrics;
 pub mod openapi;
@@ -34,6 +36,8 @@ pub const MAX_CHANGES: usize = 10_000;
 pub const MAX_CHECKS: usize = 10_000;
 /// Longest a request may take before it is answered 503.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long an import's upload may take.
+pub const UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Requests served at once per instance.
 pub const MAX_CONCURRENT_REQUESTS: usize = 512;
 /// Largest request body (10,000 changes with evidence).
@@ -54,6 +58,8 @@ pub struct Hub {
     pub engines: Option<Arc<Heartbeat>>,
     /// API keys, brands and categories read by every request.
     pub caches: cache::Caches,
+    /// Woken when an upload is queued, so a worker on this instance starts it at once.
+    pub imports_waiting: Arc<tokio::sync::Notify>,
 }
 
 impl Hub {
@@ -68,6 +74,7 @@ impl Hub {
             guards: Guards::default(),
             engines: None,
             caches: cache::Caches::default(),
+            imports_waiting: Arc::default(),
         }
     }
 }

@@ -36,7 +36,7 @@ probe which brands exist. Each key has a request rate (429 with `Retry-After` ab
 name (see the ErrorCode schema). `field` and `value` name the offending input when there is one. \
 Batches answer per item instead. A known path with another method answers 405 \
 `method_not_allowed` with an `Allow` header; an unknown path 404 `not_found`. A request that \
-takes over 60 s is answered 503 with an empty body.
+takes over 60 s (an import's upload: an hour) is answered 503 with an empty body.
 
 **Recipients.** Phones are normalised to E.164 (`0532 123 45 67` → `+905321234567`, national \
 numbers read as Turkish), e-mails lower-cased. IYS dates (`consentDate`) are \
@@ -61,6 +61,7 @@ numbers read as Turkish), e-mails lower-cased. IYS dates (`consentDate`) are \
         (name = "profiles", description = "User ids with their addresses, for checks by profileId."),
         (name = "api-keys", description = "API keys; only their SHA-256 is stored."),
         (name = "sync", description = "The brand's side of IYS: sync status, IYS's push deliveries, backfill, outbox, reconciliation."),
+        (name = "imports", description = "Bulk imports (CSV, NDJSON, XLSX) with progress and rejected rows, and streamed exports."),
     ),
     components(schemas(dto::error::ErrorResponse, dto::error::ErrorCode)),
     modifiers(&SecuritySchemes),

@@ -1,6 +1,7 @@
 //! `iyshub`: the one binary of the IYS permission hub.
 
 mod bench;
+mod bulk_cmd;
 mod config;
 mod flags;
 mod iys_cmd;
@@ -53,6 +54,13 @@ enum Command {
     /// (`--dry-run`: only compare). Exit code 0 agreed, 1 drift left, 2 error.
     #[command(after_help = flags::SETTINGS_HELP)]
     Reconcile(reconcile_cmd::ReconcileArgs),
+    /// Import consents from a CSV, NDJSON or XLSX file (millions of rows; resumable: the same
+    /// command goes on after a crash), on the database or through a running hub (`--url`).
+    #[command(after_help = flags::SETTINGS_HELP)]
+    Import(bulk_cmd::ImportArgs),
+    /// Export consents as CSV or NDJSON in the importer's columns, streamed.
+    #[command(after_help = flags::SETTINGS_HELP)]
+    Export(bulk_cmd::ExportArgs),
     /// Recompute a brand's hash chain over its history and report whether it is intact.
     #[command(after_help = flags::SETTINGS_HELP)]
     Verify {
@@ -143,6 +151,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify { db, brand } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(setup::verify(db, brand))
+        }
+        Command::Import(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            Ok(runtime.block_on(bulk_cmd::import(args)))
+        }
+        Command::Export(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(bulk_cmd::export(args))
         }
         Command::Sim(args) => run_sim(args),
         Command::Bench(args) => {

@@ -239,6 +239,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )));
     }
     if engines_on {
+        // Uploaded imports: run here, or resumed here when another instance stopped mid-file.
+        let (store, waiting, c) = (store.clone(), hub.imports_waiting.clone(), cancel.clone());
+        tasks.push(tokio::spawn(async move {
+            hub::imports::work(store, waiting, c).await;
+            Ok(())
+        }));
         let engines = engines.clone();
         let c = cancel.clone();
         tasks.push(tokio::spawn(async move {

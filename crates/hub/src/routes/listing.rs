@@ -21,7 +21,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
 
 /// `limit`: 1–1000, 100 when absent.
-fn page_size(limit: Option<&str>) -> ApiResult<u32> {
+pub(crate) fn page_size(limit: Option<&str>) -> ApiResult<u32> {
     match limit {
         None => Ok(100),
         Some(s) => s
@@ -37,7 +37,7 @@ fn page_size(limit: Option<&str>) -> ApiResult<u32> {
 }
 
 /// A query parameter read with `FromStr`, or 422 naming it.
-fn param<T: std::str::FromStr>(
+pub(crate) fn param<T: std::str::FromStr>(
     field: &str,
     value: Option<&str>,
     rule: &str,

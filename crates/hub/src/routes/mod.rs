@@ -5,6 +5,7 @@ pub mod brands;
 pub mod categories;
 pub mod checks;
 pub mod consents;
+pub mod imports;
 pub mod keys;
 pub mod listing;
 pub mod ops;

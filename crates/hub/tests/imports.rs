@@ -1,0 +1,347 @@
+//! Imports and exports over the API, on a real socket, on SQLite and (with
+//! `IYSHUB_TEST_DATABASE_URL`) PostgreSQL: an upload in Turkish columns with bad rows, its
+//! progress, its rejects file, a dry run, an import a worker resumes after another stopped, and
+//! an export that imports back unchanged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hub::Hub;
+use hub_store::testkit::{drop_postgres, fresh_postgres};
+use hub_store::{ImportState, ImportVia, NewImport, SqlStore, Store};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+const KEY: &str = "imports-admin-key";
+const BRAND: u64 = 600_123;
+
+struct Server {
+    base: String,
+    http: reqwest::Client,
+    hub: Arc<Hub>,
+    cancel: CancellationToken,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let (url, dir, postgres) = match std::env::var("IYSHUB_TEST_DATABASE_URL") {
+            Ok(admin) if !admin.is_empty() => {
+                let (url, name) = fresh_postgres(&admin, "iyshub_imports_test").await;
+                (url, None, Some((admin, name)))
+            }
+            _ => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = SqlStore::sqlite_url(&dir.path().join("hub.db")).unwrap();
+                (url, Some(dir), None)
+            }
+        };
+        let store = SqlStore::connect(&url).await.unwrap();
+        hub::bootstrap_admin_key(&store, Some(KEY)).await.unwrap();
+        let hub = Arc::new(Hub::new(store.into()));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let cancel = CancellationToken::new();
+        tokio::spawn(hub::serve(hub.clone(), listener, cancel.clone()));
+        tokio::spawn(hub::imports::work(
+            hub.store.clone(),
+            hub.imports_waiting.clone(),
+            cancel.clone(),
+        ));
+        let server = Server {
+            base,
+            http: reqwest::Client::new(),
+            hub,
+            cancel,
+            _dir: dir,
+            postgres,
+        };
+        let r = server
+            .http
+            .post(format!("{}/api/v1/brands", server.base))
+            .bearer_auth(KEY)
+            .json(&json!({"brandCode": BRAND, "name": "İçe Aktarım"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1/brands/{BRAND}{path}", self.base)
+    }
+
+    async fn upload(&self, query: &str, body: Vec<u8>) -> Value {
+        let r = self
+            .http
+            .post(self.url(&format!("/imports?{query}")))
+            .bearer_auth(KEY)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{:?}", r.text().await);
+        r.json().await.unwrap()
+    }
+
+    /// Waits for the import to finish and gives its final state.
+    async fn finished(&self, id: i64) -> Value {
+        for _ in 0..600 {
+            let job: Value = self
+                .http
+                .get(self.url(&format!("/imports/{id}")))
+                .bearer_auth(KEY)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if job["state"] == "done" || job["state"] == "failed" {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("import {id} did not finish");
+    }
+
+    async fn get_text(&self, path: &str) -> String {
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        r.text().await.unwrap()
+    }
+
+    async fn stop(mut self) {
+        self.cancel.cancel();
+        self.hub.store.close().await;
+        if let Some((admin, name)) = self.postgres.take() {
+            drop_postgres(&admin, &name).await;
+        }
+    }
+}
+
+/// Four good rows (one a later change of another's key), and five bad ones.
+fn file() -> Vec<u8> {
+    let mut f = "ALICI;İZİN TÜRÜ;DURUM;İZİN KAYNAĞI;İZİN TARİHİ\r\n\
+        0532 111 11 11;MESAJ;ONAY;HS_WEB;01.11.2025 10:00\r\n\
+        ayse@example.com;EPOSTA;1;HS_WEB;2025-11-01 10:00:00\r\n\
+        0532 111 11 11;MESAJ;RET;HS_CAGRI_MERKEZI;02.11.2025 10:00\r\n\
+        12345;MESAJ;ONAY;HS_WEB;01.11.2025 10:00\r\n\
+        0532 222 22 22;ARAMA;BELKI;HS_WEB;01.11.2025 10:00\r\n\
+        0532 333 33 33;ARAMA;ONAY;HS_WEB;01.11.2030 10:00\r\n\
+        0532 444 44 44;ARAMA;0;HS_WEB\r\n"
+        .as_bytes()
+        .to_vec();
+    f.extend_from_slice(b"0532 555 55 55;MESAJ;ONAY;HS_WEB;01.11.2025 10:00\xff\r\n");
+    f.extend_from_slice("0532 666 66 66;MESAJ;ONAY;HS_WEB;01.11.2025 10:00\r\n".as_bytes());
+    f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_stores_the_good_rows_and_lists_the_bad_ones() {
+    let server = Server::start().await;
+    let dry = server
+        .upload("fileName=izinler.csv&dryRun=true", file())
+        .await;
+    let dry = server.finished(dry["id"].as_i64().unwrap()).await;
+    assert_eq!(dry["state"], "done", "{dry}");
+    assert_eq!(
+        (
+            &dry["applied"],
+            &dry["unchanged"],
+            &dry["older"],
+            &dry["rejected"]
+        ),
+        (&json!(4), &json!(0), &json!(0), &json!(5)),
+        "{dry}"
+    );
+    let none = server.get_text("/consents").await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&none).unwrap()["consents"],
+        json!([])
+    );
+
+    let job = server.upload("fileName=izinler.csv", file()).await;
+    assert_eq!(job["format"], "csv");
+    let id = job["id"].as_i64().unwrap();
+    let job = server.finished(id).await;
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["rowsRead"], 9);
+    assert_eq!(
+        (
+            &job["applied"],
+            &job["unchanged"],
+            &job["older"],
+            &job["rejected"]
+        ),
+        (&json!(4), &json!(0), &json!(0), &json!(5)),
+        "{job}"
+    );
+    let rejects = server.get_text(&format!("/imports/{id}/rejects.csv")).await;
+    let lines: Vec<&str> = rejects.lines().collect();
+    assert_eq!(lines[0], "line,code,field,value,message");
+    let codes: Vec<(String, String)> = lines[1..]
+        .iter()
+        .map(|l| {
+            let mut parts = l.splitn(3, ',');
+            (
+                parts.next().unwrap().to_owned(),
+                parts.next().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("5".into(), "H121".into()),
+            ("6".into(), "H115".into()),
+            ("7".into(), "H162".into()),
+            ("8".into(), "column_count".into()),
+            ("9".into(), "invalid_encoding".into()),
+        ],
+        "{rejects}"
+    );
+    let phone: Value =
+        serde_json::from_str(&server.get_text("/recipients/+905321111111").await).unwrap();
+    assert_eq!(
+        phone["channels"][0]["status"], "RET",
+        "the later row wins: {phone}"
+    );
+
+    let listed: Value = serde_json::from_str(&server.get_text("/imports").await).unwrap();
+    assert_eq!(listed["imports"].as_array().unwrap().len(), 2);
+
+    // An export imports back to the same state.
+    let exported = server.get_text("/exports").await;
+    assert_eq!(
+        exported.lines().count(),
+        4,
+        "a header and three consents: {exported}"
+    );
+    let again = server
+        .upload("fileName=export.csv", exported.clone().into_bytes())
+        .await;
+    let again = server.finished(again["id"].as_i64().unwrap()).await;
+    assert_eq!(
+        (&again["applied"], &again["unchanged"], &again["rejected"]),
+        (&json!(0), &json!(3), &json!(0)),
+        "{again}"
+    );
+    assert_eq!(server.get_text("/exports").await, exported);
+    let ndjson = server
+        .get_text("/exports?format=ndjson&channel=MESAJ")
+        .await;
+    let rows: Vec<Value> = ndjson
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{ndjson}");
+    assert!(rows.iter().all(|r| r["type"] == "MESAJ"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_resumes_an_import_another_left_mid_file() {
+    let server = Server::start().await;
+    let store = server.hub.store.clone();
+    let brand = store
+        .brand(hub_core::BrandCode(BRAND))
+        .await
+        .unwrap()
+        .unwrap();
+    // 12,000 rows: three batches.
+    let mut csv = String::from("recipient,type,status,source,consentDate\n");
+    for i in 0..12_000 {
+        csv.push_str(&format!(
+            "+90532{:07},MESAJ,ONAY,HS_WEB,2025-11-01 10:00:00\n",
+            i
+        ));
+    }
+    let job = store
+        .create_import(
+            NewImport {
+                brand_code: brand.brand_code,
+                file_name: Some("big.csv".into()),
+                file_hash: None,
+                format: "csv".into(),
+                mapping: Vec::new(),
+                actor: None,
+                via: ImportVia::Api,
+                dry_run: false,
+                state: ImportState::Uploading,
+            },
+            jiff::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    for (seq, piece) in csv.as_bytes().chunks(64 * 1024).enumerate() {
+        store
+            .append_import_chunk(job.id, seq as i64, piece)
+            .await
+            .unwrap();
+    }
+    // A runner that stops (its instance dies) right after its first batch is committed.
+    let claimed = store
+        .claim_import("gone", 4_000, jiff::Timestamp::now())
+        .await
+        .unwrap();
+    assert!(claimed.is_none(), "an uploading import is not run");
+    store
+        .set_import_state(job.id, ImportState::Queued, None, jiff::Timestamp::now())
+        .await
+        .unwrap();
+    let mine = store
+        .claim_import("gone", 4_000, jiff::Timestamp::now())
+        .await
+        .unwrap()
+        .unwrap();
+    let rows = hub::imports::open_rows(
+        Box::new(std::io::Cursor::new(csv.clone().into_bytes())),
+        hub_bulk::Format::Csv,
+        &mine,
+    )
+    .await
+    .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let run =
+        hub::imports::run_import(&store, &brand, &mine, rows, Some("gone"), 4_000, move |p| {
+            let _ = tx.send(p);
+        });
+    tokio::select! {
+        done = run => panic!("the first runner was to stop after a batch: {done:?}"),
+        p = rx.recv() => assert_eq!(p.map(|p| p.line), Some(5_001)),
+    }
+    let half = store
+        .import_job(brand.brand_code, job.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (half.state, half.line, half.rows_read),
+        (ImportState::Running, 5_001, 5_000)
+    );
+    // Its lease runs out; a worker takes the import over.
+    tokio::time::sleep(Duration::from_millis(4_100)).await;
+    server.hub.imports_waiting.notify_waiters();
+    let done = server.finished(job.id).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["rowsRead"], 12_000, "{done}");
+    assert_eq!(done["applied"], 12_000, "{done}");
+    let events: Value =
+        serde_json::from_str(&server.get_text("/recipients/+905320000001/history").await).unwrap();
+    assert_eq!(
+        events["events"].as_array().unwrap().len(),
+        1,
+        "no row twice"
+    );
+    server.stop().await;
+}
