@@ -41,10 +41,42 @@ pub enum ImportError {
 }
 
 /// What a batch of rows read ahead holds.
+/// A batch read and parsed ahead of the writes: its changes, its rejects and its lines.
 struct Batch {
-    rows: Vec<Result<hub_bulk::Row, hub_bulk::RowError>>,
-    /// The last line read (rows or errors).
+    changes: Vec<Change>,
+    rejects: Vec<ImportReject>,
+    /// Rows read (rejects included).
+    rows: u64,
+    first_line: u64,
     last_line: u64,
+}
+
+/// What parsing a row needs.
+struct Parser {
+    brand: hub_core::BrandCode,
+    actor: String,
+    categories: HashSet<String>,
+}
+
+impl Parser {
+    /// A row through the API's parser and category check.
+    fn parse(&self, row: hub_bulk::Row, now: Timestamp) -> Result<Change, ImportReject> {
+        let value = Value::Object(row.fields);
+        let change = parse_change(&value, self.brand, now, Origin::Import, &self.actor)
+            .map_err(|e| reject_of(row.line, &e))?;
+        match &change.category {
+            Some(cat) if !self.categories.contains(cat) => Err(reject_of(
+                row.line,
+                &ApiError::unprocessable(
+                    "unknown_category",
+                    format!("category {cat:?} is not defined for this brand"),
+                )
+                .field("category")
+                .value(cat.as_str()),
+            )),
+            _ => Ok(change),
+        }
+    }
 }
 
 /// Progress after each committed batch, for progress bars and logs.
@@ -55,32 +87,49 @@ pub struct Progress {
     pub counts: ImportCounts,
 }
 
-/// Reads `rows` on a blocking thread, `BATCH_ROWS` at a time, at most two batches ahead. A
-/// file that cannot be read further ends the stream with an error (never as if it had ended).
-fn read_ahead(rows: hub_bulk::Rows) -> tokio::sync::mpsc::Receiver<Result<Batch, ImportError>> {
+/// Reads and parses `rows` on a blocking thread, `BATCH_ROWS` at a time, at most two batches
+/// ahead of the writes (reading and parsing, phone numbers above all, then use the other core).
+/// A file that cannot be read further ends the stream with an error, never as if it had ended.
+fn read_ahead(
+    rows: hub_bulk::Rows,
+    parser: Parser,
+) -> tokio::sync::mpsc::Receiver<Result<Batch, ImportError>> {
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     tokio::task::spawn_blocking(move || {
         let mut rows = rows;
         loop {
+            let now = Timestamp::now();
             let mut batch = Batch {
-                rows: Vec::with_capacity(BATCH_ROWS),
+                changes: Vec::with_capacity(BATCH_ROWS),
+                rejects: Vec::new(),
+                rows: 0,
+                first_line: 0,
                 last_line: 0,
             };
             for row in rows.by_ref().take(BATCH_ROWS) {
-                if let Err(e) = &row
-                    && e.is_fatal()
-                {
-                    let _ = tx.blocking_send(Err(ImportError::Reader(e.to_string())));
-                    return;
-                }
-                batch.last_line = match &row {
+                let line = match &row {
                     Ok(r) => r.line,
+                    Err(e) if e.is_fatal() => {
+                        let _ = tx.blocking_send(Err(ImportError::Reader(e.to_string())));
+                        return;
+                    }
                     Err(e) => e.line,
                 };
-                batch.rows.push(row);
+                if batch.rows == 0 {
+                    batch.first_line = line;
+                }
+                batch.last_line = line;
+                batch.rows += 1;
+                match row {
+                    Ok(r) => match parser.parse(r, now) {
+                        Ok(c) => batch.changes.push(c),
+                        Err(reject) => batch.rejects.push(reject),
+                    },
+                    Err(e) => batch.rejects.push(row_reject(&e)),
+                }
             }
-            let done = batch.rows.len() < BATCH_ROWS;
-            if !batch.rows.is_empty() && tx.blocking_send(Ok(batch)).is_err() {
+            let done = batch.rows < BATCH_ROWS as u64;
+            if batch.rows > 0 && tx.blocking_send(Ok(batch)).is_err() {
                 return;
             }
             if done {
@@ -152,51 +201,27 @@ pub async fn run_import(
         counts: job.counts,
     };
     let mut dry = DryRun::default();
-    let mut batches = read_ahead(rows);
+    let mut batches = read_ahead(
+        rows,
+        Parser {
+            brand: brand.brand_code,
+            actor,
+            categories,
+        },
+    );
     while let Some(batch) = batches.recv().await {
         let batch = batch?;
-        let now = Timestamp::now();
-        let first_line = match batch.rows.first() {
-            Some(Ok(r)) => r.line,
-            Some(Err(e)) => e.line,
-            None => continue,
-        };
-        let mut rejects = Vec::new();
-        let mut changes = Vec::with_capacity(batch.rows.len());
-        for row in &batch.rows {
-            match row {
-                Err(e) => rejects.push(row_reject(e)),
-                Ok(r) => {
-                    let value = Value::Object(r.fields.clone());
-                    match parse_change(&value, brand.brand_code, now, Origin::Import, &actor) {
-                        Ok(c) => match &c.category {
-                            Some(cat) if !categories.contains(cat) => rejects.push(reject_of(
-                                r.line,
-                                &ApiError::unprocessable(
-                                    "unknown_category",
-                                    format!("category {cat:?} is not defined for this brand"),
-                                )
-                                .field("category")
-                                .value(cat.as_str()),
-                            )),
-                            _ => changes.push(c),
-                        },
-                        Err(e) => rejects.push(reject_of(r.line, &e)),
-                    }
-                }
-            }
-        }
         let mut counts = if job.dry_run {
-            dry.count(store, brand, &changes).await?
+            dry.count(store, brand, &batch.changes).await?
         } else {
-            write_batch(store, brand, job.id, first_line, changes).await?
+            write_batch(store, brand, job.id, batch.first_line, batch.changes).await?
         };
-        counts.rejected += rejects.len() as u64;
+        counts.rejected += batch.rejects.len() as u64;
         let step = ImportProgress {
             line: batch.last_line,
-            rows: batch.rows.len() as u64,
+            rows: batch.rows,
             counts,
-            rejects,
+            rejects: batch.rejects,
         };
         let lease_until = owner.map(|_| {
             Timestamp::now()

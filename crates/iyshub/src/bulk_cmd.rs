@@ -191,8 +191,11 @@ fn rejects_path(args: &ImportArgs) -> PathBuf {
 }
 
 fn summary(job: &ImportJob, rows_per_sec: f64, rejects: Option<&Path>) -> ExitCode {
+    let peak = crate::bench::machine::peak_rss_bytes().map_or(String::new(), |b| {
+        format!("; peak memory {} MiB", b / 1_048_576)
+    });
     println!(
-        "{}import {} of {}: {} rows ({rows_per_sec:.0} rows/s): applied {}, unchanged {}, older {}, rejected {}",
+        "{}import {} of {}: {} rows ({rows_per_sec:.0} rows/s{peak}): applied {}, unchanged {}, older {}, rejected {}",
         if job.dry_run { "dry run: " } else { "" },
         job.id,
         job.file_name.as_deref().unwrap_or("the file"),

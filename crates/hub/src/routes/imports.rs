@@ -145,7 +145,7 @@ pub async fn create_import(
             failed(hub.clone(), job.id, "the file is over 2 GiB".into()).await;
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                "body_too_large",
                 "an import file may be at most 2 GiB; split it",
             ));
         }

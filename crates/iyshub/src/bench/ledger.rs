@@ -105,7 +105,7 @@ async fn batch_on(ctx: &Ctx, db: &Db) -> anyhow::Result<Outcome> {
 }
 
 /// The baseline of `ledger-batch`: `n` rows in transactions of `size`, as multi-row INSERTs.
-async fn plain_batches(
+pub(super) async fn plain_batches(
     pool: &AnyPool,
     backend: Backend,
     n: u64,

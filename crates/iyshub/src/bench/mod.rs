@@ -7,13 +7,14 @@
 //! and, where IYS is involved, its own in-process simulator. The load generator runs in the same
 //! process, sharing the machine's cores with the hub, as a sender on the same host would.
 
+mod bulk;
 mod check;
 mod db;
 mod dispatch;
 mod harness;
 mod ledger;
 mod load;
-mod machine;
+pub(crate) mod machine;
 mod pull;
 
 use std::path::PathBuf;
@@ -41,16 +42,21 @@ pub enum Scenario {
     PullApply,
     /// Queued changes sent to the simulator under IYS's quota.
     Dispatch,
+    /// A generated CSV imported by `iyshub import` (issue #15).
+    Import,
+    /// The imported consents exported as CSV (issue #15).
+    Export,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::LedgerBatch,
         Scenario::LedgerSingle,
         Scenario::CheckSingle,
         Scenario::CheckBatch,
         Scenario::PullApply,
         Scenario::Dispatch,
+        Scenario::Import,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +67,8 @@ impl Scenario {
             Scenario::CheckBatch => "check-batch",
             Scenario::PullApply => "pull-apply",
             Scenario::Dispatch => "dispatch",
+            Scenario::Import => "import",
+            Scenario::Export => "export",
         }
     }
 }
@@ -121,6 +129,8 @@ pub struct Plan {
     pub pull_sizes: [usize; 2],
     /// dispatch: changes queued before the engines start.
     pub dispatch_changes: usize,
+    /// import and export: rows in the generated file.
+    pub import_rows: usize,
 }
 
 impl Plan {
@@ -145,6 +155,7 @@ impl Plan {
                 batch_lookups: 20_000,
                 pull_sizes: [10_000, 20_000],
                 dispatch_changes: 10_000,
+                import_rows: 100_000,
             }
         } else {
             Plan {
@@ -163,6 +174,7 @@ impl Plan {
                 batch_lookups: 50_000,
                 pull_sizes: [10_000, 50_000],
                 dispatch_changes: 20_000,
+                import_rows: 1_000_000,
             }
         };
         if scale == 1.0 {
@@ -189,6 +201,7 @@ impl Plan {
             batch_lookups: n(base.batch_lookups, 100),
             pull_sizes: [n(base.pull_sizes[0], 100), n(base.pull_sizes[1], 200)],
             dispatch_changes: n(base.dispatch_changes, 100),
+            import_rows: n(base.import_rows, 200),
             ..base
         })
     }
@@ -343,7 +356,7 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<ExitCode> {
         println!("  {why}");
     }
     println!(
-        "  plan      {} (ledger-batch {} changes, ledger-single {} over {} connections, check-single {} s per load over {} connections, check-batch {} × {} recipients on {} consents, pull-apply {} and {} movements, dispatch {} changes)",
+        "  plan      {} (ledger-batch {} changes, ledger-single {} over {} connections, check-single {} s per load over {} connections, check-batch {} × {} recipients on {} consents, pull-apply {} and {} movements, dispatch {} changes, import and export {} rows)",
         plan.name,
         plan.ledger_batch_changes,
         plan.single_changes,
@@ -356,6 +369,7 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<ExitCode> {
         plan.pull_sizes[0],
         plan.pull_sizes[1],
         plan.dispatch_changes,
+        plan.import_rows,
     );
     println!();
 
@@ -377,6 +391,10 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 Scenario::CheckBatch => check::batch(&ctx).await.map(|o| vec![o]),
                 Scenario::PullApply => pull::run(&ctx).await,
                 Scenario::Dispatch => dispatch::run(&ctx).await,
+                // One run gives both: the export reads what the import stored.
+                Scenario::Import => bulk::run(&ctx).await,
+                Scenario::Export if scenarios.contains(&Scenario::Import) => continue,
+                Scenario::Export => bulk::run(&ctx).await,
             };
             match result {
                 Ok(list) => {
