@@ -9,9 +9,95 @@ use crate::sql::{consent_row_from, event_from, ms, positional, ts};
 use crate::types::{AuditEntry, ConsentFilter, ConsentRow, Event};
 use crate::{Result, SqlStore};
 
+/// A value bound to a listing's statement.
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+/// The columns a listed consent is read from.
+pub(crate) const CONSENT_COLUMNS: &str = "brand_code, recipient, recipient_type, channel, status, consent_date, source, last_event_id, iys_state, iys_error, conflict, hold, deadline_ms, iys_known, updated_at_ms";
+
+/// The statement of a page of consents and its values, with `$n` placeholders in order (both
+/// databases and rusqlite take them so).
+pub(crate) fn consent_page(
+    brand: BrandCode,
+    filter: &ConsentFilter,
+    after: Option<&ConsentKey>,
+    limit: u32,
+) -> (String, Vec<Bind>) {
+    let mut sql = format!("SELECT {CONSENT_COLUMNS} FROM consent WHERE brand_code = $1");
+    let mut binds = vec![Bind::Int(brand.0 as i64)];
+    let clause = |sql: &mut String, binds: &mut Vec<Bind>, text: &str, value: Bind| {
+        binds.push(value);
+        sql.push_str(&text.replace('#', &format!("${}", binds.len())));
+    };
+    if let Some(k) = after {
+        // Row-value comparison: both databases walk the primary key from there.
+        clause(
+            &mut sql,
+            &mut binds,
+            " AND (recipient, recipient_type, channel) > (#",
+            Bind::Text(k.recipient.clone()),
+        );
+        clause(
+            &mut sql,
+            &mut binds,
+            ", #",
+            Bind::Text(k.recipient_type.as_str().to_owned()),
+        );
+        clause(
+            &mut sql,
+            &mut binds,
+            ", #)",
+            Bind::Text(k.channel.as_str().to_owned()),
+        );
+    }
+    let texts: [(&str, Option<String>); 5] = [
+        ("channel", filter.channel.map(|c| c.as_str().to_owned())),
+        (
+            "recipient_type",
+            filter.recipient_type.map(|t| t.as_str().to_owned()),
+        ),
+        ("status", filter.status.map(|s| s.as_str().to_owned())),
+        ("iys_state", filter.iys_state.map(|s| s.as_str().to_owned())),
+        (
+            "source",
+            filter.source.as_ref().map(|s| s.as_str().to_owned()),
+        ),
+    ];
+    for (column, value) in texts {
+        if let Some(v) = value {
+            clause(
+                &mut sql,
+                &mut binds,
+                &format!(" AND {column} = #"),
+                Bind::Text(v),
+            );
+        }
+    }
+    if let Some(t) = filter.changed_since {
+        clause(
+            &mut sql,
+            &mut binds,
+            " AND updated_at_ms >= #",
+            Bind::Int(ms(t)),
+        );
+    }
+    clause(
+        &mut sql,
+        &mut binds,
+        " ORDER BY recipient, recipient_type, channel LIMIT #",
+        Bind::Int(i64::from(limit)),
+    );
+    (sql, binds)
+}
+
 impl SqlStore {
     /// Consents of a brand matching `filter`, in key order (recipient, recipient type,
-    /// channel), after `after` (exclusive).
+    /// channel), after `after` (exclusive). Read natively (rusqlite on the blocking pool, sqlx's
+    /// PostgreSQL driver): through `Any`, an export would go at the pace of its row conversion.
     pub(crate) async fn list_consents_page(
         &self,
         brand: BrandCode,
@@ -19,63 +105,25 @@ impl SqlStore {
         after: Option<&ConsentKey>,
         limit: u32,
     ) -> Result<Vec<ConsentRow>> {
-        let mut sql = String::from("SELECT * FROM consent WHERE brand_code = $1");
-        let mut n = 1;
-        let mut next = |sql: &mut String, clause: &str| {
-            n += 1;
-            sql.push_str(&clause.replace('#', &format!("${n}")));
-        };
-        if after.is_some() {
-            // Row-value comparison: both databases walk the primary key from there.
-            next(&mut sql, " AND (recipient, recipient_type, channel) > (#");
-            for _ in 0..2 {
-                next(&mut sql, ", #");
-            }
-            sql.push(')');
+        let (sql, binds) = consent_page(brand, filter, after, limit);
+        if let Some(readers) = &self.readers {
+            let readers = readers.clone();
+            return tokio::task::spawn_blocking(move || readers.consents(&sql, &binds))
+                .await
+                .map_err(|e| crate::StoreError::Sqlite(format!("a read was interrupted: {e}")))?;
         }
-        let texts: Vec<(&str, Option<String>)> = vec![
-            ("channel", filter.channel.map(|c| c.as_str().to_owned())),
-            (
-                "recipient_type",
-                filter.recipient_type.map(|t| t.as_str().to_owned()),
-            ),
-            ("status", filter.status.map(|s| s.as_str().to_owned())),
-            ("iys_state", filter.iys_state.map(|s| s.as_str().to_owned())),
-            (
-                "source",
-                filter.source.as_ref().map(|s| s.as_str().to_owned()),
-            ),
-        ];
-        for (column, value) in &texts {
-            if value.is_some() {
-                next(&mut sql, &format!(" AND {column} = #"));
-            }
+        if let Some(pg) = &self.pg {
+            return crate::pg_read::consents(pg, &sql, &binds).await;
         }
-        if filter.changed_since.is_some() {
-            next(&mut sql, " AND updated_at_ms >= #");
-        }
-        next(
-            &mut sql,
-            " ORDER BY recipient, recipient_type, channel LIMIT #",
-        );
         let sql = positional(self.backend, sql);
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(brand.0 as i64);
-        if let Some(k) = after {
-            q = q
-                .bind(k.recipient.clone())
-                .bind(k.recipient_type.as_str())
-                .bind(k.channel.as_str());
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            q = match b {
+                Bind::Int(i) => q.bind(i),
+                Bind::Text(t) => q.bind(t),
+            };
         }
-        for (_, value) in texts {
-            if let Some(v) = value {
-                q = q.bind(v);
-            }
-        }
-        if let Some(t) = filter.changed_since {
-            q = q.bind(ms(t));
-        }
-        q.bind(i64::from(limit))
-            .fetch_all(&self.pool)
+        q.fetch_all(&self.pool)
             .await?
             .iter()
             .map(consent_row_from)

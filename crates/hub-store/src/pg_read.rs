@@ -84,3 +84,49 @@ pub(crate) async fn category_statuses(
     }
     Ok(statuses)
 }
+
+/// A page of consents: the statement and values of [`crate::listing::consent_page`], decoded
+/// natively (exports read millions of rows this way).
+pub(crate) async fn consents(
+    pool: &PgPool,
+    sql: &str,
+    binds: &[crate::listing::Bind],
+) -> Result<Vec<crate::ConsentRow>> {
+    use crate::listing::Bind;
+    use sqlx::Row;
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+    for b in binds {
+        q = match b {
+            Bind::Int(i) => q.bind(*i),
+            Bind::Text(t) => q.bind(t.as_str()),
+        };
+    }
+    q.fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let text = |i: usize| row.try_get::<&str, _>(i);
+            Ok(crate::ConsentRow {
+                key: hub_core::ConsentKey {
+                    brand: BrandCode(row.try_get::<i64, _>(0)? as u64),
+                    recipient: text(1)?.to_owned(),
+                    recipient_type: parse("consent.recipient_type", text(2)?)?,
+                    channel: parse("consent.channel", text(3)?)?,
+                },
+                state: hub_core::ConsentState {
+                    status: parse("consent.status", text(4)?)?,
+                    consent_date: parse("consent.consent_date", text(5)?)?,
+                    source: parse("consent.source", text(6)?)?,
+                    last_event_id: row.try_get(7)?,
+                    iys_state: parse("consent.iys_state", text(8)?)?,
+                    iys_error: row.try_get(9)?,
+                    conflict: row.try_get::<i64, _>(10)? != 0,
+                    hold: row.try_get::<i64, _>(11)? != 0,
+                    deadline: row.try_get::<Option<i64>, _>(12)?.map(crate::sql::ts),
+                    iys_known: row.try_get::<i64, _>(13)? != 0,
+                    updated_at: crate::sql::ts(row.try_get(14)?),
+                },
+            })
+        })
+        .collect()
+}

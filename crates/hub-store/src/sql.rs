@@ -44,9 +44,9 @@ pub struct SqlStore {
     /// Concurrent `apply` batches of a brand, committed together.
     pub(crate) groups: Arc<crate::group::Groups>,
     /// Native read-only connections for send-time checks (SQLite files).
-    readers: Option<Arc<crate::sqlite_read::Readers>>,
+    pub(crate) readers: Option<Arc<crate::sqlite_read::Readers>>,
     /// Native connections for send-time checks (PostgreSQL).
-    pg: Option<sqlx::PgPool>,
+    pub(crate) pg: Option<sqlx::PgPool>,
 }
 
 /// The statement as the backend binds it fastest. SQLite looks a `$n` parameter's name up in a

@@ -139,6 +139,61 @@ impl Readers {
     }
 }
 
+impl Readers {
+    /// A page of consents: the statement and values of [`crate::listing::consent_page`].
+    pub(crate) fn consents(
+        &self,
+        sql: &str,
+        binds: &[crate::listing::Bind],
+    ) -> Result<Vec<crate::ConsentRow>> {
+        use crate::listing::Bind;
+        self.with(|conn| {
+            let mut st = conn.prepare_cached(sql)?;
+            let params: Vec<&dyn rusqlite::ToSql> = binds
+                .iter()
+                .map(|b| match b {
+                    Bind::Int(i) => i as &dyn rusqlite::ToSql,
+                    Bind::Text(t) => t as &dyn rusqlite::ToSql,
+                })
+                .collect();
+            let mut rows = st.query(params.as_slice())?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(consent_row(row)?);
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// A consent from the columns of [`crate::listing::CONSENT_COLUMNS`], in their order.
+fn consent_row(row: &rusqlite::Row<'_>) -> Result<crate::ConsentRow> {
+    let text =
+        |i: usize| -> Result<&str> { Ok(row.get_ref(i)?.as_str().map_err(rusqlite::Error::from)?) };
+    let flag = |i: usize| -> Result<bool> { Ok(row.get::<_, i64>(i)? != 0) };
+    Ok(crate::ConsentRow {
+        key: hub_core::ConsentKey {
+            brand: BrandCode(row.get::<_, i64>(0)? as u64),
+            recipient: text(1)?.to_owned(),
+            recipient_type: parse("consent.recipient_type", text(2)?)?,
+            channel: parse("consent.channel", text(3)?)?,
+        },
+        state: hub_core::ConsentState {
+            status: parse("consent.status", text(4)?)?,
+            consent_date: parse("consent.consent_date", text(5)?)?,
+            source: parse("consent.source", text(6)?)?,
+            last_event_id: row.get(7)?,
+            iys_state: parse("consent.iys_state", text(8)?)?,
+            iys_error: row.get(9)?,
+            conflict: flag(10)?,
+            hold: flag(11)?,
+            deadline: row.get::<_, Option<i64>>(12)?.map(crate::sql::ts),
+            iys_known: flag(13)?,
+            updated_at: crate::sql::ts(row.get(14)?),
+        },
+    })
+}
+
 fn marks(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
