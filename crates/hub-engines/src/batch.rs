@@ -48,6 +48,7 @@ mod tests {
             sub_request_id: None,
             submitted_at: None,
             bulk_index: None,
+            created_at: Timestamp::from_second(0).unwrap(),
         }
     }
 

@@ -192,6 +192,7 @@ impl Engines {
                 }
             }
         }
+        crate::observe_ages(&settled, self.now());
         self.store
             .settle(brand.brand_code, &self.owner, settled, self.now())
             .await?;

@@ -37,6 +37,20 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
+/// Records how long each change that IYS has now answered for good took from the ledger to that
+/// answer (`iyshub_outbox_age_seconds`, by outcome): the hub's side of IYS's 3-business-day rule.
+fn observe_ages(settled: &[(hub_store::OutboxItem, hub_store::Settlement)], now: Timestamp) {
+    for (item, settlement) in settled {
+        let outcome = match settlement {
+            hub_store::Settlement::Delivered { .. } => "delivered",
+            hub_store::Settlement::Refused { .. } => "refused",
+            _ => continue,
+        };
+        let age = now.duration_since(item.created_at).as_secs_f64().max(0.0);
+        metrics::histogram!("iyshub_outbox_age_seconds", "outcome" => outcome).record(age);
+    }
+}
+
 pub use backfill::{BackfillReport, Backfills};
 pub use batch::{Send as SendPlan, plan};
 pub use poller::BULK_RESULT_MISSING;
@@ -276,5 +290,71 @@ impl Engines {
         };
         let reconciled = self.reconcile_due(brand, &client).await?;
         Ok(sent + polled + pulled > 0 || reconciled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hub_core::Channel;
+    use hub_store::{OutboxItem, Settlement};
+    use iys::{ConsentDate, ConsentStatus, ConsentType, HsSource, RecipientType, Source};
+    use jiff::Timestamp;
+
+    fn item(created: i64) -> OutboxItem {
+        OutboxItem {
+            id: 1,
+            event_id: 1,
+            recipient: "+905321234567".into(),
+            recipient_type: RecipientType::Bireysel,
+            channel: Channel::Iys(ConsentType::Mesaj),
+            status: ConsentStatus::Ret,
+            consent_date: ConsentDate::parse("2026-11-27 10:00:00").unwrap(),
+            source: Source::Hs(HsSource::HsWeb),
+            attempts: 0,
+            deadline: Timestamp::from_second(created + 86_400).unwrap(),
+            request_id: None,
+            sub_request_id: None,
+            submitted_at: None,
+            bulk_index: None,
+            created_at: Timestamp::from_second(created).unwrap(),
+        }
+    }
+
+    #[test]
+    fn final_answers_are_timed_from_the_ledger() {
+        let recorder = hub::metrics::recorder();
+        let handle = recorder.handle();
+        let now = Timestamp::from_second(1_000 + 7_200).unwrap();
+        let settled = vec![
+            (
+                item(1_000),
+                Settlement::Delivered {
+                    transaction_id: "t".into(),
+                    creation_date: None,
+                },
+            ),
+            (
+                item(1_000),
+                Settlement::Retry {
+                    error: "timeout".into(),
+                    at: now,
+                },
+            ),
+        ];
+        metrics::with_local_recorder(&recorder, || super::observe_ages(&settled, now));
+        let text = handle.render();
+        assert!(
+            text.contains("iyshub_outbox_age_seconds_bucket{outcome=\"delivered\",le=\"14400\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("iyshub_outbox_age_seconds_bucket{outcome=\"delivered\",le=\"3600\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("iyshub_outbox_age_seconds_count{outcome=\"delivered\"} 1"));
+        assert!(
+            !text.contains("outcome=\"retry\""),
+            "only final answers: {text}"
+        );
     }
 }

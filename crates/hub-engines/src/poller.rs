@@ -89,6 +89,7 @@ impl Engines {
                 settled.push((item, s));
             }
         }
+        crate::observe_ages(&settled, self.now());
         self.store
             .settle(brand.brand_code, &self.owner, settled, self.now())
             .await?;

@@ -30,6 +30,8 @@ pub struct OutboxItem {
     pub submitted_at: Option<Timestamp>,
     /// Its position in that bulk request (IYS's result `index`).
     pub bulk_index: Option<i64>,
+    /// When the change was recorded (the outbox row written with it).
+    pub created_at: Timestamp,
 }
 
 /// How a delivery attempt ended for one row.

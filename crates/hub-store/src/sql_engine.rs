@@ -37,6 +37,7 @@ pub(crate) fn item_from(r: &AnyRow) -> Result<OutboxItem> {
         sub_request_id: r.try_get("sub_request_id")?,
         submitted_at: r.try_get::<Option<i64>, _>("submitted_at_ms")?.map(ts),
         bulk_index: r.try_get("bulk_index")?,
+        created_at: ts(r.try_get("created_at_ms")?),
     })
 }
 

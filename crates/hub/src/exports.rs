@@ -127,3 +127,38 @@ pub async fn export(
         }
     }
 }
+
+/// Streams an import's rejected rows as CSV (`line,code,field,value,message`) to `tx`, in line
+/// order, a page at a time.
+pub async fn rejects(store: &SqlStore, import: i64, tx: Sender<Result<Vec<u8>, std::io::Error>>) {
+    const PAGE: u32 = 5_000;
+    let mut out = b"line,code,field,value,message\n".to_vec();
+    let mut after = 0u64;
+    loop {
+        let page = match store.import_rejects(import, after, PAGE).await {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                return;
+            }
+        };
+        for r in &page {
+            let line = r.line.to_string();
+            csv_line(
+                &mut out,
+                &[
+                    Some(line.as_str()),
+                    Some(r.code.as_str()),
+                    r.field.as_deref(),
+                    r.value.as_deref(),
+                    Some(r.message.as_str()),
+                ],
+            );
+        }
+        let last = page.len() < PAGE as usize;
+        after = page.last().map_or(after, |r| r.line);
+        if tx.send(Ok(std::mem::take(&mut out))).await.is_err() || last {
+            return;
+        }
+    }
+}

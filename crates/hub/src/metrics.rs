@@ -49,12 +49,25 @@ impl Default for Metrics {
     }
 }
 
+/// Buckets of a change's time from the ledger to IYS's answer, in seconds: from the fast
+/// simulator's moments to IYS's three business days (and the long weekends around them).
+const AGE_BUCKETS: [f64; 12] = [
+    1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3_600.0, 14_400.0, 43_200.0, 86_400.0, 259_200.0, 432_000.0,
+];
+
 /// A recorder with the hub's histogram buckets.
 pub fn recorder() -> PrometheusRecorder {
-    let builder = PrometheusBuilder::new();
-    match builder.set_buckets(&BUCKETS) {
+    let builder = PrometheusBuilder::new()
+        .set_buckets(&BUCKETS)
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full("iyshub_outbox_age_seconds".into()),
+                &AGE_BUCKETS,
+            )
+        });
+    match builder {
         Ok(b) => b.build_recorder(),
-        // Only refused for an empty list, which BUCKETS is not.
+        // Only refused for an empty list, which neither is.
         Err(_) => PrometheusBuilder::new().build_recorder(),
     }
 }

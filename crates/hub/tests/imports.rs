@@ -343,5 +343,20 @@ async fn a_worker_resumes_an_import_another_left_mid_file() {
         1,
         "no row twice"
     );
+    // A large export, gzipped for a caller that accepts it, streams to its end.
+    let zipped = server
+        .http
+        .get(server.url("/exports"))
+        .bearer_auth(KEY)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    let bytes = zipped.bytes().await.unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
+        .unwrap();
+    assert_eq!(text.lines().count(), 12_001, "a header and every consent");
     server.stop().await;
 }

@@ -326,33 +326,19 @@ async fn import_into(store: &Arc<SqlStore>, args: &ImportArgs) -> anyhow::Result
     Ok(summary(&job, rate, Some(&path)))
 }
 
-async fn write_rejects(store: &SqlStore, id: i64, path: &Path) -> anyhow::Result<()> {
+async fn write_rejects(store: &Arc<SqlStore>, id: i64, path: &Path) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
     );
-    out.write_all(b"line,code,field,value,message\n")?;
-    let mut after = 0;
-    loop {
-        let page = store.import_rejects(id, after, 5_000).await?;
-        let mut buf = Vec::new();
-        for r in &page {
-            hub::exports::csv_line(
-                &mut buf,
-                &[
-                    Some(r.line.to_string().as_str()),
-                    Some(r.code.as_str()),
-                    r.field.as_deref(),
-                    r.value.as_deref(),
-                    Some(r.message.as_str()),
-                ],
-            );
-        }
-        out.write_all(&buf)?;
-        match page.last() {
-            Some(r) if page.len() == 5_000 => after = r.line,
-            _ => break,
-        }
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let reader = {
+        let store = store.clone();
+        tokio::spawn(async move { hub::exports::rejects(&store, id, tx).await })
+    };
+    while let Some(chunk) = rx.recv().await {
+        out.write_all(&chunk?)?;
     }
+    reader.await?;
     out.flush()?;
     Ok(())
 }

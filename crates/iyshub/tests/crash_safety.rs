@@ -169,6 +169,8 @@ impl Setup {
                 .env("IYSHUB_BIND", api.to_string())
                 .env("IYSHUB_SIM_BIND", sim.to_string())
                 .env("IYSHUB_METRICS_BIND", "off")
+                // The checks read every recipient back as fast as they can: not a rate test.
+                .env("IYSHUB_RATE_LIMIT", "0")
                 .stdin(Stdio::null())
                 .stdout(out)
                 .stderr(err)

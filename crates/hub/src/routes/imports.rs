@@ -7,9 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use hub_core::{Channel, IysState};
-use hub_store::{ConsentFilter, ImportState, ImportVia, NewImport, Scope};
-use iys::{ConsentStatus, RecipientType, Source};
+use hub_store::{ImportState, ImportVia, NewImport, Scope};
 
 use crate::HubState;
 use crate::api::brand_for;
@@ -21,7 +19,7 @@ use crate::dto::imports::{
 use crate::dto::params::BrandCodePath;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
-use crate::routes::listing::{page_size, param};
+use crate::routes::listing::{FilterText, consent_filter, page_size, param};
 
 /// The largest file an upload may be.
 pub const MAX_IMPORT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
@@ -277,38 +275,9 @@ pub async fn get_import_rejects(
         .import_job(brand.brand_code, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("import {id} not found")))?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
     let store = hub.store.clone();
-    tokio::spawn(async move {
-        let mut after = 0u64;
-        let mut out = b"line,code,field,value,message\n".to_vec();
-        loop {
-            let page = match store.import_rejects(id, after, 5_000).await {
-                Ok(p) => p,
-                Err(e) => {
-                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                    return;
-                }
-            };
-            for r in &page {
-                crate::exports::csv_line(
-                    &mut out,
-                    &[
-                        Some(r.line.to_string().as_str()),
-                        Some(r.code.as_str()),
-                        r.field.as_deref(),
-                        r.value.as_deref(),
-                        Some(r.message.as_str()),
-                    ],
-                );
-            }
-            let last = page.len() < 5_000;
-            after = page.last().map_or(after, |r| r.line);
-            if tx.send(Ok(std::mem::take(&mut out))).await.is_err() || last {
-                return;
-            }
-        }
-    });
+    tokio::spawn(async move { crate::exports::rejects(&store, id, tx).await });
     Ok(streamed(
         rx,
         "text/csv; charset=utf-8",
@@ -322,9 +291,10 @@ pub fn streamed(
     content_type: &'static str,
     file_name: &str,
 ) -> Response {
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    });
+    // A channel's receiver answers `None` for good once closed, so the body may poll it again
+    // after the end (a stream like `unfold` would panic there).
+    let mut rx = rx;
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
@@ -370,26 +340,14 @@ pub async fn export_consents(
             );
         }
     };
-    let filter = ConsentFilter {
-        channel: param::<Channel>("channel", q.channel.as_deref(), "a channel such as MESAJ")?,
-        recipient_type: param::<RecipientType>(
-            "recipientType",
-            q.recipient_type.as_deref(),
-            "BIREYSEL or TACIR",
-        )?,
-        status: param::<ConsentStatus>("status", q.status.as_deref(), "ONAY or RET")?,
-        iys_state: param::<IysState>(
-            "iysState",
-            q.iys_state.as_deref(),
-            "in_iys, pending, held, rejected, not_in_iys or local_only",
-        )?,
-        source: param::<Source>("source", q.source.as_deref(), "a source such as HS_WEB")?,
-        changed_since: param::<jiff::Timestamp>(
-            "changedSince",
-            q.changed_since.as_deref(),
-            "an RFC 3339 instant such as 2026-11-01T00:00:00Z",
-        )?,
-    };
+    let filter = consent_filter(&FilterText {
+        channel: q.channel.as_deref(),
+        recipient_type: q.recipient_type.as_deref(),
+        status: q.status.as_deref(),
+        iys_state: q.iys_state.as_deref(),
+        source: q.source.as_deref(),
+        changed_since: q.changed_since.as_deref(),
+    })?;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let store = hub.store.clone();
     let code = brand.brand_code;

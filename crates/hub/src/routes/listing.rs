@@ -53,6 +53,40 @@ pub(crate) fn param<T: std::str::FromStr>(
         .transpose()
 }
 
+/// The filters of a consent listing or export, as given in the query.
+pub(crate) struct FilterText<'a> {
+    pub channel: Option<&'a str>,
+    pub recipient_type: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub iys_state: Option<&'a str>,
+    pub source: Option<&'a str>,
+    pub changed_since: Option<&'a str>,
+}
+
+/// The filters read, or 422 naming the first that is not valid.
+pub(crate) fn consent_filter(q: &FilterText<'_>) -> ApiResult<ConsentFilter> {
+    Ok(ConsentFilter {
+        channel: param::<Channel>("channel", q.channel, "a channel such as MESAJ")?,
+        recipient_type: param::<RecipientType>(
+            "recipientType",
+            q.recipient_type,
+            "BIREYSEL or TACIR",
+        )?,
+        status: param::<ConsentStatus>("status", q.status, "ONAY or RET")?,
+        iys_state: param::<IysState>(
+            "iysState",
+            q.iys_state,
+            "in_iys, pending, held, rejected, not_in_iys or local_only",
+        )?,
+        source: param::<Source>("source", q.source, "a source such as HS_WEB")?,
+        changed_since: param::<jiff::Timestamp>(
+            "changedSince",
+            q.changed_since,
+            "an RFC 3339 instant such as 2026-11-01T00:00:00Z",
+        )?,
+    })
+}
+
 /// A consent cursor is the last key of a page, hex-encoded JSON: opaque to clients, checked when
 /// it comes back.
 fn encode_cursor(key: &ConsentKey) -> String {
@@ -111,26 +145,14 @@ pub async fn list_consents(
     let brand = brand_for(&hub, &caller, &code, Scope::Read).await?;
     let q = query.parse()?;
     let limit = page_size(q.limit.as_deref())?;
-    let filter = ConsentFilter {
-        channel: param::<Channel>("channel", q.channel.as_deref(), "a channel such as MESAJ")?,
-        recipient_type: param::<RecipientType>(
-            "recipientType",
-            q.recipient_type.as_deref(),
-            "BIREYSEL or TACIR",
-        )?,
-        status: param::<ConsentStatus>("status", q.status.as_deref(), "ONAY or RET")?,
-        iys_state: param::<IysState>(
-            "iysState",
-            q.iys_state.as_deref(),
-            "in_iys, pending, held, rejected, not_in_iys or local_only",
-        )?,
-        source: param::<Source>("source", q.source.as_deref(), "a source such as HS_WEB")?,
-        changed_since: param::<jiff::Timestamp>(
-            "changedSince",
-            q.changed_since.as_deref(),
-            "an RFC 3339 instant such as 2026-11-01T00:00:00Z",
-        )?,
-    };
+    let filter = consent_filter(&FilterText {
+        channel: q.channel.as_deref(),
+        recipient_type: q.recipient_type.as_deref(),
+        status: q.status.as_deref(),
+        iys_state: q.iys_state.as_deref(),
+        source: q.source.as_deref(),
+        changed_since: q.changed_since.as_deref(),
+    })?;
     let after = q
         .cursor
         .as_deref()
