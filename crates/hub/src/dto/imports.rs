@@ -105,20 +105,6 @@ pub struct ImportPage {
     pub next_cursor: Option<String>,
 }
 
-/// The query of an import listing.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ImportListQuery {
-    /// Where to go on: the `nextCursor` of the previous page.
-    #[param(value_type = Option<String>, pattern = "^[0-9]+$")]
-    pub cursor: Option<String>,
-    /// How many imports a page has (1–1000; else 422 invalid_value).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, default = 100)]
-    pub limit: Option<String>,
-}
-
-impl RequestBody for ImportListQuery {}
-
 /// An import's id in the path.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]

@@ -61,11 +61,11 @@ pub struct ConsentPage {
     pub next_cursor: Option<String>,
 }
 
-/// The query of an audit log page.
+/// The query of a page of a newest-first listing by id (the audit log, imports).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct AuditQuery {
-    /// Where to go on: the `nextCursor` of the previous page (entries older than it).
+pub struct NewestFirstQuery {
+    /// Where to go on: the `nextCursor` of the previous page (older entries).
     #[param(value_type = Option<String>, pattern = "^[0-9]+$")]
     pub cursor: Option<String>,
     /// How many entries a page has (1–1000; else 422 invalid_value).
@@ -74,7 +74,7 @@ pub struct AuditQuery {
 }
 
 /// Other parameters are ignored.
-impl RequestBody for AuditQuery {}
+impl RequestBody for NewestFirstQuery {}
 
 /// Who did what to the brand, and when.
 #[derive(Debug, Serialize, ToSchema)]

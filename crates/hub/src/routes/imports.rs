@@ -13,13 +13,12 @@ use crate::HubState;
 use crate::api::brand_for;
 use crate::auth::Caller;
 use crate::dto::error::ErrorResponse;
-use crate::dto::imports::{
-    ExportQuery, ImportInfo, ImportListQuery, ImportPage, ImportPath, ImportQuery,
-};
+use crate::dto::imports::{ExportQuery, ImportInfo, ImportPage, ImportPath, ImportQuery};
+use crate::dto::listing::NewestFirstQuery;
 use crate::dto::params::BrandCodePath;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
-use crate::routes::listing::{FilterText, consent_filter, page_size, param};
+use crate::routes::listing::{FilterText, consent_filter, newest_first, next_id, param};
 
 /// The largest file an upload may be.
 pub const MAX_IMPORT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
@@ -186,7 +185,7 @@ pub async fn create_import(
     path = "/api/v1/brands/{brandCode}/imports",
     tag = "imports",
     operation_id = "listImports",
-    params(BrandCodePath, ImportListQuery),
+    params(BrandCodePath, NewestFirstQuery),
     security(("apiKey" = ["read"])),
     responses(
         (status = 200, description = "A page of imports.", body = ImportPage),
@@ -197,21 +196,12 @@ pub async fn list_imports(
     State(hub): State<HubState>,
     caller: Caller,
     Path(code): Path<String>,
-    query: Query<ImportListQuery>,
+    query: Query<NewestFirstQuery>,
 ) -> ApiResult<Json<ImportPage>> {
     let brand = brand_for(&hub, &caller, &code, Scope::Read).await?;
-    let q = query.parse()?;
-    let limit = page_size(q.limit.as_deref())?;
-    let before = param::<u64>(
-        "cursor",
-        q.cursor.as_deref(),
-        "the nextCursor of a previous page",
-    )?
-    .map(|c| i64::try_from(c).unwrap_or(i64::MAX));
+    let (before, limit) = newest_first(&query.parse()?)?;
     let jobs = hub.store.imports(brand.brand_code, before, limit).await?;
-    let next_cursor = (jobs.len() == limit as usize)
-        .then(|| jobs.last().map(|j| j.id.to_string()))
-        .flatten();
+    let next_cursor = next_id(jobs.len(), limit, jobs.last().map(|j| j.id));
     Ok(Json(ImportPage {
         imports: jobs.into_iter().map(ImportInfo::from).collect(),
         next_cursor,

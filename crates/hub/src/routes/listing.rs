@@ -14,7 +14,7 @@ use crate::auth::Caller;
 use crate::dto::consents::ChannelState;
 use crate::dto::error::ErrorResponse;
 use crate::dto::listing::{
-    AuditEntry, AuditPage, AuditQuery, ConsentListQuery, ConsentPage, ListedConsent,
+    AuditEntry, AuditPage, ConsentListQuery, ConsentPage, ListedConsent, NewestFirstQuery,
 };
 use crate::dto::params::BrandCodePath;
 use crate::error::{ApiError, ApiResult};
@@ -51,6 +51,25 @@ pub(crate) fn param<T: std::str::FromStr>(
             })
         })
         .transpose()
+}
+
+/// Where a newest-first page by id starts (before the cursor's id) and how long it is.
+pub(crate) fn newest_first(q: &NewestFirstQuery) -> ApiResult<(Option<i64>, u32)> {
+    let limit = page_size(q.limit.as_deref())?;
+    let before = param::<u64>(
+        "cursor",
+        q.cursor.as_deref(),
+        "the nextCursor of a previous page",
+    )?
+    .map(|c| i64::try_from(c).unwrap_or(i64::MAX));
+    Ok((before, limit))
+}
+
+/// The next page's cursor: the last id of a full page; none after a short one.
+pub(crate) fn next_id(len: usize, limit: u32, last: Option<i64>) -> Option<String> {
+    (len == limit as usize)
+        .then(|| last.map(|id| id.to_string()))
+        .flatten()
 }
 
 /// The filters of a consent listing or export, as given in the query.
@@ -188,7 +207,7 @@ pub async fn list_consents(
     path = "/api/v1/brands/{brandCode}/audit-log",
     tag = "brands",
     operation_id = "getAuditLog",
-    params(BrandCodePath, AuditQuery),
+    params(BrandCodePath, NewestFirstQuery),
     security(("apiKey" = ["admin"])),
     responses(
         (status = 200, description = "A page of the audit log.", body = AuditPage),
@@ -199,24 +218,15 @@ pub async fn get_audit_log(
     State(hub): State<HubState>,
     caller: Caller,
     Path(code): Path<String>,
-    query: Query<AuditQuery>,
+    query: Query<NewestFirstQuery>,
 ) -> ApiResult<Json<AuditPage>> {
     let brand = brand_for(&hub, &caller, &code, Scope::Admin).await?;
-    let q = query.parse()?;
-    let limit = page_size(q.limit.as_deref())?;
-    let before = param::<u64>(
-        "cursor",
-        q.cursor.as_deref(),
-        "the nextCursor of a previous page",
-    )?
-    .map(|c| i64::try_from(c).unwrap_or(i64::MAX));
+    let (before, limit) = newest_first(&query.parse()?)?;
     let entries = hub
         .store
         .audit_log(Some(brand.brand_code), before, limit)
         .await?;
-    let next_cursor = (entries.len() == limit as usize)
-        .then(|| entries.last().map(|e| e.id.to_string()))
-        .flatten();
+    let next_cursor = next_id(entries.len(), limit, entries.last().map(|e| e.id));
     Ok(Json(AuditPage {
         entries: entries.into_iter().map(AuditEntry::from).collect(),
         next_cursor,
