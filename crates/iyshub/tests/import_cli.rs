@@ -301,3 +301,95 @@ async fn a_dry_run_writes_nothing_and_an_export_imports_back_unchanged() {
     );
     assert_eq!(export(&data), exported, "the same state");
 }
+
+/// Two free loopback ports (the hub's API and its simulator).
+fn free_ports() -> (std::net::SocketAddr, std::net::SocketAddr) {
+    let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    (a.local_addr().unwrap(), b.local_addr().unwrap())
+}
+
+/// `iyshub import --url`: the file uploaded to a running hub, followed to its end, its rejects
+/// downloaded; a key without write scope is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_through_a_running_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let file = dir.path().join("izinler.csv");
+    std::fs::write(
+        &file,
+        "ALICI,IZIN TURU,DURUM,IZIN KAYNAGI,IZIN TARIHI\n\
+         0532 111 11 11,MESAJ,1,HS_WEB,01.11.2025 10:00\n\
+         0532 222 22 22,MESAJ,0,HS_WEB,01.11.2025 10:00\n\
+         0532 333 33 33,MESAJ,BELKI,HS_WEB,01.11.2025 10:00\n",
+    )
+    .unwrap();
+    let (api, sim) = free_ports();
+    let mut hub = iyshub(&data)
+        .arg("serve")
+        .env("IYSHUB_BIND", api.to_string())
+        .env("IYSHUB_SIM_BIND", sim.to_string())
+        .env("IYSHUB_METRICS_BIND", "off")
+        .env("IYSHUB_ADMIN_KEY", "cli-admin-key")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://{api}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "the hub did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let upload = |key: &'static str| {
+        let (file, base) = (file.clone(), base.clone());
+        let mut cmd = iyshub(&data);
+        cmd.arg("import")
+            .arg(file)
+            .args(["--brand", &BRAND.to_string(), "--url", &base])
+            .env("IYSHUB_API_KEY", key);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+    let refused = upload("not-a-key").await.unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+
+    let out = upload("cli-admin-key").await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "one row rejected: {}",
+        text(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("3 rows") && stdout.contains("applied 2, unchanged 0, older 0, rejected 1"),
+        "{}",
+        text(&out)
+    );
+    let rejects = rejects(&dir.path().join("izinler.csv.rejects.csv"));
+    assert_eq!(
+        rejects.into_iter().collect::<Vec<_>>(),
+        [(4, ("H115".to_owned(), Some("status".to_owned())))]
+    );
+    let state: serde_json::Value = http
+        .get(format!(
+            "{base}/api/v1/brands/{BRAND}/recipients/%2B905322222222"
+        ))
+        .bearer_auth("cli-admin-key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["channels"][0]["status"], "RET", "{state}");
+    hub.kill().unwrap();
+    hub.wait().unwrap();
+}
