@@ -130,3 +130,61 @@ pub(crate) async fn consents(
         })
         .collect()
 }
+
+/// A text value as an SQL literal. Only the filters' enum texts reach it (COPY takes no bound
+/// parameters); quotes are doubled all the same.
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The `COPY … TO STDOUT` of an export: the listing's rows in the importer's CSV columns (those
+/// of `hub::exports::COLUMNS`), header included, in key order. PostgreSQL's CSV quoting is
+/// RFC 4180's, as the page-by-page writer's.
+pub(crate) fn copy_consents_sql(brand: BrandCode, filter: &crate::ConsentFilter) -> String {
+    let iys = "('MESAJ', 'ARAMA', 'EPOSTA')";
+    let mut sql = format!(
+        "COPY (SELECT recipient, CASE WHEN channel IN {iys} THEN channel END AS type, \
+         CASE WHEN channel NOT IN {iys} THEN channel END AS channel, recipient_type AS \"recipientType\", \
+         status, consent_date AS \"consentDate\", source, iys_state AS \"iysState\" \
+         FROM consent WHERE brand_code = {}",
+        brand.0 as i64
+    );
+    let texts: [(&str, Option<String>); 5] = [
+        ("channel", filter.channel.map(|c| c.as_str().to_owned())),
+        (
+            "recipient_type",
+            filter.recipient_type.map(|t| t.as_str().to_owned()),
+        ),
+        ("status", filter.status.map(|s| s.as_str().to_owned())),
+        ("iys_state", filter.iys_state.map(|s| s.as_str().to_owned())),
+        (
+            "source",
+            filter.source.as_ref().map(|s| s.as_str().to_owned()),
+        ),
+    ];
+    for (column, value) in texts {
+        if let Some(v) = value {
+            sql.push_str(&format!(" AND {column} = {}", literal(&v)));
+        }
+    }
+    if let Some(t) = filter.changed_since {
+        sql.push_str(&format!(" AND updated_at_ms >= {}", crate::sql::ms(t)));
+    }
+    sql.push_str(
+        " ORDER BY recipient, recipient_type, channel) TO STDOUT WITH (FORMAT csv, HEADER true)",
+    );
+    sql
+}
+
+/// The export's CSV as PostgreSQL writes it, streamed from the server.
+pub(crate) async fn copy_consents(
+    pool: &PgPool,
+    sql: &str,
+) -> Result<futures_util::stream::BoxStream<'static, Result<Vec<u8>>>> {
+    use futures_util::StreamExt;
+    use sqlx::postgres::PgPoolCopyExt;
+    let stream = pool.copy_out_raw(sql).await?;
+    Ok(stream
+        .map(|chunk| chunk.map(|b| b.to_vec()).map_err(crate::StoreError::from))
+        .boxed())
+}
