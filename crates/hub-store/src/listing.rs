@@ -95,23 +95,6 @@ pub(crate) fn consent_page(
 }
 
 impl SqlStore {
-    /// PostgreSQL: the consents of `brand` matching `filter` as the export's CSV, written by the
-    /// server itself (`COPY … TO STDOUT`) and streamed; `None` on SQLite, whose pages are fast
-    /// enough through rusqlite.
-    pub async fn export_csv(
-        &self,
-        brand: BrandCode,
-        filter: &ConsentFilter,
-    ) -> Result<Option<futures_util::stream::BoxStream<'static, Result<Vec<u8>>>>> {
-        match &self.pg {
-            Some(pg) => {
-                let sql = crate::pg_read::copy_consents_sql(brand, filter);
-                Ok(Some(crate::pg_read::copy_consents(pg, &sql).await?))
-            }
-            None => Ok(None),
-        }
-    }
-
     /// Consents of a brand matching `filter`, in key order (recipient, recipient type,
     /// channel), after `after` (exclusive). Read natively (rusqlite on the blocking pool, sqlx's
     /// PostgreSQL driver): through `Any`, an export would go at the pace of its row conversion.

@@ -93,16 +93,6 @@ pub async fn export(
     format: ExportFormat,
     tx: Sender<Result<Vec<u8>, std::io::Error>>,
 ) -> u64 {
-    if format == ExportFormat::Csv {
-        match store.export_csv(brand, filter).await {
-            Ok(Some(stream)) => return relay(stream, tx).await,
-            Ok(None) => {}
-            Err(e) => {
-                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                return 0;
-            }
-        }
-    }
     let mut out = Vec::with_capacity(1 << 20);
     if format == ExportFormat::Csv {
         let header: Vec<Option<&str>> = COLUMNS.iter().map(|c| Some(*c)).collect();
@@ -136,26 +126,6 @@ pub async fn export(
             return written;
         }
     }
-}
-
-/// Passes the server's CSV on; the rows are its lines but the header.
-async fn relay(
-    mut stream: futures_util::stream::BoxStream<'static, hub_store::Result<Vec<u8>>>,
-    tx: Sender<Result<Vec<u8>, std::io::Error>>,
-) -> u64 {
-    use futures_util::StreamExt;
-    let mut lines = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()));
-        if let Ok(bytes) = &chunk {
-            lines += bytes.iter().filter(|b| **b == b'\n').count() as u64;
-        }
-        let failed = chunk.is_err();
-        if tx.send(chunk).await.is_err() || failed {
-            break;
-        }
-    }
-    lines.saturating_sub(1)
 }
 
 /// Streams an import's rejected rows as CSV (`line,code,field,value,message`) to `tx`, in line

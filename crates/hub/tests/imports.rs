@@ -222,8 +222,7 @@ async fn an_upload_stores_the_good_rows_and_lists_the_bad_ones() {
 
     // An export imports back to the same state.
     let exported = server.get_text("/exports").await;
-    // The export (PostgreSQL writes it with COPY, SQLite page by page) says what the listing
-    // says, in the importer's columns.
+    // The export says what the listing says, in the importer's columns.
     let listed: Value = serde_json::from_str(&server.get_text("/consents").await).unwrap();
     let mut expected =
         String::from("recipient,type,channel,recipientType,status,consentDate,source,iysState\n");
