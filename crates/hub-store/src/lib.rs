@@ -8,6 +8,7 @@
 
 mod connection;
 mod engine;
+mod events;
 mod group;
 mod imports;
 mod listing;
@@ -18,6 +19,7 @@ mod sql;
 mod sql_engine;
 mod sqlite_read;
 mod state;
+mod stats;
 #[cfg(any(test, feature = "testkit"))]
 pub mod story;
 #[cfg(any(test, feature = "testkit"))]
@@ -28,10 +30,12 @@ use std::future::Future;
 
 pub use connection::*;
 pub use engine::*;
+pub use events::*;
 pub use imports::*;
 pub use reconcile::*;
 pub use sql::SqlStore;
 pub use state::OutboxState;
+pub use stats::*;
 pub use types::*;
 
 use hub_core::{BrandCode, Change};

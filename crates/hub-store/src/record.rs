@@ -5,9 +5,12 @@
 //! outbox rows are written as multi-row statements. The outcome is exactly that of applying the
 //! changes one by one.
 
+mod changes;
 mod reads;
 
 use std::collections::HashMap;
+
+use changes::ChangeRow;
 
 use hub_core::{Change, ConsentState, Mode, Outcome, decide};
 use jiff::Timestamp;
@@ -25,7 +28,7 @@ const ROWS: usize = 500;
 /// batches): past a few dozen rows a statement costs more per row through the driver than it
 /// saves in round trips, sooner on SQLite (in process, no round trip to save) than on
 /// PostgreSQL; 500-row statements ran at a tenth of the speed of 16-row ones on SQLite.
-fn rows_per_statement(backend: Backend) -> usize {
+pub(crate) fn rows_per_statement(backend: Backend) -> usize {
     match backend {
         Backend::Sqlite => 16,
         Backend::Postgres => 64,
@@ -149,6 +152,7 @@ impl SqlStore {
         let mut final_states: HashMap<Key, ConsentState> = HashMap::new();
         let mut final_categories: HashMap<(String, String), ConsentState> = HashMap::new();
         let mut applied = Vec::with_capacity(changes.len());
+        let mut status_changes: Vec<ChangeRow> = Vec::new();
         for ch in changes {
             let key: Key = (
                 ch.key.recipient.clone(),
@@ -212,6 +216,12 @@ impl SqlStore {
             };
             let decision = decide(current.as_ref(), &ch, mode);
             let index = events.len();
+            status_changes.extend(ChangeRow::of(
+                index,
+                &ch,
+                current.as_ref(),
+                decision.state.as_ref(),
+            ));
             let mut state = decision.state.clone();
             if let Some(s) = &mut state {
                 // A new state points at this event; a kept one (older, no-op, hold or
@@ -410,6 +420,8 @@ impl SqlStore {
             }
             query.execute(&mut *conn).await?;
         }
+        self.write_changes(conn, b, &status_changes, &event_ids)
+            .await?;
         self.write_outbox(
             conn,
             b,
