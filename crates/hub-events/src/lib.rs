@@ -1,0 +1,59 @@
+//! Delivery of the hub's automation events.
+//!
+//! A [`ConsentEvent`] is one state change of a consent (a row of the hub's `change_event`
+//! table). This crate turns it into a CloudEvents 1.0 JSON event ([`ConsentEvent::cloud_event`])
+//! and delivers it two ways:
+//!
+//! - webhooks, signed per Standard Webhooks ([`WebhookSecret`], [`sign`], [`deliver`] with a
+//!   [`webhook_client`]), retried on the [`RetrySchedule`] by the hub's worker, which keeps the
+//!   cursor and the delivery log;
+//! - NATS JetStream ([`JetStreamSink`]), on `iyshub.<brandCode>.consent`, de-duplicated by event
+//!   id.
+//!
+//! Both de-duplicate on the event id, so ids must be unique across brands, not only per brand.
+//! No storage here: the hub reads the events and records how far each sink got.
+
+mod event;
+mod nats;
+mod schedule;
+mod webhook;
+
+pub use event::{CloudEvent, ConsentEvent, EventData, EventType, SPEC_VERSION, TYPE_PREFIX};
+pub use nats::{DUPLICATE_WINDOW, JetStreamSink, STREAM_NAME, SUBJECTS, subject};
+pub use schedule::RetrySchedule;
+pub use webhook::{
+    Delivery, EXCERPT_BYTES, REQUEST_TIMEOUT, WebhookSecret, deliver, sign, webhook_client,
+};
+
+/// What can go wrong outside a webhook delivery (whose failures are a [`Delivery`]).
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    #[error("a webhook secret is `whsec_` followed by the base64 of 24 to 64 bytes")]
+    InvalidSecret,
+    #[error("the system's random source failed")]
+    Random,
+    #[error("cannot build the webhook HTTP client: {0}")]
+    Client(String),
+    #[error("cannot connect to NATS: {0}")]
+    Connect(#[source] async_nats::ConnectError),
+    #[error("JetStream: cannot {step}: {source}")]
+    Stream {
+        step: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error(
+        "JetStream stream {stream} captures some of iyshub.> but not every brand's subject \
+         (its subjects: {subjects:?}); give it iyshub.> or remove it"
+    )]
+    StreamSubjects {
+        stream: String,
+        subjects: Vec<String>,
+    },
+    #[error("JetStream did not take event {id}: {source}")]
+    Publish {
+        id: i64,
+        #[source]
+        source: async_nats::jetstream::context::PublishError,
+    },
+}
