@@ -16,10 +16,12 @@
 mod event;
 mod nats;
 mod schedule;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod webhook;
 
 pub use event::{CloudEvent, ConsentEvent, EventData, EventType, SPEC_VERSION, TYPE_PREFIX};
-pub use nats::{DUPLICATE_WINDOW, JetStreamSink, STREAM_NAME, SUBJECTS, subject};
+pub use nats::{DUPLICATE_WINDOW, JetStreamSink, STREAM_NAME, SUBJECTS, message_id, subject};
 pub use schedule::RetrySchedule;
 pub use webhook::{
     Delivery, EXCERPT_BYTES, REQUEST_TIMEOUT, WebhookSecret, deliver, sign, webhook_client,

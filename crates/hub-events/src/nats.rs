@@ -53,7 +53,7 @@ impl JetStreamSink {
         &self.stream
     }
 
-    /// Publishes the events in order, each with header `Nats-Msg-Id` = event id (JetStream drops
+    /// Publishes the events in order, each with header `Nats-Msg-Id` = [`message_id`] (JetStream drops
     /// a repeat within the duplicate window), and returns once every one is acknowledged by the
     /// stream. Publishes are pipelined: up to 512 are sent ahead of their acks, which are awaited
     /// in order. On an error some of the events may be stored: publish them again from the first.
@@ -68,7 +68,7 @@ impl JetStreamSink {
             }
             let message = PublishMessage::build()
                 .payload(event.cloud_event().to_json_bytes().into())
-                .message_id(event.id.to_string());
+                .message_id(message_id(event));
             let ack = self
                 .js
                 .send_publish(subject(event.brand), message)
@@ -92,6 +92,13 @@ impl JetStreamSink {
         }
         Ok(())
     }
+}
+
+/// The message's `Nats-Msg-Id`: the brand and the event id. The id alone is unique in one hub's
+/// database; with the brand, hubs that share a server (staging beside production, test runs)
+/// do not drop each other's events as repeats.
+pub fn message_id(event: &ConsentEvent) -> String {
+    format!("{}-{}", event.brand.0, event.id)
 }
 
 /// Waits for one ack; `true` when the stream already had the event.

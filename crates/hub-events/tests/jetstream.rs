@@ -73,7 +73,8 @@ async fn a_resumed_publisher_leaves_each_event_once_and_in_order() {
                 .as_ref()
                 .and_then(|h| h.get("Nats-Msg-Id"))
                 .map(|v| v.as_str().to_owned());
-            assert_eq!(msg_id.as_deref(), Some(event.id.as_str()));
+            let want = format!("{}-{}", brand.0, event.id);
+            assert_eq!(msg_id.as_deref(), Some(want.as_str()));
             assert_eq!(event.source, format!("/brands/{brand}"));
             ids.push(event.data.id);
         }

@@ -230,12 +230,13 @@ impl SqlStore {
         .collect()
     }
 
-    /// Records that `sink` has published the brand's events up to `last_id`.
+    /// Records that `sink` has published the brand's events up to `last_id` (never backwards: two
+    /// instances publishing at once only repeat events, which JetStream drops by id).
     pub async fn set_event_cursor(&self, sink: &str, brand: BrandCode, last_id: i64) -> Result<()> {
         let _w = self.writer().await;
         sqlx::query(
             "INSERT INTO event_cursor (sink, brand_code, last_id) VALUES ($1, $2, $3) \
-             ON CONFLICT (sink, brand_code) DO UPDATE SET last_id = excluded.last_id",
+             ON CONFLICT (sink, brand_code) DO UPDATE SET last_id = CASE WHEN excluded.last_id > event_cursor.last_id THEN excluded.last_id ELSE event_cursor.last_id END",
         )
         .bind(sink.to_owned())
         .bind(brand.0 as i64)

@@ -19,8 +19,8 @@ use utoipa_axum::routes;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::{
-    brands, categories, checks, consents, imports, keys, listing, ops, outbox, profiles, reconcile,
-    sync,
+    brands, categories, checks, consents, events, imports, keys, listing, ops, outbox, profiles,
+    reconcile, stats, sync,
 };
 use crate::{HubState, MAX_BODY};
 
@@ -69,6 +69,16 @@ pub fn routes() -> OpenApiRouter<HubState> {
         .routes(routes!(imports::get_import))
         .routes(routes!(imports::get_import_rejects))
         .routes(routes!(imports::export_consents))
+        .routes(routes!(events::list_events))
+        .routes(routes!(events::create_webhook, events::list_webhooks))
+        .routes(routes!(
+            events::get_webhook,
+            events::update_webhook,
+            events::delete_webhook
+        ))
+        .routes(routes!(events::list_deliveries))
+        .routes(routes!(events::redeliver))
+        .routes(routes!(stats::get_stats))
 }
 
 /// The reference page: Swagger UI's assets, built into the binary, reading `/api/openapi.json`.

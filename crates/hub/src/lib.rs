@@ -6,6 +6,7 @@ mod auth;
 pub mod cache;
 pub mod dto;
 pub mod error;
+pub mod events;
 pub mod exports;
 pub mod extract;
 mod guard;
@@ -60,6 +61,8 @@ pub struct Hub {
     pub caches: cache::Caches,
     /// Woken when an upload is queued, so a worker on this instance starts it at once.
     pub imports_waiting: Arc<tokio::sync::Notify>,
+    /// Woken when a webhook is created, enabled or asked to redeliver.
+    pub webhooks_waiting: Arc<tokio::sync::Notify>,
 }
 
 impl Hub {
@@ -75,6 +78,7 @@ impl Hub {
             engines: None,
             caches: cache::Caches::default(),
             imports_waiting: Arc::default(),
+            webhooks_waiting: Arc::default(),
         }
     }
 }

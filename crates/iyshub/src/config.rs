@@ -52,11 +52,13 @@ pub struct Config {
     pub iys_bulk_poll_min_secs: Option<u64>,
     /// How long API keys, brands and categories are cached (0: not at all).
     pub cache_ttl_ms: u64,
+    /// NATS with JetStream (`nats://127.0.0.1:4222`): change events are published there too.
+    pub nats_url: Option<String>,
 }
 
 /// The keys of [`Config`], which are also the only `IYSHUB_*` variables read as settings
 /// (others, like `IYSHUB_LOG_FORMAT` or test seeds, are not settings and are left alone).
-const KEYS: [&str; 18] = [
+const KEYS: [&str; 19] = [
     "database_url",
     "data_dir",
     "bind",
@@ -75,6 +77,7 @@ const KEYS: [&str; 18] = [
     "rate_limit",
     "iys_bulk_poll_min_secs",
     "cache_ttl_ms",
+    "nats_url",
 ];
 
 /// Keys whose environment value is a comma-separated list.
@@ -101,6 +104,7 @@ impl Default for Config {
             rate_limit: hub::DEFAULT_RATE_LIMIT,
             iys_bulk_poll_min_secs: None,
             cache_ttl_ms: 2_000,
+            nats_url: None,
         }
     }
 }

@@ -113,6 +113,10 @@ pub struct ServeFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     cache_ttl_ms: Option<u64>,
+    /// NATS with JetStream to publish change events to (subject `iyshub.<brandCode>.consent`).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nats_url: Option<String>,
 }
 
 /// The database and IYS, for commands that run the IYS engines once.

@@ -197,6 +197,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
     }
     println!("  secrets    {key_line}");
+    if let (true, Some(url)) = (engines_on, &config.nats_url) {
+        println!("  events     webhooks, and NATS JetStream at {url} (iyshub.<brandCode>.consent)");
+    }
     if let (true, Some(m)) = (api_on, metrics_bind) {
         println!("  metrics    http://{m}/metrics (no key; on the API with the admin key)");
     }
@@ -240,11 +243,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     if engines_on {
         // Uploaded imports: run here, or resumed here when another instance stopped mid-file.
-        let (store, waiting, c) = (store.clone(), hub.imports_waiting.clone(), cancel.clone());
+        let (s, waiting, c) = (store.clone(), hub.imports_waiting.clone(), cancel.clone());
         tasks.push(tokio::spawn(async move {
-            hub::imports::work(store, waiting, c).await;
+            hub::imports::work(s, waiting, c).await;
             Ok(())
         }));
+        // Change events: to the brands' webhooks and, when configured, to NATS JetStream.
+        let (s, key, waking, c) = (
+            store.clone(),
+            policy.secret_key.clone(),
+            hub.webhooks_waiting.clone(),
+            cancel.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let schedule = hub_events::RetrySchedule::standard();
+            hub::events::deliver_webhooks(s, key, schedule, waking, c).await;
+            Ok(())
+        }));
+        if let Some(url) = config.nats_url.clone() {
+            let (s, c) = (store.clone(), cancel.clone());
+            tasks.push(tokio::spawn(async move {
+                hub::events::publish_to_nats(s, url, c).await;
+                Ok(())
+            }));
+        }
         let engines = engines.clone();
         let c = cancel.clone();
         tasks.push(tokio::spawn(async move {

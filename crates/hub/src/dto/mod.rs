@@ -10,6 +10,7 @@ pub mod categories;
 pub mod checks;
 pub mod consents;
 pub mod error;
+pub mod events;
 pub mod imports;
 pub mod keys;
 pub mod listing;

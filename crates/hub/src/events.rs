@@ -1,0 +1,338 @@
+//! Delivering the brands' change events: to their webhooks (signed, in order, retried with
+//! growing delays, disabled after a long failure streak) and to NATS JetStream.
+//!
+//! Both read the `change_event` rows the ledger writes in its own transaction and keep a cursor
+//! in the store, moved only after the receiver acknowledged: an event is delivered at least
+//! once whatever crashes, and a repeat carries the same id.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use hub_events::{ConsentEvent, Delivery, EventType, JetStreamSink, RetrySchedule, WebhookSecret};
+use hub_secrets::SecretKey;
+use hub_store::{AfterAttempt, AttemptRecord, ChangeEvent, SqlStore, StoreError, Webhook};
+use jiff::Timestamp;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// The event as the delivery side carries it.
+pub fn consent_event(e: &ChangeEvent) -> ConsentEvent {
+    ConsentEvent {
+        id: e.id,
+        brand: e.brand_code,
+        recipient: e.recipient.clone(),
+        recipient_type: e.recipient_type.clone(),
+        channel: e.channel.clone(),
+        category: e.category.clone(),
+        old: e.old.clone(),
+        new: e.new.clone(),
+        origin: e.origin.clone(),
+        iys_state: e.iys_state.clone(),
+        at: e.at,
+    }
+}
+
+/// How long a worker holds a webhook; it stops taking new events halfway through, so a slow
+/// receiver never lets two workers deliver to the same webhook at once.
+const LEASE: Duration = Duration::from_secs(60);
+/// Events read per round for one webhook.
+const PAGE: u32 = 100;
+/// Webhooks served at once by one worker.
+const AT_ONCE: u32 = 16;
+/// How often a worker looks for work when nothing woke it.
+const POLL: Duration = Duration::from_millis(250);
+
+/// Delivers webhooks until `cancel`. `wake` is notified when a webhook is created, enabled or
+/// asked to redeliver; new events are found by polling (they may come from any instance).
+pub async fn deliver_webhooks(
+    store: Arc<SqlStore>,
+    key: Option<SecretKey>,
+    schedule: RetrySchedule,
+    wake: Arc<Notify>,
+    cancel: CancellationToken,
+) {
+    let client = match hub_events::webhook_client() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "webhooks: cannot build the HTTP client; not delivering");
+            return;
+        }
+    };
+    let worker = Worker {
+        store,
+        key,
+        schedule,
+        client,
+        owner: format!("webhooks-{}", uuid::Uuid::new_v4()),
+    };
+    loop {
+        let woken = wake.notified();
+        let lease_ms = LEASE.as_millis() as i64;
+        match worker
+            .store
+            .claim_webhooks(&worker.owner, Timestamp::now(), lease_ms, AT_ONCE)
+            .await
+        {
+            Ok(hooks) if !hooks.is_empty() => {
+                let rounds = hooks.into_iter().map(|h| worker.serve(h));
+                tokio::select! {
+                    _ = join_all(rounds) => {}
+                    _ = cancel.cancelled() => return,
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "webhooks: cannot look for work"),
+        }
+        tokio::select! {
+            _ = woken => {}
+            _ = tokio::time::sleep(POLL) => {}
+            _ = cancel.cancelled() => return,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Worker {
+    store: Arc<SqlStore>,
+    key: Option<SecretKey>,
+    schedule: RetrySchedule,
+    client: reqwest::Client,
+    owner: String,
+}
+
+fn record(event_id: i64, attempt: i64, d: &Delivery, at: Timestamp) -> AttemptRecord {
+    AttemptRecord {
+        event_id,
+        attempt,
+        status_code: d.status.map(i64::from),
+        error: d.error.clone(),
+        response: d.response_excerpt.clone(),
+        duration_ms: d.duration_ms,
+        at,
+    }
+}
+
+/// Whether the webhook takes this event (no types: every one).
+fn wanted(hook: &Webhook, e: &ConsentEvent) -> bool {
+    let ty: EventType = e.event_type();
+    hook.event_types.is_empty() || hook.event_types.iter().any(|t| t == ty.as_str())
+}
+
+/// What a failed attempt says, for the delivery log's reader and a disabled webhook's reason.
+fn failure(d: &Delivery) -> String {
+    match (d.status, &d.error) {
+        (Some(s), _) => format!("HTTP {s}"),
+        (None, Some(e)) => e.clone(),
+        (None, None) => "no answer".into(),
+    }
+}
+
+impl Worker {
+    /// One round for one claimed webhook: its redeliveries, then its events in order until one
+    /// fails or the page ends. Errors are logged: one webhook's trouble never stops another's.
+    async fn serve(&self, hook: Webhook) {
+        let id = hook.id;
+        if let Err(e) = self.round(hook).await {
+            tracing::warn!(webhook = id, error = %e, "webhooks: a delivery round failed");
+        }
+        if let Err(e) = self.store.release_webhook(id, &self.owner).await {
+            tracing::warn!(webhook = id, error = %e, "webhooks: cannot release the webhook");
+        }
+    }
+
+    fn secret(&self, sealed: &str) -> Result<WebhookSecret, String> {
+        let key = self.key.as_ref().ok_or(
+            "this instance has no secret key (IYSHUB_SECRET_KEY) to open the signing secret",
+        )?;
+        let text = key.open(sealed).map_err(|e| {
+            format!("the signing secret cannot be opened with this instance's key: {e}")
+        })?;
+        WebhookSecret::parse(&text)
+            .map_err(|e| format!("the stored signing secret is not valid: {e}"))
+    }
+
+    async fn round(&self, hook: Webhook) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let sealed = self
+            .store
+            .webhook_secret(hook.id)
+            .await?
+            .unwrap_or_default();
+        let secret = match self.secret(&sealed) {
+            Ok(s) => s,
+            Err(why) => {
+                // Nothing can be signed on this instance; another with the right key may. Back
+                // off without counting a failure against the receiver.
+                tracing::warn!(webhook = hook.id, "webhooks: {why}");
+                return Ok(());
+            }
+        };
+
+        for r in self.store.redeliveries(hook.id, 20).await? {
+            let event = self.store.change_event(hook.brand_code, r.event_id).await?;
+            let now = Timestamp::now();
+            let d = match &event {
+                Some(e) => {
+                    let e = consent_event(e);
+                    hub_events::deliver(&self.client, &hook.url, &secret, &e, now).await
+                }
+                None => Delivery {
+                    status: None,
+                    error: Some(format!("event {} no longer exists", r.event_id)),
+                    duration_ms: 0,
+                    response_excerpt: None,
+                },
+            };
+            let after = AfterAttempt::Redelivered { redelivery: r.id };
+            let attempt = record(r.event_id, 1, &d, now);
+            if !self
+                .store
+                .record_attempt(hook.id, &self.owner, &attempt, after)
+                .await?
+            {
+                return Ok(());
+            }
+        }
+
+        if hook.next_attempt_at > Timestamp::now() {
+            return Ok(());
+        }
+        let events = self
+            .store
+            .change_events(hook.brand_code, hook.cursor, PAGE)
+            .await?;
+        let mut failures = hook.failures;
+        let mut passed_over = None;
+        for e in &events {
+            let event = consent_event(e);
+            if !wanted(&hook, &event) {
+                passed_over = Some(e.id);
+                continue;
+            }
+            if started.elapsed() > LEASE / 2 {
+                break;
+            }
+            if let Some(to) = passed_over.take() {
+                self.store
+                    .skip_webhook_events(hook.id, &self.owner, to)
+                    .await?;
+            }
+            let now = Timestamp::now();
+            let d = hub_events::deliver(&self.client, &hook.url, &secret, &event, now).await;
+            let attempt = record(e.id, failures + 1, &d, now);
+            let after = if d.succeeded() {
+                failures = 0;
+                AfterAttempt::Delivered
+            } else {
+                failures += 1;
+                let delay = self
+                    .schedule
+                    .next_delay(u32::try_from(failures).unwrap_or(u32::MAX));
+                let since = hook.failing_since.unwrap_or(now);
+                let disable = self.schedule.should_disable(since, now).then(|| {
+                    format!(
+                        "disabled after failing without a break since {since} ({failures} attempts; last: {})",
+                        failure(&d)
+                    )
+                });
+                let retry_at = now.checked_add(delay).unwrap_or(now);
+                if disable.is_some() {
+                    tracing::warn!(
+                        webhook = hook.id,
+                        "webhooks: disabled after a failure streak"
+                    );
+                }
+                AfterAttempt::Failed { retry_at, disable }
+            };
+            let delivered = matches!(after, AfterAttempt::Delivered);
+            if !self
+                .store
+                .record_attempt(hook.id, &self.owner, &attempt, after)
+                .await?
+                || !delivered
+            {
+                return Ok(());
+            }
+        }
+        if let Some(to) = passed_over {
+            self.store
+                .skip_webhook_events(hook.id, &self.owner, to)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The cursor name of the NATS publisher.
+const NATS_SINK: &str = "nats";
+/// Events published per brand per round (the sink pipelines them).
+const NATS_PAGE: u32 = 512;
+
+/// Publishes every brand's events to NATS JetStream (`iyshub.<brandCode>.consent`) until
+/// `cancel`, reconnecting with growing delays when the server is away.
+pub async fn publish_to_nats(store: Arc<SqlStore>, url: String, cancel: CancellationToken) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let sink = tokio::select! {
+            s = JetStreamSink::connect(&url) => s,
+            _ = cancel.cancelled() => return,
+        };
+        match sink {
+            Ok(sink) => {
+                tracing::info!(stream = sink.stream(), "nats: publishing change events");
+                backoff = Duration::from_secs(1);
+                tokio::select! {
+                    e = publish_rounds(&store, &sink) => {
+                        tracing::warn!(error = %e, "nats: publishing stopped; reconnecting");
+                    }
+                    _ = cancel.cancelled() => return,
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "nats: cannot connect"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = cancel.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Publishes until a publish fails (returned; the caller reconnects). A store error is logged
+/// and retried: the server is fine, the database will be back.
+async fn publish_rounds(store: &SqlStore, sink: &JetStreamSink) -> hub_events::EventsError {
+    loop {
+        // A brand with a full page has more: go on at once.
+        let mut more = false;
+        match store.brands_behind(NATS_SINK).await {
+            Ok(behind) => {
+                for (brand, cursor) in behind {
+                    let events = match store.change_events(brand, cursor, NATS_PAGE).await {
+                        Ok(e) => e,
+                        Err(e) => {
+                            tracing::warn!(brand = brand.0, error = %e, "nats: cannot read events");
+                            continue;
+                        }
+                    };
+                    let Some(last) = events.last().map(|e| e.id) else {
+                        continue;
+                    };
+                    more |= events.len() == NATS_PAGE as usize;
+                    let events: Vec<ConsentEvent> = events.iter().map(consent_event).collect();
+                    if let Err(e) = sink.publish(&events).await {
+                        return e;
+                    }
+                    if let Err(e) = store.set_event_cursor(NATS_SINK, brand, last).await {
+                        tracing::warn!(brand = brand.0, error = %e, "nats: cannot record progress");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "nats: cannot look for events"),
+        }
+        if !more {
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
