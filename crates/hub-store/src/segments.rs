@@ -426,4 +426,36 @@ impl SqlStore {
         }
         Ok(page)
     }
+
+    /// Which of `recipients` belong to a profile that refused `category`: a campaign filter
+    /// leaves them out, as a segment does.
+    pub async fn refused_by_profile(
+        &self,
+        brand: BrandCode,
+        category: &str,
+        recipients: &[String],
+    ) -> Result<std::collections::HashSet<String>> {
+        let mut refused = std::collections::HashSet::new();
+        for chunk in recipients.chunks(500) {
+            let list = crate::record::in_list(3, chunk.len());
+            let sql = crate::sql::positional(
+                self.backend,
+                format!(
+                    "SELECT DISTINCT pa.recipient FROM profile_address pa JOIN category_consent cc \
+                 ON cc.brand_code = pa.brand_code AND cc.subject = 'profile:' || pa.external_id \
+                 WHERE pa.brand_code = $1 AND cc.category = $2 AND cc.status = 'RET' AND pa.recipient IN ({list})"
+                ),
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(brand.0 as i64)
+                .bind(category.to_owned());
+            for r in chunk {
+                q = q.bind(r.clone());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                refused.insert(row.try_get("recipient")?);
+            }
+        }
+        Ok(refused)
+    }
 }

@@ -187,7 +187,7 @@ async fn random_segments(url: &str, seed: u64) {
                     1 => {
                         ch.category = Some("kampanya".into());
                         if rng.bool() {
-                            ch.key.recipient = format!("profile:p{}", rng.u8(..20));
+                            ch.profile_id = Some(format!("p{}", rng.u8(..20)));
                         }
                     }
                     2 => {

@@ -20,7 +20,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::{
     brands, categories, checks, consents, events, imports, keys, listing, ops, outbox, profiles,
-    reconcile, stats, sync,
+    reconcile, segments, stats, sync,
 };
 use crate::{HubState, MAX_BODY};
 
@@ -79,6 +79,15 @@ pub fn routes() -> OpenApiRouter<HubState> {
         .routes(routes!(events::list_deliveries))
         .routes(routes!(events::redeliver))
         .routes(routes!(stats::get_stats))
+        .routes(routes!(segments::create_segment, segments::list_segments))
+        .routes(routes!(
+            segments::get_segment,
+            segments::replace_segment,
+            segments::delete_segment
+        ))
+        .routes(routes!(segments::count_segment))
+        .routes(routes!(segments::segment_members))
+        .routes(routes!(segments::check_stream))
 }
 
 /// The reference page: Swagger UI's assets, built into the binary, reading `/api/openapi.json`.

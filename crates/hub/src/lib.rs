@@ -2,6 +2,7 @@
 //! metrics. The ledger rules live in `hub-core`, the data in `hub-store`.
 
 mod api;
+pub mod audiences;
 mod auth;
 pub mod cache;
 pub mod dto;

@@ -19,6 +19,7 @@ pub mod params;
 pub mod profiles;
 pub mod reconcile;
 pub mod schema;
+pub mod segments;
 pub mod sync;
 
 /// What the derived schemas cannot say, by component name: which optional fields a body needs

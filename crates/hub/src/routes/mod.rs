@@ -13,5 +13,6 @@ pub mod ops;
 pub mod outbox;
 pub mod profiles;
 pub mod reconcile;
+pub mod segments;
 pub mod stats;
 pub mod sync;

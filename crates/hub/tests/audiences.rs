@@ -1,9 +1,16 @@
-//! Webhooks over real sockets (PostgreSQL with `IYSHUB_TEST_DATABASE_URL`, else SQLite):
-//! changes made through the API reach a local receiver as CloudEvents whose signatures the
-//! reference Standard Webhooks implementation (Python) accepts; a receiver that answers 500 gets
-//! the same event again (same id) until it takes it, in order; filters, the delivery log, manual
-//! redelivery, polling, and a webhook that keeps failing is disabled with its reason while the
-//! others go on.
+//! Audiences, analytics and events over real sockets (PostgreSQL with
+//! `IYSHUB_TEST_DATABASE_URL`, else SQLite).
+//!
+//! - Webhooks: changes made through the API reach a local receiver as CloudEvents whose
+//!   signatures the reference Standard Webhooks implementation (Python) accepts; a receiver that
+//!   answers 500 gets the same event again (same id) until it takes it, in order; filters, the
+//!   delivery log, manual redelivery, polling; a webhook that keeps failing is disabled with its
+//!   reason while the others go on.
+//! - Segments and the campaign filter: random recipients in every state a check denies for
+//!   (pending, held, rejected by the brand or in IYS, manually held, category refused by the
+//!   recipient or its profile, unknown, invalid); the filter lets through exactly those a
+//!   sendable segment holds, and never one the send-time check would deny.
+//! - Stats: the counts follow the writes.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -72,6 +79,7 @@ async fn start_receiver(r: Arc<Receiver>) -> String {
 }
 
 struct Server {
+    hub: Arc<Hub>,
     base: String,
     http: reqwest::Client,
     cancel: CancellationToken,
@@ -115,6 +123,7 @@ impl Server {
             cancel.clone(),
         ));
         let server = Server {
+            hub,
             base,
             http: reqwest::Client::new(),
             cancel,
@@ -380,6 +389,340 @@ async fn webhooks_deliver_signed_in_order_and_retry() {
     assert_eq!((status, h["enabled"].as_bool()), (200, Some(true)), "{h}");
     until("the retry after enabling", || ids(&broken).len() > n).await;
     assert_eq!(ids(&broken).last(), Some(&event_ids[0]));
+
+    server.stop().await;
+}
+
+/// A recipient's planned state, and what a check of a campaign SMS in `kampanya` must say.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Planned {
+    Allowed,
+    Pending,
+    Rejected,
+    RejectedInIys,
+    Hold,
+    CategoryRefused,
+    ProfileRefused,
+    Unknown,
+}
+
+impl Planned {
+    const ALL: [Planned; 8] = [
+        Planned::Allowed,
+        Planned::Pending,
+        Planned::Rejected,
+        Planned::RejectedInIys,
+        Planned::Hold,
+        Planned::CategoryRefused,
+        Planned::ProfileRefused,
+        Planned::Unknown,
+    ];
+
+    fn reason(self) -> &'static str {
+        match self {
+            Planned::Allowed => "allowed",
+            Planned::Pending => "pending_iys",
+            Planned::Rejected => "rejected",
+            Planned::RejectedInIys => "rejected_in_iys",
+            Planned::Hold => "hold",
+            Planned::CategoryRefused | Planned::ProfileRefused => "category_rejected",
+            Planned::Unknown => "no_consent",
+        }
+    }
+}
+
+fn sms(recipient: &str, status: &str, date: &str) -> Value {
+    json!({"recipient": recipient, "channel": "MESAJ", "status": status, "consentDate": date, "source": "HS_WEB"})
+}
+
+impl Server {
+    /// A streamed POST: the body as given, the answer's text.
+    async fn stream(&self, path: &str, content_type: &str, body: String) -> (u16, String) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(KEY)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_and_the_campaign_filter_follow_the_check() {
+    use hub_store::{EngineStore, Settlement, Store};
+
+    let server = Server::start().await;
+    let store = server.hub.store.clone();
+    let (status, _) = server
+        .send(
+            reqwest::Method::POST,
+            &server.brand("/categories"),
+            Some(json!({"code": "kampanya", "name": "Kampanya", "kind": "marketing"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    // 240 recipients, each in a random planned state.
+    let mut rng = fastrand::Rng::with_seed(20261129);
+    let people: Vec<(String, Planned)> = (0..240)
+        .map(|i| {
+            let p = Planned::ALL[rng.usize(..Planned::ALL.len())];
+            (format!("+90533{i:07}"), p)
+        })
+        .collect();
+    let onay: Vec<Value> = people
+        .iter()
+        .filter(|(_, p)| *p != Planned::Unknown)
+        .map(|(r, _)| sms(r, "ONAY", "2026-03-02 10:00:00"))
+        .collect();
+    let (code, body) = server
+        .send(
+            reqwest::Method::POST,
+            &server.brand("/consents"),
+            Some(json!({"changes": onay})),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    // Deliver every ONAY to IYS except the pending ones'.
+    let brand = hub_core::BrandCode(BRAND);
+    let claimed = store
+        .claim_pending(brand, "t", jiff::Timestamp::now(), 60_000, 10_000)
+        .await
+        .unwrap();
+    let pending: Vec<&String> = people
+        .iter()
+        .filter(|(_, p)| *p == Planned::Pending)
+        .map(|(r, _)| r)
+        .collect();
+    let settled = claimed
+        .into_iter()
+        .filter(|item| !pending.contains(&&item.recipient))
+        .enumerate()
+        .map(|(i, item)| {
+            let s = Settlement::Delivered {
+                transaction_id: format!("tx-{i}"),
+                creation_date: None,
+            };
+            (item, s)
+        })
+        .collect();
+    store
+        .settle(brand, "t", settled, jiff::Timestamp::now())
+        .await
+        .unwrap();
+    let mut later = Vec::new();
+    for (i, (r, p)) in people.iter().enumerate() {
+        match p {
+            Planned::Rejected => later.push(sms(r, "RET", "2026-03-03 10:00:00")),
+            Planned::Hold => later.push(json!({"recipient": r, "channel": "MESAJ", "status": "ONAY", "consentDate": "2026-03-02 10:00:00", "source": "HS_WEB", "hold": true})),
+            Planned::CategoryRefused => later.push(json!({"recipient": r, "channel": "MESAJ", "status": "RET", "consentDate": "2026-03-03 10:00:00", "source": "HS_WEB", "category": "kampanya"})),
+            Planned::ProfileRefused => {
+                let (status, _) = server
+                    .send(
+                        reqwest::Method::PUT,
+                        &server.brand(&format!("/profiles/musteri-{i}")),
+                        Some(json!({"addresses": [r]})),
+                    )
+                    .await;
+                assert!(status == 200 || status == 201, "profile {status}");
+                later.push(json!({"profileId": format!("musteri-{i}"), "channel": "MESAJ", "status": "RET", "consentDate": "2026-03-03 10:00:00", "source": "HS_WEB", "category": "kampanya"}));
+            }
+            _ => {}
+        }
+    }
+    let (code, body) = server
+        .send(
+            reqwest::Method::POST,
+            &server.brand("/consents"),
+            Some(json!({"changes": later})),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    // Citizens' RETs pulled from IYS.
+    let brand_row = store.brand(brand).await.unwrap().unwrap();
+    let citizen: Vec<hub_core::Change> = people
+        .iter()
+        .filter(|(_, p)| *p == Planned::RejectedInIys)
+        .map(|(r, _)| {
+            let mut ch = hub_store::testkit::change(
+                brand,
+                r,
+                hub_core::Channel::Iys(iys::ConsentType::Mesaj),
+                iys::ConsentStatus::Ret,
+                hub_store::testkit::date("2026-03-04 10:00:00"),
+            );
+            ch.origin = hub_core::Origin::IysPull;
+            ch.source = iys::Source::Iys(iys::IysSource::Kisamesaj);
+            ch
+        })
+        .collect();
+    store.apply(&brand_row, citizen, None).await.unwrap();
+
+    // The segment: who may get a campaign SMS now.
+    let (status, seg) = server
+        .send(
+            reqwest::Method::POST,
+            &server.brand("/segments"),
+            Some(json!({"name": "sms-kampanya", "definition": {"channels": ["MESAJ"], "category": "kampanya"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{seg}");
+    let id = seg["id"].as_i64().unwrap();
+    let want: Vec<&String> = people
+        .iter()
+        .filter(|(_, p)| *p == Planned::Allowed)
+        .map(|(r, _)| r)
+        .collect();
+    let (_, count) = server
+        .send(
+            reqwest::Method::GET,
+            &server.brand(&format!("/segments/{id}/count")),
+            None,
+        )
+        .await;
+    assert_eq!(count["count"].as_u64(), Some(want.len() as u64), "{count}");
+    let members = server
+        .http
+        .get(format!(
+            "{}{}",
+            server.base,
+            server.brand(&format!("/segments/{id}/members"))
+        ))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let listed: Vec<&str> = members
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    let mut sorted = want.clone();
+    sorted.sort();
+    assert_eq!(
+        listed,
+        sorted.iter().map(|s| s.as_str()).collect::<Vec<_>>()
+    );
+    let (status, err) = server
+        .send(
+            reqwest::Method::POST,
+            &server.brand("/segments"),
+            Some(json!({"name": "x", "definition": {"channels": ["MESAJ"], "category": "yok"}})),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (422, Some("definition.category")),
+        "{err}"
+    );
+
+    // The campaign filter over the list (plus an invalid line and a non-canonical spelling of
+    // an allowed phone): exactly the segment's members, in the list's order.
+    let mut list = String::from("recipient\n");
+    for (r, _) in &people {
+        list.push_str(r);
+        list.push('\n');
+    }
+    list.push_str("12345\n");
+    let spelled = want[0].replace("+90", "0");
+    list.push_str(&format!("{spelled}\n"));
+    let (status, text) = server
+        .stream(
+            &server.brand("/check/stream?channel=MESAJ&category=kampanya"),
+            "text/csv",
+            list,
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (summary, allowed) = lines.split_last().unwrap();
+    let allowed: Vec<&str> = allowed
+        .iter()
+        .map(|v| v["recipient"].as_str().unwrap())
+        .collect();
+    let mut expected: Vec<&str> = want.iter().map(|s| s.as_str()).collect();
+    expected.push(want[0].as_str());
+    assert_eq!(allowed, expected);
+    let summary = &summary["summary"];
+    assert_eq!(summary["received"], people.len() + 2);
+    assert_eq!(summary["allowed"], want.len() + 1);
+    for p in Planned::ALL.iter().filter(|p| **p != Planned::Allowed) {
+        let n = people
+            .iter()
+            .filter(|(_, q)| q.reason() == p.reason())
+            .count();
+        assert_eq!(summary["denied"][p.reason()], n, "{summary}");
+    }
+    assert_eq!(summary["denied"]["invalid_recipient"], 1);
+    // Lenient: pending ONAYs go through too; NDJSON in, CSV out.
+    let ndjson: String = people
+        .iter()
+        .map(|(r, _)| format!("{{\"recipient\": \"{r}\"}}\n"))
+        .collect();
+    let (status, text) = server
+        .stream(
+            &server
+                .brand("/check/stream?channel=MESAJ&category=kampanya&policy=lenient&format=csv"),
+            "application/x-ndjson",
+            ndjson,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let out: Vec<&str> = text.lines().collect();
+    assert_eq!(out.first(), Some(&"recipient"));
+    assert!(out.last().unwrap().starts_with("# summary "));
+    let lenient = people
+        .iter()
+        .filter(|(_, p)| matches!(p, Planned::Allowed | Planned::Pending))
+        .count();
+    assert_eq!(out.len() - 2, lenient);
+
+    // Stats follow: current SMS consents by state, and today's opt-ins and opt-outs.
+    let (_, stats) = server
+        .send(reqwest::Method::GET, &server.brand("/stats"), None)
+        .await;
+    let current = stats["current"].as_array().unwrap();
+    let total: i64 = current.iter().map(|c| c["count"].as_i64().unwrap()).sum();
+    let known = people
+        .iter()
+        .filter(|(_, p)| *p != Planned::Unknown)
+        .count();
+    assert_eq!(total as usize, known, "{stats}");
+    let ins: i64 = stats["daily"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["optIns"].as_i64().unwrap())
+        .sum();
+    assert_eq!(ins as usize, known);
+    assert!(
+        stats["daily"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["origin"] == "iys_pull")
+    );
+    let (status, bad) = server
+        .send(
+            reqwest::Method::GET,
+            &server.brand("/stats?from=2026-05-01&to=2026-04-01"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, bad["error"]["field"].as_str()),
+        (422, Some("from"))
+    );
 
     server.stop().await;
 }

@@ -1,0 +1,398 @@
+//! Audiences: a segment's members streamed, and the campaign filter, which streams a list of
+//! recipients through the send-time check and answers the allowed ones with deny counts by
+//! reason.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use futures_util::StreamExt;
+use hub_core::{BrandCode, CategoryKind, Channel, Policy, check};
+use hub_store::{SegmentDefinition, SegmentMember, SqlStore, Store};
+use iys::{ConsentStatus, RecipientType};
+use serde::Serialize;
+use tokio::sync::mpsc::Sender;
+
+use crate::cache::RecipientMemo;
+use crate::exports::csv_line;
+use crate::input::normalise_recipient;
+
+/// How a streamed answer is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Ndjson,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Ndjson => "application/x-ndjson",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Ndjson => "ndjson",
+        }
+    }
+}
+
+/// Consents read per page of a segment.
+const MEMBER_PAGE: u32 = 5_000;
+/// Bytes sent per piece of a streamed answer.
+const PIECE: usize = 256 * 1024;
+
+type Piece = Result<Vec<u8>, std::io::Error>;
+
+const MEMBER_COLUMNS: [&str; 8] = [
+    "recipient",
+    "recipientType",
+    "channel",
+    "status",
+    "iysState",
+    "source",
+    "consentDate",
+    "updatedAt",
+];
+
+fn member_line(out: &mut Vec<u8>, m: &SegmentMember, format: Format) {
+    let updated = m.updated_at.to_string();
+    match format {
+        Format::Csv => csv_line(
+            out,
+            &[
+                Some(&m.recipient),
+                Some(m.recipient_type.as_str()),
+                Some(m.channel.as_str()),
+                Some(m.status.as_str()),
+                Some(m.iys_state.as_str()),
+                Some(&m.source),
+                Some(&m.consent_date),
+                Some(&updated),
+            ],
+        ),
+        Format::Ndjson => {
+            if serde_json::to_writer(&mut *out, m).is_ok() {
+                out.push(b'\n');
+            }
+        }
+    }
+}
+
+/// Counts a definition's members, page by page.
+pub async fn count_members(
+    store: &SqlStore,
+    brand: BrandCode,
+    definition: &SegmentDefinition,
+    category: Option<CategoryKind>,
+) -> hub_store::Result<u64> {
+    let mut count = 0u64;
+    let mut after = None;
+    loop {
+        let page = store
+            .segment_members(brand, definition, category, after.as_ref(), MEMBER_PAGE)
+            .await?;
+        count += page.members.len() as u64;
+        match page.next {
+            Some(k) => after = Some(k),
+            None => return Ok(count),
+        }
+    }
+}
+
+/// Streams a definition's members to `tx` until the last page or the receiver goes away. A
+/// store error ends the body with an error, so the client sees a broken transfer, never a
+/// short list that looks complete.
+pub async fn stream_members(
+    store: &SqlStore,
+    brand: BrandCode,
+    definition: &SegmentDefinition,
+    category: Option<CategoryKind>,
+    format: Format,
+    tx: Sender<Piece>,
+) {
+    let mut out = Vec::with_capacity(PIECE + 4096);
+    if format == Format::Csv {
+        csv_line(&mut out, &MEMBER_COLUMNS.map(Some));
+    }
+    let mut after = None;
+    loop {
+        let page = match store
+            .segment_members(brand, definition, category, after.as_ref(), MEMBER_PAGE)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(brand = brand.0, error = %e, "segment members: stopped");
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                return;
+            }
+        };
+        for m in &page.members {
+            member_line(&mut out, m, format);
+            if out.len() >= PIECE && tx.send(Ok(std::mem::take(&mut out))).await.is_err() {
+                return;
+            }
+        }
+        match page.next {
+            Some(k) => after = Some(k),
+            None => break,
+        }
+    }
+    if !out.is_empty() {
+        let _ = tx.send(Ok(out)).await;
+    }
+}
+
+/// What the campaign filter is asked.
+#[derive(Debug, Clone)]
+pub struct CampaignFilter {
+    pub brand: BrandCode,
+    pub channel: Channel,
+    pub recipient_type: RecipientType,
+    /// The category's code and kind.
+    pub category: Option<(String, CategoryKind)>,
+    pub policy: Policy,
+    /// How the list is written: one recipient a line (CSV's first column, or plain), or NDJSON
+    /// (`"…"` or `{"recipient": "…"}` a line).
+    pub input: Format,
+    pub output: Format,
+}
+
+/// The campaign filter's figures, the last line of its answer.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FilterSummary {
+    /// Recipients read (blank lines and a header left out).
+    pub received: u64,
+    pub allowed: u64,
+    /// Denied ones by reason (`invalid_recipient` for ones that are not a valid address).
+    pub denied: BTreeMap<String, u64>,
+}
+
+/// Recipients decided per round.
+const ROUND: usize = 10_000;
+
+/// The recipient a line of the list gives; `None` for a blank line.
+fn recipient_of(line: &[u8], input: Format) -> Option<String> {
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    match input {
+        Format::Ndjson => match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::String(s)) => Some(s),
+            Ok(serde_json::Value::Object(o)) => Some(
+                o.get("recipient")
+                    .and_then(|r| r.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            // Not JSON, or not a recipient: kept, so it is counted as invalid.
+            _ => Some(text.to_owned()),
+        },
+        Format::Csv => {
+            let first = text.split([',', ';', '\t']).next().unwrap_or_default();
+            Some(first.trim().trim_matches('"').trim().to_owned())
+        }
+    }
+}
+
+struct Round<'a> {
+    store: &'a SqlStore,
+    memo: &'a RecipientMemo,
+    filter: &'a CampaignFilter,
+}
+
+impl Round<'_> {
+    /// Decides `list` in order: for each, `Ok(recipient as stored)` when allowed, else
+    /// `Err(reason)`. Most lists hold recipients as the hub stores them, so they are looked up
+    /// as given first; only those not found are normalised (a phone through libphonenumber)
+    /// and looked up again.
+    async fn decide(&self, list: &[String]) -> hub_store::Result<Vec<Result<String, String>>> {
+        let f = self.filter;
+        let mut states = self
+            .store
+            .send_states(f.brand, f.channel, f.recipient_type, list)
+            .await?;
+        let missing: Vec<String> = list
+            .iter()
+            .filter(|r| !states.contains_key(*r))
+            .cloned()
+            .collect();
+        let normalised = self
+            .memo
+            .normalise_all(&missing, f.channel, normalise_recipient);
+        let mut canonical: std::collections::HashMap<&str, Option<String>> = Default::default();
+        let mut again = Vec::new();
+        for (raw, n) in missing.iter().zip(normalised) {
+            match n {
+                Ok(n) => {
+                    if &n != raw {
+                        again.push(n.clone());
+                    }
+                    canonical.insert(raw, Some(n));
+                }
+                Err(_) => {
+                    canonical.insert(raw, None);
+                }
+            }
+        }
+        if !again.is_empty() {
+            states.extend(
+                self.store
+                    .send_states(f.brand, f.channel, f.recipient_type, &again)
+                    .await?,
+            );
+        }
+        let stored: Vec<Option<String>> = list
+            .iter()
+            .map(|r| match canonical.get(r.as_str()) {
+                Some(c) => c.clone(),
+                None => Some(r.clone()),
+            })
+            .collect();
+        let (categories, by_profile) = match &f.category {
+            Some((code, CategoryKind::Marketing)) => {
+                let known: Vec<String> = stored.iter().flatten().cloned().collect();
+                (
+                    self.store.category_statuses(f.brand, code, &known).await?,
+                    self.store.refused_by_profile(f.brand, code, &known).await?,
+                )
+            }
+            _ => Default::default(),
+        };
+        Ok(stored
+            .into_iter()
+            .map(|s| {
+                let Some(s) = s else {
+                    return Err("invalid_recipient".to_owned());
+                };
+                let cat = f.category.as_ref().map(|(_, kind)| {
+                    let refused =
+                        by_profile.contains(&s) || categories.get(&s) == Some(&ConsentStatus::Ret);
+                    (*kind, refused.then_some(ConsentStatus::Ret))
+                });
+                let d = check(f.channel, states.get(&s), cat, f.policy);
+                if d.allowed {
+                    Ok(s)
+                } else {
+                    Err(serde_json::to_value(d.reason)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_else(|| "denied".into()))
+                }
+            })
+            .collect())
+    }
+}
+
+fn allowed_line(out: &mut Vec<u8>, recipient: &str, format: Format) {
+    match format {
+        Format::Csv => csv_line(out, &[Some(recipient)]),
+        Format::Ndjson => {
+            if serde_json::to_writer(&mut *out, &serde_json::json!({ "recipient": recipient }))
+                .is_ok()
+            {
+                out.push(b'\n');
+            }
+        }
+    }
+}
+
+/// Runs the campaign filter over `body`, sending the allowed recipients in input order and,
+/// last, the summary (`{"summary": …}` in NDJSON; a `# summary {…}` line in CSV).
+pub async fn run_filter(
+    store: &SqlStore,
+    memo: &RecipientMemo,
+    filter: CampaignFilter,
+    body: Body,
+    tx: Sender<Piece>,
+) {
+    let round = Round {
+        store,
+        memo,
+        filter: &filter,
+    };
+    let mut summary = FilterSummary::default();
+    let mut out = Vec::with_capacity(PIECE + 4096);
+    if filter.output == Format::Csv {
+        csv_line(&mut out, &[Some("recipient")]);
+    }
+    let mut stream = body.into_data_stream();
+    let mut rest: Vec<u8> = Vec::new();
+    let mut list: Vec<String> = Vec::with_capacity(ROUND);
+    let mut first_line = true;
+    let mut ended = false;
+    while !ended {
+        match stream.next().await {
+            Some(Ok(piece)) => rest.extend_from_slice(&piece),
+            Some(Err(e)) => {
+                let _ = tx
+                    .send(Err(std::io::Error::other(format!(
+                        "the list broke off: {e}"
+                    ))))
+                    .await;
+                return;
+            }
+            None => {
+                ended = true;
+                rest.push(b'\n');
+            }
+        }
+        let mut start = 0;
+        while let Some(end) = rest[start..].iter().position(|b| *b == b'\n') {
+            let line = &rest[start..start + end];
+            start += end + 1;
+            let Some(r) = recipient_of(line, filter.input) else {
+                continue;
+            };
+            // A CSV list may start with its header.
+            if std::mem::take(&mut first_line)
+                && filter.input == Format::Csv
+                && r.eq_ignore_ascii_case("recipient")
+            {
+                continue;
+            }
+            list.push(r);
+        }
+        rest.drain(..start);
+        if list.len() >= ROUND || (ended && !list.is_empty()) {
+            let decided = match round.decide(&list).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(brand = filter.brand.0, error = %e, "campaign filter: stopped");
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+            };
+            summary.received += list.len() as u64;
+            for d in decided {
+                match d {
+                    Ok(r) => {
+                        summary.allowed += 1;
+                        allowed_line(&mut out, &r, filter.output);
+                    }
+                    Err(reason) => *summary.denied.entry(reason).or_default() += 1,
+                }
+            }
+            list.clear();
+            if out.len() >= PIECE && tx.send(Ok(std::mem::take(&mut out))).await.is_err() {
+                return;
+            }
+        }
+    }
+    let summary = serde_json::json!({ "summary": summary }).to_string();
+    match filter.output {
+        Format::Ndjson => out.extend_from_slice(summary.as_bytes()),
+        Format::Csv => {
+            out.extend_from_slice(b"# summary ");
+            out.extend_from_slice(summary.as_bytes());
+        }
+    }
+    out.push(b'\n');
+    let _ = tx.send(Ok(out)).await;
+}
