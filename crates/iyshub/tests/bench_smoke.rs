@@ -7,13 +7,15 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const SCENARIOS: [&str; 6] = [
+const SCENARIOS: [&str; 8] = [
     "ledger-batch",
     "ledger-single",
     "check-single",
     "check-batch",
     "pull-apply",
     "dispatch",
+    "campaign-filter",
+    "stats",
 ];
 
 /// The first number after `word ` in `line` ("12,345" → 12345).

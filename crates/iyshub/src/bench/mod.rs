@@ -7,6 +7,7 @@
 //! and, where IYS is involved, its own in-process simulator. The load generator runs in the same
 //! process, sharing the machine's cores with the hub, as a sender on the same host would.
 
+mod audiences;
 mod bulk;
 mod check;
 mod db;
@@ -46,10 +47,15 @@ pub enum Scenario {
     Import,
     /// The imported consents exported as CSV (issue #15).
     Export,
+    /// A campaign list through `POST …/check/stream` on a large store (issue #16); the same
+    /// run measures `stats`.
+    CampaignFilter,
+    /// `GET …/stats` latency on a large store (issue #16).
+    Stats,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::LedgerBatch,
         Scenario::LedgerSingle,
         Scenario::CheckSingle,
@@ -57,6 +63,7 @@ impl Scenario {
         Scenario::PullApply,
         Scenario::Dispatch,
         Scenario::Import,
+        Scenario::CampaignFilter,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +76,8 @@ impl Scenario {
             Scenario::Dispatch => "dispatch",
             Scenario::Import => "import",
             Scenario::Export => "export",
+            Scenario::CampaignFilter => "campaign-filter",
+            Scenario::Stats => "stats",
         }
     }
 }
@@ -131,6 +140,10 @@ pub struct Plan {
     pub dispatch_changes: usize,
     /// import and export: rows in the generated file.
     pub import_rows: usize,
+    /// campaign-filter and stats: consents stored, recipients in the list, stats requests.
+    pub audience_stored: usize,
+    pub filter_recipients: usize,
+    pub stats_requests: usize,
 }
 
 impl Plan {
@@ -156,6 +169,9 @@ impl Plan {
                 pull_sizes: [10_000, 20_000],
                 dispatch_changes: 10_000,
                 import_rows: 100_000,
+                audience_stored: 1_000_000,
+                filter_recipients: 200_000,
+                stats_requests: 200,
             }
         } else {
             Plan {
@@ -175,6 +191,9 @@ impl Plan {
                 pull_sizes: [10_000, 50_000],
                 dispatch_changes: 20_000,
                 import_rows: 1_000_000,
+                audience_stored: 10_000_000,
+                filter_recipients: 1_000_000,
+                stats_requests: 500,
             }
         };
         if scale == 1.0 {
@@ -202,6 +221,9 @@ impl Plan {
             pull_sizes: [n(base.pull_sizes[0], 100), n(base.pull_sizes[1], 200)],
             dispatch_changes: n(base.dispatch_changes, 100),
             import_rows: n(base.import_rows, 200),
+            audience_stored: n(base.audience_stored, 1_000),
+            filter_recipients: n(base.filter_recipients, 200),
+            stats_requests: n(base.stats_requests, 10),
             ..base
         })
     }
@@ -356,7 +378,7 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<ExitCode> {
         println!("  {why}");
     }
     println!(
-        "  plan      {} (ledger-batch {} changes, ledger-single {} over {} connections, check-single {} s per load over {} connections, check-batch {} × {} recipients on {} consents, pull-apply {} and {} movements, dispatch {} changes, import and export {} rows)",
+        "  plan      {} (ledger-batch {} changes, ledger-single {} over {} connections, check-single {} s per load over {} connections, check-batch {} × {} recipients on {} consents, pull-apply {} and {} movements, dispatch {} changes, import and export {} rows, campaign filter {} recipients and stats on {} consents)",
         plan.name,
         plan.ledger_batch_changes,
         plan.single_changes,
@@ -370,6 +392,8 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<ExitCode> {
         plan.pull_sizes[1],
         plan.dispatch_changes,
         plan.import_rows,
+        plan.filter_recipients,
+        plan.audience_stored,
     );
     println!();
 
@@ -395,6 +419,10 @@ async fn run_async(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 Scenario::Import => bulk::run(&ctx).await,
                 Scenario::Export if scenarios.contains(&Scenario::Import) => continue,
                 Scenario::Export => bulk::run(&ctx).await,
+                // One run gives both: they share the large store.
+                Scenario::CampaignFilter => audiences::campaign_filter(&ctx).await,
+                Scenario::Stats if scenarios.contains(&Scenario::CampaignFilter) => continue,
+                Scenario::Stats => audiences::campaign_filter(&ctx).await,
             };
             match result {
                 Ok(list) => {
