@@ -449,6 +449,15 @@ impl SqlStore {
         Ok(())
     }
 
+    /// Releases every webhook lease (SQLite, at start: the leases of a killed process).
+    pub async fn release_webhook_leases(&self) -> Result<()> {
+        let _w = self.writer().await;
+        sqlx::query("UPDATE webhook SET lease_owner = NULL, lease_until_ms = NULL WHERE lease_owner IS NOT NULL")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Moves a claimed webhook's cursor past events its filter does not take.
     pub async fn skip_webhook_events(&self, id: i64, owner: &str, cursor: i64) -> Result<bool> {
         let _w = self.writer().await;

@@ -33,9 +33,11 @@ pub fn consent_event(e: &ChangeEvent) -> ConsentEvent {
     }
 }
 
-/// How long a worker holds a webhook; it stops taking new events halfway through, so a slow
-/// receiver never lets two workers deliver to the same webhook at once.
-const LEASE: Duration = Duration::from_secs(60);
+/// How long a worker holds a webhook (a crashed worker's webhooks wait this long). A round stops
+/// taking new events after `ROUND`; one delivery takes at most 10 s, so a round ends well within
+/// its lease and two workers never deliver to the same webhook at once.
+const LEASE: Duration = Duration::from_secs(30);
+const ROUND: Duration = Duration::from_secs(10);
 /// Events read per round for one webhook.
 const PAGE: u32 = 100;
 /// Webhooks served at once by one worker.
@@ -59,6 +61,13 @@ pub async fn deliver_webhooks(
             return;
         }
     };
+    // SQLite: only this process delivers from its data directory, so leases left by a process
+    // that was killed are stale; without this its webhooks would wait for them to run out.
+    if worker_store_is_local(&store)
+        && let Err(e) = store.release_webhook_leases().await
+    {
+        tracing::warn!(error = %e, "webhooks: cannot release the leases of an earlier run");
+    }
     let worker = Worker {
         store,
         key,
@@ -91,6 +100,11 @@ pub async fn deliver_webhooks(
             _ = cancel.cancelled() => return,
         }
     }
+}
+
+fn worker_store_is_local(store: &SqlStore) -> bool {
+    use hub_store::Store;
+    store.backend() == hub_store::Backend::Sqlite
 }
 
 #[derive(Debug)]
@@ -211,7 +225,7 @@ impl Worker {
                 passed_over = Some(e.id);
                 continue;
             }
-            if started.elapsed() > LEASE / 2 {
+            if started.elapsed() > ROUND {
                 break;
             }
             if let Some(to) = passed_over.take() {
