@@ -142,7 +142,7 @@ impl RequestBody for MembersQuery {}
 pub struct CheckStreamQuery {
     /// The message's channel (required): MESAJ, ARAMA, EPOSTA, PUSH, WEB_PUSH, IN_APP,
     /// WHATSAPP.
-    #[param(value_type = String)]
+    #[param(value_type = String, required = true)]
     pub channel: Option<String>,
     /// The message's category.
     #[param(value_type = Option<String>)]

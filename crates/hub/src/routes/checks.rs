@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use hub_core::{Channel, Policy, check};
+use hub_core::{CategoryKind, Channel, Policy, check};
 use hub_store::{Scope, Store};
 use iys::RecipientType;
 
@@ -19,6 +19,63 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path};
 use crate::input::normalise_recipient;
 use crate::{HubState, MAX_CHECKS};
+
+/// The message's channel, or 422 naming `channel`.
+pub(crate) fn channel_param(text: &str) -> ApiResult<Channel> {
+    text.parse().map_err(|e: hub_core::InvalidValue| {
+        ApiError::unprocessable("invalid_value", e.to_string())
+            .field("channel")
+            .value(text)
+    })
+}
+
+/// `BIREYSEL` (the default) or `TACIR`, or 422 naming `recipientType`.
+pub(crate) fn recipient_type_param(text: Option<&str>) -> ApiResult<RecipientType> {
+    match text {
+        None => Ok(RecipientType::default()),
+        Some(s) => s.parse().map_err(|_| {
+            ApiError::unprocessable("invalid_value", "recipientType must be BIREYSEL or TACIR")
+                .field("recipientType")
+                .value(s)
+        }),
+    }
+}
+
+/// `strict` (the default) or `lenient`, or 422 naming `policy`.
+pub(crate) fn policy_param(text: Option<&str>) -> ApiResult<Policy> {
+    match text {
+        None | Some("strict") => Ok(Policy::Strict),
+        Some("lenient") => Ok(Policy::Lenient),
+        Some(other) => Err(ApiError::unprocessable(
+            "invalid_value",
+            "policy must be strict or lenient",
+        )
+        .field("policy")
+        .value(other)),
+    }
+}
+
+/// The category's kind, or 422 `unknown_category` naming `field` when the brand has none such.
+pub(crate) async fn category_kind(
+    hub: &HubState,
+    brand: hub_core::BrandCode,
+    code: &str,
+    field: &str,
+) -> ApiResult<CategoryKind> {
+    cached_categories(hub, brand)
+        .await?
+        .iter()
+        .find(|c| c.code == code)
+        .map(|c| c.kind)
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "unknown_category",
+                format!("category {code:?} is not defined for this brand"),
+            )
+            .field(field)
+            .value(code)
+        })
+}
 
 /// May we send?
 ///
@@ -86,51 +143,15 @@ pub async fn post_check(
             ApiError::unprocessable("missing_field", "channel (or type) is required")
                 .field("channel")
         })?;
-    let channel: Channel = channel_text.parse().map_err(|e: hub_core::InvalidValue| {
-        ApiError::unprocessable("invalid_value", e.to_string())
-            .field("channel")
-            .value(channel_text)
-    })?;
-    let recipient_type: RecipientType = match req.recipient_type.as_deref() {
-        None => RecipientType::default(),
-        Some(s) => s.parse().map_err(|_| {
-            ApiError::unprocessable("invalid_value", "recipientType must be BIREYSEL or TACIR")
-                .field("recipientType")
-                .value(s)
-        })?,
-    };
-    let policy = match req.policy.as_deref() {
-        None | Some("strict") => Policy::Strict,
-        Some("lenient") => Policy::Lenient,
-        Some(other) => {
-            return Err(ApiError::unprocessable(
-                "invalid_value",
-                "policy must be strict or lenient",
-            )
-            .field("policy")
-            .value(other));
-        }
-    };
+    let channel = channel_param(channel_text)?;
+    let recipient_type = recipient_type_param(req.recipient_type.as_deref())?;
+    let policy = policy_param(req.policy.as_deref())?;
     let category = match req.category.as_deref() {
         None => None,
-        Some(c) => {
-            let kind = cached_categories(&hub, brand.brand_code)
-                .await?
-                .iter()
-                .find(|x| x.code == c)
-                .map(|x| x.kind);
-            Some((
-                c.to_owned(),
-                kind.ok_or_else(|| {
-                    ApiError::unprocessable(
-                        "unknown_category",
-                        format!("category {c:?} is not defined for this brand"),
-                    )
-                    .field("category")
-                    .value(c)
-                })?,
-            ))
-        }
+        Some(c) => Some((
+            c.to_owned(),
+            category_kind(&hub, brand.brand_code, c, "category").await?,
+        )),
     };
     let profile = req.profile_id.as_deref();
     let (recipients, single): (Vec<String>, bool) =

@@ -5,13 +5,12 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use hub_core::{CategoryKind, Channel, Policy};
+use hub_core::CategoryKind;
 use hub_store::{Scope, SegmentDefinition, StoreError};
-use iys::RecipientType;
 use jiff::Timestamp;
 
 use crate::HubState;
-use crate::api::{brand_for, cached_categories};
+use crate::api::brand_for;
 use crate::audiences::{CampaignFilter, Format, count_members, run_filter, stream_members};
 use crate::auth::Caller;
 use crate::dto::error::ErrorResponse;
@@ -22,6 +21,7 @@ use crate::dto::segments::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path, Query};
+use crate::routes::checks::{category_kind, channel_param, policy_param, recipient_type_param};
 use crate::routes::imports::streamed;
 use crate::routes::listing::audit;
 
@@ -31,28 +31,6 @@ fn segment_id(text: &str) -> ApiResult<i64> {
             .field("segmentId")
             .value(text)
     })
-}
-
-/// The category's kind, or 422 naming `field` when the brand has no such category.
-async fn category_kind(
-    hub: &HubState,
-    brand: hub_core::BrandCode,
-    code: &str,
-    field: &str,
-) -> ApiResult<CategoryKind> {
-    cached_categories(hub, brand)
-        .await?
-        .iter()
-        .find(|c| c.code == code)
-        .map(|c| c.kind)
-        .ok_or_else(|| {
-            ApiError::unprocessable(
-                "unknown_category",
-                format!("category {code:?} is not defined for this brand"),
-            )
-            .field(field)
-            .value(code)
-        })
 }
 
 /// The rules serde cannot say; answers the definition's category kind.
@@ -508,31 +486,9 @@ pub async fn check_stream(
     let channel_text = q.channel.as_deref().ok_or_else(|| {
         ApiError::unprocessable("missing_field", "channel is required").field("channel")
     })?;
-    let channel: Channel = channel_text.parse().map_err(|e: hub_core::InvalidValue| {
-        ApiError::unprocessable("invalid_value", e.to_string())
-            .field("channel")
-            .value(channel_text)
-    })?;
-    let policy = match q.policy.as_deref() {
-        None | Some("strict") => Policy::Strict,
-        Some("lenient") => Policy::Lenient,
-        Some(other) => {
-            return Err(ApiError::unprocessable(
-                "invalid_value",
-                "policy must be strict or lenient",
-            )
-            .field("policy")
-            .value(other));
-        }
-    };
-    let recipient_type: RecipientType = match q.recipient_type.as_deref() {
-        None => RecipientType::default(),
-        Some(s) => s.parse().map_err(|_| {
-            ApiError::unprocessable("invalid_value", "recipientType must be BIREYSEL or TACIR")
-                .field("recipientType")
-                .value(s)
-        })?,
-    };
+    let channel = channel_param(channel_text)?;
+    let policy = policy_param(q.policy.as_deref())?;
+    let recipient_type = recipient_type_param(q.recipient_type.as_deref())?;
     let category = match q.category.as_deref() {
         None => None,
         Some(c) => Some((
