@@ -23,6 +23,9 @@ use crate::{Result, StoreError};
 const CHUNK: usize = 500;
 /// Idle connections kept.
 const KEEP: usize = 8;
+/// How much of the database file a reader maps (address space, not memory: pages come from the
+/// OS page cache either way).
+const READER_MMAP_BYTES: i64 = 1 << 32;
 
 /// Read-only connections to one SQLite file, opened on demand and reused.
 #[derive(Debug)]
@@ -58,6 +61,10 @@ impl Readers {
                 )?;
                 c.busy_timeout(std::time::Duration::from_secs(10))?;
                 c.set_prepared_statement_cache_capacity(64);
+                // Lookups land all over a large table: pages mapped from the file are read
+                // without a system call and a copy each (measured: campaign filter on 1,000,000
+                // consents, see BENCHMARKS.md).
+                c.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
                 c
             }
         };

@@ -303,6 +303,62 @@ fn allowed_line(out: &mut Vec<u8>, recipient: &str, format: Format) {
     }
 }
 
+/// Rounds decided at once: while one waits for its lookups (on a blocking thread, or the
+/// database server), the next is normalised and looked up.
+const ROUNDS_AT_ONCE: usize = 2;
+
+/// Splits `body` into rounds of up to [`ROUND`] recipients, sent on `rounds`. `Err` when the
+/// upload broke off.
+async fn read_rounds(body: Body, input: Format, rounds: Sender<Vec<String>>) -> Result<(), String> {
+    let mut stream = body.into_data_stream();
+    let mut rest: Vec<u8> = Vec::new();
+    let mut list: Vec<String> = Vec::with_capacity(ROUND);
+    let mut first_line = true;
+    let mut ended = false;
+    while !ended {
+        match stream.next().await {
+            Some(Ok(piece)) => rest.extend_from_slice(&piece),
+            Some(Err(e)) => return Err(format!("the list broke off: {e}")),
+            None => {
+                ended = true;
+                rest.push(b'\n');
+            }
+        }
+        let mut start = 0;
+        while let Some(end) = rest
+            .get(start..)
+            .and_then(|r| r.iter().position(|b| *b == b'\n'))
+        {
+            let line = rest.get(start..start + end).unwrap_or_default();
+            start += end + 1;
+            let Some(r) = recipient_of(line, input) else {
+                continue;
+            };
+            // A CSV list may start with its header.
+            if std::mem::take(&mut first_line)
+                && input == Format::Csv
+                && r.eq_ignore_ascii_case("recipient")
+            {
+                continue;
+            }
+            list.push(r);
+            if list.len() >= ROUND
+                && rounds
+                    .send(std::mem::replace(&mut list, Vec::with_capacity(ROUND)))
+                    .await
+                    .is_err()
+            {
+                return Ok(());
+            }
+        }
+        rest.drain(..start);
+    }
+    if !list.is_empty() {
+        let _ = rounds.send(list).await;
+    }
+    Ok(())
+}
+
 /// Runs the campaign filter over `body`, sending the allowed recipients in input order and,
 /// last, the summary (`{"summary": …}` in NDJSON; a `# summary {…}` line in CSV).
 pub async fn run_filter(
@@ -317,60 +373,33 @@ pub async fn run_filter(
         memo,
         filter: &filter,
     };
-    let mut summary = FilterSummary::default();
-    let mut out = Vec::with_capacity(PIECE + 4096);
-    if filter.output == Format::Csv {
-        csv_line(&mut out, &[Some("recipient")]);
-    }
-    let mut stream = body.into_data_stream();
-    let mut rest: Vec<u8> = Vec::new();
-    let mut list: Vec<String> = Vec::with_capacity(ROUND);
-    let mut first_line = true;
-    let mut ended = false;
-    while !ended {
-        match stream.next().await {
-            Some(Ok(piece)) => rest.extend_from_slice(&piece),
-            Some(Err(e)) => {
-                let _ = tx
-                    .send(Err(std::io::Error::other(format!(
-                        "the list broke off: {e}"
-                    ))))
-                    .await;
-                return;
-            }
-            None => {
-                ended = true;
-                rest.push(b'\n');
-            }
+    let (rounds_tx, rounds_rx) = tokio::sync::mpsc::channel::<Vec<String>>(ROUNDS_AT_ONCE);
+    let reading = read_rounds(body, filter.input, rounds_tx);
+    let deciding = async {
+        let mut summary = FilterSummary::default();
+        let mut out = Vec::with_capacity(PIECE + 4096);
+        if filter.output == Format::Csv {
+            csv_line(&mut out, &[Some("recipient")]);
         }
-        let mut start = 0;
-        while let Some(end) = rest[start..].iter().position(|b| *b == b'\n') {
-            let line = &rest[start..start + end];
-            start += end + 1;
-            let Some(r) = recipient_of(line, filter.input) else {
-                continue;
-            };
-            // A CSV list may start with its header.
-            if std::mem::take(&mut first_line)
-                && filter.input == Format::Csv
-                && r.eq_ignore_ascii_case("recipient")
-            {
-                continue;
-            }
-            list.push(r);
-        }
-        rest.drain(..start);
-        if list.len() >= ROUND || (ended && !list.is_empty()) {
-            let decided = match round.decide(&list).await {
+        let mut decided = futures_util::stream::poll_fn({
+            let mut rx = rounds_rx;
+            move |cx| rx.poll_recv(cx)
+        })
+        .map(|list| {
+            let round = &round;
+            async move { (list.len(), round.decide(&list).await) }
+        })
+        .buffered(ROUNDS_AT_ONCE);
+        while let Some((n, result)) = decided.next().await {
+            let decisions = match result {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(brand = filter.brand.0, error = %e, "campaign filter: stopped");
-                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                    return;
+                    return Err(e.to_string());
                 }
             };
-            summary.received += list.len() as u64;
-            for d in decided {
+            summary.received += n as u64;
+            for d in decisions {
                 match d {
                     Ok(r) => {
                         summary.allowed += 1;
@@ -379,12 +408,25 @@ pub async fn run_filter(
                     Err(reason) => *summary.denied.entry(reason).or_default() += 1,
                 }
             }
-            list.clear();
             if out.len() >= PIECE && tx.send(Ok(std::mem::take(&mut out))).await.is_err() {
-                return;
+                return Ok(None);
             }
         }
-    }
+        Ok(Some((summary, out)))
+    };
+    let (read, decided) = tokio::join!(reading, deciding);
+    let ended = match (read, decided) {
+        (Err(e), _) | (_, Err(e)) => Err(e),
+        (Ok(()), Ok(None)) => return,
+        (Ok(()), Ok(Some(done))) => Ok(done),
+    };
+    let (summary, mut out) = match ended {
+        Ok(done) => done,
+        Err(e) => {
+            let _ = tx.send(Err(std::io::Error::other(e))).await;
+            return;
+        }
+    };
     let summary = serde_json::json!({ "summary": summary }).to_string();
     match filter.output {
         Format::Ndjson => out.extend_from_slice(summary.as_bytes()),
