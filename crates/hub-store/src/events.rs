@@ -158,18 +158,29 @@ pub struct AttemptRecord {
     pub at: Timestamp,
 }
 
-/// What an attempt does to its webhook.
+/// A failed attempt of the stream: the same event is tried again at `retry_at`, or the webhook
+/// stops with `disable` as the reason.
 #[derive(Debug, Clone)]
-pub enum AfterAttempt {
-    /// Delivered: the cursor moves past the event and the failure streak ends.
-    Delivered,
-    /// Failed: try the same event again at `retry_at`, or stop with `disable` as the reason.
-    Failed {
-        retry_at: Timestamp,
-        disable: Option<String>,
-    },
-    /// A manual redelivery (request `redelivery`), done whatever its result.
-    Redelivered { redelivery: i64 },
+pub struct Failure {
+    pub attempt: AttemptRecord,
+    pub retry_at: Timestamp,
+    pub disable: Option<String>,
+}
+
+/// What a round of deliveries did, recorded in one transaction: the attempts that succeeded,
+/// where the cursor now stands (the last event delivered or passed over by the filter), and the
+/// failure that ended the round, if one did.
+#[derive(Debug, Clone, Default)]
+pub struct RoundProgress {
+    pub delivered: Vec<AttemptRecord>,
+    pub cursor: Option<i64>,
+    pub failure: Option<Failure>,
+}
+
+impl RoundProgress {
+    pub fn is_empty(&self) -> bool {
+        self.delivered.is_empty() && self.cursor.is_none() && self.failure.is_none()
+    }
 }
 
 /// A manual redelivery waiting for the worker.
@@ -177,6 +188,30 @@ pub enum AfterAttempt {
 pub struct Redelivery {
     pub id: i64,
     pub event_id: i64,
+}
+
+async fn insert_attempt(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    webhook: i64,
+    a: &AttemptRecord,
+    manual: bool,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO webhook_delivery (webhook_id, change_event_id, attempt, manual, status_code, error, response, duration_ms, at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(webhook)
+    .bind(a.event_id)
+    .bind(a.attempt)
+    .bind(i64::from(manual))
+    .bind(a.status_code)
+    .bind(a.error.clone())
+    .bind(a.response.clone())
+    .bind(a.duration_ms)
+    .bind(ms(a.at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 impl SqlStore {
@@ -458,91 +493,90 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Moves a claimed webhook's cursor past events its filter does not take.
-    pub async fn skip_webhook_events(&self, id: i64, owner: &str, cursor: i64) -> Result<bool> {
-        let _w = self.writer().await;
-        Ok(sqlx::query(
-            "UPDATE webhook SET cursor = $1 WHERE id = $2 AND lease_owner = $3 AND cursor < $1",
-        )
-        .bind(cursor)
-        .bind(id)
-        .bind(owner.to_owned())
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            > 0)
-    }
-
-    /// Logs an attempt and applies its consequence, in one transaction. `false` when the lease
-    /// was lost (another worker has the webhook now): the caller stops.
-    pub async fn record_attempt(
+    /// Records a round's progress; `false` when the lease was lost (another worker has the
+    /// webhook now): the caller stops. A crash before this repeats the round's deliveries, with
+    /// the same event ids.
+    pub async fn record_progress(
         &self,
         id: i64,
         owner: &str,
-        attempt: &AttemptRecord,
-        after: AfterAttempt,
+        progress: &RoundProgress,
+        now: Timestamp,
     ) -> Result<bool> {
+        if progress.is_empty() {
+            return Ok(true);
+        }
         let _w = self.writer().await;
         let mut tx = self.pool.begin().await?;
-        let at = ms(attempt.at);
-        let held = match &after {
-            AfterAttempt::Delivered => sqlx::query(
-                "UPDATE webhook SET cursor = $1, failures = 0, failing_since_ms = NULL, next_attempt_at_ms = $2, updated_at_ms = $2 \
-                 WHERE id = $3 AND lease_owner = $4",
-            )
-            .bind(attempt.event_id)
-            .bind(at)
-            .bind(id)
-            .bind(owner.to_owned())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected(),
-            AfterAttempt::Failed { retry_at, disable } => sqlx::query(
-                "UPDATE webhook SET failures = failures + 1, failing_since_ms = COALESCE(failing_since_ms, $1), \
-                 next_attempt_at_ms = $2, enabled = CASE WHEN $3 IS NULL THEN enabled ELSE 0 END, \
-                 disabled_reason = COALESCE($3, disabled_reason), updated_at_ms = $1 \
-                 WHERE id = $4 AND lease_owner = $5",
-            )
-            .bind(at)
-            .bind(ms(*retry_at))
-            .bind(disable.clone())
-            .bind(id)
-            .bind(owner.to_owned())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected(),
-            AfterAttempt::Redelivered { redelivery } => {
-                sqlx::query("DELETE FROM webhook_redelivery WHERE id = $1")
-                    .bind(*redelivery)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("SELECT 1 AS one FROM webhook WHERE id = $1 AND lease_owner = $2")
-                    .bind(id)
-                    .bind(owner.to_owned())
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .map_or(0, |_| 1)
-            }
-        };
+        let delivered = i64::from(!progress.delivered.is_empty());
+        let held = sqlx::query(
+            "UPDATE webhook SET cursor = CASE WHEN $1 > cursor THEN $1 ELSE cursor END, \
+             failures = CASE WHEN $2 = 1 THEN 0 ELSE failures END, \
+             failing_since_ms = CASE WHEN $2 = 1 THEN NULL ELSE failing_since_ms END, \
+             updated_at_ms = $3 WHERE id = $4 AND lease_owner = $5",
+        )
+        .bind(progress.cursor.unwrap_or(0))
+        .bind(delivered)
+        .bind(ms(now))
+        .bind(id)
+        .bind(owner.to_owned())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if held == 0 {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlx::query(
-            "INSERT INTO webhook_delivery (webhook_id, change_event_id, attempt, manual, status_code, error, response, duration_ms, at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(id)
-        .bind(attempt.event_id)
-        .bind(attempt.attempt)
-        .bind(i64::from(matches!(after, AfterAttempt::Redelivered { .. })))
-        .bind(attempt.status_code)
-        .bind(attempt.error.clone())
-        .bind(attempt.response.clone())
-        .bind(attempt.duration_ms)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
+        if let Some(f) = &progress.failure {
+            sqlx::query(
+                "UPDATE webhook SET failures = failures + 1, failing_since_ms = COALESCE(failing_since_ms, $1), \
+                 next_attempt_at_ms = $2, enabled = CASE WHEN $3 IS NULL THEN enabled ELSE 0 END, \
+                 disabled_reason = COALESCE($3, disabled_reason) WHERE id = $4",
+            )
+            .bind(ms(f.attempt.at))
+            .bind(ms(f.retry_at))
+            .bind(f.disable.clone())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for a in progress
+            .delivered
+            .iter()
+            .chain(progress.failure.as_ref().map(|f| &f.attempt))
+        {
+            insert_attempt(&mut tx, id, a, false).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Logs a manual redelivery and drops it from the queue, in one transaction. `false` when
+    /// the lease was lost.
+    pub async fn record_redelivery(
+        &self,
+        id: i64,
+        owner: &str,
+        redelivery: i64,
+        attempt: &AttemptRecord,
+    ) -> Result<bool> {
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        let held = sqlx::query("SELECT 1 AS one FROM webhook WHERE id = $1 AND lease_owner = $2")
+            .bind(id)
+            .bind(owner.to_owned())
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !held {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM webhook_redelivery WHERE id = $1")
+            .bind(redelivery)
+            .execute(&mut *tx)
+            .await?;
+        insert_attempt(&mut tx, id, attempt, true).await?;
         tx.commit().await?;
         Ok(true)
     }

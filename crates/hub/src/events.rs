@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use hub_events::{ConsentEvent, Delivery, EventType, JetStreamSink, RetrySchedule, WebhookSecret};
 use hub_secrets::SecretKey;
-use hub_store::{AfterAttempt, AttemptRecord, ChangeEvent, SqlStore, StoreError, Webhook};
+use hub_store::{
+    AttemptRecord, ChangeEvent, Failure, RoundProgress, SqlStore, StoreError, Webhook,
+};
 use jiff::Timestamp;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +42,9 @@ const LEASE: Duration = Duration::from_secs(30);
 const ROUND: Duration = Duration::from_secs(10);
 /// Events read per round for one webhook.
 const PAGE: u32 = 100;
+/// Successful deliveries recorded per transaction, at the latest after `RECORD_AFTER`.
+const RECORD_EVERY: usize = 50;
+const RECORD_AFTER: Duration = Duration::from_secs(1);
 /// Webhooks served at once by one worker.
 const AT_ONCE: u32 = 16;
 /// How often a worker looks for work when nothing woke it.
@@ -199,11 +204,10 @@ impl Worker {
                     response_excerpt: None,
                 },
             };
-            let after = AfterAttempt::Redelivered { redelivery: r.id };
             let attempt = record(r.event_id, 1, &d, now);
             if !self
                 .store
-                .record_attempt(hook.id, &self.owner, &attempt, after)
+                .record_redelivery(hook.id, &self.owner, r.id, &attempt)
                 .await?
             {
                 return Ok(());
@@ -217,64 +221,70 @@ impl Worker {
             .store
             .change_events(hook.brand_code, hook.cursor, PAGE)
             .await?;
-        let mut failures = hook.failures;
-        let mut passed_over = None;
+        // Successes are recorded together (one transaction per `RECORD_EVERY` or per second),
+        // a failure at once with those before it.
+        let mut progress = RoundProgress::default();
+        let mut recorded = Instant::now();
+        // Failed attempts in a row before the next one (the stored streak until a success).
+        let mut streak = hook.failures;
         for e in &events {
             let event = consent_event(e);
             if !wanted(&hook, &event) {
-                passed_over = Some(e.id);
+                progress.cursor = Some(e.id);
                 continue;
             }
             if started.elapsed() > ROUND {
                 break;
             }
-            if let Some(to) = passed_over.take() {
-                self.store
-                    .skip_webhook_events(hook.id, &self.owner, to)
-                    .await?;
-            }
             let now = Timestamp::now();
             let d = hub_events::deliver(&self.client, &hook.url, &secret, &event, now).await;
-            let attempt = record(e.id, failures + 1, &d, now);
-            let after = if d.succeeded() {
-                failures = 0;
-                AfterAttempt::Delivered
-            } else {
-                failures += 1;
-                let delay = self
-                    .schedule
-                    .next_delay(u32::try_from(failures).unwrap_or(u32::MAX));
-                let since = hook.failing_since.unwrap_or(now);
-                let disable = self.schedule.should_disable(since, now).then(|| {
-                    format!(
-                        "disabled after failing without a break since {since} ({failures} attempts; last: {})",
-                        failure(&d)
-                    )
-                });
-                let retry_at = now.checked_add(delay).unwrap_or(now);
-                if disable.is_some() {
-                    tracing::warn!(
-                        webhook = hook.id,
-                        "webhooks: disabled after a failure streak"
-                    );
+            if d.succeeded() {
+                progress.delivered.push(record(e.id, streak + 1, &d, now));
+                progress.cursor = Some(e.id);
+                streak = 0;
+                if progress.delivered.len() >= RECORD_EVERY || recorded.elapsed() > RECORD_AFTER {
+                    let done = std::mem::take(&mut progress);
+                    if !self
+                        .store
+                        .record_progress(hook.id, &self.owner, &done, now)
+                        .await?
+                    {
+                        return Ok(());
+                    }
+                    recorded = Instant::now();
                 }
-                AfterAttempt::Failed { retry_at, disable }
-            };
-            let delivered = matches!(after, AfterAttempt::Delivered);
-            if !self
-                .store
-                .record_attempt(hook.id, &self.owner, &attempt, after)
-                .await?
-                || !delivered
-            {
-                return Ok(());
+                continue;
             }
+            let failures = streak + 1;
+            let delay = self
+                .schedule
+                .next_delay(u32::try_from(failures).unwrap_or(u32::MAX));
+            let since = match hook.failing_since {
+                Some(since) if streak > 0 => since,
+                _ => now,
+            };
+            let disable = self.schedule.should_disable(since, now).then(|| {
+                format!(
+                    "disabled after failing without a break since {since} ({failures} attempts; last: {})",
+                    failure(&d)
+                )
+            });
+            if disable.is_some() {
+                tracing::warn!(
+                    webhook = hook.id,
+                    "webhooks: disabled after a failure streak"
+                );
+            }
+            progress.failure = Some(Failure {
+                attempt: record(e.id, failures, &d, now),
+                retry_at: now.checked_add(delay).unwrap_or(now),
+                disable,
+            });
+            break;
         }
-        if let Some(to) = passed_over {
-            self.store
-                .skip_webhook_events(hook.id, &self.owner, to)
-                .await?;
-        }
+        self.store
+            .record_progress(hook.id, &self.owner, &progress, Timestamp::now())
+            .await?;
         Ok(())
     }
 }
