@@ -6,12 +6,14 @@
 pub mod backfill;
 pub mod chain;
 pub mod check;
+pub mod event;
 pub mod heartbeat;
 pub mod ledger;
 pub mod model;
 
 pub use backfill::Backfill;
 pub use check::{Decision as CheckDecision, Policy, Reason, SendState, check};
+pub use event::ConsentEvent;
 pub use heartbeat::Heartbeat;
 pub use ledger::{Decision, Outcome, decide};
 pub use model::*;

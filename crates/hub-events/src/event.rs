@@ -3,33 +3,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use hub_core::{BrandCode, InvalidValue};
+use hub_core::{ConsentEvent, InvalidValue};
 use iys::ConsentStatus;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-
-/// One state change of a consent, as the hub records it (one row of its `change_event` table).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsentEvent {
-    /// Unique across all brands and increasing per brand: it is the de-duplication key of both
-    /// sinks (`webhook-id`, `Nats-Msg-Id`), and the JetStream stream de-duplicates across brands.
-    pub id: i64,
-    pub brand: BrandCode,
-    pub recipient: String,
-    /// `BIREYSEL` or `TACIR`, as stored.
-    pub recipient_type: String,
-    /// `MESAJ`, `ARAMA`, `EPOSTA` or a hub-only channel.
-    pub channel: String,
-    /// Set for a category consent change.
-    pub category: Option<String>,
-    /// The previous status (`ONAY`/`RET`); `None` for a first record.
-    pub old: Option<String>,
-    pub new: String,
-    /// `api`, `import`, `console`, `iys_pull`, `iys_push`, `reconcile` or `mode_switch`.
-    pub origin: String,
-    pub iys_state: Option<String>,
-    pub at: Timestamp,
-}
 
 /// What happened, as subscribers filter on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -87,8 +64,15 @@ pub const SPEC_VERSION: &str = "1.0";
 /// Prefix of the CloudEvents `type`: `tr.iyshub.consent.granted` and so on.
 pub const TYPE_PREFIX: &str = "tr.iyshub.";
 
-impl ConsentEvent {
-    pub fn event_type(&self) -> EventType {
+/// A consent event's type and CloudEvents envelope.
+pub trait CloudEvents {
+    fn event_type(&self) -> EventType;
+    /// The event in CloudEvents 1.0 structured mode.
+    fn cloud_event(&self) -> CloudEvent;
+}
+
+impl CloudEvents for ConsentEvent {
+    fn event_type(&self) -> EventType {
         let granted = self.new == ConsentStatus::Onay.as_str();
         match (self.category.is_some(), granted) {
             (false, true) => EventType::ConsentGranted,
@@ -101,7 +85,7 @@ impl ConsentEvent {
     /// The event in CloudEvents 1.0 structured mode. The envelope carries no personal data (the
     /// subject is the channel), so brokers and logs that read envelopes only never see a
     /// recipient.
-    pub fn cloud_event(&self) -> CloudEvent {
+    fn cloud_event(&self) -> CloudEvent {
         CloudEvent {
             specversion: SPEC_VERSION.to_owned(),
             id: self.id.to_string(),
@@ -110,19 +94,7 @@ impl ConsentEvent {
             subject: self.channel.clone(),
             time: self.at,
             datacontenttype: "application/json".to_owned(),
-            data: EventData {
-                id: self.id,
-                brand: self.brand,
-                recipient: self.recipient.clone(),
-                recipient_type: self.recipient_type.clone(),
-                channel: self.channel.clone(),
-                category: self.category.clone(),
-                old: self.old.clone(),
-                new: self.new.clone(),
-                origin: self.origin.clone(),
-                iys_state: self.iys_state.clone(),
-                at: self.at,
-            },
+            data: self.clone(),
         }
     }
 }
@@ -143,24 +115,8 @@ pub struct CloudEvent {
     /// When the change happened (RFC 3339).
     pub time: Timestamp,
     pub datacontenttype: String,
-    pub data: EventData,
-}
-
-/// The change itself. Absent values are written as `null`, so every event has the same keys.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EventData {
-    pub id: i64,
-    pub brand: BrandCode,
-    pub recipient: String,
-    pub recipient_type: String,
-    pub channel: String,
-    pub category: Option<String>,
-    pub old: Option<String>,
-    pub new: String,
-    pub origin: String,
-    pub iys_state: Option<String>,
-    pub at: Timestamp,
+    /// The change itself.
+    pub data: ConsentEvent,
 }
 
 impl CloudEvent {
@@ -172,6 +128,8 @@ impl CloudEvent {
 
 #[cfg(test)]
 mod tests {
+    use hub_core::BrandCode;
+
     use super::*;
 
     fn event(category: Option<&str>, new: &str) -> ConsentEvent {

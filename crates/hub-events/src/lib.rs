@@ -20,7 +20,8 @@ mod schedule;
 pub mod testkit;
 mod webhook;
 
-pub use event::{CloudEvent, ConsentEvent, EventData, EventType, SPEC_VERSION, TYPE_PREFIX};
+pub use event::{CloudEvent, CloudEvents, EventType, SPEC_VERSION, TYPE_PREFIX};
+pub use hub_core::ConsentEvent;
 pub use nats::{DUPLICATE_WINDOW, JetStreamSink, STREAM_NAME, SUBJECTS, message_id, subject};
 pub use schedule::RetrySchedule;
 pub use webhook::{

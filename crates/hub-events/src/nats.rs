@@ -8,7 +8,7 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, stream};
 use hub_core::BrandCode;
 
-use crate::{ConsentEvent, EventsError};
+use crate::{CloudEvents, ConsentEvent, EventsError};
 
 /// The stream created when none captures [`SUBJECTS`] yet.
 pub const STREAM_NAME: &str = "IYSHUB";

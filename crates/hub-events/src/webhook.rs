@@ -11,7 +11,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use jiff::Timestamp;
 use sha2::Sha256;
 
-use crate::{ConsentEvent, EventsError};
+use crate::{CloudEvents, ConsentEvent, EventsError};
 
 const PREFIX: &str = "whsec_";
 /// The spec asks for 24 to 64 bytes of key.

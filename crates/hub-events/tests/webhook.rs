@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use common::PyVerifier;
 use hub_core::BrandCode;
-use hub_events::{CloudEvent, EXCERPT_BYTES, WebhookSecret, deliver, webhook_client};
+use hub_events::{CloudEvent, CloudEvents, EXCERPT_BYTES, WebhookSecret, deliver, webhook_client};
 use tokio::sync::Mutex;
 
 /// What the receiver saw, request by request.

@@ -6,7 +6,7 @@
 //! cursor is the last event delivered, so nothing is skipped across a crash (an event whose
 //! delivery was not recorded is sent again, with the same id) and per recipient the order holds.
 
-use hub_core::BrandCode;
+use hub_core::{BrandCode, ConsentEvent};
 use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::Row;
@@ -15,26 +15,7 @@ use sqlx::any::AnyRow;
 use crate::sql::{corrupt, ms, ts};
 use crate::{Result, SqlStore};
 
-/// One status change of a consent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChangeEvent {
-    pub id: i64,
-    pub brand_code: BrandCode,
-    /// The ledger event that made the change.
-    pub event_id: i64,
-    pub recipient: String,
-    pub recipient_type: String,
-    pub channel: String,
-    pub category: Option<String>,
-    pub old: Option<String>,
-    pub new: String,
-    pub origin: String,
-    pub iys_state: Option<String>,
-    pub at: Timestamp,
-}
-
-const EVENT_COLUMNS: &str = "id, brand_code, event_id, recipient, recipient_type, channel, category, old_status, new_status, origin, iys_state, at_ms";
+const EVENT_COLUMNS: &str = "id, brand_code, recipient, recipient_type, channel, category, old_status, new_status, origin, iys_state, at_ms";
 
 fn brand_from(r: &AnyRow) -> Result<BrandCode> {
     let b: i64 = r.try_get("brand_code")?;
@@ -43,11 +24,10 @@ fn brand_from(r: &AnyRow) -> Result<BrandCode> {
         .map_err(|e| corrupt("brand_code", e))
 }
 
-fn event_from(r: &AnyRow) -> Result<ChangeEvent> {
-    Ok(ChangeEvent {
+fn event_from(r: &AnyRow) -> Result<ConsentEvent> {
+    Ok(ConsentEvent {
         id: r.try_get("id")?,
-        brand_code: brand_from(r)?,
-        event_id: r.try_get("event_id")?,
+        brand: brand_from(r)?,
         recipient: r.try_get("recipient")?,
         recipient_type: r.try_get("recipient_type")?,
         channel: r.try_get("channel")?,
@@ -221,7 +201,7 @@ impl SqlStore {
         brand: BrandCode,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<ChangeEvent>> {
+    ) -> Result<Vec<ConsentEvent>> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM change_event WHERE brand_code = $1 AND id > $2 ORDER BY id LIMIT $3"
         );
@@ -236,7 +216,7 @@ impl SqlStore {
             .collect()
     }
 
-    pub async fn change_event(&self, brand: BrandCode, id: i64) -> Result<Option<ChangeEvent>> {
+    pub async fn change_event(&self, brand: BrandCode, id: i64) -> Result<Option<ConsentEvent>> {
         let sql =
             format!("SELECT {EVENT_COLUMNS} FROM change_event WHERE brand_code = $1 AND id = $2");
         sqlx::query(sqlx::AssertSqlSafe(sql))

@@ -116,7 +116,7 @@ async fn random_history(url: &str, seed: u64) {
     // The events replay to the current states, each a real change from the one before.
     let mut events = Vec::new();
     loop {
-        let after = events.last().map_or(0, |e: &hub_store::ChangeEvent| e.id);
+        let after = events.last().map_or(0, |e: &hub_core::ConsentEvent| e.id);
         let page = store.change_events(BRAND, after, 97).await.unwrap();
         if page.is_empty() {
             break;

@@ -9,31 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use hub_events::{ConsentEvent, Delivery, EventType, JetStreamSink, RetrySchedule, WebhookSecret};
-use hub_secrets::SecretKey;
-use hub_store::{
-    AttemptRecord, ChangeEvent, Failure, RoundProgress, SqlStore, StoreError, Webhook,
+use hub_events::{
+    CloudEvents, ConsentEvent, Delivery, EventType, JetStreamSink, RetrySchedule, WebhookSecret,
 };
+use hub_secrets::SecretKey;
+use hub_store::{AttemptRecord, Failure, RoundProgress, SqlStore, StoreError, Webhook};
 use jiff::Timestamp;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-
-/// The event as the delivery side carries it.
-pub fn consent_event(e: &ChangeEvent) -> ConsentEvent {
-    ConsentEvent {
-        id: e.id,
-        brand: e.brand_code,
-        recipient: e.recipient.clone(),
-        recipient_type: e.recipient_type.clone(),
-        channel: e.channel.clone(),
-        category: e.category.clone(),
-        old: e.old.clone(),
-        new: e.new.clone(),
-        origin: e.origin.clone(),
-        iys_state: e.iys_state.clone(),
-        at: e.at,
-    }
-}
 
 /// How long a worker holds a webhook (a crashed worker's webhooks wait this long). A round stops
 /// taking new events after `ROUND`; one delivery takes at most 10 s, so a round ends well within
@@ -193,10 +176,7 @@ impl Worker {
             let event = self.store.change_event(hook.brand_code, r.event_id).await?;
             let now = Timestamp::now();
             let d = match &event {
-                Some(e) => {
-                    let e = consent_event(e);
-                    hub_events::deliver(&self.client, &hook.url, &secret, &e, now).await
-                }
+                Some(e) => hub_events::deliver(&self.client, &hook.url, &secret, e, now).await,
                 None => Delivery {
                     status: None,
                     error: Some(format!("event {} no longer exists", r.event_id)),
@@ -228,8 +208,7 @@ impl Worker {
         // Failed attempts in a row before the next one (the stored streak until a success).
         let mut streak = hook.failures;
         for e in &events {
-            let event = consent_event(e);
-            if !wanted(&hook, &event) {
+            if !wanted(&hook, e) {
                 progress.cursor = Some(e.id);
                 continue;
             }
@@ -237,7 +216,7 @@ impl Worker {
                 break;
             }
             let now = Timestamp::now();
-            let d = hub_events::deliver(&self.client, &hook.url, &secret, &event, now).await;
+            let d = hub_events::deliver(&self.client, &hook.url, &secret, e, now).await;
             if d.succeeded() {
                 progress.delivered.push(record(e.id, streak + 1, &d, now));
                 progress.cursor = Some(e.id);
@@ -344,7 +323,6 @@ async fn publish_rounds(store: &SqlStore, sink: &JetStreamSink) -> hub_events::E
                         continue;
                     };
                     more |= events.len() == NATS_PAGE as usize;
-                    let events: Vec<ConsentEvent> = events.iter().map(consent_event).collect();
                     if let Err(e) = sink.publish(&events).await {
                         return e;
                     }

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use hub_events::{EventType, WebhookSecret};
+use hub_events::{CloudEvents, EventType, WebhookSecret};
 use hub_store::{NewWebhook, Scope, WebhookUpdate};
 use jiff::Timestamp;
 
@@ -18,7 +18,6 @@ use crate::dto::events::{
 use crate::dto::listing::NewestFirstQuery;
 use crate::dto::params::BrandCodePath;
 use crate::error::{ApiError, ApiResult};
-use crate::events::consent_event;
 use crate::extract::{JsonBody, Path, Query};
 use crate::routes::listing::{audit, newest_first, next_id, page_size, param};
 
@@ -56,10 +55,7 @@ pub async fn list_events(
         .await?;
     let next_after = events.last().map_or(after, |e| e.id);
     Ok(Json(EventPage {
-        events: events
-            .iter()
-            .map(|e| consent_event(e).cloud_event())
-            .collect(),
+        events: events.iter().map(|e| e.cloud_event()).collect(),
         next_after,
     }))
 }
