@@ -202,31 +202,32 @@ impl SqlStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<ConsentEvent>> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM change_event WHERE brand_code = $1 AND id > $2 ORDER BY id LIMIT $3"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(brand.0 as i64)
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(event_from)
-            .collect()
+        let rest = "AND id > $2 ORDER BY id LIMIT $3";
+        let values = [after, i64::from(limit)];
+        self.brand_rows(
+            EVENT_COLUMNS,
+            "change_event",
+            rest,
+            brand,
+            &values,
+            event_from,
+        )
+        .await
     }
 
     pub async fn change_event(&self, brand: BrandCode, id: i64) -> Result<Option<ConsentEvent>> {
-        let sql =
-            format!("SELECT {EVENT_COLUMNS} FROM change_event WHERE brand_code = $1 AND id = $2");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(brand.0 as i64)
-            .bind(id)
-            .fetch_optional(&self.pool)
+        Ok(self
+            .brand_rows(
+                EVENT_COLUMNS,
+                "change_event",
+                "AND id = $2",
+                brand,
+                &[id],
+                event_from,
+            )
             .await?
-            .as_ref()
-            .map(event_from)
-            .transpose()
+            .into_iter()
+            .next())
     }
 
     /// The brands with events after what `sink` has published, with its cursor for each.
@@ -297,28 +298,30 @@ impl SqlStore {
     }
 
     pub async fn webhooks(&self, brand: BrandCode) -> Result<Vec<Webhook>> {
-        let sql =
-            format!("SELECT {WEBHOOK_COLUMNS} FROM webhook WHERE brand_code = $1 ORDER BY id");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(brand.0 as i64)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(webhook_from)
-            .collect()
+        self.brand_rows(
+            WEBHOOK_COLUMNS,
+            "webhook",
+            "ORDER BY id",
+            brand,
+            &[],
+            webhook_from,
+        )
+        .await
     }
 
     pub async fn webhook(&self, brand: BrandCode, id: i64) -> Result<Option<Webhook>> {
-        let sql =
-            format!("SELECT {WEBHOOK_COLUMNS} FROM webhook WHERE brand_code = $1 AND id = $2");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(brand.0 as i64)
-            .bind(id)
-            .fetch_optional(&self.pool)
+        Ok(self
+            .brand_rows(
+                WEBHOOK_COLUMNS,
+                "webhook",
+                "AND id = $2",
+                brand,
+                &[id],
+                webhook_from,
+            )
             .await?
-            .as_ref()
-            .map(webhook_from)
-            .transpose()
+            .into_iter()
+            .next())
     }
 
     /// The webhook's sealed signing secret.

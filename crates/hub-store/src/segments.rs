@@ -279,28 +279,30 @@ impl SqlStore {
     }
 
     pub async fn segments(&self, brand: BrandCode) -> Result<Vec<Segment>> {
-        let sql =
-            format!("SELECT {SEGMENT_COLUMNS} FROM segment WHERE brand_code = $1 ORDER BY id");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(brand.0 as i64)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(segment_from)
-            .collect()
+        self.brand_rows(
+            SEGMENT_COLUMNS,
+            "segment",
+            "ORDER BY id",
+            brand,
+            &[],
+            segment_from,
+        )
+        .await
     }
 
     pub async fn segment(&self, brand: BrandCode, id: i64) -> Result<Option<Segment>> {
-        let sql =
-            format!("SELECT {SEGMENT_COLUMNS} FROM segment WHERE brand_code = $1 AND id = $2");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(brand.0 as i64)
-            .bind(id)
-            .fetch_optional(&self.pool)
+        Ok(self
+            .brand_rows(
+                SEGMENT_COLUMNS,
+                "segment",
+                "AND id = $2",
+                brand,
+                &[id],
+                segment_from,
+            )
             .await?
-            .as_ref()
-            .map(segment_from)
-            .transpose()
+            .into_iter()
+            .next())
     }
 
     /// Replaces a segment's name, description and definition; `None` when there is none.

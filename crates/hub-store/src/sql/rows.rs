@@ -193,3 +193,24 @@ pub(crate) fn api_key_from(r: &AnyRow) -> Result<ApiKey> {
         expires_at: r.try_get::<Option<i64>, _>("expires_at_ms")?.map(ts),
     })
 }
+
+impl crate::SqlStore {
+    /// `columns` of the brand's rows in `table`, narrowed and ordered by `rest` (which binds
+    /// `values` from `$2`), each mapped by `map`.
+    pub(crate) async fn brand_rows<T>(
+        &self,
+        columns: &str,
+        table: &str,
+        rest: &str,
+        brand: BrandCode,
+        values: &[i64],
+        map: fn(&AnyRow) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let sql = format!("SELECT {columns} FROM {table} WHERE brand_code = $1 {rest}");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(brand.0 as i64);
+        for v in values {
+            q = q.bind(*v);
+        }
+        q.fetch_all(&self.pool).await?.iter().map(map).collect()
+    }
+}
