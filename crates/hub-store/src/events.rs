@@ -564,6 +564,16 @@ impl SqlStore {
         Ok(true)
     }
 
+    /// Drops delivery log entries older than `before`; how many.
+    pub async fn prune_webhook_deliveries(&self, before: Timestamp) -> Result<u64> {
+        let _w = self.writer().await;
+        Ok(sqlx::query("DELETE FROM webhook_delivery WHERE at_ms < $1")
+            .bind(ms(before))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
     /// The webhook's delivery log, newest first, before the delivery id `before`.
     pub async fn webhook_deliveries(
         &self,

@@ -30,6 +30,9 @@ const RECORD_EVERY: usize = 50;
 const RECORD_AFTER: Duration = Duration::from_secs(1);
 /// Webhooks served at once by one worker.
 const AT_ONCE: u32 = 16;
+/// How long the delivery log keeps an attempt, and how often it is pruned.
+const DELIVERY_LOG_DAYS: i64 = 30;
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How often a worker looks for work when nothing woke it.
 const POLL: Duration = Duration::from_millis(250);
 
@@ -63,7 +66,22 @@ pub async fn deliver_webhooks(
         client,
         owner: format!("webhooks-{}", uuid::Uuid::new_v4()),
     };
+    let mut pruned: Option<Instant> = None;
     loop {
+        if pruned.is_none_or(|at| at.elapsed() > PRUNE_EVERY) {
+            pruned = Some(Instant::now());
+            let before = Timestamp::now()
+                .checked_sub(jiff::SignedDuration::from_hours(24 * DELIVERY_LOG_DAYS))
+                .unwrap_or(Timestamp::UNIX_EPOCH);
+            match worker.store.prune_webhook_deliveries(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    removed = n,
+                    "webhooks: delivery log entries past 30 days removed"
+                ),
+                Err(e) => tracing::warn!(error = %e, "webhooks: cannot prune the delivery log"),
+            }
+        }
         let woken = wake.notified();
         let lease_ms = LEASE.as_millis() as i64;
         match worker

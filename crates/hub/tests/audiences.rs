@@ -390,6 +390,25 @@ async fn webhooks_deliver_signed_in_order_and_retry() {
     until("the retry after enabling", || ids(&broken).len() > n).await;
     assert_eq!(ids(&broken).last(), Some(&event_ids[0]));
 
+    // The delivery log is pruned by age: up to an hour ago removes nothing, up to tomorrow all.
+    let store = &server.hub.store;
+    let recent = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(1))
+        .unwrap();
+    assert_eq!(store.prune_webhook_deliveries(recent).await.unwrap(), 0);
+    let later = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(24))
+        .unwrap();
+    assert!(store.prune_webhook_deliveries(later).await.unwrap() > 0);
+    let (_, log) = server
+        .send(
+            reqwest::Method::GET,
+            &server.brand(&format!("/webhooks/{}/deliveries", hooks[0].0)),
+            None,
+        )
+        .await;
+    assert_eq!(log["deliveries"].as_array().map(Vec::len), Some(0), "{log}");
+
     server.stop().await;
 }
 

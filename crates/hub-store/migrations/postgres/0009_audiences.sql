@@ -65,6 +65,8 @@ CREATE TABLE webhook_delivery (
     at_ms            BIGINT NOT NULL
 );
 CREATE INDEX webhook_delivery_hook ON webhook_delivery (webhook_id, id);
+-- The log is kept 30 days.
+CREATE INDEX webhook_delivery_at ON webhook_delivery (at_ms);
 
 -- Manual redeliveries asked for, sent by the worker before the stream resumes.
 CREATE TABLE webhook_redelivery (
