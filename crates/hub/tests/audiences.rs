@@ -12,20 +12,18 @@
 //!   sendable segment holds, and never one the send-time check would deny.
 //! - Stats: the counts follow the writes.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use hub::Hub;
 use hub_events::RetrySchedule;
 use hub_events::testkit::PyVerifier;
-use hub_store::SqlStore;
-use hub_store::testkit::{drop_postgres, fresh_postgres};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "webhooks-admin-key";
 const BRAND: u64 = 600_777;
@@ -78,58 +76,37 @@ async fn start_receiver(r: Arc<Receiver>) -> String {
     url
 }
 
-struct Server {
-    hub: Arc<Hub>,
-    base: String,
-    http: reqwest::Client,
-    cancel: CancellationToken,
-    _dir: Option<tempfile::TempDir>,
-    postgres: Option<(String, String)>,
+/// The served hub with a webhook worker (quick retries), and this file's helpers.
+struct Server(common::Served);
+
+impl std::ops::Deref for Server {
+    type Target = common::Served;
+    fn deref(&self) -> &common::Served {
+        &self.0
+    }
 }
 
 impl Server {
     async fn start() -> Server {
-        let (url, dir, postgres) = match std::env::var("IYSHUB_TEST_DATABASE_URL") {
-            Ok(admin) if !admin.is_empty() => {
-                let (url, name) = fresh_postgres(&admin, "iyshub_webhooks_test").await;
-                (url, None, Some((admin, name)))
-            }
-            _ => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = SqlStore::sqlite_url(&dir.path().join("hub.db")).unwrap();
-                (url, Some(dir), None)
-            }
-        };
-        let store = SqlStore::connect(&url).await.unwrap();
-        hub::bootstrap_admin_key(&store, Some(KEY)).await.unwrap();
         let key = hub_secrets::SecretKey::generate().unwrap();
-        let mut hub = Hub::new(store.into());
-        hub.iys.secret_key = Some(key.clone());
-        let hub = Arc::new(hub);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let cancel = CancellationToken::new();
-        tokio::spawn(hub::serve(hub.clone(), listener, cancel.clone()));
+        let sealing = key.clone();
+        let served = common::Served::start("iyshub_audiences_test", KEY, move |hub| {
+            hub.iys.secret_key = Some(sealing);
+        })
+        .await;
         // Quick retries; a webhook failing for over 1.5 s is disabled.
         let schedule = RetrySchedule {
             delays: vec![Duration::from_millis(40), Duration::from_millis(80)],
             disable_after: Duration::from_millis(1500),
         };
         tokio::spawn(hub::events::deliver_webhooks(
-            hub.store.clone(),
+            served.hub.store.clone(),
             Some(key),
             schedule,
-            hub.webhooks_waiting.clone(),
-            cancel.clone(),
+            served.hub.webhooks_waiting.clone(),
+            served.cancel.clone(),
         ));
-        let server = Server {
-            hub,
-            base,
-            http: reqwest::Client::new(),
-            cancel,
-            _dir: dir,
-            postgres,
-        };
+        let server = Server(served);
         let (status, _) = server
             .send(
                 reqwest::Method::POST,
@@ -160,10 +137,7 @@ impl Server {
     }
 
     async fn stop(self) {
-        self.cancel.cancel();
-        if let Some((admin, name)) = &self.postgres {
-            drop_postgres(admin, name).await;
-        }
+        self.0.stop().await;
     }
 }
 

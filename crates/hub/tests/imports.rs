@@ -3,61 +3,35 @@
 //! progress, its rejects file, a dry run, an import a worker resumes after another stopped, and
 //! an export that imports back unchanged.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use hub::Hub;
-use hub_store::testkit::{drop_postgres, fresh_postgres};
-use hub_store::{ImportState, ImportVia, NewImport, SqlStore, Store};
+use hub_store::{ImportState, ImportVia, NewImport, Store};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "imports-admin-key";
 const BRAND: u64 = 600_123;
 
-struct Server {
-    base: String,
-    http: reqwest::Client,
-    hub: Arc<Hub>,
-    cancel: CancellationToken,
-    _dir: Option<tempfile::TempDir>,
-    postgres: Option<(String, String)>,
+/// The served hub with an import worker, and this file's helpers.
+struct Server(common::Served);
+
+impl std::ops::Deref for Server {
+    type Target = common::Served;
+    fn deref(&self) -> &common::Served {
+        &self.0
+    }
 }
 
 impl Server {
     async fn start() -> Server {
-        let (url, dir, postgres) = match std::env::var("IYSHUB_TEST_DATABASE_URL") {
-            Ok(admin) if !admin.is_empty() => {
-                let (url, name) = fresh_postgres(&admin, "iyshub_imports_test").await;
-                (url, None, Some((admin, name)))
-            }
-            _ => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = SqlStore::sqlite_url(&dir.path().join("hub.db")).unwrap();
-                (url, Some(dir), None)
-            }
-        };
-        let store = SqlStore::connect(&url).await.unwrap();
-        hub::bootstrap_admin_key(&store, Some(KEY)).await.unwrap();
-        let hub = Arc::new(Hub::new(store.into()));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let cancel = CancellationToken::new();
-        tokio::spawn(hub::serve(hub.clone(), listener, cancel.clone()));
+        let served = common::Served::start("iyshub_imports_test", KEY, |_| {}).await;
         tokio::spawn(hub::imports::work(
-            hub.store.clone(),
-            hub.imports_waiting.clone(),
-            cancel.clone(),
+            served.hub.store.clone(),
+            served.hub.imports_waiting.clone(),
+            served.cancel.clone(),
         ));
-        let server = Server {
-            base,
-            http: reqwest::Client::new(),
-            hub,
-            cancel,
-            _dir: dir,
-            postgres,
-        };
+        let server = Server(served);
         let r = server
             .http
             .post(format!("{}/api/v1/brands", server.base))
@@ -120,12 +94,8 @@ impl Server {
         r.text().await.unwrap()
     }
 
-    async fn stop(mut self) {
-        self.cancel.cancel();
-        self.hub.store.close().await;
-        if let Some((admin, name)) = self.postgres.take() {
-            drop_postgres(&admin, &name).await;
-        }
+    async fn stop(self) {
+        self.0.stop().await;
     }
 }
 

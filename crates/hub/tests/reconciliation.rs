@@ -2,64 +2,33 @@
 //! sockets. The days are stored as the reconciler stores them (`ReconcileStore`); the engine
 //! tests show how they come about. SQLite, or PostgreSQL when `IYSHUB_TEST_DATABASE_URL` is set.
 
-use std::sync::Arc;
+mod common;
 
-use hub::Hub;
 use hub_core::BrandCode;
-use hub_store::testkit::{drop_postgres, fresh_postgres};
-use hub_store::{
-    DayResult, DayStatus, DriftAction, DriftItem, DriftKind, ReconcileStore, SqlStore,
-};
+use hub_store::{DayResult, DayStatus, DriftAction, DriftItem, DriftKind, ReconcileStore};
 use iys::ConsentDate;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 const ADMIN_KEY: &str = "test-admin-key-reconciliation";
 const BRAND: u64 = 600_123;
 const OTHER: u64 = 600_124;
 
-struct TestHub {
-    base: String,
-    http: reqwest::Client,
-    hub: Arc<Hub>,
-    cancel: CancellationToken,
-    _dir: Option<tempfile::TempDir>,
-    postgres: Option<(String, String)>,
+/// The served hub, with this file's request helper.
+struct TestHub(common::Served);
+
+impl std::ops::Deref for TestHub {
+    type Target = common::Served;
+    fn deref(&self) -> &common::Served {
+        &self.0
+    }
 }
 
 impl TestHub {
     async fn start() -> TestHub {
-        let (url, dir, postgres) = match std::env::var("IYSHUB_TEST_DATABASE_URL") {
-            Ok(admin) if !admin.is_empty() => {
-                let (url, name) = fresh_postgres(&admin, "iyshub_reconcile_api").await;
-                (url, None, Some((admin, name)))
-            }
-            _ => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = SqlStore::sqlite_url(&dir.path().join("hub.db")).unwrap();
-                (url, Some(dir), None)
-            }
-        };
-        let store = SqlStore::connect(&url).await.unwrap();
-        hub::bootstrap_admin_key(&store, Some(ADMIN_KEY))
-            .await
-            .unwrap();
-        let hub = Arc::new(Hub::new(store.into()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let cancel = CancellationToken::new();
-        tokio::spawn(hub::serve(hub.clone(), listener, cancel.clone()));
-        TestHub {
-            base,
-            http: reqwest::Client::new(),
-            hub,
-            cancel,
-            _dir: dir,
-            postgres,
-        }
+        TestHub(common::Served::start("iyshub_reconcile_api", ADMIN_KEY, |_| {}).await)
     }
 
     async fn call(
@@ -90,11 +59,7 @@ impl TestHub {
     }
 
     async fn stop(self) {
-        self.cancel.cancel();
-        self.hub.store.close().await;
-        if let Some((admin, name)) = &self.postgres {
-            drop_postgres(admin, name).await;
-        }
+        self.0.stop().await;
     }
 }
 

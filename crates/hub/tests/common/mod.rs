@@ -1,0 +1,65 @@
+//! A hub served on a real socket for the API tests: on a fresh PostgreSQL database (dropped at
+//! the end) when `IYSHUB_TEST_DATABASE_URL` is set, else on SQLite in a temporary directory.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use hub::Hub;
+use hub_store::SqlStore;
+use hub_store::testkit::{drop_postgres, fresh_postgres};
+use tokio_util::sync::CancellationToken;
+
+pub struct Served {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub hub: Arc<Hub>,
+    pub cancel: CancellationToken,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl Served {
+    /// A hub with `admin_key` as its bootstrap key, set up by `configure` before it serves;
+    /// `prefix` names its PostgreSQL database.
+    pub async fn start(prefix: &str, admin_key: &str, configure: impl FnOnce(&mut Hub)) -> Served {
+        let (url, dir, postgres) = match std::env::var("IYSHUB_TEST_DATABASE_URL") {
+            Ok(admin) if !admin.is_empty() => {
+                let (url, name) = fresh_postgres(&admin, prefix).await;
+                (url, None, Some((admin, name)))
+            }
+            _ => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = SqlStore::sqlite_url(&dir.path().join("hub.db")).unwrap();
+                (url, Some(dir), None)
+            }
+        };
+        let store = SqlStore::connect(&url).await.unwrap();
+        hub::bootstrap_admin_key(&store, Some(admin_key))
+            .await
+            .unwrap();
+        let mut hub = Hub::new(store.into());
+        configure(&mut hub);
+        let hub = Arc::new(hub);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let cancel = CancellationToken::new();
+        tokio::spawn(hub::serve(hub.clone(), listener, cancel.clone()));
+        Served {
+            base,
+            http: reqwest::Client::new(),
+            hub,
+            cancel,
+            _dir: dir,
+            postgres,
+        }
+    }
+
+    /// Stops serving and drops the PostgreSQL database.
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        self.hub.store.close().await;
+        if let Some((admin, name)) = self.postgres.take() {
+            drop_postgres(&admin, &name).await;
+        }
+    }
+}
