@@ -11,11 +11,13 @@
 //! Runs on SQLite, and on PostgreSQL when `IYSHUB_TEST_DATABASE_URL` is set. The seed of the
 //! random choices (kill delays, batch sizes, keys) is printed; `IYSHUB_CRASH_SEED` reuses it.
 
+mod common;
+
+use common::{HubProcess, free_ports, tail};
+
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -80,53 +82,6 @@ struct Setup {
     db: Db,
 }
 
-/// A running `iyshub serve`; killed when dropped, so a panicking test leaves no process behind.
-#[derive(Debug)]
-struct HubProcess {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl HubProcess {
-    /// SIGKILL (what `Child::kill` sends on Unix), then reap it. Returns its log.
-    fn kill(mut self) -> String {
-        self.child.kill().expect("SIGKILL iyshub serve");
-        self.child.wait().expect("reap iyshub serve");
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- iyshub serve log ({}) ---\n{}",
-                self.log.display(),
-                tail(&self.log)
-            );
-        }
-    }
-}
-
-fn tail(path: &PathBuf) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-/// Two distinct free ports (both held while probing, so the OS cannot hand out one twice).
-fn free_ports() -> (SocketAddr, SocketAddr) {
-    let a = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    let b = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    (
-        a.local_addr().expect("local address"),
-        b.local_addr().expect("local address"),
-    )
-}
-
 impl Setup {
     fn new(db: Db) -> Setup {
         Setup {
@@ -184,7 +139,7 @@ impl Setup {
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 if let Some(status) = hub.child.try_wait().expect("child status") {
-                    let log = tail(&hub.log);
+                    let log = tail(&hub.log, 40);
                     // Someone took a port between our probe and the bind: try others.
                     assert!(
                         log.contains("binding"),

@@ -17,11 +17,14 @@
 //! events; the test deletes its consumer and purges its subject at the end. Without a NATS server
 //! (`IYSHUB_TEST_NATS_URL`, else 127.0.0.1:4222) the NATS half is skipped, a failure under `CI`.
 
+mod common;
+
+use common::{HubProcess, free_ports, tail};
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -89,50 +92,6 @@ async fn start_receiver(r: Arc<Receiver>) -> String {
 
 // ---------------------------------------------------------------------------------------------
 // The hub as a child process.
-
-/// A running `iyshub serve`; killed when dropped, so a failing test leaves no process behind.
-#[derive(Debug)]
-struct HubProcess {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl HubProcess {
-    /// SIGKILL (what `Child::kill` sends on Unix), then reap it. Returns its log.
-    fn kill(mut self) -> String {
-        self.child.kill().expect("SIGKILL iyshub serve");
-        self.child.wait().expect("reap iyshub serve");
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- iyshub serve log ({}) ---\n{}",
-                self.log.display(),
-                tail(&self.log, 40)
-            );
-        }
-    }
-}
-
-fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Two distinct free ports (both held while probing, so the OS cannot hand out one twice).
-fn free_ports() -> (SocketAddr, SocketAddr) {
-    let a = TcpListener::bind("127.0.0.1:0").unwrap();
-    let b = TcpListener::bind("127.0.0.1:0").unwrap();
-    (a.local_addr().unwrap(), b.local_addr().unwrap())
-}
 
 /// Starts `iyshub serve` on `dir` (SQLite, the built-in simulator) and waits for `/readyz`.
 async fn start_hub(
