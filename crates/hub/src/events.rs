@@ -134,6 +134,13 @@ fn record(event_id: i64, attempt: i64, d: &Delivery, at: Timestamp) -> AttemptRe
     }
 }
 
+/// Counts an attempt for `/metrics`: `kind` is `stream` or `redelivered`.
+fn count(kind: &'static str, delivered: bool) {
+    let outcome = if delivered { "delivered" } else { "failed" };
+    metrics::counter!("iyshub_webhook_attempts_total", "kind" => kind, "outcome" => outcome)
+        .increment(1);
+}
+
 /// Whether the webhook takes this event (no types: every one).
 fn wanted(hook: &Webhook, e: &ConsentEvent) -> bool {
     let ty: EventType = e.event_type();
@@ -203,6 +210,7 @@ impl Worker {
                 },
             };
             let attempt = record(r.event_id, 1, &d, now);
+            count("redelivered", d.succeeded());
             if !self
                 .store
                 .record_redelivery(hook.id, &self.owner, r.id, &attempt)
@@ -235,6 +243,7 @@ impl Worker {
             }
             let now = Timestamp::now();
             let d = hub_events::deliver(&self.client, &hook.url, &secret, e, now).await;
+            count("stream", d.succeeded());
             if d.succeeded() {
                 progress.delivered.push(record(e.id, streak + 1, &d, now));
                 progress.cursor = Some(e.id);
@@ -344,6 +353,8 @@ async fn publish_rounds(store: &SqlStore, sink: &JetStreamSink) -> hub_events::E
                     if let Err(e) = sink.publish(&events).await {
                         return e;
                     }
+                    metrics::counter!("iyshub_nats_events_published_total")
+                        .increment(events.len() as u64);
                     if let Err(e) = store.set_event_cursor(NATS_SINK, brand, last).await {
                         tracing::warn!(brand = brand.0, error = %e, "nats: cannot record progress");
                     }
