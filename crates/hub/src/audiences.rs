@@ -3,6 +3,7 @@
 //! reason.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::body::Body;
 use futures_util::StreamExt;
@@ -12,7 +13,7 @@ use iys::{ConsentStatus, RecipientType};
 use serde::Serialize;
 use tokio::sync::mpsc::Sender;
 
-use crate::cache::RecipientMemo;
+use crate::HubState;
 use crate::exports::csv_line;
 use crate::input::normalise_recipient;
 
@@ -201,21 +202,22 @@ fn recipient_of(line: &[u8], input: Format) -> Option<String> {
     }
 }
 
-struct Round<'a> {
-    store: &'a SqlStore,
-    memo: &'a RecipientMemo,
-    filter: &'a CampaignFilter,
+/// What every round of one filter shares; rounds run as tasks of their own, so the CPU work of
+/// one (normalising, checking) runs beside another's on the second core.
+struct Round {
+    hub: HubState,
+    filter: CampaignFilter,
 }
 
-impl Round<'_> {
+impl Round {
     /// Decides `list` in order: for each, `Ok(recipient as stored)` when allowed, else
     /// `Err(reason)`. Most lists hold recipients as the hub stores them, so they are looked up
     /// as given first; only those not found are normalised (a phone through libphonenumber)
     /// and looked up again.
     async fn decide(&self, list: &[String]) -> hub_store::Result<Vec<Result<String, String>>> {
-        let f = self.filter;
-        let mut states = self
-            .store
+        let f = &self.filter;
+        let store = &self.hub.store;
+        let mut states = store
             .send_states(f.brand, f.channel, f.recipient_type, list)
             .await?;
         let missing: Vec<String> = list
@@ -223,9 +225,11 @@ impl Round<'_> {
             .filter(|r| !states.contains_key(*r))
             .cloned()
             .collect();
-        let normalised = self
-            .memo
-            .normalise_all(&missing, f.channel, normalise_recipient);
+        let normalised =
+            self.hub
+                .caches
+                .recipients
+                .normalise_all(&missing, f.channel, normalise_recipient);
         let mut canonical: std::collections::HashMap<&str, Option<String>> = Default::default();
         let mut again = Vec::new();
         for (raw, n) in missing.iter().zip(normalised) {
@@ -243,7 +247,7 @@ impl Round<'_> {
         }
         if !again.is_empty() {
             states.extend(
-                self.store
+                store
                     .send_states(f.brand, f.channel, f.recipient_type, &again)
                     .await?,
             );
@@ -259,8 +263,8 @@ impl Round<'_> {
             Some((code, CategoryKind::Marketing)) => {
                 let known: Vec<String> = stored.iter().flatten().cloned().collect();
                 (
-                    self.store.category_statuses(f.brand, code, &known).await?,
-                    self.store.refused_by_profile(f.brand, code, &known).await?,
+                    store.category_statuses(f.brand, code, &known).await?,
+                    store.refused_by_profile(f.brand, code, &known).await?,
                 )
             }
             _ => Default::default(),
@@ -361,18 +365,11 @@ async fn read_rounds(body: Body, input: Format, rounds: Sender<Vec<String>>) -> 
 
 /// Runs the campaign filter over `body`, sending the allowed recipients in input order and,
 /// last, the summary (`{"summary": …}` in NDJSON; a `# summary {…}` line in CSV).
-pub async fn run_filter(
-    store: &SqlStore,
-    memo: &RecipientMemo,
-    filter: CampaignFilter,
-    body: Body,
-    tx: Sender<Piece>,
-) {
-    let round = Round {
-        store,
-        memo,
-        filter: &filter,
-    };
+pub async fn run_filter(hub: HubState, filter: CampaignFilter, body: Body, tx: Sender<Piece>) {
+    let round = Arc::new(Round {
+        hub,
+        filter: filter.clone(),
+    });
     let (rounds_tx, rounds_rx) = tokio::sync::mpsc::channel::<Vec<String>>(ROUNDS_AT_ONCE);
     let reading = read_rounds(body, filter.input, rounds_tx);
     let deciding = async {
@@ -386,11 +383,15 @@ pub async fn run_filter(
             move |cx| rx.poll_recv(cx)
         })
         .map(|list| {
-            let round = &round;
-            async move { (list.len(), round.decide(&list).await) }
+            let round = round.clone();
+            tokio::spawn(async move { (list.len(), round.decide(&list).await) })
         })
         .buffered(ROUNDS_AT_ONCE);
-        while let Some((n, result)) = decided.next().await {
+        while let Some(joined) = decided.next().await {
+            let (n, result) = match joined {
+                Ok(done) => done,
+                Err(e) => return Err(format!("a round of the filter failed: {e}")),
+            };
             let decisions = match result {
                 Ok(d) => d,
                 Err(e) => {

@@ -517,10 +517,7 @@ pub async fn check_stream(
         output,
     };
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let hub2 = hub.clone();
-    tokio::spawn(async move {
-        run_filter(&hub2.store, &hub2.caches.recipients, filter, body, tx).await;
-    });
+    tokio::spawn(run_filter(hub.clone(), filter, body, tx));
     Ok(streamed(
         rx,
         output.content_type(),
