@@ -33,6 +33,8 @@ pub use webhook::{
 pub enum EventsError {
     #[error("a webhook secret is `whsec_` followed by the base64 of 24 to 64 bytes")]
     InvalidSecret,
+    #[error("event {id} cannot be written as JSON: {why}")]
+    Encode { id: i64, why: String },
     #[error("the system's random source failed")]
     Random,
     #[error("cannot build the webhook HTTP client: {0}")]

@@ -66,8 +66,15 @@ impl JetStreamSink {
             {
                 duplicates += usize::from(confirm(id, ack).await?);
             }
+            let payload = event
+                .cloud_event()
+                .to_json_bytes()
+                .map_err(|e| EventsError::Encode {
+                    id: event.id,
+                    why: e.to_string(),
+                })?;
             let message = PublishMessage::build()
-                .payload(event.cloud_event().to_json_bytes().into())
+                .payload(payload.into())
                 .message_id(message_id(event));
             let ack = self
                 .js

@@ -126,7 +126,17 @@ pub async fn deliver(
     event: &ConsentEvent,
     now: Timestamp,
 ) -> Delivery {
-    let body = event.cloud_event().to_json_bytes();
+    let body = match event.cloud_event().to_json_bytes() {
+        Ok(b) => b,
+        Err(e) => {
+            return Delivery {
+                status: None,
+                error: Some(format!("the event cannot be written as JSON: {e}")),
+                duration_ms: 0,
+                response_excerpt: None,
+            };
+        }
+    };
     let msg_id = event.id.to_string();
     let timestamp = now.as_second();
     let signature = sign(secret, &msg_id, timestamp, &body);
