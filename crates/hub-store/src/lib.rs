@@ -7,6 +7,7 @@
 //! [`Backend`]. The [`story`] module is the conformance suite both backends must pass.
 
 mod connection;
+mod console;
 mod engine;
 mod events;
 mod group;
@@ -30,12 +31,14 @@ mod types;
 use std::future::Future;
 
 pub use connection::*;
+pub use console::*;
 pub use engine::*;
 pub use events::*;
 pub use imports::*;
 pub use reconcile::*;
 pub use segments::*;
 pub use sql::SqlStore;
+pub use sql_engine::mode::ModePreview;
 pub use state::OutboxState;
 pub use stats::*;
 pub use types::*;

@@ -1,7 +1,7 @@
 //! [`EngineStore`] for [`SqlStore`]. Settling, mode switches and the outbox listing and requeue
 //! are in submodules as inherent methods named as the trait's, which the trait delegates to.
 
-mod mode;
+pub(crate) mod mode;
 mod outbox;
 mod settle;
 

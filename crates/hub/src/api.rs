@@ -103,9 +103,10 @@ fn docs() -> Router<HubState> {
         .into()
 }
 
-pub fn router(hub: HubState) -> Router {
+pub fn router(hub: HubState, extra: Router<HubState>) -> Router {
     let (api, _) = routes().split_for_parts();
     api.merge(docs())
+        .merge(extra)
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -31,6 +31,7 @@ pub use guard::{DEFAULT_RATE_LIMIT, Guards};
 /// Defined in `hub-core` so the IYS engines implement them without depending on the API.
 pub use hub_core::{Backfill, Heartbeat};
 pub use metrics::Metrics;
+pub use routes::events::register_webhook;
 
 /// Most changes in one request.
 pub const MAX_CHANGES: usize = 10_000;
@@ -87,7 +88,13 @@ impl Hub {
 pub type HubState = Arc<Hub>;
 
 pub fn router(hub: HubState) -> Router {
-    api::router(hub)
+    api::router(hub, Router::new())
+}
+
+/// The API's router with `extra` routes (the web console) behind the same layers: limits,
+/// timeouts, compression, tracing and request ids.
+pub fn router_with(hub: HubState, extra: Router<HubState>) -> Router {
+    api::router(hub, extra)
 }
 
 pub use api::DOCS_PATH;
@@ -113,7 +120,15 @@ pub async fn serve(
     listener: TcpListener,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = router(hub);
+    serve_router(router(hub), listener, cancel).await
+}
+
+/// Serves `app` (from [`router`] or [`router_with`]) on `listener` until `cancel` fires.
+pub async fn serve_router(
+    app: Router,
+    listener: TcpListener,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

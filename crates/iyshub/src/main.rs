@@ -1,5 +1,6 @@
 //! `iyshub`: the one binary of the IYS permission hub.
 
+mod admin_cmd;
 mod bench;
 mod bulk_cmd;
 mod config;
@@ -35,6 +36,9 @@ enum Command {
     /// default (no configuration needed), or on PostgreSQL and a real IYS.
     #[command(after_help = flags::SETTINGS_HELP)]
     Serve(serve::ServeArgs),
+    /// Web console users: create, reset a password, list.
+    #[command(subcommand)]
+    Admin(admin_cmd::AdminCommand),
     /// Create or upgrade the database schema, then exit.
     #[command(after_help = flags::SETTINGS_HELP)]
     Migrate(flags::DbFlags),
@@ -131,6 +135,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_tracing();
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(serve::run(args))
+        }
+        Command::Admin(cmd) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(admin_cmd::run(cmd))
         }
         Command::Migrate(db) => {
             let runtime = tokio::runtime::Runtime::new()?;

@@ -128,6 +128,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let admin_key = config.admin_key.as_ref().map(|k| k.expose());
     let new_key = hub::bootstrap_admin_key(&store, admin_key).await?;
+    let console_password = if api_on {
+        hub_console::users::bootstrap_admin(&store).await?
+    } else {
+        None
+    };
     let store = Arc::new(store);
 
     let mut engine_config = hub_engines::EngineConfig {
@@ -210,6 +215,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         (None, Some(_)) => println!("  admin key  from IYSHUB_ADMIN_KEY"),
         (None, None) => println!("  admin key  created at first start (not shown again)"),
     }
+    if api_on {
+        println!("  console    http://{bind}/");
+        if let Some(p) = &console_password {
+            println!(
+                "  console    user admin, password {p}\n             (shown once: keep it; `iyshub admin password --username admin` sets a new one)"
+            );
+        }
+    }
     println!(
         "  role       {}: {}",
         role.as_str(),
@@ -225,8 +238,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .with_context(|| format!("binding the API to {bind} (set IYSHUB_BIND)"))?;
-        tasks.push(tokio::spawn(hub::serve(
-            hub.clone(),
+        let app = hub::router_with(hub.clone(), hub_console::routes());
+        tasks.push(tokio::spawn(hub::serve_router(
+            app,
             listener,
             cancel.clone(),
         )));

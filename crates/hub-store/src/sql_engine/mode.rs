@@ -8,6 +8,15 @@ use crate::sql::ms;
 use crate::state::{OutboxState, Sql};
 use crate::{Brand, Result, SqlStore};
 
+/// The changes a mode switch would move, counted before it is confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ModePreview {
+    /// Held changes that would be queued for IYS.
+    pub released: i64,
+    /// Waiting ONAYs that would be held until IYS knows their recipient.
+    pub held: i64,
+}
+
 impl SqlStore {
     pub(crate) async fn switch_mode(
         &self,
@@ -90,6 +99,40 @@ impl SqlStore {
             .await?;
         tx.commit().await?;
         self.brand(brand).await
+    }
+
+    /// What switching `brand` to `to` would do now: the held changes it would release to IYS
+    /// (to integrator), or the waiting ONAYs for recipients IYS does not know that it would hold
+    /// (to sync). Read without locks: a preview for a person to confirm, not a promise.
+    pub async fn mode_switch_preview(&self, brand: BrandCode, to: Mode) -> Result<ModePreview> {
+        let b = brand.0 as i64;
+        let count = |sql: String| async move {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(b)
+                .fetch_one(&self.pool)
+                .await?;
+            Ok::<i64, crate::StoreError>(sqlx::Row::try_get(&row, "n")?)
+        };
+        Ok(match to {
+            Mode::Integrator => ModePreview {
+                released: count(format!(
+                    "SELECT COUNT(*) AS n FROM outbox WHERE brand_code = $1 AND state = {}",
+                    OutboxState::Held.sql()
+                ))
+                .await?,
+                held: 0,
+            },
+            Mode::Sync => ModePreview {
+                released: 0,
+                held: count(format!(
+                    "SELECT COUNT(*) AS n FROM outbox WHERE brand_code = $1 AND state = {} AND status = {} \
+                     AND NOT EXISTS (SELECT 1 FROM consent c WHERE c.brand_code = outbox.brand_code AND c.recipient = outbox.recipient AND c.recipient_type = outbox.recipient_type AND c.channel = outbox.channel AND c.iys_known = 1)",
+                    OutboxState::Pending.sql(),
+                    ConsentStatus::Onay.sql()
+                ))
+                .await?,
+            },
+        })
     }
 
     pub(crate) async fn mark_known(

@@ -135,6 +135,42 @@ fn new_secret(hub: &HubState) -> ApiResult<(String, String)> {
     Ok((sealed, secret.as_str().to_owned()))
 }
 
+/// Checks and stores a new webhook of `brand`, records who did it, and wakes the deliverer.
+/// Returns the webhook and its secret (to show once). Shared by the API and the console.
+pub async fn register_webhook(
+    hub: &HubState,
+    brand: hub_core::BrandCode,
+    input: WebhookInput,
+    actor: &str,
+) -> ApiResult<(hub_store::Webhook, String)> {
+    let url = webhook_url(&input.url)?;
+    let types = event_types(&input.event_types)?;
+    let description = description(input.description)?;
+    let (sealed, secret) = new_secret(hub)?;
+    let hook = hub
+        .store
+        .create_webhook(
+            NewWebhook {
+                brand_code: brand,
+                url,
+                description,
+                event_types: types,
+                sealed_secret: sealed,
+            },
+            Timestamp::now(),
+        )
+        .await?;
+    let detail =
+        serde_json::json!({"id": hook.id, "url": hook.url, "eventTypes": hook.event_types});
+    if let Err(e) =
+        hub_store::Store::audit(&*hub.store, Some(brand), actor, "webhook_created", detail).await
+    {
+        tracing::warn!(error = %e, "could not record a webhook's creation in the audit log");
+    }
+    hub.webhooks_waiting.notify_waiters();
+    Ok((hook, secret))
+}
+
 /// Register a webhook
 ///
 /// Scope: admin. The brand's state changes from now on are POSTed to `url` as CloudEvents,
@@ -167,34 +203,7 @@ pub async fn create_webhook(
 ) -> ApiResult<(StatusCode, Json<WebhookInfo>)> {
     let brand = brand_for(&hub, &caller, &code, Scope::Admin).await?;
     let input = body.parse()?;
-    let url = webhook_url(&input.url)?;
-    let types = event_types(&input.event_types)?;
-    let description = description(input.description)?;
-    let (sealed, secret) = new_secret(&hub)?;
-    let hook = hub
-        .store
-        .create_webhook(
-            NewWebhook {
-                brand_code: brand.brand_code,
-                url,
-                description,
-                event_types: types,
-                sealed_secret: sealed,
-            },
-            Timestamp::now(),
-        )
-        .await?;
-    let detail =
-        serde_json::json!({"id": hook.id, "url": hook.url, "eventTypes": hook.event_types});
-    audit(
-        &hub,
-        Some(brand.brand_code),
-        &caller,
-        "webhook_created",
-        detail,
-    )
-    .await;
-    hub.webhooks_waiting.notify_waiters();
+    let (hook, secret) = register_webhook(&hub, brand.brand_code, input, caller.name()).await?;
     Ok((
         StatusCode::CREATED,
         Json(WebhookInfo::new(hook, Some(secret))),

@@ -1,0 +1,361 @@
+//! The web console's users, their brand roles and their sessions. Passwords arrive hashed
+//! (argon2, by `hub-secrets`) and session tokens as their SHA-256: neither is ever stored plain.
+
+use std::str::FromStr;
+
+use hub_core::BrandCode;
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::sql::{corrupt, ms, ts};
+use crate::{Result, SqlStore, StoreError};
+
+/// What a console user may do with a brand; each role includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsoleRole {
+    /// See the brand's pages.
+    Read,
+    /// Also place and lift holds, requeue.
+    Write,
+    /// Also switch the mode, manage API keys and webhooks.
+    Admin,
+}
+
+impl ConsoleRole {
+    pub const ALL: [ConsoleRole; 3] = [ConsoleRole::Read, ConsoleRole::Write, ConsoleRole::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsoleRole::Read => "read",
+            ConsoleRole::Write => "write",
+            ConsoleRole::Admin => "admin",
+        }
+    }
+}
+
+impl FromStr for ConsoleRole {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "read" => Ok(ConsoleRole::Read),
+            "write" => Ok(ConsoleRole::Write),
+            "admin" => Ok(ConsoleRole::Admin),
+            other => Err(format!(
+                "unknown role {other:?}: expected read, write or admin"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsoleUser {
+    pub id: i64,
+    pub username: String,
+    /// Every brand with every role, plus what only the provider may do (users, IYS connections).
+    pub global_admin: bool,
+    /// The brands a user who is not a global admin may open, with the role on each.
+    pub grants: Vec<(BrandCode, ConsoleRole)>,
+    pub failed_logins: i64,
+    pub locked_until: Option<Timestamp>,
+    pub disabled: bool,
+    pub created_at: Timestamp,
+    pub last_login: Option<Timestamp>,
+}
+
+impl ConsoleUser {
+    /// The user's role on `brand`, if any.
+    pub fn role(&self, brand: BrandCode) -> Option<ConsoleRole> {
+        if self.global_admin {
+            return Some(ConsoleRole::Admin);
+        }
+        self.grants
+            .iter()
+            .find(|(b, _)| *b == brand)
+            .map(|(_, r)| *r)
+    }
+
+    pub fn may(&self, role: ConsoleRole, brand: BrandCode) -> bool {
+        self.role(brand).is_some_and(|r| r >= role)
+    }
+
+    pub fn locked(&self, now: Timestamp) -> bool {
+        self.locked_until.is_some_and(|t| t > now)
+    }
+}
+
+/// A new console user; `password_hash` is an argon2 PHC string.
+#[derive(Debug, Clone)]
+pub struct NewConsoleUser {
+    pub username: String,
+    pub password_hash: String,
+    pub global_admin: bool,
+    pub grants: Vec<(BrandCode, ConsoleRole)>,
+}
+
+/// A live session: who, and the CSRF token its forms carry.
+#[derive(Debug, Clone)]
+pub struct ConsoleSession {
+    pub user: ConsoleUser,
+    pub csrf: String,
+    pub expires_at: Timestamp,
+}
+
+const USER_COLUMNS: &str = "id, username, global_admin, failed_logins, locked_until_ms, disabled, created_at_ms, last_login_ms";
+
+impl SqlStore {
+    pub async fn create_console_user(&self, u: NewConsoleUser) -> Result<ConsoleUser> {
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        let taken = sqlx::query("SELECT 1 FROM console_user WHERE username = $1")
+            .bind(u.username.clone())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if taken.is_some() {
+            return Err(StoreError::Conflict(format!("user {:?}", u.username)));
+        }
+        let row = sqlx::query(
+            "INSERT INTO console_user (username, password_hash, global_admin, created_at_ms) \
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(u.username.clone())
+        .bind(u.password_hash)
+        .bind(i64::from(u.global_admin))
+        .bind(ms(Timestamp::now()))
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        for (brand, role) in &u.grants {
+            sqlx::query(
+                "INSERT INTO console_grant (user_id, brand_code, role) VALUES ($1, $2, $3)",
+            )
+            .bind(id)
+            .bind(brand.0 as i64)
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        drop(_w);
+        self.console_user(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("user {id}")))
+    }
+
+    pub async fn console_user_count(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM console_user")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
+
+    pub async fn console_users(&self) -> Result<Vec<ConsoleUser>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM console_user ORDER BY username"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut users = Vec::with_capacity(rows.len());
+        for r in &rows {
+            users.push(self.user_from(r).await?);
+        }
+        Ok(users)
+    }
+
+    pub async fn console_user(&self, id: i64) -> Result<Option<ConsoleUser>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM console_user WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => Ok(Some(self.user_from(&r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The user named `username` and their password hash, for a login.
+    pub async fn console_login_user(
+        &self,
+        username: &str,
+    ) -> Result<Option<(ConsoleUser, String)>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS}, password_hash FROM console_user WHERE username = $1"
+        )))
+        .bind(username.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => {
+                let hash: String = r.try_get("password_hash")?;
+                Ok(Some((self.user_from(&r).await?, hash)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Replaces a user's password and unlocks the account; their sessions end.
+    pub async fn set_console_password(&self, username: &str, password_hash: &str) -> Result<bool> {
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(
+            "UPDATE console_user SET password_hash = $1, failed_logins = 0, locked_until_ms = NULL WHERE username = $2",
+        )
+        .bind(password_hash.to_owned())
+        .bind(username.to_owned())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM console_session WHERE user_id IN (SELECT id FROM console_user WHERE username = $1)")
+            .bind(username.to_owned())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Counts a failed login; at `limit` failures in a row the account locks for `lock_for`.
+    /// Returns when the lock ends, if it is locked now.
+    pub async fn console_login_failed(
+        &self,
+        id: i64,
+        now: Timestamp,
+        limit: i64,
+        lock_for: SignedDuration,
+    ) -> Result<Option<Timestamp>> {
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE console_user SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let failed: i64 = match row {
+            Some(r) => r.try_get("failed_logins")?,
+            None => return Ok(None),
+        };
+        let until = (failed >= limit).then(|| now.saturating_add(lock_for).unwrap_or(now));
+        if let Some(until) = until {
+            sqlx::query(
+                "UPDATE console_user SET locked_until_ms = $1, failed_logins = 0 WHERE id = $2",
+            )
+            .bind(ms(until))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(until)
+    }
+
+    /// Starts a session after a good login: the failure count is reset.
+    pub async fn create_console_session(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        csrf: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<()> {
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        // Expired sessions of everyone go with each new one: no sweeper needed.
+        sqlx::query("DELETE FROM console_session WHERE expires_at_ms <= $1")
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE console_user SET failed_logins = 0, locked_until_ms = NULL, last_login_ms = $1 WHERE id = $2",
+        )
+        .bind(ms(now))
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO console_session (token_hash, user_id, csrf, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token_hash.to_owned())
+        .bind(user_id)
+        .bind(csrf.to_owned())
+        .bind(ms(now))
+        .bind(ms(expires_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The live session with this token hash: not expired, its user neither disabled nor locked.
+    pub async fn console_session(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<ConsoleSession>> {
+        let row = sqlx::query(
+            "SELECT user_id, csrf, expires_at_ms FROM console_session WHERE token_hash = $1 AND expires_at_ms > $2",
+        )
+        .bind(token_hash.to_owned())
+        .bind(ms(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let Some(user) = self.console_user(row.try_get("user_id")?).await? else {
+            return Ok(None);
+        };
+        if user.disabled || user.locked(now) {
+            return Ok(None);
+        }
+        Ok(Some(ConsoleSession {
+            user,
+            csrf: row.try_get("csrf")?,
+            expires_at: ts(row.try_get("expires_at_ms")?),
+        }))
+    }
+
+    pub async fn delete_console_session(&self, token_hash: &str) -> Result<()> {
+        let _w = self.writer().await;
+        sqlx::query("DELETE FROM console_session WHERE token_hash = $1")
+            .bind(token_hash.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn user_from(&self, r: &sqlx::any::AnyRow) -> Result<ConsoleUser> {
+        let id: i64 = r.try_get("id")?;
+        let grants = sqlx::query(
+            "SELECT brand_code, role FROM console_grant WHERE user_id = $1 ORDER BY brand_code",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|g| {
+            let code: i64 = g.try_get("brand_code")?;
+            let role: String = g.try_get("role")?;
+            let brand = u64::try_from(code)
+                .map(BrandCode)
+                .map_err(|e| corrupt("console_grant.brand_code", e))?;
+            Ok((
+                brand,
+                role.parse().map_err(|e| corrupt("console_grant.role", e))?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+        Ok(ConsoleUser {
+            id,
+            username: r.try_get("username")?,
+            global_admin: r.try_get::<i64, _>("global_admin")? != 0,
+            grants,
+            failed_logins: r.try_get("failed_logins")?,
+            locked_until: r.try_get::<Option<i64>, _>("locked_until_ms")?.map(ts),
+            disabled: r.try_get::<i64, _>("disabled")? != 0,
+            created_at: ts(r.try_get("created_at_ms")?),
+            last_login: r.try_get::<Option<i64>, _>("last_login_ms")?.map(ts),
+        })
+    }
+}
