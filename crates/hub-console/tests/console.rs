@@ -1,0 +1,463 @@
+//! The console over a real socket, as a browser without JavaScript uses it: sign-in, lockout,
+//! CSRF and origin checks, brand isolation, both languages, holds, the mode switch, API keys.
+//! On a fresh PostgreSQL database when `IYSHUB_TEST_DATABASE_URL` is set, else on SQLite.
+
+use std::sync::Arc;
+
+use hub::Hub;
+use hub_core::{BrandCode, Channel, Mode};
+use hub_store::testkit::{change, date, drop_postgres, fresh_postgres};
+use hub_store::{ConsoleRole, EngineStore, IysConnection, NewBrand, SqlStore, Store};
+use iys::ConsentStatus;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT_LANGUAGE, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
+use tokio_util::sync::CancellationToken;
+
+const OURS: BrandCode = BrandCode(600_123);
+const THEIRS: BrandCode = BrandCode(700_456);
+const PASSWORD: &str = "correct horse battery";
+
+struct Console {
+    base: String,
+    hub: Arc<Hub>,
+    cancel: CancellationToken,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl Console {
+    async fn start(prefix: &str) -> Console {
+        let (url, dir, postgres) = match std::env::var("IYSHUB_TEST_DATABASE_URL") {
+            Ok(admin) if !admin.is_empty() => {
+                let (url, name) = fresh_postgres(&admin, prefix).await;
+                (url, None, Some((admin, name)))
+            }
+            _ => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = SqlStore::sqlite_url(&dir.path().join("hub.db")).unwrap();
+                (url, Some(dir), None)
+            }
+        };
+        let store = SqlStore::connect(&url).await.unwrap();
+        for (code, name) in [(OURS, "Örnek Marka"), (THEIRS, "Başka Marka")] {
+            store
+                .create_brand(NewBrand {
+                    brand_code: code,
+                    iys_code: code.0,
+                    name: name.into(),
+                    mode: Mode::Integrator,
+                    iys: IysConnection::default(),
+                })
+                .await
+                .unwrap();
+        }
+        let hub = Arc::new(Hub::new(store.into()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let cancel = CancellationToken::new();
+        let app = hub::router_with(hub.clone(), hub_console::routes());
+        tokio::spawn(hub::serve_router(app, listener, cancel.clone()));
+        Console {
+            base,
+            hub,
+            cancel,
+            _dir: dir,
+            postgres,
+        }
+    }
+
+    async fn user(&self, name: &str, global: bool, grants: Vec<(BrandCode, ConsoleRole)>) {
+        hub_console::users::create(&self.hub.store, name, Some(PASSWORD), global, grants)
+            .await
+            .unwrap();
+    }
+
+    fn browser(&self) -> Browser {
+        Browser {
+            base: self.base.clone(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            session: None,
+            lang: "en-GB,en;q=0.9",
+        }
+    }
+
+    async fn stop(mut self) {
+        self.cancel.cancel();
+        self.hub.store.close().await;
+        if let Some((admin, name)) = self.postgres.take() {
+            drop_postgres(&admin, &name).await;
+        }
+    }
+}
+
+/// A browser without JavaScript: keeps the session cookie, reads pages as text.
+struct Browser {
+    base: String,
+    http: reqwest::Client,
+    session: Option<String>,
+    lang: &'static str,
+}
+
+impl Browser {
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header(ACCEPT_LANGUAGE, self.lang);
+        if let Some(s) = &self.session {
+            r = r.header(COOKIE, format!("iyshub_session={s}"));
+        }
+        r
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        let r = self.request(reqwest::Method::GET, path).send().await.unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+
+    /// Posts a form as our pages do: same origin.
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+        let r = self
+            .request(reqwest::Method::POST, path)
+            .header(ORIGIN, &self.base)
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let location = r
+            .headers()
+            .get(LOCATION)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = r.text().await.unwrap();
+        (status, location.unwrap_or(body))
+    }
+
+    async fn login(&mut self, user: &str, password: &str) -> StatusCode {
+        let r = self
+            .request(reqwest::Method::POST, "/login")
+            .form(&[("username", user), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        if let Some(c) = r.headers().get(SET_COOKIE) {
+            let c = c.to_str().unwrap();
+            let token = c
+                .strip_prefix("iyshub_session=")
+                .and_then(|v| v.split(';').next())
+                .unwrap();
+            self.session = Some(token.to_owned());
+        }
+        r.status()
+    }
+
+    /// The CSRF token of the page at `path`.
+    async fn csrf(&self, path: &str) -> String {
+        let (status, page) = self.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {page}");
+        let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+        page[at..at + 64].to_owned()
+    }
+}
+
+#[tokio::test]
+async fn sign_in_lockout_and_sign_out() {
+    let c = Console::start("console_login").await;
+    c.user("ayse", true, vec![]).await;
+    let mut b = c.browser();
+
+    // Not signed in: every page sends to the sign-in page, and back afterwards.
+    let r = b
+        .request(reqwest::Method::GET, "/brands/600123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()[LOCATION], "/login?next=%2Fbrands%2F600123");
+
+    // A wrong password and an unknown user get the same answer.
+    assert_eq!(b.login("ayse", "wrong password!").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(b.login("nobody", PASSWORD).await, StatusCode::UNAUTHORIZED);
+    assert!(b.session.is_none());
+
+    assert_eq!(b.login("ayse", PASSWORD).await, StatusCode::SEE_OTHER);
+    let (status, page) = b.get("/brands").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Örnek Marka") && page.contains("Başka Marka"), "{page}");
+
+    // Signing out ends the session on the server: the old cookie no longer works.
+    let csrf = b.csrf("/brands").await;
+    let (status, to) = b.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(b.get("/brands").await.0, StatusCode::SEE_OTHER);
+
+    // Five failures in a row lock the account, even against the right password afterwards.
+    for _ in 0..4 {
+        assert_eq!(b.login("ayse", "wrong password!").await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        b.login("ayse", "wrong password!").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    b.session = None;
+    assert_eq!(b.login("ayse", PASSWORD).await, StatusCode::TOO_MANY_REQUESTS);
+    assert!(b.session.is_none());
+    // An operator's reset lifts it.
+    hub_console::users::reset_password(&c.hub.store, "ayse", Some(PASSWORD))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.login("ayse", PASSWORD).await, StatusCode::SEE_OTHER);
+
+    let log = c.hub.store.audit_log(None, None, 100).await.unwrap();
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    for a in [
+        "console_login",
+        "console_login_failed",
+        "console_login_locked",
+        "console_logout",
+        "console_password_reset",
+    ] {
+        assert!(actions.contains(&a), "{a} not in {actions:?}");
+    }
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn forged_and_cross_site_forms_are_refused() {
+    let c = Console::start("console_csrf").await;
+    c.user("ayse", true, vec![]).await;
+    let mut b = c.browser();
+    b.login("ayse", PASSWORD).await;
+    let csrf = b.csrf("/brands/600123/mode?to=sync").await;
+
+    // No token, a wrong token, a token of another session: refused, nothing changes.
+    let (status, _) = b.post("/brands/600123/mode", &[("to", "sync")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let wrong = "0".repeat(64);
+    let (status, _) = b
+        .post("/brands/600123/mode", &[("to", "sync"), ("csrf", &wrong)])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let mut other = c.browser();
+    other.login("ayse", PASSWORD).await;
+    let theirs = other.csrf("/brands").await;
+    assert_ne!(theirs, csrf);
+    let (status, _) = b
+        .post("/brands/600123/mode", &[("to", "sync"), ("csrf", &theirs)])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // The right token from another site's page: refused on its origin.
+    let r = b
+        .request(reqwest::Method::POST, "/brands/600123/mode")
+        .header(ORIGIN, "https://evil.example")
+        .form(&[("to", "sync"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(c.hub.store.brand(OURS).await.unwrap().unwrap().mode, Mode::Integrator);
+
+    // With the token from our own page it goes through.
+    let (status, to) = b
+        .post("/brands/600123/mode", &[("to", "sync"), ("csrf", &csrf)])
+        .await;
+    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/brands/600123"));
+    assert_eq!(c.hub.store.brand(OURS).await.unwrap().unwrap().mode, Mode::Sync);
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_brand_user_sees_only_their_brand_and_only_what_their_role_allows() {
+    let c = Console::start("console_roles").await;
+    c.user("okur", false, vec![(OURS, ConsoleRole::Read)]).await;
+    c.hub
+        .store
+        .apply(
+            &c.hub.store.brand(OURS).await.unwrap().unwrap(),
+            vec![change(OURS, "+905321234567", Channel::Iys(iys::ConsentType::Mesaj), ConsentStatus::Onay, date("2026-11-20 10:00:00"))],
+            None,
+        )
+        .await
+        .unwrap();
+    let mut b = c.browser();
+    b.login("okur", PASSWORD).await;
+
+    let (_, list) = b.get("/brands").await;
+    assert!(list.contains("Örnek Marka") && !list.contains("Başka Marka"), "{list}");
+    for path in [
+        "/brands/700456",
+        "/brands/700456/recipients?q=%2B905321234567",
+        "/brands/700456/audit",
+        "/brands/700456/keys",
+        "/brands/999999",
+    ] {
+        assert_eq!(b.get(path).await.0, StatusCode::NOT_FOUND, "{path}");
+    }
+    assert_eq!(b.get("/audit").await.0, StatusCode::FORBIDDEN);
+    // Reading is allowed; admin pages and writes are not.
+    let (status, page) = b.get("/brands/600123/recipients?q=0532%20123%2045%2067").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("+905321234567") && !page.contains("recipients/hold"), "{page}");
+    assert_eq!(b.get("/brands/600123/keys").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(b.get("/brands/600123/mode?to=sync").await.0, StatusCode::FORBIDDEN);
+    let csrf = b.csrf("/brands/600123").await;
+    let (status, _) = b
+        .post(
+            "/brands/600123/recipients/hold",
+            &[("csrf", &csrf), ("recipient", "+905321234567"), ("channel", "MESAJ"), ("recipientType", "BIREYSEL"), ("hold", "true")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(!c.hub.store.consents(OURS, "+905321234567").await.unwrap()[0].state.hold);
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn pages_in_both_languages_without_javascript() {
+    let c = Console::start("console_lang").await;
+    c.user("ayse", true, vec![]).await;
+    let mut b = c.browser();
+    b.lang = "tr-TR,tr;q=0.9";
+    let (status, page) = b.get("/login").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("<html lang=\"tr\"") && page.contains("Giriş yap"), "{page}");
+    b.login("ayse", PASSWORD).await;
+    let (_, page) = b.get("/brands").await;
+    assert!(page.contains("Markalar") && page.contains("bağlı değil"), "{page}");
+    // The dashboard is complete as served: figures, tally and chart are in the first answer.
+    let (_, page) = b.get("/brands/600123").await;
+    for part in ["Senkron durumu", "<table id=\"outbox\"", "<table id=\"tally\"", "<svg", "İYS ile günlük mutabakat"] {
+        assert!(page.contains(part), "{part} missing");
+    }
+    // The choice of language is kept in a cookie and wins over the browser's.
+    let r = b
+        .request(reqwest::Method::GET, "/lang/en?next=%2Fbrands")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()[LOCATION], "/brands");
+    let cookie = r.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("iyshub_lang=en;"), "{cookie}");
+    let r = b
+        .request(reqwest::Method::GET, "/brands")
+        .header(COOKIE, format!("iyshub_session={}; iyshub_lang=en", b.session.as_deref().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    let page = r.text().await.unwrap();
+    assert!(page.contains("<html lang=\"en\"") && page.contains("Brands"), "{page}");
+    // Never to another site after a language switch or a sign-in.
+    let r = b
+        .request(reqwest::Method::GET, "/lang/tr?next=%2F%2Fevil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()[LOCATION], "/");
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn holds_mode_switch_and_keys_through_the_forms() {
+    let c = Console::start("console_actions").await;
+    c.user("ayse", false, vec![(OURS, ConsoleRole::Admin)]).await;
+    let brand = c.hub.store.brand(OURS).await.unwrap().unwrap();
+    let changes = (0..3)
+        .map(|i| change(OURS, &format!("+90532123456{i}"), Channel::Iys(iys::ConsentType::Mesaj), ConsentStatus::Onay, date("2026-11-20 10:00:00")))
+        .collect();
+    c.hub.store.apply(&brand, changes, None).await.unwrap();
+    let mut b = c.browser();
+    b.login("ayse", PASSWORD).await;
+
+    // Set and lift a hold: the consent, the history and the audit log all show it.
+    let csrf = b.csrf("/brands/600123/recipients?q=%2B905321234560").await;
+    let hold = |on: &'static str| {
+        [("csrf", csrf.clone()), ("recipient", "+905321234560".into()), ("channel", "MESAJ".into()), ("recipientType", "BIREYSEL".into()), ("hold", on.into())]
+    };
+    let form = hold("true");
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, to) = b.post("/brands/600123/recipients/hold", &pairs).await;
+    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/brands/600123/recipients?q=%2B905321234560"));
+    assert!(c.hub.store.consents(OURS, "+905321234560").await.unwrap()[0].state.hold);
+    let (_, page) = b.get("/brands/600123/recipients?q=%2B905321234560").await;
+    assert!(page.contains("Lift hold") && page.contains("console:ayse"), "{page}");
+    let form = hold("false");
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    b.post("/brands/600123/recipients/hold", &pairs).await;
+    assert!(!c.hub.store.consents(OURS, "+905321234560").await.unwrap()[0].state.hold);
+
+    // The switch to sync says how many waiting ONAYs it will hold, and holds that many.
+    let (_, page) = b.get("/brands/600123/mode?to=sync").await;
+    assert!(page.contains("<strong id=\"held-count\">3</strong>"), "{page}");
+    let csrf = b.csrf("/brands/600123").await;
+    b.post("/brands/600123/mode", &[("csrf", &csrf), ("to", "sync")]).await;
+    let held = c
+        .hub
+        .store
+        .sync_figures(OURS, jiff::Timestamp::now())
+        .await
+        .unwrap()
+        .outbox
+        .into_iter()
+        .find(|(s, _)| s == "held")
+        .map_or(0, |(_, n)| n);
+    assert_eq!(held, 3);
+    let (_, page) = b.get("/brands/600123/mode?to=integrator").await;
+    assert!(page.contains("<strong id=\"release-count\">3</strong>"), "{page}");
+
+    // A key is shown once at creation, works on the API, and stops working when revoked.
+    let csrf = b.csrf("/brands/600123/keys").await;
+    let (status, page) = b
+        .post("/brands/600123/keys", &[("csrf", &csrf), ("name", "crm"), ("read", "on")])
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let at = page.find("ihk_").expect("the new key on the page");
+    let key = page[at..at + 68].to_owned();
+    let api = reqwest::Client::new();
+    let check = || {
+        api.get(format!("{}/api/v1/brands/600123", c.base))
+            .bearer_auth(&key)
+            .send()
+    };
+    assert_eq!(check().await.unwrap().status(), StatusCode::OK);
+    assert!(!b.get("/brands/600123/keys").await.1.contains(&key), "shown again");
+    let id = c
+        .hub
+        .store
+        .api_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.name == "crm")
+        .unwrap()
+        .id;
+    // Another brand's admin cannot revoke it.
+    c.user("mehmet", false, vec![(THEIRS, ConsoleRole::Admin)]).await;
+    let mut m = c.browser();
+    m.login("mehmet", PASSWORD).await;
+    let mcsrf = m.csrf("/brands/700456/keys").await;
+    let (status, _) = m
+        .post(&format!("/brands/700456/keys/{id}/revoke"), &[("csrf", &mcsrf)])
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(check().await.unwrap().status(), StatusCode::OK);
+    let (status, _) = b
+        .post(&format!("/brands/600123/keys/{id}/revoke"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(check().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+
+    let log = c.hub.store.audit_log(Some(OURS), None, 100).await.unwrap();
+    let actions: Vec<(&str, &str)> = log
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str()))
+        .collect();
+    for a in ["hold_set", "hold_lifted", "mode_switch", "api_key_created", "api_key_revoked"] {
+        assert!(actions.contains(&("console:ayse", a)), "{a} not in {actions:?}");
+    }
+    c.stop().await;
+}
