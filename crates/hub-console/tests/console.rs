@@ -114,7 +114,11 @@ impl Browser {
     }
 
     async fn get(&self, path: &str) -> (StatusCode, String) {
-        let r = self.request(reqwest::Method::GET, path).send().await.unwrap();
+        let r = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap();
         (r.status(), r.text().await.unwrap())
     }
 
@@ -179,14 +183,20 @@ async fn sign_in_lockout_and_sign_out() {
     assert_eq!(r.headers()[LOCATION], "/login?next=%2Fbrands%2F600123");
 
     // A wrong password and an unknown user get the same answer.
-    assert_eq!(b.login("ayse", "wrong password!").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        b.login("ayse", "wrong password!").await,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(b.login("nobody", PASSWORD).await, StatusCode::UNAUTHORIZED);
     assert!(b.session.is_none());
 
     assert_eq!(b.login("ayse", PASSWORD).await, StatusCode::SEE_OTHER);
     let (status, page) = b.get("/brands").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("Örnek Marka") && page.contains("Başka Marka"), "{page}");
+    assert!(
+        page.contains("Örnek Marka") && page.contains("Başka Marka"),
+        "{page}"
+    );
 
     // Signing out ends the session on the server: the old cookie no longer works.
     let csrf = b.csrf("/brands").await;
@@ -196,14 +206,20 @@ async fn sign_in_lockout_and_sign_out() {
 
     // Five failures in a row lock the account, even against the right password afterwards.
     for _ in 0..4 {
-        assert_eq!(b.login("ayse", "wrong password!").await, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            b.login("ayse", "wrong password!").await,
+            StatusCode::UNAUTHORIZED
+        );
     }
     assert_eq!(
         b.login("ayse", "wrong password!").await,
         StatusCode::TOO_MANY_REQUESTS
     );
     b.session = None;
-    assert_eq!(b.login("ayse", PASSWORD).await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        b.login("ayse", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
     assert!(b.session.is_none());
     // An operator's reset lifts it.
     hub_console::users::reset_password(&c.hub.store, "ayse", Some(PASSWORD))
@@ -260,14 +276,23 @@ async fn forged_and_cross_site_forms_are_refused() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert_eq!(c.hub.store.brand(OURS).await.unwrap().unwrap().mode, Mode::Integrator);
+    assert_eq!(
+        c.hub.store.brand(OURS).await.unwrap().unwrap().mode,
+        Mode::Integrator
+    );
 
     // With the token from our own page it goes through.
     let (status, to) = b
         .post("/brands/600123/mode", &[("to", "sync"), ("csrf", &csrf)])
         .await;
-    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/brands/600123"));
-    assert_eq!(c.hub.store.brand(OURS).await.unwrap().unwrap().mode, Mode::Sync);
+    assert_eq!(
+        (status, to.as_str()),
+        (StatusCode::SEE_OTHER, "/brands/600123")
+    );
+    assert_eq!(
+        c.hub.store.brand(OURS).await.unwrap().unwrap().mode,
+        Mode::Sync
+    );
     c.stop().await;
 }
 
@@ -279,7 +304,13 @@ async fn a_brand_user_sees_only_their_brand_and_only_what_their_role_allows() {
         .store
         .apply(
             &c.hub.store.brand(OURS).await.unwrap().unwrap(),
-            vec![change(OURS, "+905321234567", Channel::Iys(iys::ConsentType::Mesaj), ConsentStatus::Onay, date("2026-11-20 10:00:00"))],
+            vec![change(
+                OURS,
+                "+905321234567",
+                Channel::Iys(iys::ConsentType::Mesaj),
+                ConsentStatus::Onay,
+                date("2026-11-20 10:00:00"),
+            )],
             None,
         )
         .await
@@ -288,7 +319,10 @@ async fn a_brand_user_sees_only_their_brand_and_only_what_their_role_allows() {
     b.login("okur", PASSWORD).await;
 
     let (_, list) = b.get("/brands").await;
-    assert!(list.contains("Örnek Marka") && !list.contains("Başka Marka"), "{list}");
+    assert!(
+        list.contains("Örnek Marka") && !list.contains("Başka Marka"),
+        "{list}"
+    );
     for path in [
         "/brands/700456",
         "/brands/700456/recipients?q=%2B905321234567",
@@ -300,20 +334,38 @@ async fn a_brand_user_sees_only_their_brand_and_only_what_their_role_allows() {
     }
     assert_eq!(b.get("/audit").await.0, StatusCode::FORBIDDEN);
     // Reading is allowed; admin pages and writes are not.
-    let (status, page) = b.get("/brands/600123/recipients?q=0532%20123%2045%2067").await;
+    let (status, page) = b
+        .get("/brands/600123/recipients?q=0532%20123%2045%2067")
+        .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("+905321234567") && !page.contains("recipients/hold"), "{page}");
+    assert!(
+        page.contains("+905321234567") && !page.contains("recipients/hold"),
+        "{page}"
+    );
     assert_eq!(b.get("/brands/600123/keys").await.0, StatusCode::FORBIDDEN);
-    assert_eq!(b.get("/brands/600123/mode?to=sync").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        b.get("/brands/600123/mode?to=sync").await.0,
+        StatusCode::FORBIDDEN
+    );
     let csrf = b.csrf("/brands/600123").await;
     let (status, _) = b
         .post(
             "/brands/600123/recipients/hold",
-            &[("csrf", &csrf), ("recipient", "+905321234567"), ("channel", "MESAJ"), ("recipientType", "BIREYSEL"), ("hold", "true")],
+            &[
+                ("csrf", &csrf),
+                ("recipient", "+905321234567"),
+                ("channel", "MESAJ"),
+                ("recipientType", "BIREYSEL"),
+                ("hold", "true"),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(!c.hub.store.consents(OURS, "+905321234567").await.unwrap()[0].state.hold);
+    assert!(
+        !c.hub.store.consents(OURS, "+905321234567").await.unwrap()[0]
+            .state
+            .hold
+    );
     c.stop().await;
 }
 
@@ -325,13 +377,25 @@ async fn pages_in_both_languages_without_javascript() {
     b.lang = "tr-TR,tr;q=0.9";
     let (status, page) = b.get("/login").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("<html lang=\"tr\"") && page.contains("Giriş yap"), "{page}");
+    assert!(
+        page.contains("<html lang=\"tr\"") && page.contains("Giriş yap"),
+        "{page}"
+    );
     b.login("ayse", PASSWORD).await;
     let (_, page) = b.get("/brands").await;
-    assert!(page.contains("Markalar") && page.contains("bağlı değil"), "{page}");
+    assert!(
+        page.contains("Markalar") && page.contains("bağlı değil"),
+        "{page}"
+    );
     // The dashboard is complete as served: figures, tally and chart are in the first answer.
     let (_, page) = b.get("/brands/600123").await;
-    for part in ["Senkron durumu", "<table id=\"outbox\"", "<table id=\"tally\"", "<svg", "İYS ile günlük mutabakat"] {
+    for part in [
+        "Senkron durumu",
+        "<table id=\"outbox\"",
+        "<table id=\"tally\"",
+        "<svg",
+        "İYS ile günlük mutabakat",
+    ] {
         assert!(page.contains(part), "{part} missing");
     }
     // The choice of language is kept in a cookie and wins over the browser's.
@@ -345,12 +409,21 @@ async fn pages_in_both_languages_without_javascript() {
     assert!(cookie.starts_with("iyshub_lang=en;"), "{cookie}");
     let r = b
         .request(reqwest::Method::GET, "/brands")
-        .header(COOKIE, format!("iyshub_session={}; iyshub_lang=en", b.session.as_deref().unwrap()))
+        .header(
+            COOKIE,
+            format!(
+                "iyshub_session={}; iyshub_lang=en",
+                b.session.as_deref().unwrap()
+            ),
+        )
         .send()
         .await
         .unwrap();
     let page = r.text().await.unwrap();
-    assert!(page.contains("<html lang=\"en\"") && page.contains("Brands"), "{page}");
+    assert!(
+        page.contains("<html lang=\"en\"") && page.contains("Brands"),
+        "{page}"
+    );
     // Never to another site after a language switch or a sign-in.
     let r = b
         .request(reqwest::Method::GET, "/lang/tr?next=%2F%2Fevil.example")
@@ -364,10 +437,19 @@ async fn pages_in_both_languages_without_javascript() {
 #[tokio::test]
 async fn holds_mode_switch_and_keys_through_the_forms() {
     let c = Console::start("console_actions").await;
-    c.user("ayse", false, vec![(OURS, ConsoleRole::Admin)]).await;
+    c.user("ayse", false, vec![(OURS, ConsoleRole::Admin)])
+        .await;
     let brand = c.hub.store.brand(OURS).await.unwrap().unwrap();
     let changes = (0..3)
-        .map(|i| change(OURS, &format!("+90532123456{i}"), Channel::Iys(iys::ConsentType::Mesaj), ConsentStatus::Onay, date("2026-11-20 10:00:00")))
+        .map(|i| {
+            change(
+                OURS,
+                &format!("+90532123456{i}"),
+                Channel::Iys(iys::ConsentType::Mesaj),
+                ConsentStatus::Onay,
+                date("2026-11-20 10:00:00"),
+            )
+        })
         .collect();
     c.hub.store.apply(&brand, changes, None).await.unwrap();
     let mut b = c.browser();
@@ -376,25 +458,52 @@ async fn holds_mode_switch_and_keys_through_the_forms() {
     // Set and lift a hold: the consent, the history and the audit log all show it.
     let csrf = b.csrf("/brands/600123/recipients?q=%2B905321234560").await;
     let hold = |on: &'static str| {
-        [("csrf", csrf.clone()), ("recipient", "+905321234560".into()), ("channel", "MESAJ".into()), ("recipientType", "BIREYSEL".into()), ("hold", on.into())]
+        [
+            ("csrf", csrf.clone()),
+            ("recipient", "+905321234560".into()),
+            ("channel", "MESAJ".into()),
+            ("recipientType", "BIREYSEL".into()),
+            ("hold", on.into()),
+        ]
     };
     let form = hold("true");
     let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (status, to) = b.post("/brands/600123/recipients/hold", &pairs).await;
-    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/brands/600123/recipients?q=%2B905321234560"));
-    assert!(c.hub.store.consents(OURS, "+905321234560").await.unwrap()[0].state.hold);
+    assert_eq!(
+        (status, to.as_str()),
+        (
+            StatusCode::SEE_OTHER,
+            "/brands/600123/recipients?q=%2B905321234560"
+        )
+    );
+    assert!(
+        c.hub.store.consents(OURS, "+905321234560").await.unwrap()[0]
+            .state
+            .hold
+    );
     let (_, page) = b.get("/brands/600123/recipients?q=%2B905321234560").await;
-    assert!(page.contains("Lift hold") && page.contains("console:ayse"), "{page}");
+    assert!(
+        page.contains("Lift hold") && page.contains("console:ayse"),
+        "{page}"
+    );
     let form = hold("false");
     let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     b.post("/brands/600123/recipients/hold", &pairs).await;
-    assert!(!c.hub.store.consents(OURS, "+905321234560").await.unwrap()[0].state.hold);
+    assert!(
+        !c.hub.store.consents(OURS, "+905321234560").await.unwrap()[0]
+            .state
+            .hold
+    );
 
     // The switch to sync says how many waiting ONAYs it will hold, and holds that many.
     let (_, page) = b.get("/brands/600123/mode?to=sync").await;
-    assert!(page.contains("<strong id=\"held-count\">3</strong>"), "{page}");
+    assert!(
+        page.contains("<strong id=\"held-count\">3</strong>"),
+        "{page}"
+    );
     let csrf = b.csrf("/brands/600123").await;
-    b.post("/brands/600123/mode", &[("csrf", &csrf), ("to", "sync")]).await;
+    b.post("/brands/600123/mode", &[("csrf", &csrf), ("to", "sync")])
+        .await;
     let held = c
         .hub
         .store
@@ -407,12 +516,18 @@ async fn holds_mode_switch_and_keys_through_the_forms() {
         .map_or(0, |(_, n)| n);
     assert_eq!(held, 3);
     let (_, page) = b.get("/brands/600123/mode?to=integrator").await;
-    assert!(page.contains("<strong id=\"release-count\">3</strong>"), "{page}");
+    assert!(
+        page.contains("<strong id=\"release-count\">3</strong>"),
+        "{page}"
+    );
 
     // A key is shown once at creation, works on the API, and stops working when revoked.
     let csrf = b.csrf("/brands/600123/keys").await;
     let (status, page) = b
-        .post("/brands/600123/keys", &[("csrf", &csrf), ("name", "crm"), ("read", "on")])
+        .post(
+            "/brands/600123/keys",
+            &[("csrf", &csrf), ("name", "crm"), ("read", "on")],
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let at = page.find("ihk_").expect("the new key on the page");
@@ -424,7 +539,10 @@ async fn holds_mode_switch_and_keys_through_the_forms() {
             .send()
     };
     assert_eq!(check().await.unwrap().status(), StatusCode::OK);
-    assert!(!b.get("/brands/600123/keys").await.1.contains(&key), "shown again");
+    assert!(
+        !b.get("/brands/600123/keys").await.1.contains(&key),
+        "shown again"
+    );
     let id = c
         .hub
         .store
@@ -436,17 +554,24 @@ async fn holds_mode_switch_and_keys_through_the_forms() {
         .unwrap()
         .id;
     // Another brand's admin cannot revoke it.
-    c.user("mehmet", false, vec![(THEIRS, ConsoleRole::Admin)]).await;
+    c.user("mehmet", false, vec![(THEIRS, ConsoleRole::Admin)])
+        .await;
     let mut m = c.browser();
     m.login("mehmet", PASSWORD).await;
     let mcsrf = m.csrf("/brands/700456/keys").await;
     let (status, _) = m
-        .post(&format!("/brands/700456/keys/{id}/revoke"), &[("csrf", &mcsrf)])
+        .post(
+            &format!("/brands/700456/keys/{id}/revoke"),
+            &[("csrf", &mcsrf)],
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(check().await.unwrap().status(), StatusCode::OK);
     let (status, _) = b
-        .post(&format!("/brands/600123/keys/{id}/revoke"), &[("csrf", &csrf)])
+        .post(
+            &format!("/brands/600123/keys/{id}/revoke"),
+            &[("csrf", &csrf)],
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(check().await.unwrap().status(), StatusCode::UNAUTHORIZED);
@@ -456,8 +581,17 @@ async fn holds_mode_switch_and_keys_through_the_forms() {
         .iter()
         .map(|e| (e.actor.as_str(), e.action.as_str()))
         .collect();
-    for a in ["hold_set", "hold_lifted", "mode_switch", "api_key_created", "api_key_revoked"] {
-        assert!(actions.contains(&("console:ayse", a)), "{a} not in {actions:?}");
+    for a in [
+        "hold_set",
+        "hold_lifted",
+        "mode_switch",
+        "api_key_created",
+        "api_key_revoked",
+    ] {
+        assert!(
+            actions.contains(&("console:ayse", a)),
+            "{a} not in {actions:?}"
+        );
     }
     c.stop().await;
 }

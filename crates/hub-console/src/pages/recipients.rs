@@ -227,7 +227,7 @@ pub async fn set_hold(
         status: row.state.status,
         consent_date: row.state.consent_date,
         source: row.state.source.clone(),
-        origin: Origin::Api,
+        origin: Origin::Console,
         actor: Some(s.actor()),
         evidence: None,
         category: None,
