@@ -37,6 +37,21 @@ impl From<hub_store::StoreError> for PageError {
     }
 }
 
+/// An error of the API's shared service functions: its message names the field and the rule.
+impl From<hub::error::ApiError> for PageError {
+    fn from(e: hub::error::ApiError) -> Self {
+        match e.status.as_u16() {
+            403 => PageError::Forbidden,
+            404 => PageError::NotFound,
+            400..=499 => PageError::BadInput(match &e.body.field {
+                Some(f) => format!("{f}: {}", e.body.message),
+                None => e.body.message,
+            }),
+            _ => PageError::Internal(e.body.message),
+        }
+    }
+}
+
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let (status, text) = match &self {

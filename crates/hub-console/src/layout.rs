@@ -43,6 +43,7 @@ pub enum Tab {
     Segments,
     Imports,
     Audit,
+    Settings,
 }
 
 /// A signed-in page; with `brand`, its navigation.
@@ -90,6 +91,7 @@ fn brand_nav(lang: Lang, b: &Brand, tab: Tab) -> Markup {
         (Tab::Webhooks, T::Webhooks, format!("{base}/webhooks")),
         (Tab::Keys, T::ApiKeys, format!("{base}/keys")),
         (Tab::Audit, T::Audit, format!("{base}/audit")),
+        (Tab::Settings, T::Settings, format!("{base}/settings")),
     ];
     html! {
         nav.brand aria-label=(lang.t(T::Brand)) {

@@ -52,12 +52,20 @@ pub fn routes() -> Router<HubState> {
             post(pages::recipients::set_hold),
         )
         .route(
+            "/brands/{code}/recipients/requeue",
+            post(pages::recipients::requeue),
+        )
+        .route(
             "/brands/{code}/keys",
             get(pages::keys::list).post(pages::keys::create),
         )
         .route("/brands/{code}/keys/{id}/revoke", post(pages::keys::revoke))
         .route("/brands/{code}/keys/{id}/rotate", post(pages::keys::rotate))
         .route("/brands/{code}/audit", get(pages::audit::brand_audit))
+        .route(
+            "/brands/{code}/settings",
+            get(pages::settings::page).post(pages::settings::save),
+        )
         .route(
             "/brands/{code}/webhooks",
             get(pages::webhooks::list).post(pages::webhooks::create),

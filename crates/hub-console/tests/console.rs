@@ -595,3 +595,133 @@ async fn holds_mode_switch_and_keys_through_the_forms() {
     }
     c.stop().await;
 }
+
+#[tokio::test]
+async fn iys_connection_settings_are_the_global_admins_and_secrets_stay_hidden() {
+    let c = Console::start("console_settings").await;
+    c.user("root", true, vec![]).await;
+    c.user("ayse", false, vec![(OURS, ConsoleRole::Admin)])
+        .await;
+    let mut root = c.browser();
+    root.login("root", PASSWORD).await;
+    let csrf = root.csrf("/brands/600123/settings").await;
+    // Hub::new allows IYS's own hosts; no secret key, so a password cannot be stored.
+    let (status, page) = root
+        .post(
+            "/brands/600123/settings",
+            &[
+                ("csrf", &csrf),
+                ("name", "Örnek Marka A.Ş."),
+                ("iysCode", "600123"),
+                ("baseUrl", "https://api.sandbox.iys.org.tr"),
+                ("username", "ornek-api"),
+                ("pushUsername", "iyspush"),
+                ("pushPassword", "push-secret-123"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let b = c.hub.store.brand(OURS).await.unwrap().unwrap();
+    assert_eq!(b.name, "Örnek Marka A.Ş.");
+    assert_eq!(
+        b.iys.base_url.as_deref(),
+        Some("https://api.sandbox.iys.org.tr")
+    );
+    assert_eq!(b.iys.username.as_deref(), Some("ornek-api"));
+    assert!(b.iys.push_password_hash.is_some());
+    assert!(
+        !page.contains("push-secret-123")
+            && !page.contains(b.iys.push_password_hash.as_deref().unwrap())
+    );
+    // A host not on the allowed list is refused with the field named.
+    let (status, page) = root
+        .post(
+            "/brands/600123/settings",
+            &[
+                ("csrf", &csrf),
+                ("name", "Örnek Marka A.Ş."),
+                ("iysCode", "600123"),
+                ("baseUrl", "https://iys.evil.example"),
+                ("username", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("iys.baseUrl"), "{page}");
+    // An empty password field keeps the stored one; the checkbox removes it.
+    let keep = [
+        ("csrf", csrf.as_str()),
+        ("name", "Örnek Marka A.Ş."),
+        ("iysCode", "600123"),
+        ("baseUrl", "https://api.sandbox.iys.org.tr"),
+        ("username", "ornek-api"),
+        ("pushUsername", "iyspush"),
+        ("pushPassword", ""),
+    ];
+    root.post("/brands/600123/settings", &keep).await;
+    assert!(
+        c.hub
+            .store
+            .brand(OURS)
+            .await
+            .unwrap()
+            .unwrap()
+            .iys
+            .push_password_hash
+            .is_some()
+    );
+    let mut clear = keep.to_vec();
+    clear.push(("pushPasswordClear", "on"));
+    root.post("/brands/600123/settings", &clear).await;
+    assert!(
+        c.hub
+            .store
+            .brand(OURS)
+            .await
+            .unwrap()
+            .unwrap()
+            .iys
+            .push_password_hash
+            .is_none()
+    );
+
+    // A brand's own admin may rename it but not touch the IYS connection.
+    let mut ayse = c.browser();
+    ayse.login("ayse", PASSWORD).await;
+    let acsrf = ayse.csrf("/brands/600123/settings").await;
+    let (status, _) = ayse
+        .post(
+            "/brands/600123/settings",
+            &[
+                ("csrf", &acsrf),
+                ("name", "Örnek"),
+                ("iysCode", "600123"),
+                ("baseUrl", "https://api.iys.org.tr"),
+                ("username", "mine"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = ayse
+        .post(
+            "/brands/600123/settings",
+            &[("csrf", &acsrf), ("name", "Örnek"), ("iysCode", "600123")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let b = c.hub.store.brand(OURS).await.unwrap().unwrap();
+    assert_eq!(
+        (b.name.as_str(), b.iys.username.as_deref()),
+        ("Örnek", Some("ornek-api"))
+    );
+    let log = c.hub.store.audit_log(Some(OURS), None, 100).await.unwrap();
+    assert!(
+        log.iter()
+            .any(|e| e.actor == "console:root" && e.action == "brand_updated")
+    );
+    assert!(
+        log.iter()
+            .any(|e| e.actor == "console:ayse" && e.action == "brand_updated")
+    );
+    c.stop().await;
+}

@@ -31,6 +31,7 @@ pub use guard::{DEFAULT_RATE_LIMIT, Guards};
 /// Defined in `hub-core` so the IYS engines implement them without depending on the API.
 pub use hub_core::{Backfill, Heartbeat};
 pub use metrics::Metrics;
+pub use routes::brands::update_brand_settings;
 pub use routes::events::register_webhook;
 
 /// Most changes in one request.

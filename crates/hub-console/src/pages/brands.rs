@@ -176,6 +176,32 @@ async fn live_part(
         .store
         .reconcile_days(brand.brand_code, from, today)
         .await?;
+    let token = match hub.iys.resolve(&brand.iys) {
+        Ok(c) => hub
+            .store
+            .load_token(&c.token_key())
+            .await?
+            .and_then(|t| hub::dto::sync::TokenState::from_stored(&t)),
+        Err(_) => None,
+    };
+    // A few failing changes per H-code, to show what each error is about.
+    let mut examples = Vec::new();
+    for (code, _) in &f.errors_last_24h {
+        let rows = hub
+            .store
+            .outbox_rows(
+                brand.brand_code,
+                &OutboxFilter {
+                    hcode: Some(code.clone()),
+                    ..OutboxFilter::default()
+                },
+                now,
+                0,
+                3,
+            )
+            .await?;
+        examples.push(rows);
+    }
     let path = layout::brand_path(brand.brand_code);
     let other = match brand.mode {
         Mode::Sync => Mode::Integrator,
@@ -195,6 +221,11 @@ async fn live_part(
                     p { (lang.t(T::Connection)) ": " @match &g.connected {
                         Ok(c) => span.ok { (lang.t(T::Connected)) " — " (c) },
                         Err(why) => span.bad { (lang.t(T::NotConnected)) " — " (why) },
+                    } }
+                    p { (lang.t(T::Token)) ": " @match &token {
+                        Some(t) if t.halt_until.is_some() => span.bad { (lang.t(T::TokenHalted)) " " (t.halt_until.as_deref().unwrap_or_default()) },
+                        Some(t) => span { (lang.t(T::TokenValidUntil)) " " (t.access_expires.as_deref().unwrap_or("-")) },
+                        None => span.muted { (lang.t(T::NoToken)) },
                     } }
                     p { (lang.t(T::LastPull)) ": " (when_opt(lang, f.cursors.iter().filter_map(|c| c.last_success).max())) }
                     p { (lang.t(T::CursorAge)) ": "
@@ -223,9 +254,15 @@ async fn live_part(
                     @if f.errors_last_24h.is_empty() { p { (lang.t(T::NoErrors)) } }
                     @else {
                         table {
-                            thead { tr { th { (lang.t(T::Code)) } th { (lang.t(T::Count)) } th { (lang.t(T::Meaning)) } } }
-                            tbody { @for (code, n) in &f.errors_last_24h {
-                                tr { td { code { (code) } } td { (n) } td { (hcode_meaning(lang, code)) } }
+                            thead { tr { th { (lang.t(T::Code)) } th { (lang.t(T::Count)) } th { (lang.t(T::Meaning)) } th { (lang.t(T::Examples)) } } }
+                            tbody { @for ((code, n), rows) in f.errors_last_24h.iter().zip(&examples) {
+                                tr data-hcode=(code) {
+                                    td { code { (code) } } td { (n) } td { (hcode_meaning(lang, code)) }
+                                    td { @for r in rows {
+                                        a href=(format!("{path}/recipients?q={}", crate::error::encode(&r.recipient))) { (r.recipient) }
+                                        " " span.muted { (r.channel.as_str()) " " (r.status.as_str()) } br;
+                                    } }
+                                }
                             } }
                         }
                     }

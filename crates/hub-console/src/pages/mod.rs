@@ -6,4 +6,5 @@ pub mod imports;
 pub mod keys;
 pub mod recipients;
 pub mod segments;
+pub mod settings;
 pub mod webhooks;

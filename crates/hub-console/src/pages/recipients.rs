@@ -5,8 +5,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hub::HubState;
-use hub_core::{Change, Channel, ConsentKey, Origin};
-use hub_store::{ConsoleRole, Store};
+use hub_core::{Change, Channel, ConsentKey, IysState, Origin};
+use hub_store::{ConsoleRole, EngineStore, OutboxFilter, OutboxState, Store};
 use iys::RecipientType;
 use jiff::Timestamp;
 use maud::{Markup, html};
@@ -120,6 +120,14 @@ async fn recipient(
                                     button.lift type="submit" { (lang.t(T::LiftHold)) }
                                 } @else {
                                     button.danger.set type="submit" { (lang.t(T::SetHold)) }
+                                }
+                            }
+                            @if st.iys_state == IysState::Rejected {
+                                " "
+                                form.inline method="post" action=(format!("{base}/recipients/requeue")) {
+                                    (csrf(s))
+                                    input type="hidden" name="recipient" value=(r);
+                                    button.requeue type="submit" { (lang.t(T::Requeue)) }
                                 }
                             }
                         } }
@@ -250,10 +258,47 @@ pub async fn set_hold(
         serde_json::json!({"recipient": row.key.recipient, "channel": channel.as_str(), "recipientType": recipient_type.as_str(), "outcome": outcome}),
     )
     .await;
-    let back = format!(
+    Ok(back_to(brand.brand_code, &f.recipient))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RequeueForm {
+    recipient: String,
+}
+
+/// Queues a recipient's failed changes for IYS again, unless a later change overtook them; the
+/// store records it in the audit log.
+pub async fn requeue(
+    State(hub): State<HubState>,
+    Path(code): Path<String>,
+    posted: Posted<RequeueForm>,
+) -> PageResult<Response> {
+    let s = &posted.session;
+    let brand = brand_page(&hub, s, &code, ConsoleRole::Write).await?;
+    let recipient = posted.form.recipient;
+    let filter = OutboxFilter {
+        state: Some(OutboxState::Failed),
+        recipient: Some(recipient.clone()),
+        ..OutboxFilter::default()
+    };
+    hub.store
+        .requeue(
+            brand.brand_code,
+            &filter,
+            false,
+            &s.actor(),
+            Timestamp::now(),
+        )
+        .await?;
+    Ok(back_to(brand.brand_code, &recipient))
+}
+
+/// Back to the recipient's page after an action.
+fn back_to(brand: hub_core::BrandCode, recipient: &str) -> Response {
+    let to = format!(
         "{}/recipients?q={}",
-        layout::brand_path(brand.brand_code),
-        encode(&f.recipient)
+        layout::brand_path(brand),
+        encode(recipient)
     );
-    Ok((StatusCode::SEE_OTHER, [(header::LOCATION, back)]).into_response())
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
 }

@@ -111,12 +111,7 @@ pub async fn create(
             .map(str::to_owned)
             .collect(),
     };
-    let (hook, secret) = hub::register_webhook(&hub, brand.brand_code, input, &s.actor())
-        .await
-        .map_err(|e| {
-            let field = e.body.field.clone().unwrap_or_default();
-            PageError::BadInput(format!("{field}: {}", e.body.message))
-        })?;
+    let (hook, secret) = hub::register_webhook(&hub, brand.brand_code, input, &s.actor()).await?;
     let mut resp = render(&hub, s, &brand, Some((&hook, &secret))).await?;
     *resp.status_mut() = StatusCode::CREATED;
     Ok(resp)

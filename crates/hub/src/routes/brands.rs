@@ -176,43 +176,67 @@ pub async fn update_brand(
 ) -> ApiResult<Json<Brand>> {
     let brand = brand_for(&hub, &caller, &code, Scope::Admin).await?;
     let u = body.parse()?;
-    if let Some(n) = &u.name {
+    if u.iys.is_some() {
+        require_provider_admin(&caller)?;
+    }
+    // Settings first: a refused one leaves the mode as it was.
+    let updated =
+        update_brand_settings(&hub, &brand, u.name, u.iys_code, u.iys, caller.name()).await?;
+    // A mode switch is recorded and re-evaluates pending and held changes in one transaction.
+    let updated = match u.mode.filter(|m| *m != brand.mode) {
+        Some(mode) => {
+            let switched = hub
+                .store
+                .switch_mode(brand.brand_code, mode, caller.name())
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("brand {code} not found")))?;
+            hub.caches.brands.remove(&brand.brand_code);
+            switched
+        }
+        None => updated,
+    };
+    Ok(Json((&updated).into()))
+}
+
+/// Changes a brand's name, IYS code or IYS connection (fields left `None` stay), checked as the
+/// API checks them, and records what changed (never the secrets) in the audit log. The caller
+/// has already made sure `actor` may; shared by the API and the console.
+pub async fn update_brand_settings(
+    hub: &HubState,
+    brand: &hub_store::Brand,
+    name: Option<String>,
+    iys_code: Option<u64>,
+    iys: Option<IysConnectionInput>,
+    actor: &str,
+) -> ApiResult<hub_store::Brand> {
+    if let Some(n) = &name {
         check_name(n)?;
     }
     // What changed, for the audit log (never the secrets themselves).
     let detail = serde_json::json!({
-        "name": u.name, "iysCode": u.iys_code,
-        "iysConnection": u.iys.is_some(),
+        "name": name, "iysCode": iys_code,
+        "iysConnection": iys.is_some(),
     });
-    let iys = match u.iys {
-        Some(i) => {
-            require_provider_admin(&caller)?;
-            Some(apply(i, &hub.iys, brand.iys.clone())?)
-        }
+    let iys = match iys {
+        Some(i) => Some(apply(i, &hub.iys, brand.iys.clone())?),
         None => None,
     };
-    // A mode switch is recorded and re-evaluates pending and held changes in one transaction.
-    if let Some(mode) = u.mode.filter(|m| *m != brand.mode) {
-        hub.store
-            .switch_mode(brand.brand_code, mode, caller.name())
-            .await?;
-    }
     let updated = hub
         .store
         .update_brand(
             brand.brand_code,
             BrandPatch {
-                name: u.name,
-                iys_code: u.iys_code,
+                name,
+                iys_code,
                 mode: None,
                 iys,
             },
         )
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("brand {code} not found")))?;
+        .ok_or_else(|| ApiError::not_found(format!("brand {} not found", brand.brand_code)))?;
     hub.caches.brands.remove(&brand.brand_code);
     let connection_changed = updated.iys != brand.iys;
-    if detail["name"] != serde_json::Value::Null || u.iys_code.is_some() || connection_changed {
+    if detail["name"] != serde_json::Value::Null || iys_code.is_some() || connection_changed {
         let mut detail = detail;
         detail["iysConnection"] = serde_json::json!(connection_changed.then(|| serde_json::json!({
             "baseUrl": updated.iys.base_url, "username": updated.iys.username,
@@ -220,16 +244,15 @@ pub async fn update_brand(
             "pushUsername": updated.iys.push_username,
             "pushPasswordChanged": updated.iys.push_password_hash != brand.iys.push_password_hash,
         })));
-        audit(
-            &hub,
-            Some(brand.brand_code),
-            &caller,
-            "brand_updated",
-            detail,
-        )
-        .await;
+        if let Err(e) = hub
+            .store
+            .audit(Some(brand.brand_code), actor, "brand_updated", detail)
+            .await
+        {
+            tracing::warn!(error = %e, "could not record a brand update in the audit log");
+        }
     }
-    Ok(Json((&updated).into()))
+    Ok(updated)
 }
 
 /// Only the provider's admin (a key for every brand) may set IYS connections: a brand's own
