@@ -64,7 +64,10 @@ pub fn page(
                     a.logo href="/brands" { "iyshub" }
                     nav aria-label=(lang.t(T::Brands)) {
                         a href="/brands" { (lang.t(T::Brands)) }
-                        @if s.user.global_admin { a href="/audit" { (lang.t(T::Audit)) } }
+                        @if s.user.global_admin {
+                            a href="/users" { (lang.t(T::Users)) }
+                            a href="/audit" { (lang.t(T::Audit)) }
+                        }
                     }
                     span.spacer {}
                     (lang_switch(lang, path))

@@ -40,6 +40,8 @@ pub fn routes() -> Router<HubState> {
         .route(CSS_PATH, get(css))
         .route(HTMX_PATH, get(htmx))
         .route("/audit", get(pages::audit::instance_audit))
+        .route("/users", get(pages::users::list).post(pages::users::create))
+        .route("/users/{id}/password", post(pages::users::reset))
         .route("/brands", get(pages::brands::list))
         .route("/brands/{code}", get(pages::brands::dashboard))
         .route(

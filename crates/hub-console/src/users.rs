@@ -54,9 +54,22 @@ pub fn generate_password() -> Result<String, UserError> {
         .collect())
 }
 
-/// Creates a user; with no password given, one is generated and returned to show once.
+/// Creates a user from the command line; see [`create_by`].
 pub async fn create(
     store: &SqlStore,
+    username: &str,
+    password: Option<&str>,
+    global_admin: bool,
+    grants: Vec<(BrandCode, ConsoleRole)>,
+) -> Result<(ConsoleUser, Option<String>), UserError> {
+    create_by(store, "cli", username, password, global_admin, grants).await
+}
+
+/// Creates a user, recorded in the audit log as done by `actor`; with no password given, one is
+/// generated and returned to show once.
+pub async fn create_by(
+    store: &SqlStore,
+    actor: &str,
     username: &str,
     password: Option<&str>,
     global_admin: bool,
@@ -79,7 +92,7 @@ pub async fn create(
     store
         .audit(
             None,
-            "cli",
+            actor,
             "console_user_created",
             serde_json::json!({"username": user.username, "globalAdmin": user.global_admin,
                 "grants": user.grants.iter().map(|(b, r)| serde_json::json!({"brandCode": b.0, "role": r.as_str()})).collect::<Vec<_>>()}),
@@ -88,10 +101,21 @@ pub async fn create(
     Ok((user, generated))
 }
 
-/// Sets a new password (generated when none is given, and returned to show once); the user's
-/// sessions end and a lockout is lifted. False when there is no such user.
+/// A new password from the command line; see [`reset_password_by`].
 pub async fn reset_password(
     store: &SqlStore,
+    username: &str,
+    password: Option<&str>,
+) -> Result<Option<Option<String>>, UserError> {
+    reset_password_by(store, "cli", username, password).await
+}
+
+/// Sets a new password (generated when none is given, and returned to show once), recorded as
+/// done by `actor`; the user's sessions end and a lockout is lifted. `None` when there is no
+/// such user.
+pub async fn reset_password_by(
+    store: &SqlStore,
+    actor: &str,
     username: &str,
     password: Option<&str>,
 ) -> Result<Option<Option<String>>, UserError> {
@@ -106,7 +130,7 @@ pub async fn reset_password(
     store
         .audit(
             None,
-            "cli",
+            actor,
             "console_password_reset",
             serde_json::json!({"username": username}),
         )

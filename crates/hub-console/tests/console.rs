@@ -725,3 +725,104 @@ async fn iys_connection_settings_are_the_global_admins_and_secrets_stay_hidden()
     );
     c.stop().await;
 }
+
+/// The password shown once on the users page.
+fn shown_password(page: &str) -> String {
+    let at = page
+        .find("<code class=\"key\">")
+        .expect("a password on the page")
+        + 18;
+    page[at..].split('<').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn global_admins_manage_users_in_the_browser() {
+    let c = Console::start("console_users").await;
+    c.user("root", true, vec![]).await;
+    c.user("ayse", false, vec![(OURS, ConsoleRole::Admin)])
+        .await;
+    let mut root = c.browser();
+    root.login("root", PASSWORD).await;
+    let csrf = root.csrf("/users").await;
+    let (status, page) = root
+        .post(
+            "/users",
+            &[
+                ("csrf", &csrf),
+                ("username", "mehmet"),
+                ("brand", "700456"),
+                ("role", "write"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{page}");
+    let password = shown_password(&page);
+    assert_eq!(password.len(), 20);
+    // Refused: a taken name, no brand and no global admin, an unknown brand.
+    for (form, field) in [
+        (
+            vec![("username", "mehmet"), ("brand", "700456")],
+            "already exists",
+        ),
+        (vec![("username", "x")], "brand:"),
+        (vec![("username", "y"), ("brand", "123")], "brand: 123"),
+    ] {
+        let mut f = form.clone();
+        f.push(("csrf", &csrf));
+        let (status, page) = root.post("/users", &f).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+        assert!(page.contains(field), "{field} in {page}");
+    }
+    let mut m = c.browser();
+    assert_eq!(m.login("mehmet", &password).await, StatusCode::SEE_OTHER);
+    let (_, list) = m.get("/brands").await;
+    assert!(list.contains("Başka Marka") && !list.contains("Örnek Marka"));
+    assert_eq!(m.get("/users").await.0, StatusCode::FORBIDDEN);
+
+    // A new password ends the user's sessions.
+    let id = c
+        .hub
+        .store
+        .console_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.username == "mehmet")
+        .unwrap()
+        .id;
+    let (status, page) = root
+        .post(&format!("/users/{id}/password"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let new_password = shown_password(&page);
+    assert_ne!(new_password, password);
+    assert_eq!(m.get("/brands").await.0, StatusCode::SEE_OTHER);
+    assert_eq!(m.login("mehmet", &password).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        m.login("mehmet", &new_password).await,
+        StatusCode::SEE_OTHER
+    );
+
+    // A brand admin is not a global admin.
+    let mut a = c.browser();
+    a.login("ayse", PASSWORD).await;
+    assert_eq!(a.get("/users").await.0, StatusCode::FORBIDDEN);
+    let acsrf = a.csrf("/brands").await;
+    let (status, _) = a
+        .post(
+            "/users",
+            &[("csrf", &acsrf), ("username", "z"), ("globalAdmin", "on")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let log = c.hub.store.audit_log(None, None, 100).await.unwrap();
+    assert!(
+        log.iter()
+            .any(|e| e.actor == "console:root" && e.action == "console_user_created")
+    );
+    assert!(
+        log.iter()
+            .any(|e| e.actor == "console:root" && e.action == "console_password_reset")
+    );
+    c.stop().await;
+}

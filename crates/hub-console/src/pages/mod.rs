@@ -7,4 +7,5 @@ pub mod keys;
 pub mod recipients;
 pub mod segments;
 pub mod settings;
+pub mod users;
 pub mod webhooks;
