@@ -78,7 +78,28 @@ pub fn routes() -> Router<HubState> {
             post(pages::webhooks::redeliver),
         )
         .route("/brands/{code}/segments", get(pages::segments::list))
-        .route("/brands/{code}/imports", get(pages::imports::list))
+        .route(
+            "/brands/{code}/imports",
+            get(pages::imports::list)
+                .post(pages::imports::upload)
+                .layer(
+                    // The file's own limit is checked as it arrives; this lets the form through.
+                    axum::extract::DefaultBodyLimit::disable(),
+                ),
+        )
+        .route("/brands/{code}/imports/{id}", get(pages::imports::detail))
+        .route(
+            "/brands/{code}/imports/{id}/start",
+            post(pages::imports::start),
+        )
+        .route(
+            "/brands/{code}/imports/{id}/cancel",
+            post(pages::imports::cancel),
+        )
+        .route(
+            "/brands/{code}/imports/{id}/rejects.csv",
+            get(pages::imports::rejects),
+        )
 }
 
 /// Assets never change within a version: cached for a day.

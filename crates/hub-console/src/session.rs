@@ -88,7 +88,7 @@ pub fn local_path(next: Option<&str>) -> String {
 
 /// A form may only come from a page of this hub: a cross-site `Origin` or `Sec-Fetch-Site`
 /// is refused even before the CSRF token is compared.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     if headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())

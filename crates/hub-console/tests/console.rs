@@ -826,3 +826,125 @@ async fn global_admins_manage_users_in_the_browser() {
     );
     c.stop().await;
 }
+
+/// A multipart form as a browser sends it: `fields` in order, then the file.
+fn multipart(fields: &[(&str, &str)], file_name: &str, file: &str) -> (String, Vec<u8>) {
+    let boundary = "----iyshubTestBoundary7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: text/csv\r\n\r\n{file}\r\n--{boundary}--\r\n")
+            .as_bytes(),
+    );
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn an_import_uploaded_previewed_remapped_started_and_its_rejects() {
+    let c = Console::start("console_import").await;
+    c.user("ayse", false, vec![(OURS, ConsoleRole::Write)])
+        .await;
+    tokio::spawn(hub::imports::work(
+        c.hub.store.clone(),
+        c.hub.imports_waiting.clone(),
+        c.cancel.clone(),
+    ));
+    let mut b = c.browser();
+    b.login("ayse", PASSWORD).await;
+    let csrf = b.csrf("/brands/600123/imports").await;
+    // "ILETISIM BILGISI" is not a column the importer knows: the preview says so, the person maps it.
+    let file = "ILETISIM BILGISI;IZIN TURU;DURUM;IZIN KAYNAGI;IZIN TARIHI\r\n0532 123 45 60;MESAJ;ONAY;HS_WEB;2026-11-20 10:00:00\r\n0532 123 45 61;MESAJ;RET;HS_WEB;2026-11-20 10:00:00\r\nnot a phone;MESAJ;ONAY;HS_WEB;2026-11-20 10:00:00\r\n";
+    let upload = |fields: Vec<(&'static str, String)>| {
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (ct, body) = multipart(&pairs, "izinler.csv", file);
+        b.request(reqwest::Method::POST, "/brands/600123/imports")
+            .header(ORIGIN, &b.base)
+            .header(reqwest::header::CONTENT_TYPE, ct)
+            .body(body)
+            .send()
+    };
+    // Without the token nothing is kept.
+    let r = upload(vec![]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(
+        c.hub
+            .store
+            .imports(OURS, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let r = upload(vec![("csrf", csrf.clone())]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let job = r.headers()[LOCATION].to_str().unwrap().to_owned();
+    let (status, page) = b.get(&job).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("recipient") && page.contains("ILETISIM BILGISI"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("id=\"start\""),
+        "no preview before the column is mapped: {page}"
+    );
+    // Mapped, the preview shows the rows and offers to start.
+    let (_, page) = b
+        .get(&format!("{job}?m.ILETISIM%20BILGISI=recipient"))
+        .await;
+    assert!(
+        page.contains("id=\"start\"") && page.contains("0532 123 45 60"),
+        "{page}"
+    );
+    let (status, to) = b
+        .post(
+            &format!("{job}/start"),
+            &[("csrf", &csrf), ("m.ILETISIM BILGISI", "recipient")],
+        )
+        .await;
+    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, job.as_str()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let done = loop {
+        let j = c.hub.store.imports(OURS, None, 10).await.unwrap().remove(0);
+        if j.state == hub_store::ImportState::Done {
+            break j;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "import not done: {j:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!((done.counts.applied, done.counts.rejected), (2, 1));
+    assert_eq!(done.actor.as_deref(), Some("console:ayse"));
+    let r = b
+        .request(reqwest::Method::GET, &format!("{job}/rejects.csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let rejects = r.text().await.unwrap();
+    assert!(
+        rejects.contains("not a phone") && rejects.lines().count() == 2,
+        "{rejects}"
+    );
+    assert_eq!(
+        c.hub.store.consents(OURS, "+905321234561").await.unwrap()[0]
+            .state
+            .status,
+        ConsentStatus::Ret
+    );
+    // Started once only.
+    let (status, _) = b
+        .post(
+            &format!("{job}/start"),
+            &[("csrf", &csrf), ("m.ILETISIM BILGISI", "recipient")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    c.stop().await;
+}

@@ -286,6 +286,19 @@ impl SqlStore {
         Ok(())
     }
 
+    /// The mapping's overrides of an import not started yet (a person adjusted them after
+    /// seeing the preview). False when the import has started or does not exist.
+    pub async fn set_import_mapping(&self, id: i64, mapping: &[(String, String)]) -> Result<bool> {
+        let mapping = serde_json::to_string(mapping).map_err(|e| corrupt("mapping", e))?;
+        let r = sqlx::query("UPDATE import_job SET mapping = $1 WHERE id = $2 AND state = $3")
+            .bind(mapping)
+            .bind(id)
+            .bind(ImportState::Uploading.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     /// Piece `seq` of an uploaded file, if there is one.
     pub async fn import_chunk(&self, id: i64, seq: i64) -> Result<Option<Vec<u8>>> {
         Ok(

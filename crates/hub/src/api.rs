@@ -136,12 +136,18 @@ pub fn router(hub: HubState, extra: Router<HubState>) -> Router {
 
 /// A request may take `REQUEST_TIMEOUT` (its answer's head; a streamed body goes on), an import's
 /// upload `UPLOAD_TIMEOUT`: a large file on a slow link takes long to arrive.
+/// Routes that take a file upload (the API's and the console's).
+const UPLOAD_PATHS: [&str; 2] = [
+    "/api/v1/brands/{brandCode}/imports",
+    "/brands/{code}/imports",
+];
+
 async fn time_limit(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let upload = request.method() == axum::http::Method::POST
         && request
             .extensions()
             .get::<axum::extract::MatchedPath>()
-            .is_some_and(|p| p.as_str() == "/api/v1/brands/{brandCode}/imports");
+            .is_some_and(|p| UPLOAD_PATHS.contains(&p.as_str()));
     let limit = if upload {
         crate::UPLOAD_TIMEOUT
     } else {

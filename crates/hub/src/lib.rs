@@ -33,6 +33,7 @@ pub use hub_core::{Backfill, Heartbeat};
 pub use metrics::Metrics;
 pub use routes::brands::update_brand_settings;
 pub use routes::events::register_webhook;
+pub use routes::imports::{MAX_IMPORT_BYTES, store_upload, streamed};
 
 /// Most changes in one request.
 pub const MAX_CHANGES: usize = 10_000;

@@ -117,20 +117,53 @@ pub async fn create_import(
             jiff::Timestamp::now(),
         )
         .await?;
-    let mut stream = body.into_data_stream();
+    store_upload(
+        &hub,
+        job.id,
+        format,
+        q.file_name.as_deref(),
+        body.into_data_stream(),
+    )
+    .await?;
+    hub.store
+        .set_import_state(job.id, ImportState::Queued, None, jiff::Timestamp::now())
+        .await?;
+    hub.imports_waiting.notify_waiters();
+    let job = hub
+        .store
+        .import_job(brand.brand_code, job.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("import {}", job.id)))?;
+    Ok((StatusCode::ACCEPTED, Json(ImportInfo::from(job))).into_response())
+}
+
+/// Keeps an upload as import `job`'s pieces as it arrives, then records its format: as given,
+/// else from the file name or the first bytes. A broken or oversized upload fails the job (its
+/// pieces are dropped) and answers the error. Shared by the API and the console.
+pub async fn store_upload<S, E>(
+    hub: &HubState,
+    job: i64,
+    format: Option<hub_bulk::Format>,
+    file_name: Option<&str>,
+    mut stream: S,
+) -> ApiResult<hub_bulk::Format>
+where
+    S: futures_util::Stream<Item = Result<axum::body::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
     let (mut pending, mut seq, mut total, mut head) = (Vec::new(), 0i64, 0u64, Vec::new());
-    let failed = |hub: HubState, id, why: String| async move {
+    let failed = |why: String| async move {
         let _ = hub
             .store
-            .set_import_state(id, ImportState::Failed, Some(&why), jiff::Timestamp::now())
+            .set_import_state(job, ImportState::Failed, Some(&why), jiff::Timestamp::now())
             .await;
-        let _ = hub.store.drop_import_file(id).await;
+        let _ = hub.store.drop_import_file(job).await;
     };
     while let Some(piece) = stream.next().await {
         let piece = match piece {
             Ok(p) => p,
             Err(e) => {
-                failed(hub.clone(), job.id, format!("the upload broke off: {e}")).await;
+                failed(format!("the upload broke off: {e}")).await;
                 return Err(ApiError::bad_request(
                     "invalid_body",
                     format!("the upload broke off: {e}"),
@@ -139,7 +172,7 @@ pub async fn create_import(
         };
         total += piece.len() as u64;
         if total > MAX_IMPORT_BYTES {
-            failed(hub.clone(), job.id, "the file is over 2 GiB".into()).await;
+            failed("the file is over 2 GiB".into()).await;
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
@@ -152,29 +185,17 @@ pub async fn create_import(
         pending.extend_from_slice(&piece);
         while pending.len() >= CHUNK_BYTES {
             let rest = pending.split_off(CHUNK_BYTES);
-            hub.store.append_import_chunk(job.id, seq, &pending).await?;
+            hub.store.append_import_chunk(job, seq, &pending).await?;
             pending = rest;
             seq += 1;
         }
     }
     if !pending.is_empty() {
-        hub.store.append_import_chunk(job.id, seq, &pending).await?;
+        hub.store.append_import_chunk(job, seq, &pending).await?;
     }
-    // The format: as given, else from the name or the first bytes.
-    let format = format
-        .unwrap_or_else(|| hub_bulk::Format::detect(q.file_name.as_deref(), &head))
-        .as_str();
-    hub.store.set_import_format(job.id, format).await?;
-    hub.store
-        .set_import_state(job.id, ImportState::Queued, None, jiff::Timestamp::now())
-        .await?;
-    hub.imports_waiting.notify_waiters();
-    let job = hub
-        .store
-        .import_job(brand.brand_code, job.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("import {}", job.id)))?;
-    Ok((StatusCode::ACCEPTED, Json(ImportInfo::from(job))).into_response())
+    let format = format.unwrap_or_else(|| hub_bulk::Format::detect(file_name, &head));
+    hub.store.set_import_format(job, format.as_str()).await?;
+    Ok(format)
 }
 
 /// List imports
