@@ -77,7 +77,14 @@ pub fn routes() -> Router<HubState> {
             "/brands/{code}/webhooks/{id}/redeliver",
             post(pages::webhooks::redeliver),
         )
-        .route("/brands/{code}/segments", get(pages::segments::list))
+        .route(
+            "/brands/{code}/segments",
+            get(pages::segments::list).post(pages::segments::create),
+        )
+        .route(
+            "/brands/{code}/segments/{id}/members.csv",
+            get(pages::segments::export),
+        )
         .route(
             "/brands/{code}/imports",
             get(pages::imports::list)

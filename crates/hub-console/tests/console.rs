@@ -948,3 +948,91 @@ async fn an_import_uploaded_previewed_remapped_started_and_its_rejects() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     c.stop().await;
 }
+
+#[tokio::test]
+async fn a_segment_built_counted_and_exported() {
+    let c = Console::start("console_segments").await;
+    c.user("ayse", false, vec![(OURS, ConsoleRole::Write)])
+        .await;
+    let brand = c.hub.store.brand(OURS).await.unwrap().unwrap();
+    let sms = Channel::Iys(iys::ConsentType::Mesaj);
+    let changes = vec![
+        change(
+            OURS,
+            "+905321234560",
+            sms,
+            ConsentStatus::Onay,
+            date("2026-11-20 10:00:00"),
+        ),
+        change(
+            OURS,
+            "+905321234561",
+            sms,
+            ConsentStatus::Onay,
+            date("2026-11-20 10:00:00"),
+        ),
+        change(
+            OURS,
+            "+905321234562",
+            sms,
+            ConsentStatus::Ret,
+            date("2026-11-20 10:00:00"),
+        ),
+    ];
+    c.hub.store.apply(&brand, changes, None).await.unwrap();
+    let mut b = c.browser();
+    b.login("ayse", PASSWORD).await;
+    let csrf = b.csrf("/brands/600123/segments").await;
+    let build = |name: &'static str, policy: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("name", name.into()),
+            ("channel", "MESAJ".into()),
+            ("sendable", "on".into()),
+            ("policy", policy.into()),
+        ]
+    };
+    let post = |form: Vec<(&'static str, String)>| {
+        let pairs: Vec<(String, String)> =
+            form.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        b.request(reqwest::Method::POST, "/brands/600123/segments")
+            .header(ORIGIN, &b.base)
+            .form(&pairs)
+            .send()
+    };
+    // Strict: ONAYs not yet in IYS may not be sent to.
+    let r = post(build("sms-strict", "strict")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, page) = b.get(r.headers()[LOCATION].to_str().unwrap()).await;
+    assert!(
+        page.contains("<strong class=\"count\">0</strong>"),
+        "{page}"
+    );
+    let r = post(build("sms-lenient", "lenient")).await.unwrap();
+    let to = r.headers()[LOCATION].to_str().unwrap().to_owned();
+    let (_, page) = b.get(&to).await;
+    assert!(
+        page.contains("<strong class=\"count\">2</strong>"),
+        "{page}"
+    );
+    let id = to.rsplit('=').next().unwrap();
+    let (status, csv) = b
+        .get(&format!("/brands/600123/segments/{id}/members.csv"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        csv.contains("+905321234560")
+            && csv.contains("+905321234561")
+            && !csv.contains("+905321234562"),
+        "{csv}"
+    );
+    // A bad value names its field; a taken name is refused.
+    let mut bad = build("x", "strict");
+    bad.push(("consentDateFrom", "yesterday".into()));
+    let r = post(bad).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("consentDateFrom"));
+    let r = post(build("sms-strict", "strict")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    c.stop().await;
+}

@@ -34,6 +34,7 @@ pub use metrics::Metrics;
 pub use routes::brands::update_brand_settings;
 pub use routes::events::register_webhook;
 pub use routes::imports::{MAX_IMPORT_BYTES, store_upload, streamed};
+pub use routes::segments::{save_segment, saved_kind};
 
 /// Most changes in one request.
 pub const MAX_CHANGES: usize = 10_000;

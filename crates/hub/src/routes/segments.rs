@@ -169,12 +169,24 @@ pub async fn create_segment(
 ) -> ApiResult<(StatusCode, Json<SegmentInfo>)> {
     let brand = brand_for(&hub, &caller, &code, Scope::Write).await?;
     let input = body.parse()?;
-    checked(&hub, brand.brand_code, &input).await?;
+    let segment = save_segment(&hub, brand.brand_code, &input, caller.name()).await?;
+    Ok((StatusCode::CREATED, Json(segment.into())))
+}
+
+/// Checks and saves a new segment of `brand`, recorded in the audit log as `actor`'s. Shared by
+/// the API and the console.
+pub async fn save_segment(
+    hub: &HubState,
+    brand: hub_core::BrandCode,
+    input: &SegmentInput,
+    actor: &str,
+) -> ApiResult<hub_store::Segment> {
+    checked(hub, brand, input).await?;
     let name = input.name.trim();
     let segment = hub
         .store
         .create_segment(
-            brand.brand_code,
+            brand,
             name,
             input.description.as_deref(),
             &input.definition,
@@ -183,15 +195,12 @@ pub async fn create_segment(
         .await
         .map_err(|e| conflict(e, name))?;
     let detail = serde_json::json!({"id": segment.id, "name": segment.name});
-    audit(
-        &hub,
-        Some(brand.brand_code),
-        &caller,
-        "segment_created",
-        detail,
-    )
-    .await;
-    Ok((StatusCode::CREATED, Json(segment.into())))
+    if let Err(e) =
+        hub_store::Store::audit(&*hub.store, Some(brand), actor, "segment_created", detail).await
+    {
+        tracing::warn!(error = %e, "could not record a segment's creation in the audit log");
+    }
+    Ok(segment)
 }
 
 /// List the brand's segments
@@ -350,7 +359,7 @@ pub async fn delete_segment(
 
 /// The kind of a saved definition's category; a category deleted since counts as marketing
 /// (the stricter reading: its refusals still keep people out).
-async fn saved_kind(
+pub async fn saved_kind(
     hub: &HubState,
     brand: hub_core::BrandCode,
     d: &SegmentDefinition,
