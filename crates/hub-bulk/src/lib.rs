@@ -28,6 +28,11 @@ pub use mapping::Mapping;
 pub use read::{Rows, read};
 pub use write::{CsvWriter, EXPORT_COLUMNS, NdjsonWriter};
 
+/// The API fields a column can be mapped to (besides `evidence.<name>`, and `-` to ignore it).
+pub fn field_names() -> impl Iterator<Item = &'static str> {
+    values::Field::ALL.iter().map(|f| f.name())
+}
+
 /// A file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {

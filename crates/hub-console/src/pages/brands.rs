@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use hub::HubState;
 use hub_core::{BrandCode, Mode};
 use hub_store::{
-    Brand, ConsoleRole, EngineStore, OutboxFilter, ReconcileStore, Store, SyncFigures,
+    Brand, ConsoleRole, DailyRow, EngineStore, OutboxFilter, ReconcileStore, Store, SyncFigures,
 };
 use jiff::Timestamp;
 use maud::{Markup, html};
@@ -326,10 +326,22 @@ async fn stats_part(
     };
     let tally = hub.store.consent_tally(brand).await?;
     let daily = hub.store.daily_counts(brand, from, to).await?;
-    let series = chart::by_day(&days, &daily);
-    let (ins, outs): (i64, i64) = series
-        .iter()
-        .fold((0, 0), |(i, o), d| (i + d.opt_ins, o + d.opt_outs));
+    // One chart per channel that moved in the period (all channels together when none did).
+    let mut channels: Vec<&str> = daily.iter().map(|d| d.channel.as_str()).collect();
+    channels.sort_unstable();
+    channels.dedup();
+    let charts: Vec<(String, Vec<chart::Day>)> = if channels.is_empty() {
+        vec![(lang.t(T::All).to_owned(), chart::by_day(&days, &[]))]
+    } else {
+        channels
+            .iter()
+            .map(|c| {
+                let rows: Vec<DailyRow> =
+                    daily.iter().filter(|d| d.channel == *c).cloned().collect();
+                ((*c).to_owned(), chart::by_day(&days, &rows))
+            })
+            .collect()
+    };
     Ok(html! {
         div.grid {
             section.card {
@@ -339,10 +351,14 @@ async fn stats_part(
                     tbody { @for t in &tally { tr { td { (t.channel) } td { (t.status) } td { (t.iys_state) } td { (t.count) } } } }
                 }
             }
-            section.card {
-                h2 { (lang.t(T::OptInsOuts)) }
-                (chart::svg(lang.t(T::OptInsOuts), &series, lang.t(T::OptIns), lang.t(T::OptOuts)))
-                p { span.ok { (ins) " " (lang.t(T::OptIns)) } " · " span.bad { (outs) " " (lang.t(T::OptOuts)) } }
+            @for (channel, series) in &charts {
+                @let (ins, outs) = series.iter().fold((0i64, 0i64), |(i, o), d| (i + d.opt_ins, o + d.opt_outs));
+                @let title = format!("{} — {channel}", lang.t(T::OptInsOuts));
+                section.card.chart data-channel=(channel) {
+                    h2 { (title) }
+                    (chart::svg(&title, series, lang.t(T::OptIns), lang.t(T::OptOuts)))
+                    p { span.ok { (ins) " " (lang.t(T::OptIns)) } " · " span.bad { (outs) " " (lang.t(T::OptOuts)) } }
+                }
             }
         }
     })

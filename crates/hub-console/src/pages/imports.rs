@@ -25,22 +25,6 @@ use crate::{audit, brand_page};
 const PREVIEW_ROWS: usize = 10;
 /// An XLSX file is read whole to preview it; larger ones are started without a preview.
 const MAX_XLSX_PREVIEW: usize = 64 * 1024 * 1024;
-/// The fields a column can be mapped to (`-` ignores it), as `hub-bulk` names them.
-const FIELDS: [&str; 13] = [
-    "recipient",
-    "type",
-    "channel",
-    "recipientType",
-    "status",
-    "consentDate",
-    "source",
-    "category",
-    "profileId",
-    "actor",
-    "hold",
-    "evidence",
-    "-",
-];
 
 fn imports_path(brand: &Brand) -> String {
     format!("{}/imports", layout::brand_path(brand.brand_code))
@@ -341,7 +325,7 @@ fn mapping_form(lang: Lang, path: &str, mapping: &[(String, String)]) -> Markup 
                     td { label for=(format!("m-{column}")) { (column) } }
                     td { select id=(format!("m-{column}")) name=(format!("m.{column}")) {
                         option value="" selected[field.is_empty()] { "(" (lang.t(T::Automatic)) ")" }
-                        @for f in FIELDS { option value=(f) selected[f == field.as_str()] { (f) } }
+                        @for f in hub_bulk::field_names().chain(["-"]) { option value=(f) selected[f == field.as_str()] { (f) } }
                     } }
                 } } }
             }
@@ -391,15 +375,15 @@ fn preview_part(s: &Session, path: &str, p: &Preview, may_write: bool) -> Markup
     }
 }
 
-/// Starts an uploaded import with the mapping chosen on the preview (checked again first).
-pub async fn start(
-    State(hub): State<HubState>,
-    Path((code, id)): Path<(String, String)>,
-    posted: Posted<Vec<(String, String)>>,
-) -> PageResult<Response> {
-    let s = &posted.session;
-    let brand = brand_page(&hub, s, &code, ConsoleRole::Write).await?;
-    let job = brand_job(&hub, &brand, &id).await?;
+/// The brand's import `id`, uploaded and not started, for a user who may write.
+async fn staged(
+    hub: &HubState,
+    s: &Session,
+    code: &str,
+    id: &str,
+) -> PageResult<(Brand, ImportJob)> {
+    let brand = brand_page(hub, s, code, ConsoleRole::Write).await?;
+    let job = brand_job(hub, &brand, id).await?;
     if job.state != ImportState::Uploading {
         return Err(PageError::BadInput(format!(
             "import {}: already {}",
@@ -407,6 +391,17 @@ pub async fn start(
             job.state.as_str()
         )));
     }
+    Ok((brand, job))
+}
+
+/// Starts an uploaded import with the mapping chosen on the preview (checked again first).
+pub async fn start(
+    State(hub): State<HubState>,
+    Path((code, id)): Path<(String, String)>,
+    posted: Posted<Vec<(String, String)>>,
+) -> PageResult<Response> {
+    let s = &posted.session;
+    let (brand, job) = staged(&hub, s, &code, &id).await?;
     let mapping = chosen_mapping(&posted.form);
     if let Err(u) = preview(&hub, &job, mapping.clone()).await? {
         return Err(PageError::BadInput(format!("mapping: {}", u.why)));
@@ -443,15 +438,7 @@ pub async fn cancel(
     posted: Posted<NoFields>,
 ) -> PageResult<Response> {
     let s = &posted.session;
-    let brand = brand_page(&hub, s, &code, ConsoleRole::Write).await?;
-    let job = brand_job(&hub, &brand, &id).await?;
-    if job.state != ImportState::Uploading {
-        return Err(PageError::BadInput(format!(
-            "import {}: already {}",
-            job.id,
-            job.state.as_str()
-        )));
-    }
+    let (brand, job) = staged(&hub, s, &code, &id).await?;
     let why = format!("cancelled by {}", s.actor());
     hub.store
         .set_import_state(job.id, ImportState::Failed, Some(&why), Timestamp::now())
