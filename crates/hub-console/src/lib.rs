@@ -54,6 +54,14 @@ pub fn routes() -> Router<HubState> {
             post(pages::recipients::set_hold),
         )
         .route(
+            "/brands/{code}/quarantine/{id}/resolve",
+            post(pages::brands::resolve_quarantine),
+        )
+        .route(
+            "/brands/{code}/recipients/conflict",
+            post(pages::recipients::acknowledge_conflict),
+        )
+        .route(
             "/brands/{code}/recipients/requeue",
             post(pages::recipients::requeue),
         )

@@ -1036,3 +1036,110 @@ async fn a_segment_built_counted_and_exported() {
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     c.stop().await;
 }
+
+#[tokio::test]
+async fn conflicts_acknowledged_and_quarantined_movements_handled() {
+    let c = Console::start("console_conflicts").await;
+    c.user("ayse", false, vec![(OURS, ConsoleRole::Write)])
+        .await;
+    c.user("okur", false, vec![(OURS, ConsoleRole::Read)]).await;
+    let brand = c.hub.store.brand(OURS).await.unwrap().unwrap();
+    let sms = Channel::Iys(iys::ConsentType::Mesaj);
+    // Equal consentDates, different statuses: RET wins and the consent is flagged.
+    let d = date("2026-11-20 10:00:00");
+    for status in [ConsentStatus::Onay, ConsentStatus::Ret] {
+        c.hub
+            .store
+            .apply(
+                &brand,
+                vec![change(OURS, "+905321234567", sms, status, d)],
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let state = &c.hub.store.consents(OURS, "+905321234567").await.unwrap()[0].state;
+    assert!(state.conflict && state.status == ConsentStatus::Ret);
+    c.hub
+        .store
+        .quarantine(
+            OURS,
+            "changes",
+            &[(
+                serde_json::json!({"recipient": "??", "status": "RET"}),
+                "the recipient \"??\" is not a valid address".into(),
+            )],
+            jiff::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+
+    // Readers see both, with no buttons; writers settle them.
+    let mut okur = c.browser();
+    okur.login("okur", PASSWORD).await;
+    let (_, page) = okur
+        .get("/brands/600123/recipients?q=%2B905321234567")
+        .await;
+    assert!(
+        page.contains("<td class=\"conflict\"") && !page.contains("recipients/conflict"),
+        "{page}"
+    );
+    let (_, page) = okur.get("/brands/600123").await;
+    assert!(
+        page.contains("is not a valid address") && !page.contains("/resolve"),
+        "{page}"
+    );
+
+    let mut b = c.browser();
+    b.login("ayse", PASSWORD).await;
+    let csrf = b.csrf("/brands/600123").await;
+    let (status, to) = b
+        .post(
+            "/brands/600123/recipients/conflict",
+            &[
+                ("csrf", &csrf),
+                ("recipient", "+905321234567"),
+                ("channel", "MESAJ"),
+                ("recipientType", "BIREYSEL"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, to.as_str()),
+        (
+            StatusCode::SEE_OTHER,
+            "/brands/600123/recipients?q=%2B905321234567"
+        )
+    );
+    let state = &c.hub.store.consents(OURS, "+905321234567").await.unwrap()[0].state;
+    assert!(
+        !state.conflict && state.status == ConsentStatus::Ret,
+        "the RET stays"
+    );
+    let id = c.hub.store.quarantined(OURS, 10).await.unwrap()[0].id;
+    let (status, _) = b
+        .post(
+            &format!("/brands/600123/quarantine/{id}/resolve"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(c.hub.store.quarantined(OURS, 10).await.unwrap().is_empty());
+    // Twice is not found: nothing left to settle.
+    let (status, _) = b
+        .post(
+            &format!("/brands/600123/quarantine/{id}/resolve"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let log = c.hub.store.audit_log(Some(OURS), None, 100).await.unwrap();
+    for a in ["conflict_acknowledged", "quarantine_resolved"] {
+        assert!(
+            log.iter()
+                .any(|e| e.actor == "console:ayse" && e.action == a),
+            "{a}"
+        );
+    }
+    c.stop().await;
+}

@@ -359,3 +359,100 @@ impl SqlStore {
         })
     }
 }
+
+/// What a person settles by hand from the console: a movement from IYS set aside, or a
+/// consent's conflict flag. Neither changes a consent's status; both are audited.
+impl SqlStore {
+    /// Marks a quarantined movement as handled by `actor` (it leaves the open list). False when
+    /// there is no such open item of the brand.
+    pub async fn resolve_quarantine(
+        &self,
+        brand: BrandCode,
+        id: i64,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(
+            "UPDATE quarantine SET resolved_ms = $1 WHERE id = $2 AND brand_code = $3 AND resolved_ms IS NULL",
+        )
+        .bind(ms(now))
+        .bind(id)
+        .bind(brand.0 as i64)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        audit_in(
+            &mut tx,
+            brand,
+            now,
+            actor,
+            "quarantine_resolved",
+            serde_json::json!({"id": id}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Clears a consent's conflict flag (an equal-date tie that RET won): a person has looked
+    /// at it and keeps the RET. False when the consent has no conflict.
+    pub async fn acknowledge_conflict(
+        &self,
+        key: &hub_core::ConsentKey,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        self.lock_brand(&mut tx, key.brand.0 as i64).await?;
+        let r = sqlx::query(
+            "UPDATE consent SET conflict = 0 WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 AND conflict = 1",
+        )
+        .bind(key.brand.0 as i64)
+        .bind(key.recipient.clone())
+        .bind(key.recipient_type.as_str())
+        .bind(key.channel.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let detail = serde_json::json!({"recipient": key.recipient, "recipientType": key.recipient_type.as_str(), "channel": key.channel.as_str()});
+        audit_in(
+            &mut tx,
+            key.brand,
+            now,
+            actor,
+            "conflict_acknowledged",
+            detail,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+async fn audit_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    brand: BrandCode,
+    now: Timestamp,
+    actor: &str,
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (brand_code, at_ms, actor, action, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(brand.0 as i64)
+    .bind(ms(now))
+    .bind(actor.to_owned())
+    .bind(action.to_owned())
+    .bind(detail.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

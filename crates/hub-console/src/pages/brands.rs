@@ -202,6 +202,8 @@ async fn live_part(
             .await?;
         examples.push(rows);
     }
+    let quarantined = hub.store.quarantined(brand.brand_code, 20).await?;
+    let may_write = s.user.may(ConsoleRole::Write, brand.brand_code);
     let path = layout::brand_path(brand.brand_code);
     let other = match brand.mode {
         Mode::Sync => Mode::Integrator,
@@ -277,6 +279,22 @@ async fn live_part(
                             td { a href=(format!("{path}/recipients?q={}", crate::error::encode(&r.recipient))) { (r.recipient) } }
                             td { (r.channel.as_str()) } td { (r.status.as_str()) } td { (r.state.as_str()) }
                             td class=(if r.deadline <= now { "bad" } else { "warn" }) { (when(r.deadline)) }
+                        } } }
+                    } }
+                }
+            }
+            @if !quarantined.is_empty() {
+                section.card #quarantine {
+                    h2 { (lang.t(T::Quarantined)) }
+                    div.scroll { table {
+                        thead { tr { th { (lang.t(T::When)) } th { (lang.t(T::Reason)) } th { (lang.t(T::Movement)) } @if may_write { th { (lang.t(T::Action)) } } } }
+                        tbody { @for q in &quarantined { tr data-quarantine=(q.id) {
+                            td { (when(q.at)) br; span.muted { (q.source) } }
+                            td { (q.reason) }
+                            td { code { (q.movement) } }
+                            @if may_write { td { form.inline method="post" action=(format!("{path}/quarantine/{}/resolve", q.id)) {
+                                (csrf(s)) button type="submit" { (lang.t(T::MarkHandled)) }
+                            } } }
                         } } }
                     } }
                 }
@@ -452,6 +470,31 @@ pub async fn switch_mode(
             serde_json::json!({"mode": to.as_str()}),
         )
         .await;
+    }
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, layout::brand_path(brand.brand_code))],
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NoFields {}
+
+/// Marks a quarantined movement as handled (a person took care of it in IYS or the hub).
+pub async fn resolve_quarantine(
+    State(hub): State<HubState>,
+    Path((code, id)): Path<(String, i64)>,
+    posted: Posted<NoFields>,
+) -> PageResult<Response> {
+    let s = &posted.session;
+    let brand = brand_page(&hub, s, &code, ConsoleRole::Write).await?;
+    if !hub
+        .store
+        .resolve_quarantine(brand.brand_code, id, &s.actor(), Timestamp::now())
+        .await?
+    {
+        return Err(PageError::NotFound);
     }
     Ok((
         StatusCode::SEE_OTHER,

@@ -108,7 +108,19 @@ async fn recipient(
                         td { (st.source) }
                         td { (st.iys_state.as_str()) @if let Some(e) = &st.iys_error { br; span.bad { (e) } } }
                         td.hold { (yes_no(lang, st.hold)) }
-                        td { @if st.conflict { span.bad { (lang.t(T::Yes)) } } @else { (lang.t(T::No)) } }
+                        td.conflict { @if st.conflict {
+                            span.bad { (lang.t(T::Yes)) }
+                            @if may_write {
+                                br;
+                                form.inline method="post" action=(format!("{base}/recipients/conflict")) {
+                                    (csrf(s))
+                                    input type="hidden" name="recipient" value=(r);
+                                    input type="hidden" name="channel" value=(row.key.channel.as_str());
+                                    input type="hidden" name="recipientType" value=(row.key.recipient_type.as_str());
+                                    button.acknowledge type="submit" { (lang.t(T::AcknowledgeConflict)) }
+                                }
+                            }
+                        } @else { (lang.t(T::No)) } }
                         @if may_write { td {
                             form.inline method="post" action=(format!("{base}/recipients/hold")) {
                                 (csrf(s))
@@ -199,16 +211,7 @@ pub async fn set_hold(
     let s = &posted.session;
     let f = &posted.form;
     let brand = brand_page(&hub, s, &code, ConsoleRole::Write).await?;
-    let channel: Channel = f
-        .channel
-        .parse()
-        .map_err(|_| PageError::BadInput(format!("channel: {:?} is not a channel", f.channel)))?;
-    let recipient_type: RecipientType = f.recipient_type.parse().map_err(|_| {
-        PageError::BadInput(format!(
-            "recipientType: {:?} is not BIREYSEL or TACIR",
-            f.recipient_type
-        ))
-    })?;
+    let (channel, recipient_type) = channel_and_type(&f.channel, &f.recipient_type)?;
     let hold = match f.hold.as_str() {
         "true" => true,
         "false" => false,
@@ -301,4 +304,50 @@ fn back_to(brand: hub_core::BrandCode, recipient: &str) -> Response {
         encode(recipient)
     );
     (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+}
+
+fn channel_and_type(channel: &str, recipient_type: &str) -> PageResult<(Channel, RecipientType)> {
+    let c = channel
+        .parse()
+        .map_err(|_| PageError::BadInput(format!("channel: {channel:?} is not a channel")))?;
+    let t = recipient_type.parse().map_err(|_| {
+        PageError::BadInput(format!(
+            "recipientType: {recipient_type:?} is not BIREYSEL or TACIR"
+        ))
+    })?;
+    Ok((c, t))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConflictForm {
+    recipient: String,
+    channel: String,
+    recipient_type: String,
+}
+
+/// Clears a consent's conflict flag: a person looked at the tie and keeps the RET that won it.
+pub async fn acknowledge_conflict(
+    State(hub): State<HubState>,
+    Path(code): Path<String>,
+    posted: Posted<ConflictForm>,
+) -> PageResult<Response> {
+    let s = &posted.session;
+    let f = &posted.form;
+    let brand = brand_page(&hub, s, &code, ConsoleRole::Write).await?;
+    let (channel, recipient_type) = channel_and_type(&f.channel, &f.recipient_type)?;
+    let key = ConsentKey {
+        brand: brand.brand_code,
+        recipient: f.recipient.clone(),
+        recipient_type,
+        channel,
+    };
+    if !hub
+        .store
+        .acknowledge_conflict(&key, &s.actor(), Timestamp::now())
+        .await?
+    {
+        return Err(PageError::NotFound);
+    }
+    Ok(back_to(brand.brand_code, &f.recipient))
 }
