@@ -204,6 +204,7 @@ form.inline{display:inline}
 .notice{background:#fff7e0;border:1px solid #e8c66a;padding:.6rem .8rem;border-radius:4px}
 code.key{display:block;word-break:break-all;background:#10182b;color:#e6edf7;padding:.6rem;border-radius:4px;font-size:1rem}
 .muted{color:var(--muted)}
+code,.timeline{overflow-wrap:anywhere}
 .timeline li{margin:.2rem 0 .8rem}
 svg text{font-size:11px;fill:var(--muted)}
 @media (max-width:40rem){main{padding:.6rem}th,td{padding:.3rem}}

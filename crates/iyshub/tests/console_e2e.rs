@@ -219,6 +219,20 @@ async fn the_console_in_chromium() {
     b.goto(&dashboard).await;
     b.find("span.badge.integrator").await;
 
+    // On a phone: the dashboard and the recipient page fit the width (no sideways scrolling of
+    // the page; wide tables scroll inside their own box).
+    b.resize(390, 844).await;
+    for page in [dashboard.clone(), lookup.clone()] {
+        b.goto(&page).await;
+        let fits = b
+            .run("return document.documentElement.scrollWidth <= window.innerWidth;")
+            .await;
+        assert_eq!(fits, json!(true), "{page} is wider than a phone");
+    }
+    b.goto(&dashboard).await;
+    shot(&b, &shots, "dashboard-phone").await;
+    b.resize(1280, 900).await;
+
     b.goto(&format!("{base}/brands/{BRAND}/audit")).await;
     let audit = b.source().await;
     for action in [

@@ -225,8 +225,8 @@ async fn live_part(
                         Err(why) => span.bad { (lang.t(T::NotConnected)) " — " (why) },
                     } }
                     p { (lang.t(T::Token)) ": " @match &token {
-                        Some(t) if t.halt_until.is_some() => span.bad { (lang.t(T::TokenHalted)) " " (t.halt_until.as_deref().unwrap_or_default()) },
-                        Some(t) => span { (lang.t(T::TokenValidUntil)) " " (t.access_expires.as_deref().unwrap_or("-")) },
+                        Some(t) if t.halt_until.is_some() => span.bad { (lang.t(T::TokenHalted)) " " (stored_time(t.halt_until.as_deref())) },
+                        Some(t) => span { (lang.t(T::TokenValidUntil)) " " (stored_time(t.access_expires.as_deref())) },
                         None => span.muted { (lang.t(T::NoToken)) },
                     } }
                     p { (lang.t(T::LastPull)) ": " (when_opt(lang, f.cursors.iter().filter_map(|c| c.last_success).max())) }
@@ -314,6 +314,16 @@ async fn live_part(
             }
         }
     })
+}
+
+/// A time the IYS client stored (RFC 3339), as people read it; other text as it is.
+fn stored_time(t: Option<&str>) -> String {
+    match t {
+        Some(text) => text
+            .parse::<Timestamp>()
+            .map_or_else(|_| text.to_owned(), when),
+        None => "-".to_owned(),
+    }
 }
 
 /// IYS's own text for an H-code in Turkish, our gloss in English; other reasons as they are.

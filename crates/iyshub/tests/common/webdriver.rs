@@ -243,6 +243,26 @@ impl Browser {
         .await
     }
 
+    /// Runs `script` (a function body) in the page and returns its value.
+    pub async fn run(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    /// Resizes the window (a phone is about 390 × 844).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+    }
+
     /// A PNG of the window, written to `path`.
     pub async fn screenshot(&self, path: &Path) {
         let v = self.call(reqwest::Method::GET, "/screenshot", None).await;
