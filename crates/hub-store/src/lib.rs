@@ -35,6 +35,7 @@ pub use console::*;
 pub use engine::*;
 pub use events::*;
 pub use imports::*;
+pub use listing::CategoryExportRow;
 pub use reconcile::*;
 pub use segments::*;
 pub use sql::SqlStore;

@@ -208,3 +208,63 @@ impl SqlStore {
         Ok(())
     }
 }
+
+/// A category consent as exported: with the channel, recipient type and profile of the change
+/// that set it, so the row imports back as the same change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CategoryExportRow {
+    pub consent: crate::types::CategoryConsentRow,
+    pub channel: String,
+    pub recipient_type: String,
+    pub profile_id: Option<String>,
+}
+
+impl SqlStore {
+    /// The brand's consents to `category` (only `status`, when given), `limit` at a time in
+    /// subject order, after subject `after`.
+    pub async fn category_consents_page(
+        &self,
+        brand: BrandCode,
+        category: &str,
+        status: Option<iys::ConsentStatus>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CategoryExportRow>> {
+        let mut sql = String::from(
+            "SELECT c.subject, c.category, c.status, c.consent_date, c.source, c.last_event_id, \
+             e.channel, e.recipient_type, e.profile_id \
+             FROM category_consent c LEFT JOIN consent_event e ON e.id = c.last_event_id \
+             WHERE c.brand_code = $1 AND c.category = $2 AND c.subject > $3",
+        );
+        // Placeholders in the order they appear (SQLite numbers them so).
+        sql.push_str(match status {
+            Some(_) => " AND c.status = $4 ORDER BY c.subject LIMIT $5",
+            None => " ORDER BY c.subject LIMIT $4",
+        });
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(brand.0 as i64)
+            .bind(category.to_owned())
+            .bind(after.unwrap_or_default().to_owned());
+        if let Some(s) = status {
+            q = q.bind(s.as_str());
+        }
+        q.bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(CategoryExportRow {
+                    consent: crate::sql::category_from(r)?,
+                    // A row always has its event; a missing one reads as the hub's own channel.
+                    channel: r
+                        .try_get::<Option<String>, _>("channel")?
+                        .unwrap_or_else(|| "PUSH".to_owned()),
+                    recipient_type: r
+                        .try_get::<Option<String>, _>("recipient_type")?
+                        .unwrap_or_else(|| "BIREYSEL".to_owned()),
+                    profile_id: r.try_get("profile_id")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -350,3 +350,82 @@ async fn a_worker_resumes_an_import_another_left_mid_file() {
     assert_eq!(text.lines().count(), 12_001, "a header and every consent");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn category_consents_export_and_import_back_unchanged() {
+    let s = Server::start().await;
+    let post =
+        |path: &str, body: Value| s.http.post(s.url(path)).bearer_auth(KEY).json(&body).send();
+    for code in ["kampanya", "bulten"] {
+        let r = post(
+            "/categories",
+            json!({"code": code, "name": code, "kind": "marketing"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let changes = json!({"changes": [
+        {"recipient": "0532 111 11 11", "type": "MESAJ", "status": "RET", "source": "HS_WEB", "consentDate": "2025-11-01 10:00:00", "category": "kampanya"},
+        {"recipient": "ayse@example.com", "type": "EPOSTA", "status": "ONAY", "source": "HS_WEB", "consentDate": "2025-11-01 10:00:00", "category": "kampanya"},
+        {"profileId": "u-42", "channel": "PUSH", "status": "RET", "consentDate": "2025-11-01 10:00:00", "category": "kampanya"},
+        {"recipient": "0532 222 22 22", "type": "MESAJ", "status": "RET", "source": "HS_WEB", "consentDate": "2025-11-01 10:00:00", "category": "bulten"}
+    ]});
+    let r = post("/consents", changes).await.unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+
+    let csv = s.get_text("/exports?category=kampanya").await;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some("recipient,profileId,type,channel,recipientType,status,consentDate,source,category")
+    );
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert!(
+        lines.contains(&"+905321111111,,MESAJ,,BIREYSEL,RET,2025-11-01 10:00:00,HS_WEB,kampanya"),
+        "{csv}"
+    );
+    assert!(
+        lines.contains(&",u-42,,PUSH,BIREYSEL,RET,2025-11-01 10:00:00,HS_EORTAM,kampanya"),
+        "{csv}"
+    );
+    assert!(
+        !csv.contains("bulten") && !csv.contains("0532 222"),
+        "{csv}"
+    );
+    let rets = s
+        .get_text("/exports?category=kampanya&status=RET&format=ndjson")
+        .await;
+    assert_eq!(rets.lines().count(), 2, "{rets}");
+
+    // The export imports back as the same state: every row unchanged.
+    let job = s.upload("fileName=kampanya.csv", csv.into_bytes()).await;
+    let done = s.finished(job["id"].as_i64().unwrap()).await;
+    assert_eq!(
+        (
+            done["unchanged"].as_u64(),
+            done["rejected"].as_u64(),
+            done["applied"].as_u64()
+        ),
+        (Some(3), Some(0), Some(0)),
+        "{done}"
+    );
+
+    // Only status filters a category export; an unknown category is named.
+    for (query, field) in [
+        ("category=kampanya&channel=MESAJ", "category"),
+        ("category=yok", "category"),
+    ] {
+        let r = s
+            .http
+            .get(s.url(&format!("/exports?{query}")))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "{query}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["field"], field, "{query}: {e}");
+    }
+    s.stop().await;
+}

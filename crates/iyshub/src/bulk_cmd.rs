@@ -71,6 +71,10 @@ pub struct ExportArgs {
     /// Only consents changed at or after this instant (RFC 3339, e.g. 2026-11-01T00:00:00Z).
     #[arg(long)]
     changed_since: Option<jiff::Timestamp>,
+    /// Export the consents to this message category instead (recipient or profileId, the
+    /// channel of the change, status, consentDate, source, category); only --status filters.
+    #[arg(long, conflicts_with_all = ["channel", "recipient_type", "iys_state", "source", "changed_since"])]
+    category: Option<String>,
     /// Write here instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
@@ -456,13 +460,19 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let config = args.db.config()?;
     let (store, _) = crate::setup::open(&config).await?;
     let store = Arc::new(store);
-    let filter = ConsentFilter {
-        channel: args.channel,
-        recipient_type: args.recipient_type,
-        status: args.status,
-        iys_state: args.iys_state,
-        source: args.source.clone(),
-        changed_since: args.changed_since,
+    let source = match &args.category {
+        Some(code) => hub::exports::ExportSource::Category {
+            code: code.clone(),
+            status: args.status,
+        },
+        None => hub::exports::ExportSource::Consents(ConsentFilter {
+            channel: args.channel,
+            recipient_type: args.recipient_type,
+            status: args.status,
+            iys_state: args.iys_state,
+            source: args.source.clone(),
+            changed_since: args.changed_since,
+        }),
     };
     let format = if args.format == "ndjson" {
         hub::exports::ExportFormat::Ndjson
@@ -473,6 +483,15 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let found = store.brand(brand).await;
     let result = async {
         found?.with_context(|| format!("no brand {brand}"))?;
+        if let Some(code) = &args.category
+            && !store
+                .categories(brand)
+                .await?
+                .iter()
+                .any(|c| &c.code == code)
+        {
+            anyhow::bail!("--category {code:?}: no such category for brand {brand}");
+        }
         let mut out: Box<dyn Write + Send> = match &args.output {
             Some(p) => Box::new(std::io::BufWriter::new(
                 std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
@@ -483,7 +502,7 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         let reader = {
             let store = store.clone();
             tokio::spawn(
-                async move { hub::exports::export(&store, brand, &filter, format, tx).await },
+                async move { hub::exports::export(&store, brand, &source, format, tx).await },
             )
         };
         let started = Instant::now();

@@ -144,6 +144,11 @@ pub struct ExportQuery {
     /// Only consents changed at or after this instant (RFC 3339).
     #[param(value_type = Option<schema::Timestamp>)]
     pub changed_since: Option<String>,
+    /// Export the consents to this message category instead of channel consents (in the
+    /// columns recipient, profileId, type, channel, recipientType, status, consentDate, source,
+    /// category); only `status` may filter them.
+    #[param(value_type = Option<String>, max_length = 64)]
+    pub category: Option<String>,
 }
 
 impl RequestBody for ExportQuery {}

@@ -359,11 +359,45 @@ pub async fn export_consents(
         source: q.source.as_deref(),
         changed_since: q.changed_since.as_deref(),
     })?;
+    let source = match q.category {
+        None => crate::exports::ExportSource::Consents(filter),
+        Some(category) => {
+            // Category consents have a status, and nothing else these filters read.
+            let only_status = hub_store::ConsentFilter {
+                status: filter.status,
+                ..hub_store::ConsentFilter::default()
+            };
+            if filter != only_status {
+                return Err(ApiError::unprocessable(
+                    "invalid_value",
+                    "with category, only status may filter the export",
+                )
+                .field("category")
+                .value(category));
+            }
+            let known = crate::api::cached_categories(&hub, brand.brand_code)
+                .await?
+                .iter()
+                .any(|c| c.code == category);
+            if !known {
+                return Err(ApiError::unprocessable(
+                    "unknown_category",
+                    format!("category {category:?} is not defined for this brand"),
+                )
+                .field("category")
+                .value(category));
+            }
+            crate::exports::ExportSource::Category {
+                code: category,
+                status: filter.status,
+            }
+        }
+    };
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let store = hub.store.clone();
     let code = brand.brand_code;
     tokio::spawn(async move {
-        crate::exports::export(&store, code, &filter, format, tx).await;
+        crate::exports::export(&store, code, &source, format, tx).await;
     });
     let (content_type, ext) = match format {
         crate::exports::ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),

@@ -147,7 +147,7 @@ async fn run_on(ctx: &Ctx, db: &Db) -> anyhow::Result<Vec<Outcome>> {
             hub::exports::export(
                 &store,
                 harness::BRAND,
-                &ConsentFilter::default(),
+                &hub::exports::ExportSource::Consents(ConsentFilter::default()),
                 hub::exports::ExportFormat::Csv,
                 tx,
             )
