@@ -94,6 +94,7 @@ texts! {
     Password => ("Password", "Parola"),
     BadLogin => ("Wrong user name or password.", "Kullanıcı adı veya parola hatalı."),
     LockedUntil => ("Too many failed sign-ins: this account is locked until", "Çok fazla hatalı giriş: bu hesap şu zamana kadar kilitli:"),
+    AddressBlocked => ("Too many failed sign-ins from your address: try again after", "Adresinizden çok fazla hatalı giriş: şu zamandan sonra yeniden deneyin:"),
     Brands => ("Brands", "Markalar"),
     Brand => ("Brand", "Marka"),
     Name => ("Name", "Ad"),

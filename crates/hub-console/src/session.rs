@@ -247,9 +247,27 @@ fn decoy_hash() -> &'static str {
     })
 }
 
+/// The address a request came from, when the server knows it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 pub async fn login(
     State(hub): State<HubState>,
     lang: Lang,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     axum::Form(f): axum::Form<LoginForm>,
 ) -> PageResult<Response> {
@@ -258,10 +276,25 @@ pub async fn login(
     }
     let next = local_path(f.next.as_deref());
     let now = Timestamp::now();
+    // Too many failures from this address: refused before any password is checked.
+    if let Some(wait) = ip.and_then(|ip| hub.guards.console_failures.blocked(&ip)) {
+        let until = now
+            .saturating_add(SignedDuration::from_secs(
+                i64::try_from(wait.as_secs()).unwrap_or(i64::MAX),
+            ))
+            .unwrap_or(now);
+        return Ok(refused(lang, &next, T::AddressBlocked, until));
+    }
+    let failed = || {
+        if let Some(ip) = ip {
+            hub.guards.console_failures.hit(&ip);
+        }
+    };
     let found = hub.store.console_login_user(f.username.trim()).await?;
     let Some((user, hash)) = found else {
         let (password, decoy) = (f.password, decoy_hash().to_owned());
         let _ = verify(password, decoy).await;
+        failed();
         audit_login(&hub, &f.username, "console_login_failed").await;
         return Ok(login_form(
             lang,
@@ -275,6 +308,7 @@ pub async fn login(
         return Ok(locked(lang, &next, until));
     }
     if user.disabled || !verify(f.password, hash).await {
+        failed();
         let locked_until = hub
             .store
             .console_login_failed(user.id, now, MAX_FAILED_LOGINS, LOCK_LENGTH)
@@ -306,7 +340,11 @@ pub async fn login(
 }
 
 fn locked(lang: Lang, next: &str, until: Timestamp) -> Response {
-    let msg = format!("{} {}", lang.t(T::LockedUntil), layout::when(until));
+    refused(lang, next, T::LockedUntil, until)
+}
+
+fn refused(lang: Lang, next: &str, why: T, until: Timestamp) -> Response {
+    let msg = format!("{} {}", lang.t(why), layout::when(until));
     login_form(lang, next, Some(msg), StatusCode::TOO_MANY_REQUESTS)
 }
 

@@ -1143,3 +1143,32 @@ async fn conflicts_acknowledged_and_quarantined_movements_handled() {
     }
     c.stop().await;
 }
+
+#[tokio::test]
+async fn one_address_trying_many_names_is_stopped() {
+    let c = Console::start("console_spray").await;
+    c.user("ayse", true, vec![]).await;
+    let mut b = c.browser();
+    for i in 0..20 {
+        assert_eq!(
+            b.login(&format!("guess{i}"), "password-guess-1").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // The address is refused now, even with a real user's right password; the user's own
+    // account is not locked (the failures were not hers).
+    assert_eq!(
+        b.login("ayse", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert!(b.session.is_none());
+    let (user, _) = c
+        .hub
+        .store
+        .console_login_user("ayse")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((user.failed_logins, user.locked_until), (0, None));
+    c.stop().await;
+}

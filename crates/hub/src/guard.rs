@@ -85,6 +85,9 @@ impl<K: std::hash::Hash + Eq + Clone> Window<K> {
 pub struct Guards {
     /// Failed push logins per brand and address: 10 per 15 minutes.
     pub push_failures: Window<(BrandCode, IpAddr)>,
+    /// Failed console sign-ins per address, whatever the user name: 20 per 15 minutes (the
+    /// per-account lockout does not stop one address trying many names).
+    pub console_failures: Window<IpAddr>,
     /// Requests per API key per second (`IYSHUB_RATE_LIMIT`; 0 turns it off).
     pub per_key: Option<Window<String>>,
     /// When each key's last use was recorded, so it is written at most once a minute.
@@ -95,6 +98,7 @@ impl Guards {
     pub fn new(requests_per_key_per_second: u32) -> Guards {
         Guards {
             push_failures: Window::new(10, Duration::from_secs(15 * 60)),
+            console_failures: Window::new(20, Duration::from_secs(15 * 60)),
             per_key: (requests_per_key_per_second > 0)
                 .then(|| Window::new(requests_per_key_per_second, Duration::from_secs(1))),
             touched: Window::new(1, Duration::from_secs(60)),
