@@ -942,6 +942,15 @@ async fn an_account_level_failure_pauses_one_brand_while_another_keeps_flowing()
         w.outbox().await.get("done") == Some(&30)
     })
     .await;
+    // The two brands' tasks run side by side: the healthy one may finish before the broken
+    // one's first refusal is recorded.
+    w.until(20, "the broken brand pauses", || async {
+        w.store
+            .sync_figures(other, Timestamp::now())
+            .await
+            .is_ok_and(|f| f.paused.is_some())
+    })
+    .await;
     let figures = w.store.sync_figures(other, Timestamp::now()).await.unwrap();
     let paused = figures.paused.clone().expect("the broken brand is paused");
     assert!(paused.reason.contains("credentials"), "{paused:?}");
