@@ -91,7 +91,7 @@ pub(crate) fn in_list(start: usize, n: usize) -> String {
 }
 
 /// `(…), (…)` of `rows` tuples of `cols` placeholders starting at `$start`.
-fn values(start: usize, rows: usize, cols: usize) -> String {
+pub(crate) fn values(start: usize, rows: usize, cols: usize) -> String {
     (0..rows)
         .map(|r| format!("({})", in_list(start + r * cols, cols)))
         .collect::<Vec<_>>()
