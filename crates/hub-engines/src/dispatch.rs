@@ -72,7 +72,7 @@ impl Engines {
                 &self.owner,
                 now,
                 lease,
-                iys::rules::MAX_BULK as i64,
+                (iys::rules::MAX_BULK * self.config.bulks_at_once.max(1)) as i64,
             )
             .await?;
         if items.is_empty() {
@@ -95,7 +95,7 @@ impl Engines {
             );
         }
         let mut delivered = false;
-        match plan(items, self.config.single_max) {
+        match plan(items, self.config.single_max, self.config.bulks_at_once) {
             SendPlan::Single(items) => {
                 let mut stop: Option<Timestamp> = None;
                 for item in items {
@@ -125,70 +125,38 @@ impl Engines {
                     settled.push((item, s));
                 }
             }
-            SendPlan::Bulk(items) => {
-                let consents: Vec<Consent> = items.iter().map(wire).collect();
-                match client.submit_bulk(brand.brand_code.0, &consents).await {
-                    Ok(accepted) => {
-                        delivered = true;
-                        let poll_at = later(self.now(), self.config.bulk_min_poll_age);
-                        let mut subs = match_sub_requests(&items, &accepted);
-                        for (i, item) in items.into_iter().enumerate() {
-                            let s = match subs.get_mut(i).and_then(Option::take) {
-                                Some((request_id, sub_request_id, index)) => {
-                                    Settlement::Submitted {
-                                        request_id,
-                                        sub_request_id,
-                                        index,
-                                        poll_at,
-                                    }
-                                }
-                                // IYS's answer names no sub-request for it: send it again
-                                // (v2 answers a re-sent consent with the original's result).
-                                None => Settlement::Retry {
-                                    error: "IYS's bulk answer has no sub-request for this item"
-                                        .into(),
-                                    at: self.retry_at(self.now(), item.attempts),
-                                },
-                            };
-                            settled.push((item, s));
+            SendPlan::Bulk(bulks) => {
+                // Side by side: the client's budget spaces them within IYS's rate, and a long
+                // queue costs one claim and one settlement per round instead of one per request.
+                let sent = futures_util::future::join_all(
+                    bulks
+                        .into_iter()
+                        .map(|items| self.send_bulk(brand.brand_code.0, client, items)),
+                )
+                .await;
+                let mut refused_account: Option<String> = None;
+                let mut unsent = Vec::new();
+                for bulk in sent {
+                    match bulk {
+                        Bulk::Settled(s) => {
+                            delivered = true;
+                            settled.extend(s);
+                        }
+                        Bulk::Failed(s) => settled.extend(s),
+                        Bulk::AccountRefused { reason, items } => {
+                            refused_account.get_or_insert(reason);
+                            unsent.extend(items);
                         }
                     }
-                    Err(ClientError::Iys {
-                        status: 422 | 403,
-                        errors,
-                    }) if errors.iter().any(|e| e.index.is_some()) => {
-                        // IYS refused the list for some items: those are refused, the rest go again.
-                        let now = self.now();
-                        for (i, item) in items.into_iter().enumerate() {
-                            let s = match errors.iter().find(|e| e.index == Some(i)) {
-                                Some(e) => Settlement::Refused {
-                                    code: e.code.clone(),
-                                    message: e.message.clone(),
-                                },
-                                None => Settlement::Retry {
-                                    error: "resent without the refused items".into(),
-                                    at: now,
-                                },
-                            };
-                            settled.push((item, s));
-                        }
-                    }
-                    Err(e) => match account_failure(&e) {
-                        Some(reason) => {
-                            let until = self.pause(brand, &reason).await?;
-                            paused = None;
-                            settled.extend(
-                                items.into_iter().map(|i| (i, Settlement::Paused { until })),
-                            );
-                        }
-                        None => {
-                            let now = self.now();
-                            for item in items {
-                                let s = self.failure(&e, &item, now);
-                                settled.push((item, s));
-                            }
-                        }
-                    },
+                }
+                if let Some(reason) = refused_account {
+                    let until = self.pause(brand, &reason).await?;
+                    paused = None;
+                    settled.extend(
+                        unsent
+                            .into_iter()
+                            .map(|i| (i, Settlement::Paused { until })),
+                    );
                 }
             }
         }
@@ -200,6 +168,95 @@ impl Engines {
             self.store.resume_dispatch(brand.brand_code).await?;
         }
         Ok(count)
+    }
+}
+
+/// How one bulk request ended.
+enum Bulk {
+    /// IYS took the request: each row submitted (or sent again when IYS's answer names no
+    /// sub-request for it).
+    Settled(Vec<(OutboxItem, Settlement)>),
+    /// IYS refused the request, or it failed: each row refused or retried.
+    Failed(Vec<(OutboxItem, Settlement)>),
+    /// IYS refused the account as a whole: the brand pauses, the rows wait.
+    AccountRefused {
+        reason: String,
+        items: Vec<OutboxItem>,
+    },
+}
+
+impl Engines {
+    /// Sends one bulk request of rows and says how each ended.
+    async fn send_bulk(&self, brand: u64, client: &IysClient, items: Vec<OutboxItem>) -> Bulk {
+        let consents: Vec<Consent> = items.iter().map(wire).collect();
+        match client.submit_bulk(brand, &consents).await {
+            Ok(accepted) => {
+                let poll_at = later(self.now(), self.config.bulk_min_poll_age);
+                let mut subs = match_sub_requests(&items, &accepted);
+                let settled = items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        let s = match subs.get_mut(i).and_then(Option::take) {
+                            Some((request_id, sub_request_id, index)) => Settlement::Submitted {
+                                request_id,
+                                sub_request_id,
+                                index,
+                                poll_at,
+                            },
+                            // IYS's answer names no sub-request for it: send it again (v2
+                            // answers a re-sent consent with the original's result).
+                            None => Settlement::Retry {
+                                error: "IYS's bulk answer has no sub-request for this item".into(),
+                                at: self.retry_at(self.now(), item.attempts),
+                            },
+                        };
+                        (item, s)
+                    })
+                    .collect();
+                Bulk::Settled(settled)
+            }
+            Err(ClientError::Iys {
+                status: 422 | 403,
+                errors,
+            }) if errors.iter().any(|e| e.index.is_some()) => {
+                // IYS refused the list for some items: those are refused, the rest go again.
+                let now = self.now();
+                let settled = items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        let s = match errors.iter().find(|e| e.index == Some(i)) {
+                            Some(e) => Settlement::Refused {
+                                code: e.code.clone(),
+                                message: e.message.clone(),
+                            },
+                            None => Settlement::Retry {
+                                error: "resent without the refused items".into(),
+                                at: now,
+                            },
+                        };
+                        (item, s)
+                    })
+                    .collect();
+                Bulk::Failed(settled)
+            }
+            Err(e) => match account_failure(&e) {
+                Some(reason) => Bulk::AccountRefused { reason, items },
+                None => {
+                    let now = self.now();
+                    Bulk::Failed(
+                        items
+                            .into_iter()
+                            .map(|item| {
+                                let s = self.failure(&e, &item, now);
+                                (item, s)
+                            })
+                            .collect(),
+                    )
+                }
+            },
+        }
     }
 }
 

@@ -63,8 +63,11 @@ pub struct EngineConfig {
     pub pull_interval: Duration,
     /// How often the outbox is looked at when it was empty.
     pub dispatch_interval: Duration,
-    /// Up to this many due rows go as single adds; more go as one bulk request.
+    /// Up to this many due rows go as single adds; more go as bulk requests.
     pub single_max: usize,
+    /// Bulk requests of 1,000 sent side by side when the queue is long. The client's budget
+    /// keeps them within IYS's rate (10 requests a second), so a burst goes out in one round.
+    pub bulks_at_once: usize,
     /// IYS asks for no bulk-result poll sooner than this after submission.
     pub bulk_min_poll_age: Duration,
     pub bulk_poll_every: Duration,
@@ -94,6 +97,7 @@ impl Default for EngineConfig {
             pull_interval: Duration::from_secs(60),
             dispatch_interval: Duration::from_secs(1),
             single_max: 25,
+            bulks_at_once: 10,
             bulk_min_poll_age: Duration::from_secs(300),
             bulk_poll_every: Duration::from_secs(60),
             retry_schedule: [5, 30, 120, 600, 1800, 3600]

@@ -57,13 +57,23 @@ impl Engines {
                     Vec::new()
                 }
             };
+            // Matched by subRequestId, or by IYS's `index` when the id is missing; never by the
+            // position in IYS's answer. Indexed once: a request has up to 1,000 of each.
+            let mut by_sub = HashMap::new();
+            let mut by_index = HashMap::new();
+            for r in &results {
+                match &r.sub_request_id {
+                    Some(id) => by_sub.entry(id.as_str()).or_insert(r),
+                    None => by_index.entry(r.index as i64).or_insert(r),
+                };
+            }
             for item in items {
-                // Matched by subRequestId, or by IYS's `index` when the id is missing; never
-                // by the position in IYS's answer.
-                let r = results.iter().find(|r| match &r.sub_request_id {
-                    Some(id) => Some(id.as_str()) == item.sub_request_id.as_deref(),
-                    None => item.bulk_index == Some(r.index as i64),
-                });
+                let r = match item.sub_request_id.as_deref() {
+                    Some(id) => by_sub.get(id),
+                    None => None,
+                }
+                .or_else(|| item.bulk_index.and_then(|i| by_index.get(&i)))
+                .copied();
                 let s = match r {
                     Some(r) if r.status == BulkItemStatus::Success => Settlement::Delivered {
                         transaction_id: r.transaction_id.clone().unwrap_or_default(),

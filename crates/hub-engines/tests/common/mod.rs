@@ -178,6 +178,7 @@ pub fn engine_config(sim_url: &str) -> EngineConfig {
         pull_interval: Duration::from_secs(1),
         dispatch_interval: Duration::from_millis(50),
         single_max: 25,
+        bulks_at_once: 10,
         bulk_min_poll_age: Duration::from_millis(150),
         bulk_poll_every: Duration::from_millis(100),
         retry_schedule: vec![
