@@ -70,6 +70,9 @@ pub enum StoreError {
     Sqlite(String),
     #[error("the write was not recorded: {0}")]
     GroupCommit(String),
+    /// A read shared by several requests failed (its error, as text, goes to each of them).
+    #[error("database: {0}")]
+    Coalesced(String),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }

@@ -5,13 +5,22 @@
 //! a check reads what is committed.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use hub_core::{BrandCode, Channel, SendState};
 use iys::RecipientType;
 use sqlx::postgres::{PgPool, PgPoolOptions};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::Result;
 use crate::sql::parse;
+use crate::{Result, StoreError};
+
+/// Checks of up to this many recipients are coalesced; larger ones are statements of their own.
+pub(crate) const COALESCED: usize = 16;
+/// Statements of coalesced checks running at once (each on its own connection).
+const IN_FLIGHT: usize = 4;
+/// Checks answered by one statement at most.
+const PER_STATEMENT: usize = 512;
 
 /// Recipients per statement: large arrays cost little, but a bound keeps one check's statement
 /// from holding a connection for long.
@@ -24,6 +33,119 @@ pub(crate) async fn pool(url: &str) -> Result<PgPool> {
         .acquire_timeout(std::time::Duration::from_secs(30))
         .connect(url)
         .await?)
+}
+
+/// Small checks that arrive together are answered by one statement per brand, channel and
+/// recipient type. Alone, each check cost a round trip and a statement's execution in
+/// PostgreSQL: most of a check's CPU on a host serving both (single checks from 32 connections
+/// reached a seventh of the HTTP stack's rate). Up to four statements run at once; the checks
+/// arriving meanwhile wait for the next, so an idle hub adds no delay and a busy one shares
+/// statements. Each check still reads only what is committed when its statement runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Coalescer {
+    asks: mpsc::UnboundedSender<Ask>,
+}
+
+#[derive(Debug)]
+struct Ask {
+    brand: BrandCode,
+    channel: Channel,
+    recipient_type: RecipientType,
+    recipients: Vec<String>,
+    answer: oneshot::Sender<std::result::Result<HashMap<String, SendState>, String>>,
+}
+
+impl Coalescer {
+    /// Starts the coalescer's task on the current runtime; it ends when the store is dropped.
+    pub(crate) fn start(pool: PgPool) -> Coalescer {
+        let (asks, queue) = mpsc::unbounded_channel();
+        tokio::spawn(coalesce(pool, queue));
+        Coalescer { asks }
+    }
+
+    pub(crate) async fn send_states(
+        &self,
+        brand: BrandCode,
+        channel: Channel,
+        recipient_type: RecipientType,
+        recipients: &[String],
+    ) -> Result<HashMap<String, SendState>> {
+        let stopped = || StoreError::Coalesced("the check reader has stopped".into());
+        let (answer, answered) = oneshot::channel();
+        self.asks
+            .send(Ask {
+                brand,
+                channel,
+                recipient_type,
+                recipients: recipients.to_vec(),
+                answer,
+            })
+            .map_err(|_| stopped())?;
+        answered
+            .await
+            .map_err(|_| stopped())?
+            .map_err(StoreError::Coalesced)
+    }
+}
+
+async fn coalesce(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Ask>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(first) = queue.recv().await {
+        // Checks arriving while every slot is busy join this statement.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut asks = vec![first];
+        while asks.len() < PER_STATEMENT {
+            match queue.try_recv() {
+                Ok(ask) => asks.push(ask),
+                Err(_) => break,
+            }
+        }
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            answer(&pool, asks).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Answers a set of checks: one statement per brand, channel and recipient type among them.
+async fn answer(pool: &PgPool, asks: Vec<Ask>) {
+    let mut groups: HashMap<(BrandCode, Channel, RecipientType), Vec<Ask>> = HashMap::new();
+    for ask in asks {
+        groups
+            .entry((ask.brand, ask.channel, ask.recipient_type))
+            .or_default()
+            .push(ask);
+    }
+    for ((brand, channel, recipient_type), asks) in groups {
+        let mut recipients: Vec<String> = asks
+            .iter()
+            .flat_map(|a| a.recipients.iter().cloned())
+            .collect();
+        recipients.sort_unstable();
+        recipients.dedup();
+        match send_states(pool, brand, channel, recipient_type, &recipients).await {
+            Ok(states) => {
+                for ask in asks {
+                    let mine = ask
+                        .recipients
+                        .iter()
+                        .filter_map(|r| states.get(r).map(|s| (r.clone(), *s)))
+                        .collect();
+                    // A check whose caller went away needs no answer.
+                    let _ = ask.answer.send(Ok(mine));
+                }
+            }
+            Err(e) => {
+                let error = e.to_string();
+                for ask in asks {
+                    let _ = ask.answer.send(Err(error.clone()));
+                }
+            }
+        }
+    }
 }
 
 pub(crate) async fn send_states(

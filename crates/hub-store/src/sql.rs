@@ -47,6 +47,8 @@ pub struct SqlStore {
     pub(crate) readers: Option<Arc<crate::sqlite_read::Readers>>,
     /// Native connections for send-time checks (PostgreSQL).
     pub(crate) pg: Option<sqlx::PgPool>,
+    /// Single checks on PostgreSQL, answered together when they arrive together.
+    pub(crate) pg_checks: Option<crate::pg_read::Coalescer>,
 }
 
 /// The statement as the backend binds it fastest. SQLite looks a `$n` parameter's name up in a
@@ -153,6 +155,10 @@ impl SqlStore {
                     .await?
             }
         };
+        let pg = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(crate::pg_read::pool(url).await?),
+        };
         let store = SqlStore {
             pool,
             backend,
@@ -162,10 +168,8 @@ impl SqlStore {
                 Backend::Sqlite => crate::sqlite_read::Readers::for_url(url).map(Arc::new),
                 Backend::Postgres => None,
             },
-            pg: match backend {
-                Backend::Sqlite => None,
-                Backend::Postgres => Some(crate::pg_read::pool(url).await?),
-            },
+            pg_checks: pg.clone().map(crate::pg_read::Coalescer::start),
+            pg,
         };
         store.migrate().await?;
         Ok(store)

@@ -42,6 +42,13 @@ impl SqlStore {
             })
             .await;
         }
+        if let Some(checks) = &self.pg_checks
+            && recipients.len() <= crate::pg_read::COALESCED
+        {
+            return checks
+                .send_states(brand, channel, recipient_type, recipients)
+                .await;
+        }
         if let Some(pg) = &self.pg {
             return crate::pg_read::send_states(pg, brand, channel, recipient_type, recipients)
                 .await;
