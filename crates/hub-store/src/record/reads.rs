@@ -113,14 +113,29 @@ impl SqlStore {
                 .filter_map(|c| c.iys_transaction_id.as_deref()),
         );
         let mut seen = HashSet::new();
-        let rows = self
-            .rows_in(conn, b, &txids, |list| {
-                format!(
-                    "SELECT recipient, recipient_type, channel, status, consent_date, source, iys_transaction_id, delivered_transaction_id FROM consent_event \
-                     WHERE brand_code = $1 AND (iys_transaction_id IN ({list}) OR delivered_transaction_id IN ({list}))"
-                )
-            })
-            .await?;
+        // Two index lookups, not one `… IN (…) OR … IN (…)`: with the `OR` both databases walked
+        // every event of the brand, so each page of a pull cost more as the ledger grew.
+        let mut rows = Vec::new();
+        for chunk in txids.chunks(ROWS) {
+            let n = chunk.len();
+            let columns = "recipient, recipient_type, channel, status, consent_date, source, iys_transaction_id, delivered_transaction_id";
+            let sql = format!(
+                "SELECT {columns} FROM consent_event WHERE brand_code = $1 AND iys_transaction_id IN ({}) \
+                 UNION ALL SELECT {columns} FROM consent_event WHERE brand_code = ${} AND delivered_transaction_id IN ({})",
+                in_list(2, n),
+                n + 2,
+                in_list(n + 3, n)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))).bind(b);
+            for v in chunk {
+                q = q.bind((*v).to_owned());
+            }
+            q = q.bind(b);
+            for v in chunk {
+                q = q.bind((*v).to_owned());
+            }
+            rows.extend(q.fetch_all(&mut *conn).await?);
+        }
         for row in rows {
             let get = |c: &str| row.try_get::<String, _>(c);
             let content = (
