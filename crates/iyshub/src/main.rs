@@ -18,6 +18,12 @@ use clap::{Parser, Subcommand};
 use iys::rules::{RuleContext, validate_consent};
 use iys::{ConsentDate, ConsentType, HCode, Recipient};
 
+/// mimalloc rather than glibc's malloc: a ledger batch or a batch check allocates and frees
+/// hundreds of thousands of small rows and strings, and glibc's allocator was a fifth of the
+/// profile (BENCHMARKS.md has the before and after).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "iyshub",
