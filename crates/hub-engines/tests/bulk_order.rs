@@ -344,3 +344,80 @@ async fn an_older_iys_movement_pulled_while_a_change_is_in_flight_does_not_stran
         assert_eq!((s.status, s.iys_known), (ConsentStatus::Ret, true), "{n}");
     }
 }
+
+/// A queue longer than one bulk request goes as several requests side by side. Second changes
+/// arrive while the first are on their way: a consent's second change is sent only after its
+/// first is settled (or replaces it while it is still unsent), so IYS ends with each consent's
+/// latest change, on both backends.
+async fn side_by_side_bulks_keep_each_consents_order(postgres: Option<String>) {
+    let w = World::start(
+        SimConfig::for_profile(Profile::Fast),
+        Mode::Integrator,
+        postgres,
+    )
+    .await;
+    const MANY: u64 = 2_600;
+    let twice = |n: u64| n % 7 == 0;
+    let firsts: Vec<Change> = (0..MANY)
+        .map(|n| change(n, ConsentStatus::Onay, ago(60)))
+        .collect();
+    let brand = w.brand().await;
+    w.store.apply(&brand, firsts, None).await.unwrap();
+
+    let cancel = run(&w.engines());
+    w.until(30, "the first bulk request", || async {
+        w.stats().await["requests"]["bulk_v2"]["202"]
+            .as_u64()
+            .is_some_and(|n| n >= 1)
+    })
+    .await;
+    let seconds: Vec<Change> = (0..MANY)
+        .filter(|n| twice(*n))
+        .map(|n| change(n, ConsentStatus::Ret, ago(30)))
+        .collect();
+    let rets = seconds.len() as i64;
+    w.store.apply(&brand, seconds, None).await.unwrap();
+    w.until(60, "every row settled", || async {
+        let o = w.outbox().await;
+        o.get("done").unwrap_or(&0) + o.get("superseded").unwrap_or(&0) == MANY as i64 + rets
+    })
+    .await;
+    cancel.cancel();
+
+    let stats = w.stats().await;
+    let bulks = stats["requests"]["bulk_v2"]["202"].as_u64().unwrap_or(0);
+    assert!(
+        bulks >= 3,
+        "the first {MANY} rows need three requests: {stats}"
+    );
+    let iys = w.iys_state().await;
+    for n in 0..MANY {
+        let expected = if twice(n) { "RET" } else { "ONAY" };
+        assert_eq!(
+            iys.get(&format!("{}/MESAJ", recipient(n)))
+                .map(String::as_str),
+            Some(expected),
+            "IYS holds {}'s latest change",
+            recipient(n)
+        );
+        let ours = w.state_of(&recipient(n)).await.unwrap();
+        assert_eq!(ours.status.as_str(), expected);
+        assert_eq!(ours.iys_state, IysState::InIys, "{}", recipient(n));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn side_by_side_bulks_keep_each_consents_order_on_sqlite() {
+    side_by_side_bulks_keep_each_consents_order(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn side_by_side_bulks_keep_each_consents_order_on_postgres() {
+    let Some(admin) = hub_store::testkit::admin_url_or_skip("side-by-side bulks on PostgreSQL")
+    else {
+        return;
+    };
+    let (url, name) = hub_store::testkit::fresh_postgres(&admin, "iyshub_side_by_side").await;
+    side_by_side_bulks_keep_each_consents_order(Some(url)).await;
+    hub_store::testkit::drop_postgres(&admin, &name).await;
+}
