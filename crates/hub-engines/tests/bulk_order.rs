@@ -357,7 +357,7 @@ async fn side_by_side_bulks_keep_each_consents_order(postgres: Option<String>) {
     )
     .await;
     const MANY: u64 = 2_600;
-    let twice = |n: u64| n % 7 == 0;
+    let twice = |n: u64| n.is_multiple_of(7);
     let firsts: Vec<Change> = (0..MANY)
         .map(|n| change(n, ConsentStatus::Onay, ago(60)))
         .collect();
