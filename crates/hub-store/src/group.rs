@@ -112,9 +112,11 @@ impl SqlStore {
             let store = self.clone();
             tokio::spawn(async move { store.commit_groups(code).await });
         }
-        answer
-            .await
-            .map_err(|_| StoreError::GroupCommit("the committer stopped before answering".into()))?
+        let applied = answer.await.map_err(|_| {
+            StoreError::GroupCommit("the committer stopped before answering".into())
+        })??;
+        self.wrote(applied.len());
+        Ok(applied)
     }
 
     async fn commit_groups(&self, code: u64) {

@@ -532,20 +532,6 @@ impl SqlStore {
         .collect()
     }
 
-    /// PostgreSQL: refreshes the planner's statistics of the ledger's tables. An import can grow
-    /// them tenfold in minutes; with statistics from when they were small (autovacuum off, or
-    /// not yet round), the planner keeps choosing plans for small tables and each batch's reads
-    /// get slower as the table grows (measured: 1,000 rows/s at 745,000 rows, 11,000 right after
-    /// an ANALYZE). SQLite plans by its indexes without statistics: nothing to do.
-    pub async fn refresh_statistics(&self) -> Result<()> {
-        if self.backend == crate::Backend::Postgres {
-            sqlx::query("ANALYZE consent, consent_event, outbox, category_consent, idempotency")
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(())
-    }
-
     /// Drops a finished import's uploaded file (its rejects and counts stay).
     pub async fn drop_import_file(&self, id: i64) -> Result<()> {
         sqlx::query("DELETE FROM import_chunk WHERE import_id = $1")

@@ -21,6 +21,7 @@ mod sql;
 mod sql_engine;
 mod sqlite_read;
 mod state;
+mod statistics;
 mod stats;
 #[cfg(any(test, feature = "testkit"))]
 pub mod story;

@@ -49,6 +49,8 @@ pub struct SqlStore {
     pub(crate) pg: Option<sqlx::PgPool>,
     /// Single checks on PostgreSQL, answered together when they arrive together.
     pub(crate) pg_checks: Option<crate::pg_read::Coalescer>,
+    /// When PostgreSQL's planner statistics were last refreshed, in rows written.
+    pub(crate) statistics: Arc<crate::statistics::Statistics>,
 }
 
 /// The statement as the backend binds it fastest. SQLite looks a `$n` parameter's name up in a
@@ -169,6 +171,7 @@ impl SqlStore {
                 Backend::Postgres => None,
             },
             pg_checks: pg.clone().map(crate::pg_read::Coalescer::start),
+            statistics: Arc::default(),
             pg,
         };
         store.migrate().await?;

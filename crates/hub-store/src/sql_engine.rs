@@ -205,6 +205,7 @@ impl EngineStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.wrote(applied.len());
         Ok(applied)
     }
 

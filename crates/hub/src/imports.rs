@@ -201,7 +201,6 @@ pub async fn run_import(
         counts: job.counts,
     };
     let mut dry = DryRun::default();
-    let mut batches_done = 0u64;
     let mut batches = read_ahead(
         rows,
         Parser {
@@ -232,12 +231,6 @@ pub async fn run_import(
         store
             .record_import_progress(job.id, owner, lease_until, &step, Timestamp::now())
             .await?;
-        // Statistics refreshed as the tables double (batches 1, 2, 4, 8, …): a few ANALYZEs
-        // in all, and the planner never sees tables much smaller than they are.
-        batches_done += 1;
-        if !job.dry_run && batches_done.is_power_of_two() {
-            store.refresh_statistics().await?;
-        }
         progress.line = step.line;
         progress.rows += step.rows;
         progress.counts += counts;
