@@ -60,7 +60,7 @@ impl Engines {
         // An expired pause stays recorded until IYS accepts a request again.
         let recorded = self.store.dispatch_pause(brand.brand_code).await?;
         let was_paused = recorded.is_some();
-        let mut paused = recorded.filter(|p| p.until > now);
+        let paused = recorded.filter(|p| p.until > now);
         if paused.as_ref().is_some_and(|p| !quota_only(p)) {
             return Ok(0);
         }
@@ -95,6 +95,9 @@ impl Engines {
             );
         }
         let mut delivered = false;
+        // A pause set in this round stands even when another request of the round went through
+        // (side by side, or an earlier single add): IYS refused the account after that.
+        let mut paused_now = false;
         match plan(items, self.config.single_max, self.config.bulks_at_once) {
             SendPlan::Single(items) => {
                 let mut stop: Option<Timestamp> = None;
@@ -116,7 +119,7 @@ impl Engines {
                             Some(reason) => {
                                 let until = self.pause(brand, &reason).await?;
                                 stop = Some(until);
-                                paused = None;
+                                paused_now = true;
                                 Settlement::Paused { until }
                             }
                             None => self.failure(&e, &item, self.now()),
@@ -151,7 +154,7 @@ impl Engines {
                 }
                 if let Some(reason) = refused_account {
                     let until = self.pause(brand, &reason).await?;
-                    paused = None;
+                    paused_now = true;
                     settled.extend(
                         unsent
                             .into_iter()
@@ -164,7 +167,7 @@ impl Engines {
         self.store
             .settle(brand.brand_code, &self.owner, settled, self.now())
             .await?;
-        if delivered && was_paused && paused.is_none_or(|p| !quota_only(&p)) {
+        if delivered && was_paused && !paused_now && paused.is_none_or(|p| !quota_only(&p)) {
             self.store.resume_dispatch(brand.brand_code).await?;
         }
         Ok(count)

@@ -952,7 +952,14 @@ async fn an_account_level_failure_pauses_one_brand_while_another_keeps_flowing()
     })
     .await;
     let figures = w.store.sync_figures(other, Timestamp::now()).await.unwrap();
-    let paused = figures.paused.clone().expect("the broken brand is paused");
+    // The recorded pause: the figures show it only while it runs (300 ms at first in these
+    // tests), and it may have run out since the wait above saw it.
+    let paused = w
+        .store
+        .dispatch_pause(other)
+        .await
+        .unwrap()
+        .expect("the broken brand is paused");
     assert!(paused.reason.contains("credentials"), "{paused:?}");
     assert_eq!(
         figures.outbox,
@@ -989,6 +996,43 @@ async fn an_account_level_failure_pauses_one_brand_while_another_keeps_flowing()
     .await;
     cancel.cancel();
     assert!(w.store.dispatch_pause(other).await.unwrap().is_none());
+}
+
+/// A round that delivers some changes and then meets an account-level refusal keeps the new
+/// pause: the earlier deliveries must not lift it (they once did, when a pause had expired
+/// before the round).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_set_in_a_round_stands_though_earlier_sends_of_the_round_went_through() {
+    let mut sim = SimConfig::for_profile(Profile::Fast);
+    sim.subscription.consent_limit = Some(3);
+    let w = World::start(sim, Mode::Integrator, None).await;
+    let ours: Vec<Change> = (0..5)
+        .map(|n| change(n, ConsentStatus::Onay, ago(60)))
+        .collect();
+    w.store.apply(&w.brand().await, ours, None).await.unwrap();
+    // An earlier pause, over by now: the round starts as "was paused".
+    let long_ago = Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(1))
+        .unwrap();
+    w.store
+        .pause_dispatch(BRAND, "H353: an earlier refusal", long_ago, 1_000, 1_000)
+        .await
+        .unwrap();
+
+    // One round: three single adds fit the subscription, the fourth is refused (H525).
+    let engines = w.engines();
+    engines.tick(&w.brand().await).await.unwrap();
+    let stats = w.stats().await;
+    assert_eq!(stats["requests"]["add_v2"]["200"], 3, "{stats}");
+    assert_eq!(stats["requests"]["add_v2"]["422"], 1, "{stats}");
+    let pause = w
+        .store
+        .dispatch_pause(BRAND)
+        .await
+        .unwrap()
+        .expect("the round's H525 pause stands");
+    assert!(pause.reason.starts_with("H525"), "{pause:?}");
+    assert_eq!(w.outbox().await.get("done"), Some(&3));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
