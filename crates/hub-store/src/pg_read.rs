@@ -63,14 +63,15 @@ impl Coalescer {
         Coalescer { asks }
     }
 
+    /// The check's answer, or `None` when the coalescer's task is gone (its runtime ended
+    /// while the store lives on): the caller then reads on its own.
     pub(crate) async fn send_states(
         &self,
         brand: BrandCode,
         channel: Channel,
         recipient_type: RecipientType,
         recipients: &[String],
-    ) -> Result<HashMap<String, SendState>> {
-        let stopped = || StoreError::Coalesced("the check reader has stopped".into());
+    ) -> Option<Result<HashMap<String, SendState>>> {
         let (answer, answered) = oneshot::channel();
         self.asks
             .send(Ask {
@@ -80,11 +81,8 @@ impl Coalescer {
                 recipients: recipients.to_vec(),
                 answer,
             })
-            .map_err(|_| stopped())?;
-        answered
-            .await
-            .map_err(|_| stopped())?
-            .map_err(StoreError::Coalesced)
+            .ok()?;
+        Some(answered.await.ok()?.map_err(StoreError::Coalesced))
     }
 }
 

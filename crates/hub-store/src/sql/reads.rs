@@ -44,10 +44,11 @@ impl SqlStore {
         }
         if let Some(checks) = &self.pg_checks
             && recipients.len() <= crate::pg_read::COALESCED
-        {
-            return checks
+            && let Some(answer) = checks
                 .send_states(brand, channel, recipient_type, recipients)
-                .await;
+                .await
+        {
+            return answer;
         }
         if let Some(pg) = &self.pg {
             return crate::pg_read::send_states(pg, brand, channel, recipient_type, recipients)

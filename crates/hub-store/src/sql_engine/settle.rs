@@ -261,7 +261,7 @@ impl SqlStore {
                 settled.insert(r.try_get::<i64, _>(0)?);
             }
         }
-        let lost = outcomes.len() - settled.len();
+        let lost = outcomes.len().saturating_sub(settled.len());
         if lost > 0 {
             tracing::warn!(
                 rows = lost,
