@@ -220,7 +220,10 @@ impl SqlStore {
     }
 
     /// The brand's mode as stored now (read under the brand's lock, it cannot change before the
-    /// transaction ends); `None` for an unknown brand.
+    /// transaction ends); `None` for an unknown brand. A statement of its own, after the lock:
+    /// folded into the lock's statement (`… JOIN brand … FOR UPDATE OF chain_head`), PostgreSQL
+    /// returns the brand row as of that statement's start, before a mode switch holding the lock
+    /// committed (tried; the two-instance stress test found a held row in integrator mode).
     pub(crate) async fn brand_mode(
         &self,
         conn: &mut sqlx::AnyConnection,
