@@ -347,11 +347,17 @@ impl SqlStore {
             return Ok(applied);
         }
 
-        // Ids, in one query each; they follow the chain's order.
-        let event_ids = self
-            .reserve_ids(conn, "consent_event", events.len())
+        // Ids of the three tables, in one query; they follow the chain's order.
+        let [event_ids, outbox_ids, change_ids] = self
+            .reserve_ids(
+                conn,
+                [
+                    ("consent_event", events.len()),
+                    ("outbox", planned.len()),
+                    ("change_event", status_changes.len()),
+                ],
+            )
             .await?;
-        let outbox_ids = self.reserve_ids(conn, "outbox", planned.len()).await?;
         let real = |id: i64| -> i64 {
             match usize::try_from(-id - 1) {
                 Ok(i) if id < 0 => event_ids.get(i).copied().unwrap_or(id),
@@ -420,7 +426,7 @@ impl SqlStore {
             }
             query.execute(&mut *conn).await?;
         }
-        self.write_changes(conn, b, &status_changes, &event_ids)
+        self.write_changes(conn, b, &status_changes, &event_ids, &change_ids)
             .await?;
         self.write_outbox(
             conn,
@@ -447,41 +453,74 @@ impl SqlStore {
         Ok(applied)
     }
 
-    /// `n` fresh ids of `table`, ascending. SQLite has one writer at a time, so the next ids
-    /// are known; PostgreSQL hands them out from the table's sequence.
-    async fn reserve_ids(
+    /// Fresh ids for each of `tables` (table, how many), ascending. SQLite has one writer at a
+    /// time, so the next ids are known; PostgreSQL hands them out from the tables' sequences, all
+    /// three in one round trip (each as one comma-separated text, not a row per id).
+    async fn reserve_ids<const N: usize>(
         &self,
         conn: &mut sqlx::AnyConnection,
-        table: &'static str,
-        n: usize,
-    ) -> Result<Vec<i64>> {
-        if n == 0 {
-            return Ok(Vec::new());
-        }
+        tables: [(&'static str, usize); N],
+    ) -> Result<[Vec<i64>; N]> {
+        let mut ids: [Vec<i64>; N] = std::array::from_fn(|_| Vec::new());
         match self.backend {
             Backend::Sqlite => {
-                let last: i64 = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, format!(
-                    "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0), COALESCE((SELECT MAX(id) FROM {table}), 0)) AS last"
-                ))))
-                .fetch_one(&mut *conn)
-                .await?
-                .try_get("last")?;
-                Ok((1..=n as i64).map(|i| last + i).collect())
+                for ((table, n), ids) in tables.iter().zip(ids.iter_mut()) {
+                    if *n == 0 {
+                        continue;
+                    }
+                    let last: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0), COALESCE((SELECT MAX(id) FROM {table}), 0)) AS last"
+                    )))
+                    .fetch_one(&mut *conn)
+                    .await?
+                    .try_get("last")?;
+                    *ids = (1..=*n as i64).map(|i| last + i).collect();
+                }
             }
             Backend::Postgres => {
-                let mut ids: Vec<i64> = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, format!(
-                    "SELECT nextval(pg_get_serial_sequence('{table}', 'id')) AS id FROM generate_series(1, $1)"
-                ))))
-                .bind(n as i64)
-                .fetch_all(&mut *conn)
-                .await?
-                .iter()
-                .map(|r| r.try_get::<i64, _>("id"))
-                .collect::<std::result::Result<_, _>>()?;
-                ids.sort_unstable();
-                Ok(ids)
+                if tables.iter().all(|(_, n)| *n == 0) {
+                    return Ok(ids);
+                }
+                let columns: Vec<String> = tables
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (table, _))| {
+                        format!(
+                            "(SELECT string_agg(nextval(pg_get_serial_sequence('{table}', 'id'))::text, ',') FROM generate_series(1, ${})) AS t{i}",
+                            i + 1
+                        )
+                    })
+                    .collect();
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {}",
+                    columns.join(", ")
+                )));
+                for (_, n) in &tables {
+                    q = q.bind(*n as i64);
+                }
+                let row = q.fetch_one(&mut *conn).await?;
+                for (i, ((table, n), ids)) in tables.iter().zip(ids.iter_mut()).enumerate() {
+                    let list: Option<String> = row.try_get(i)?;
+                    *ids = list
+                        .unwrap_or_default()
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(|s| {
+                            s.parse::<i64>()
+                                .map_err(|e| crate::sql::corrupt(&format!("{table} id"), e))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    if ids.len() != *n {
+                        return Err(StoreError::Corrupt(format!(
+                            "{} ids of {table} reserved, {n} asked",
+                            ids.len()
+                        )));
+                    }
+                    ids.sort_unstable();
+                }
             }
         }
+        Ok(ids)
     }
 
     async fn insert_events(

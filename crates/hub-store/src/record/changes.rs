@@ -69,11 +69,8 @@ impl SqlStore {
         b: i64,
         rows: &[ChangeRow],
         event_ids: &[i64],
+        ids: &[i64],
     ) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let ids = self.reserve_ids(conn, "change_event", rows.len()).await?;
         let n = rows_per_statement(self.backend);
         for (chunk, ids) in rows.chunks(n).zip(ids.chunks(n)) {
             let q = format!(
