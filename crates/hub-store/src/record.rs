@@ -11,6 +11,7 @@ mod reads;
 use std::collections::HashMap;
 
 use changes::ChangeRow;
+pub(crate) use reads::distinct;
 
 use hub_core::{Change, ConsentState, Mode, Outcome, decide};
 use jiff::Timestamp;

@@ -15,7 +15,7 @@ use crate::{Result, SqlStore};
 impl SqlStore {
     /// The rows `sql` selects for `values`, up to 500 of them per statement: `sql` is given the
     /// statement's placeholder list, bound from `$2` (`$1` is the brand).
-    async fn rows_in(
+    pub(crate) async fn rows_in(
         &self,
         conn: &mut sqlx::AnyConnection,
         b: i64,
@@ -222,7 +222,7 @@ impl SqlStore {
 }
 
 /// The distinct values, sorted.
-fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+pub(crate) fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     let mut v: Vec<&str> = values.collect();
     v.sort_unstable();
     v.dedup();

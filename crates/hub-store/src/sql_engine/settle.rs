@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use sqlx::Row;
 
 use crate::engine::{OutboxItem, Settlement};
-use crate::record::{in_list, rows_per_statement, values};
+use crate::record::{rows_per_statement, values};
 use crate::sql::{ms, positional};
 use crate::state::{OutboxState, Sql};
 use crate::{Result, SqlStore};
@@ -435,37 +435,32 @@ impl SqlStore {
         recipients: &[&str],
     ) -> Result<HashMap<Key, (bool, i64)>> {
         let mut found = HashMap::new();
-        let mut distinct: Vec<&str> = recipients.to_vec();
-        distinct.sort_unstable();
-        distinct.dedup();
-        for chunk in distinct.chunks(500) {
-            let sql = format!(
-                "SELECT recipient, recipient_type, channel, iys_known, last_event_id FROM consent \
-                 WHERE brand_code = $1 AND recipient IN ({})",
-                in_list(2, chunk.len())
+        let recipients = crate::record::distinct(recipients.iter().copied());
+        let rows = self
+            .rows_in(tx, b, &recipients, |list| {
+                format!(
+                    "SELECT recipient, recipient_type, channel, iys_known, last_event_id FROM consent \
+                     WHERE brand_code = $1 AND recipient IN ({list})"
+                )
+            })
+            .await?;
+        for row in rows {
+            let t: String = row.try_get("recipient_type")?;
+            let c: String = row.try_get("channel")?;
+            // Keys are compared with the items' own static names.
+            let (Ok(t), Ok(c)) = (
+                t.parse::<iys::RecipientType>(),
+                c.parse::<hub_core::Channel>(),
+            ) else {
+                continue;
+            };
+            found.insert(
+                (row.try_get("recipient")?, t.as_str(), c.as_str()),
+                (
+                    row.try_get::<i64, _>("iys_known")? != 0,
+                    row.try_get::<i64, _>("last_event_id")?,
+                ),
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))).bind(b);
-            for r in chunk {
-                q = q.bind((*r).to_owned());
-            }
-            for row in q.fetch_all(&mut *tx).await? {
-                let t: String = row.try_get("recipient_type")?;
-                let c: String = row.try_get("channel")?;
-                // Keys are compared with the items' own static names.
-                let (Ok(t), Ok(c)) = (
-                    t.parse::<iys::RecipientType>(),
-                    c.parse::<hub_core::Channel>(),
-                ) else {
-                    continue;
-                };
-                found.insert(
-                    (row.try_get("recipient")?, t.as_str(), c.as_str()),
-                    (
-                        row.try_get::<i64, _>("iys_known")? != 0,
-                        row.try_get::<i64, _>("last_event_id")?,
-                    ),
-                );
-            }
         }
         Ok(found)
     }
