@@ -18,6 +18,7 @@ use jiff::Timestamp;
 use tokio::sync::oneshot;
 
 use crate::sql::ms;
+use crate::tx::{Tx, Writer};
 use crate::types::{Applied, Brand, Idempotency};
 use crate::{Result, SqlStore, StoreError};
 
@@ -132,9 +133,9 @@ impl SqlStore {
     /// One transaction for the group; every job is answered after the commit (or its failure).
     async fn commit_group(&self, group: Vec<Job>) {
         tracing::trace!(batches = group.len(), "group commit");
-        let _w = self.writer().await;
+        let mut w = self.writer().await;
         if group.len() > 1 && distinct_keys(&group) {
-            match self.run_merged(&group).await {
+            match self.run_merged(w.as_deref_mut(), &group).await {
                 Ok(results) => {
                     for (job, applied) in group.into_iter().zip(results) {
                         let _ = job.reply.send(Ok(applied));
@@ -160,7 +161,7 @@ impl SqlStore {
             }
         }
         let mut replies = Vec::with_capacity(group.len());
-        let outcome = self.run_group(group, &mut replies).await;
+        let outcome = self.run_group(w.as_deref_mut(), group, &mut replies).await;
         match outcome {
             Ok(()) => {
                 for (reply, result) in replies {
@@ -184,24 +185,29 @@ impl SqlStore {
 
     /// Records the group's batches in one transaction. `replies` gets every job's sender and its
     /// result, including the jobs not reached when the transaction fails.
-    async fn run_group(&self, group: Vec<Job>, replies: &mut Vec<Reply>) -> Result<()> {
+    async fn run_group(
+        &self,
+        writer: Option<&mut Writer>,
+        group: Vec<Job>,
+        replies: &mut Vec<Reply>,
+    ) -> Result<()> {
         let alone = group.len() == 1;
         let mut jobs = group.into_iter();
-        let mut tx = match self.pool.begin().await {
+        let mut tx = match self.begin_write(writer).await {
             Ok(tx) => tx,
             Err(e) => {
                 for job in jobs {
                     replies.push((job.reply, Ok(Vec::new())));
                 }
-                return Err(e.into());
+                return Err(e);
             }
         };
         for job in jobs.by_ref() {
             // A lone batch needs no savepoint: its failure is the transaction's.
-            if !alone && let Err(e) = sqlx::query("SAVEPOINT batch").execute(&mut *tx).await {
+            if !alone && let Err(e) = tx.tx().execute("SAVEPOINT batch", &[]).await {
                 replies.push((job.reply, Ok(Vec::new())));
                 break_with(&mut jobs, replies);
-                return Err(e.into());
+                return Err(e);
             }
             let Job {
                 brand,
@@ -209,17 +215,16 @@ impl SqlStore {
                 idempotency,
                 reply,
             } = job;
-            let result = self.record_job(&mut tx, &brand, changes, idempotency).await;
+            let result = self
+                .record_job(&mut tx.tx(), &brand, changes, idempotency)
+                .await;
             match result {
                 Ok(applied) => {
-                    if !alone
-                        && let Err(e) = sqlx::query("RELEASE SAVEPOINT batch")
-                            .execute(&mut *tx)
-                            .await
+                    if !alone && let Err(e) = tx.tx().execute("RELEASE SAVEPOINT batch", &[]).await
                     {
                         replies.push((reply, Ok(Vec::new())));
                         break_with(&mut jobs, replies);
-                        return Err(e.into());
+                        return Err(e);
                     }
                     replies.push((reply, Ok(applied)));
                 }
@@ -229,12 +234,9 @@ impl SqlStore {
                 }
                 Err(e) => {
                     replies.push((reply, Err(e)));
-                    if let Err(e) = sqlx::query("ROLLBACK TO SAVEPOINT batch")
-                        .execute(&mut *tx)
-                        .await
-                    {
+                    if let Err(e) = tx.tx().execute("ROLLBACK TO SAVEPOINT batch", &[]).await {
                         break_with(&mut jobs, replies);
-                        return Err(e.into());
+                        return Err(e);
                     }
                 }
             }
@@ -245,18 +247,22 @@ impl SqlStore {
 
     /// The fast way: the group's changes recorded as one batch (the outcome of a batch is that
     /// of its changes one by one, so of the batches one by one), then their idempotency rows.
-    async fn run_merged(&self, group: &[Job]) -> std::result::Result<Vec<Vec<Applied>>, Merged> {
+    async fn run_merged(
+        &self,
+        writer: Option<&mut Writer>,
+        group: &[Job],
+    ) -> std::result::Result<Vec<Vec<Applied>>, Merged> {
         let Some(brand) = group.first().map(|j| &j.brand) else {
             return Ok(Vec::new());
         };
-        let mut tx = self.pool.begin().await.map_err(Merged::before)?;
+        let mut tx = self.begin_write(writer).await.map_err(Merged::Before)?;
         let all: Vec<Change> = group
             .iter()
             .flat_map(|j| j.changes.iter().cloned())
             .collect();
         let total = all.len();
         let applied = self
-            .record(&mut tx, brand, all)
+            .record(&mut tx.tx(), brand, all)
             .await
             .map_err(Merged::Before)?;
         if applied.len() != total {
@@ -270,21 +276,19 @@ impl SqlStore {
         for job in group {
             let mine: Vec<Applied> = rest.by_ref().take(job.changes.len()).collect();
             if let Some(idem) = &job.idempotency {
-                store_answer(&mut tx, brand, idem, &mine)
+                store_answer(&mut tx.tx(), brand, idem, &mine)
                     .await
                     .map_err(Merged::Before)?;
             }
             results.push(mine);
         }
-        tx.commit()
-            .await
-            .map_err(|e| Merged::Commit(StoreError::from(e)))?;
+        tx.commit().await.map_err(Merged::Commit)?;
         Ok(results)
     }
 
     async fn record_job(
         &self,
-        tx: &mut sqlx::AnyConnection,
+        tx: &mut Tx<'_>,
         brand: &Brand,
         changes: Vec<Change>,
         idempotency: Option<Idempotency>,
@@ -299,21 +303,24 @@ impl SqlStore {
 
 /// Stores the rendered answer of an `Idempotency-Key` write with it.
 async fn store_answer(
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut Tx<'_>,
     brand: &Brand,
     idem: &Idempotency,
     applied: &[Applied],
 ) -> Result<()> {
     let answer = (idem.render)(applied);
-    sqlx::query("INSERT INTO idempotency (brand_code, key, request_hash, status, body, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(brand.brand_code.0 as i64)
-        .bind(idem.key.clone())
-        .bind(idem.request_hash.clone())
-        .bind(i64::from(answer.status))
-        .bind(answer.body)
-        .bind(ms(Timestamp::now()))
-        .execute(&mut *tx)
-        .await?;
+    tx.execute(
+        "INSERT INTO idempotency (brand_code, key, request_hash, status, body, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            (brand.brand_code.0 as i64).into(),
+            (&idem.key).into(),
+            (&idem.request_hash).into(),
+            i64::from(answer.status).into(),
+            answer.body.into(),
+            ms(Timestamp::now()).into(),
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -323,12 +330,6 @@ async fn store_answer(
 enum Merged {
     Before(StoreError),
     Commit(StoreError),
-}
-
-impl Merged {
-    fn before(e: sqlx::Error) -> Merged {
-        Merged::Before(e.into())
-    }
 }
 
 /// Whether no two batches of the group carry the same Idempotency-Key (the second would fail).

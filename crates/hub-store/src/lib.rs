@@ -27,6 +27,7 @@ mod stats;
 pub mod story;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+mod tx;
 mod types;
 
 use std::future::Future;

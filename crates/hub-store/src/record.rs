@@ -15,10 +15,10 @@ pub(crate) use reads::distinct;
 
 use hub_core::{Change, ConsentState, Mode, Outcome, decide};
 use jiff::Timestamp;
-use sqlx::Row;
 
-use crate::sql::{EventFields, ms, positional};
+use crate::sql::{EventFields, ms};
 use crate::state::{OutboxState, Sql};
+use crate::tx::{Arg, Columns, Tx};
 use crate::types::{Applied, Brand};
 use crate::{Backend, Result, SqlStore, StoreError};
 
@@ -123,7 +123,7 @@ impl SqlStore {
     /// recorded (same transactionId and content, pulled or delivered) are skipped as `duplicate`.
     pub(crate) async fn record(
         &self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut Tx<'_>,
         brand: &Brand,
         changes: Vec<Change>,
     ) -> Result<Vec<Applied>> {
@@ -134,11 +134,10 @@ impl SqlStore {
                 "SELECT last_hash FROM chain_head WHERE brand_code = $1 FOR UPDATE"
             }
         };
-        let mut prev: String = sqlx::query(head_sql)
-            .bind(b)
-            .fetch_optional(&mut *conn)
+        let mut prev: String = conn
+            .fetch_optional(head_sql, &[b.into()])
             .await?
-            .map(|r| r.try_get("last_hash"))
+            .map(|r| r.text("last_hash"))
             .transpose()?
             .ok_or_else(|| StoreError::NotFound(format!("brand {}", brand.brand_code)))?;
         // The mode as it is now, under the lock: the caller's copy may predate a mode switch.
@@ -150,8 +149,7 @@ impl SqlStore {
         if self.backend == Backend::Postgres {
             // The batch's reads are planned for their values: a cached generic plan for a long
             // `IN (…)` list chose full scans as the tables grew (400 ms a batch at 20,000 rows).
-            sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
-                .execute(&mut *conn)
+            conn.execute("SET LOCAL plan_cache_mode = force_custom_plan", &[])
                 .await?;
         }
 
@@ -395,32 +393,32 @@ impl SqlStore {
         let mut upserts: Vec<(Key, ConsentState)> = final_states.into_iter().collect();
         upserts.sort_by(|x, y| x.0.cmp(&y.0));
         for chunk in upserts.chunks(rows_per_statement(self.backend)) {
-            let mut q = format!(
+            let q = format!(
                 "INSERT INTO consent (brand_code, recipient, recipient_type, channel, status, consent_date, source, last_event_id, iys_state, iys_error, conflict, hold, deadline_ms, updated_at_ms, iys_known) VALUES {} \
                  ON CONFLICT (brand_code, recipient, recipient_type, channel) DO UPDATE SET status = excluded.status, consent_date = excluded.consent_date, source = excluded.source, last_event_id = excluded.last_event_id, iys_state = excluded.iys_state, iys_error = excluded.iys_error, conflict = excluded.conflict, hold = excluded.hold, deadline_ms = excluded.deadline_ms, updated_at_ms = excluded.updated_at_ms, iys_known = excluded.iys_known",
                 values(1, chunk.len(), 15)
             );
-            q.shrink_to_fit();
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, q)));
+            let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 15);
             for ((recipient, rtype, channel), s) in chunk {
-                query = query
-                    .bind(b)
-                    .bind(recipient.clone())
-                    .bind(*rtype)
-                    .bind(*channel)
-                    .bind(s.status.as_str())
-                    .bind(s.consent_date.to_string())
-                    .bind(s.source.as_str().to_owned())
-                    .bind(real(s.last_event_id))
-                    .bind(s.iys_state.as_str())
-                    .bind(s.iys_error.clone())
-                    .bind(i64::from(s.conflict))
-                    .bind(i64::from(s.hold))
-                    .bind(s.deadline.map(ms))
-                    .bind(ms(s.updated_at))
-                    .bind(i64::from(s.iys_known));
+                args.extend([
+                    b.into(),
+                    recipient.into(),
+                    (*rtype).into(),
+                    (*channel).into(),
+                    s.status.as_str().into(),
+                    s.consent_date.to_string().into(),
+                    s.source.as_str().into(),
+                    real(s.last_event_id).into(),
+                    s.iys_state.as_str().into(),
+                    (&s.iys_error).into(),
+                    i64::from(s.conflict).into(),
+                    i64::from(s.hold).into(),
+                    s.deadline.map(ms).into(),
+                    ms(s.updated_at).into(),
+                    i64::from(s.iys_known).into(),
+                ]);
             }
-            query.execute(&mut *conn).await?;
+            conn.execute(&q, &args).await?;
         }
         let mut cats: Vec<((String, String), ConsentState)> =
             final_categories.into_iter().collect();
@@ -431,19 +429,20 @@ impl SqlStore {
                  ON CONFLICT (brand_code, subject, category) DO UPDATE SET status = excluded.status, consent_date = excluded.consent_date, source = excluded.source, last_event_id = excluded.last_event_id, updated_at_ms = excluded.updated_at_ms",
                 values(1, chunk.len(), 8)
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, q)));
+            let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 8);
             for ((subject, category), s) in chunk {
-                query = query
-                    .bind(b)
-                    .bind(subject.clone())
-                    .bind(category.clone())
-                    .bind(s.status.as_str())
-                    .bind(s.consent_date.to_string())
-                    .bind(s.source.as_str().to_owned())
-                    .bind(real(s.last_event_id))
-                    .bind(ms(s.updated_at));
+                args.extend([
+                    b.into(),
+                    subject.into(),
+                    category.into(),
+                    s.status.as_str().into(),
+                    s.consent_date.to_string().into(),
+                    s.source.as_str().into(),
+                    real(s.last_event_id).into(),
+                    ms(s.updated_at).into(),
+                ]);
             }
-            query.execute(&mut *conn).await?;
+            conn.execute(&q, &args).await?;
         }
         self.write_changes(conn, b, &status_changes, &event_ids, &change_ids)
             .await?;
@@ -460,13 +459,10 @@ impl SqlStore {
         )
         .await?;
         if let Some(last) = event_ids.last() {
-            sqlx::query(
+            conn.execute(
                 "UPDATE chain_head SET last_hash = $1, last_event_id = $2 WHERE brand_code = $3",
+                &[prev.into(), (*last).into(), b.into()],
             )
-            .bind(prev)
-            .bind(*last)
-            .bind(b)
-            .execute(&mut *conn)
             .await?;
         }
         Ok(applied)
@@ -477,7 +473,7 @@ impl SqlStore {
     /// three in one round trip (each as one comma-separated text, not a row per id).
     async fn reserve_ids<const N: usize>(
         &self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut Tx<'_>,
         tables: [(&'static str, usize); N],
     ) -> Result<[Vec<i64>; N]> {
         let mut ids: [Vec<i64>; N] = std::array::from_fn(|_| Vec::new());
@@ -487,12 +483,15 @@ impl SqlStore {
                     if *n == 0 {
                         continue;
                     }
-                    let last: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    let sql = format!(
                         "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0), COALESCE((SELECT MAX(id) FROM {table}), 0)) AS last"
-                    )))
-                    .fetch_one(&mut *conn)
-                    .await?
-                    .try_get("last")?;
+                    );
+                    let last = conn
+                        .fetch_optional(&sql, &[])
+                        .await?
+                        .map(|r| r.int("last"))
+                        .transpose()?
+                        .unwrap_or_default();
                     *ids = (1..=*n as i64).map(|i| last + i).collect();
                 }
             }
@@ -510,16 +509,13 @@ impl SqlStore {
                         )
                     })
                     .collect();
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {}",
-                    columns.join(", ")
-                )));
-                for (_, n) in &tables {
-                    q = q.bind(*n as i64);
-                }
-                let row = q.fetch_one(&mut *conn).await?;
+                let args: Vec<Arg> = tables.iter().map(|(_, n)| (*n as i64).into()).collect();
+                let row = conn
+                    .fetch_optional(&format!("SELECT {}", columns.join(", ")), &args)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt("no ids reserved".into()))?;
                 for (i, ((table, n), ids)) in tables.iter().zip(ids.iter_mut()).enumerate() {
-                    let list: Option<String> = row.try_get(i)?;
+                    let list = row.opt_text(&format!("t{i}"))?;
                     *ids = list
                         .unwrap_or_default()
                         .split(',')
@@ -544,7 +540,7 @@ impl SqlStore {
 
     async fn insert_events(
         &self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut Tx<'_>,
         b: i64,
         events: &[EventRow],
         ids: &[i64],
@@ -555,33 +551,34 @@ impl SqlStore {
                 "INSERT INTO consent_event (id, brand_code, recipient, recipient_type, channel, category, profile_id, status, consent_date, source, origin, actor, evidence, hold, outcome, received_at_ms, iys_transaction_id, prev_hash, hash, iys_creation_date) VALUES {}",
                 values(1, chunk.len(), 20)
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, q)));
+            let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 20);
             for (e, id) in chunk.iter().zip(ids) {
                 let ch = &e.change;
-                query = query
-                    .bind(*id)
-                    .bind(b)
-                    .bind(ch.key.recipient.clone())
-                    .bind(ch.key.recipient_type.as_str())
-                    .bind(ch.key.channel.as_str())
-                    .bind(ch.category.clone())
-                    .bind(ch.profile_id.clone())
-                    .bind(ch.status.as_str())
-                    .bind(ch.consent_date.to_string())
-                    .bind(ch.source.as_str().to_owned())
-                    .bind(ch.origin.as_str())
-                    .bind(ch.actor.clone())
-                    .bind(ch.evidence.as_ref().map(|e| e.to_string()))
-                    .bind(ch.hold.map(i64::from))
-                    .bind(e.outcome.as_str())
-                    .bind(ms(ch.received_at))
-                    .bind(ch.iys_transaction_id.clone())
-                    .bind(e.prev.clone())
-                    .bind(e.hash.clone())
+                args.extend([
+                    (*id).into(),
+                    b.into(),
+                    (&ch.key.recipient).into(),
+                    ch.key.recipient_type.as_str().into(),
+                    ch.key.channel.as_str().into(),
+                    (&ch.category).into(),
+                    (&ch.profile_id).into(),
+                    ch.status.as_str().into(),
+                    ch.consent_date.to_string().into(),
+                    ch.source.as_str().into(),
+                    ch.origin.as_str().into(),
+                    (&ch.actor).into(),
+                    ch.evidence.as_ref().map(|e| e.to_string()).into(),
+                    ch.hold.map(i64::from).into(),
+                    e.outcome.as_str().into(),
+                    ms(ch.received_at).into(),
+                    (&ch.iys_transaction_id).into(),
+                    (&e.prev).into(),
+                    (&e.hash).into(),
                     // Not in the hash: like a delivery's, it is IYS's bookkeeping, not the change.
-                    .bind(ch.iys_creation_date.map(|d| d.to_string()));
+                    ch.iys_creation_date.map(|d| d.to_string()).into(),
+                ]);
             }
-            query.execute(&mut *conn).await?;
+            conn.execute(&q, &args).await?;
         }
         Ok(())
     }
@@ -589,7 +586,7 @@ impl SqlStore {
     #[allow(clippy::too_many_arguments)]
     async fn write_outbox(
         &self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut Tx<'_>,
         b: i64,
         now: i64,
         planned: &[Planned],
@@ -609,26 +606,27 @@ impl SqlStore {
                 "INSERT INTO outbox (id, brand_code, event_id, recipient, recipient_type, channel, status, consent_date, source, state, attempts, next_attempt_at_ms, deadline_ms, created_at_ms, superseded_by) VALUES {}",
                 values(1, chunk.len(), 15)
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, q)));
+            let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 15);
             for (offset, p) in chunk.iter().enumerate() {
-                query = query
-                    .bind(id_of(start + offset))
-                    .bind(b)
-                    .bind(event_ids.get(p.event).copied().unwrap_or_default())
-                    .bind(p.key.0.clone())
-                    .bind(p.key.1)
-                    .bind(p.key.2)
-                    .bind(p.status.clone())
-                    .bind(p.consent_date.clone())
-                    .bind(p.source.clone())
-                    .bind(p.state.as_str())
-                    .bind(0_i64)
-                    .bind(p.created_ms)
-                    .bind(p.deadline_ms)
-                    .bind(p.created_ms)
-                    .bind(p.superseded_by.map(id_of));
+                args.extend([
+                    id_of(start + offset).into(),
+                    b.into(),
+                    event_ids.get(p.event).copied().unwrap_or_default().into(),
+                    (&p.key.0).into(),
+                    p.key.1.into(),
+                    p.key.2.into(),
+                    (&p.status).into(),
+                    (&p.consent_date).into(),
+                    (&p.source).into(),
+                    p.state.as_str().into(),
+                    0_i64.into(),
+                    p.created_ms.into(),
+                    p.deadline_ms.into(),
+                    p.created_ms.into(),
+                    p.superseded_by.map(id_of).into(),
+                ]);
             }
-            query.execute(&mut *conn).await?;
+            conn.execute(&q, &args).await?;
         }
         // Stored rows carried by a new row (and the rows they carried before) point at it.
         // A row is read unleased, but a claim (which does not take the brand's lock) may lease
@@ -654,15 +652,14 @@ impl SqlStore {
                     true,
                 ),
             ] {
-                let mut query =
-                    sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))).bind(b);
+                let mut args: Vec<Arg> = vec![b.into()];
                 if unleased {
-                    query = query.bind(now);
+                    args.push(now.into());
                 }
                 for (id, carrier) in chunk {
-                    query = query.bind(*id).bind(id_of(*carrier));
+                    args.extend([(*id).into(), id_of(*carrier).into()]);
                 }
-                query.execute(&mut *conn).await?;
+                conn.execute(&sql, &args).await?;
             }
         }
         for (rows, sql) in [
@@ -684,15 +681,12 @@ impl SqlStore {
             let first = if sql.contains("$2") { 3 } else { 2 };
             for chunk in rows.chunks(ROWS) {
                 let q = format!("{sql} ({})", in_list(first, chunk.len()));
-                let mut query =
-                    sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, q))).bind(b);
+                let mut args: Vec<Arg> = vec![b.into()];
                 if first == 3 {
-                    query = query.bind(now);
+                    args.push(now.into());
                 }
-                for id in chunk {
-                    query = query.bind(*id);
-                }
-                query.execute(&mut *conn).await?;
+                args.extend(chunk.iter().map(|id| Arg::from(*id)));
+                conn.execute(&q, &args).await?;
             }
         }
         Ok(())

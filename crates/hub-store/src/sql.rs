@@ -39,8 +39,9 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub struct SqlStore {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
-    /// SQLite allows one writer; taking turns here avoids `database is locked`.
-    write_lock: Arc<Mutex<()>>,
+    /// SQLite allows one writer; taking turns here avoids `database is locked`. Holds the
+    /// native writer of a SQLite file.
+    write_lock: Arc<Mutex<crate::tx::Writer>>,
     /// Concurrent `apply` batches of a brand, committed together.
     pub(crate) groups: Arc<crate::group::Groups>,
     /// Native read-only connections for send-time checks (SQLite files).
@@ -164,7 +165,10 @@ impl SqlStore {
         let store = SqlStore {
             pool,
             backend,
-            write_lock: Arc::new(Mutex::new(())),
+            write_lock: Arc::new(Mutex::new(crate::tx::Writer::for_path(match backend {
+                Backend::Sqlite => crate::sqlite_read::sqlite_file(url),
+                Backend::Postgres => None,
+            }))),
             groups: Arc::default(),
             readers: match backend {
                 Backend::Sqlite => crate::sqlite_read::Readers::for_url(url).map(Arc::new),
@@ -226,18 +230,20 @@ impl SqlStore {
     /// committed (tried; the two-instance stress test found a held row in integrator mode).
     pub(crate) async fn brand_mode(
         &self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut crate::tx::Tx<'_>,
         brand: i64,
     ) -> Result<Option<hub_core::Mode>> {
-        sqlx::query("SELECT mode FROM brand WHERE brand_code = $1")
-            .bind(brand)
-            .fetch_optional(&mut *conn)
-            .await?
-            .map(|r| parse("brand.mode", &r.try_get::<String, _>("mode")?))
-            .transpose()
+        use crate::tx::Columns;
+        conn.fetch_optional(
+            "SELECT mode FROM brand WHERE brand_code = $1",
+            &[brand.into()],
+        )
+        .await?
+        .map(|r| parse("brand.mode", &r.text("mode")?))
+        .transpose()
     }
 
-    pub(crate) async fn writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    pub(crate) async fn writer(&self) -> Option<tokio::sync::MutexGuard<'_, crate::tx::Writer>> {
         match self.backend {
             Backend::Sqlite => Some(self.write_lock.lock().await),
             Backend::Postgres => None,

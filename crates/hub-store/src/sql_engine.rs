@@ -192,17 +192,12 @@ impl EngineStore for SqlStore {
         source: &str,
         cursor: &str,
     ) -> Result<Vec<Applied>> {
-        let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
-        let applied = self.record(&mut tx, brand, changes).await?;
+        let mut w = self.writer().await;
+        let mut tx = self.begin_write(w.as_deref_mut()).await?;
+        let applied = self.record(&mut tx.tx(), brand, changes).await?;
         let now = ms(Timestamp::now());
-        sqlx::query("INSERT INTO sync_cursor (brand_code, source, cursor, updated_at_ms, last_success_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (brand_code, source) DO UPDATE SET cursor = excluded.cursor, updated_at_ms = excluded.updated_at_ms, last_success_ms = excluded.last_success_ms")
-            .bind(brand.brand_code.0 as i64)
-            .bind(source.to_owned())
-            .bind(cursor.to_owned())
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
+        tx.tx().execute("INSERT INTO sync_cursor (brand_code, source, cursor, updated_at_ms, last_success_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (brand_code, source) DO UPDATE SET cursor = excluded.cursor, updated_at_ms = excluded.updated_at_ms, last_success_ms = excluded.last_success_ms",
+            &[(brand.brand_code.0 as i64).into(), source.into(), cursor.into(), now.into(), now.into()])
             .await?;
         tx.commit().await?;
         self.wrote(applied.len());

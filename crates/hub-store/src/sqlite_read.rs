@@ -34,18 +34,23 @@ pub(crate) struct Readers {
     idle: Mutex<Vec<Connection>>,
 }
 
+/// The file a `sqlite:` URL names; none for an in-memory database.
+pub(crate) fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(":memory:") {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
 impl Readers {
     /// Readers for a `sqlite:` URL naming a file; none for an in-memory database, which other
     /// connections cannot see.
     pub(crate) fn for_url(url: &str) -> Option<Readers> {
-        let rest = url.strip_prefix("sqlite:")?;
-        let rest = rest.strip_prefix("//").unwrap_or(rest);
-        let path = rest.split('?').next().unwrap_or_default();
-        if path.is_empty() || path.starts_with(":memory:") {
-            return None;
-        }
         Some(Readers {
-            path: PathBuf::from(path),
+            path: sqlite_file(url)?,
             idle: Mutex::new(Vec::new()),
         })
     }

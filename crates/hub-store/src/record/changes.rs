@@ -9,7 +9,8 @@ use iys::ConsentStatus;
 use iys::consent_date::ISTANBUL;
 
 use super::{rows_per_statement, values};
-use crate::sql::{ms, positional};
+use crate::sql::ms;
+use crate::tx::{Arg, Tx};
 use crate::{Result, SqlStore};
 
 /// A status change found while deciding a batch.
@@ -65,7 +66,7 @@ fn istanbul_day(at_ms: i64) -> String {
 impl SqlStore {
     pub(super) async fn write_changes(
         &self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut Tx<'_>,
         b: i64,
         rows: &[ChangeRow],
         event_ids: &[i64],
@@ -77,23 +78,24 @@ impl SqlStore {
                 "INSERT INTO change_event (id, brand_code, event_id, recipient, recipient_type, channel, category, old_status, new_status, origin, iys_state, at_ms) VALUES {}",
                 values(1, chunk.len(), 12)
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, q)));
+            let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 12);
             for (r, id) in chunk.iter().zip(ids) {
-                query = query
-                    .bind(*id)
-                    .bind(b)
-                    .bind(event_ids.get(r.event).copied().unwrap_or_default())
-                    .bind(r.recipient.clone())
-                    .bind(r.recipient_type)
-                    .bind(r.channel)
-                    .bind(r.category.clone())
-                    .bind(r.old.map(|s| s.as_str()))
-                    .bind(r.new.as_str())
-                    .bind(r.origin)
-                    .bind(r.iys_state)
-                    .bind(r.at_ms);
+                args.extend([
+                    (*id).into(),
+                    b.into(),
+                    event_ids.get(r.event).copied().unwrap_or_default().into(),
+                    (&r.recipient).into(),
+                    r.recipient_type.into(),
+                    r.channel.into(),
+                    (&r.category).into(),
+                    r.old.map(|s| s.as_str()).into(),
+                    r.new.as_str().into(),
+                    r.origin.into(),
+                    r.iys_state.into(),
+                    r.at_ms.into(),
+                ]);
             }
-            query.execute(&mut *conn).await?;
+            conn.execute(&q, &args).await?;
         }
 
         // Opt-ins and opt-outs of channel consents, one row per day, channel and origin.
@@ -114,17 +116,18 @@ impl SqlStore {
                  ON CONFLICT (brand_code, day, channel, origin) DO UPDATE SET opt_ins = consent_daily.opt_ins + excluded.opt_ins, opt_outs = consent_daily.opt_outs + excluded.opt_outs",
                 values(1, chunk.len(), 6)
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, q)));
+            let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 6);
             for ((day, channel, origin), (ins, outs)) in chunk {
-                query = query
-                    .bind(b)
-                    .bind(day.clone())
-                    .bind(*channel)
-                    .bind(*origin)
-                    .bind(*ins)
-                    .bind(*outs);
+                args.extend([
+                    b.into(),
+                    day.into(),
+                    (*channel).into(),
+                    (*origin).into(),
+                    (*ins).into(),
+                    (*outs).into(),
+                ]);
             }
-            query.execute(&mut *conn).await?;
+            conn.execute(&q, &args).await?;
         }
         Ok(())
     }

@@ -2,34 +2,31 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::{Content, Key, ROWS, Sending, Unsent, in_list, subject_of};
+use crate::sql::{category_from, category_state, key_from, parse, state_from};
+use crate::state::OutboxState;
+use crate::tx::{Arg, Columns, Row, Tx};
+use crate::{Result, SqlStore};
 use hub_core::{Change, ConsentState};
 use jiff::Timestamp;
-use sqlx::Row;
-use sqlx::any::AnyRow;
-
-use super::{Content, Key, ROWS, Sending, Unsent, in_list, subject_of};
-use crate::sql::{category_from, category_state, key_from, parse, positional, state_from};
-use crate::state::OutboxState;
-use crate::{Result, SqlStore};
 
 impl SqlStore {
     /// The rows `sql` selects for `values`, up to 500 of them per statement: `sql` is given the
     /// statement's placeholder list, bound from `$2` (`$1` is the brand).
     pub(crate) async fn rows_in(
         &self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut Tx<'_>,
         b: i64,
         values: &[&str],
         sql: impl Fn(&str) -> String,
-    ) -> Result<Vec<AnyRow>> {
+    ) -> Result<Vec<Row>> {
         let mut rows = Vec::new();
         for chunk in values.chunks(ROWS) {
             let sql = sql(&in_list(2, chunk.len()));
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))).bind(b);
-            for v in chunk {
-                q = q.bind((*v).to_owned());
-            }
-            rows.extend(q.fetch_all(&mut *conn).await?);
+            let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() + 1);
+            args.push(b.into());
+            args.extend(chunk.iter().map(|v| Arg::from(*v)));
+            rows.extend(conn.fetch(&sql, &args).await?);
         }
         Ok(rows)
     }
@@ -38,7 +35,7 @@ impl SqlStore {
     /// recipientType, channel); one query per 500 recipients.
     pub(super) async fn current_states(
         &self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut Tx<'_>,
         b: i64,
         changes: &[Change],
     ) -> Result<HashMap<Key, ConsentState>> {
@@ -71,7 +68,7 @@ impl SqlStore {
     /// The category consents the batch touches, keyed by (subject, category).
     pub(super) async fn category_states(
         &self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut Tx<'_>,
         b: i64,
         changes: &[Change],
     ) -> Result<HashMap<(String, String), ConsentState>> {
@@ -103,7 +100,7 @@ impl SqlStore {
     /// from IYS (pulled, pushed, or the hub's own deliveries).
     pub(super) async fn recorded_movements(
         &self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut Tx<'_>,
         b: i64,
         changes: &[Change],
     ) -> Result<HashSet<Content>> {
@@ -126,18 +123,15 @@ impl SqlStore {
                 n + 2,
                 in_list(n + 3, n)
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))).bind(b);
-            for v in chunk {
-                q = q.bind((*v).to_owned());
+            let mut args: Vec<Arg> = Vec::with_capacity(2 * n + 2);
+            for _ in 0..2 {
+                args.push(b.into());
+                args.extend(chunk.iter().map(|v| Arg::from(*v)));
             }
-            q = q.bind(b);
-            for v in chunk {
-                q = q.bind((*v).to_owned());
-            }
-            rows.extend(q.fetch_all(&mut *conn).await?);
+            rows.extend(conn.fetch(&sql, &args).await?);
         }
         for row in rows {
-            let get = |c: &str| row.try_get::<String, _>(c);
+            let get = |c: &str| row.text(c);
             let content = (
                 get("recipient")?,
                 get("recipient_type")?,
@@ -147,7 +141,7 @@ impl SqlStore {
                 get("source")?,
             );
             for col in ["iys_transaction_id", "delivered_transaction_id"] {
-                if let Some(tx) = row.try_get::<Option<String>, _>(col)? {
+                if let Some(tx) = row.opt_text(col)? {
                     let (r, t, c, s, d, src) = content.clone();
                     seen.insert((tx, r, t, c, s, d, src));
                 }
@@ -160,7 +154,7 @@ impl SqlStore {
     /// contents of their rows on the way to IYS (leased, or awaiting a bulk result).
     pub(super) async fn unsent_rows(
         &self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut Tx<'_>,
         b: i64,
         changes: &[Change],
         now: i64,
@@ -184,9 +178,9 @@ impl SqlStore {
             })
             .await?;
         for row in found {
-            let state: OutboxState = parse("outbox.state", &row.try_get::<String, _>("state")?)?;
+            let state: OutboxState = parse("outbox.state", &row.text("state")?)?;
             let leased = row
-                .try_get::<Option<i64>, _>("lease_until_ms")?
+                .opt_int("lease_until_ms")?
                 .is_some_and(|until| until >= now);
             let unsent = matches!(state, OutboxState::Pending | OutboxState::Held);
             let on_its_way = state == OutboxState::AwaitingResult || (unsent && leased);
@@ -202,18 +196,18 @@ impl SqlStore {
             if on_its_way {
                 sending.insert((
                     key,
-                    row.try_get("status")?,
-                    row.try_get("consent_date")?,
-                    row.try_get("source")?,
+                    row.text("status")?,
+                    row.text("consent_date")?,
+                    row.text("source")?,
                 ));
                 continue;
             }
             rows.entry(key).or_default().push(Unsent {
-                stored: Some(row.try_get("id")?),
+                stored: Some(row.int("id")?),
                 planned: None,
-                deadline_ms: row.try_get("deadline_ms")?,
-                status: row.try_get("status")?,
-                consent_date: row.try_get("consent_date")?,
+                deadline_ms: row.int("deadline_ms")?,
+                status: row.text("status")?,
+                consent_date: row.text("consent_date")?,
                 held: state == OutboxState::Held,
             });
         }

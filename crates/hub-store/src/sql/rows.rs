@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 
 use super::{corrupt, parse, ts};
 use crate::Result;
+use crate::tx::Columns;
 use crate::types::*;
 
 pub(crate) fn brand_from(row: &AnyRow) -> Result<Brand> {
@@ -26,22 +27,19 @@ pub(crate) fn brand_from(row: &AnyRow) -> Result<Brand> {
     })
 }
 
-pub(crate) fn state_from(row: &AnyRow) -> Result<ConsentState> {
+pub(crate) fn state_from(row: &impl Columns) -> Result<ConsentState> {
     Ok(ConsentState {
-        status: parse("consent.status", &row.try_get::<String, _>("status")?)?,
-        consent_date: parse(
-            "consent.consent_date",
-            &row.try_get::<String, _>("consent_date")?,
-        )?,
-        source: parse("consent.source", &row.try_get::<String, _>("source")?)?,
-        last_event_id: row.try_get("last_event_id")?,
-        iys_state: parse("consent.iys_state", &row.try_get::<String, _>("iys_state")?)?,
-        iys_error: row.try_get("iys_error")?,
-        conflict: row.try_get::<i64, _>("conflict")? != 0,
-        hold: row.try_get::<i64, _>("hold")? != 0,
-        deadline: row.try_get::<Option<i64>, _>("deadline_ms")?.map(ts),
-        iys_known: row.try_get::<i64, _>("iys_known")? != 0,
-        updated_at: ts(row.try_get("updated_at_ms")?),
+        status: parse("consent.status", &row.text("status")?)?,
+        consent_date: parse("consent.consent_date", &row.text("consent_date")?)?,
+        source: parse("consent.source", &row.text("source")?)?,
+        last_event_id: row.int("last_event_id")?,
+        iys_state: parse("consent.iys_state", &row.text("iys_state")?)?,
+        iys_error: row.opt_text("iys_error")?,
+        conflict: row.int("conflict")? != 0,
+        hold: row.int("hold")? != 0,
+        deadline: row.opt_int("deadline_ms")?.map(ts),
+        iys_known: row.int("iys_known")? != 0,
+        updated_at: ts(row.int("updated_at_ms")?),
     })
 }
 
@@ -52,35 +50,23 @@ pub(crate) fn consent_row_from(row: &AnyRow) -> Result<ConsentRow> {
     })
 }
 
-pub(crate) fn key_from(row: &AnyRow) -> Result<ConsentKey> {
+pub(crate) fn key_from(row: &impl Columns) -> Result<ConsentKey> {
     Ok(ConsentKey {
-        brand: BrandCode(row.try_get::<i64, _>("brand_code")? as u64),
-        recipient: row.try_get("recipient")?,
-        recipient_type: parse(
-            "recipient_type",
-            &row.try_get::<String, _>("recipient_type")?,
-        )?,
-        channel: parse("channel", &row.try_get::<String, _>("channel")?)?,
+        brand: BrandCode(row.int("brand_code")? as u64),
+        recipient: row.text("recipient")?,
+        recipient_type: parse("recipient_type", &row.text("recipient_type")?)?,
+        channel: parse("channel", &row.text("channel")?)?,
     })
 }
 
-pub(crate) fn category_from(row: &AnyRow) -> Result<CategoryConsentRow> {
+pub(crate) fn category_from(row: &impl Columns) -> Result<CategoryConsentRow> {
     Ok(CategoryConsentRow {
-        subject: row.try_get("subject")?,
-        category: row.try_get("category")?,
-        status: parse(
-            "category_consent.status",
-            &row.try_get::<String, _>("status")?,
-        )?,
-        consent_date: parse(
-            "category_consent.consent_date",
-            &row.try_get::<String, _>("consent_date")?,
-        )?,
-        source: parse(
-            "category_consent.source",
-            &row.try_get::<String, _>("source")?,
-        )?,
-        last_event_id: row.try_get("last_event_id")?,
+        subject: row.text("subject")?,
+        category: row.text("category")?,
+        status: parse("category_consent.status", &row.text("status")?)?,
+        consent_date: parse("category_consent.consent_date", &row.text("consent_date")?)?,
+        source: parse("category_consent.source", &row.text("source")?)?,
+        last_event_id: row.int("last_event_id")?,
     })
 }
 

@@ -147,7 +147,10 @@ impl SqlStore {
         let mut released = 0;
         let mut tx = self.pool.begin().await?;
         self.lock_brand(&mut tx, brand.0 as i64).await?;
-        let sync = self.brand_mode(&mut tx, b).await? == Some(Mode::Sync);
+        let sync = self
+            .brand_mode(&mut crate::tx::Tx::Any(&mut tx, self.backend), b)
+            .await?
+            == Some(Mode::Sync);
         for r in recipients {
             sqlx::query("UPDATE consent SET iys_known = 1 WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4")
                 .bind(b)

@@ -52,7 +52,11 @@ impl SqlStore {
         self.lock_brand(&mut tx, brand.0 as i64).await?;
         let (clause, binds) = filter_sql(filter, now);
         // Sync mode never creates IYS records: its held ONAYs wait for IYS to know the recipient.
-        let states = if self.brand_mode(&mut tx, b).await? == Some(Mode::Sync) {
+        let states = if self
+            .brand_mode(&mut crate::tx::Tx::Any(&mut tx, self.backend), b)
+            .await?
+            == Some(Mode::Sync)
+        {
             sql_list(&[OutboxState::Failed])
         } else {
             sql_list(&[OutboxState::Failed, OutboxState::Held])

@@ -15,6 +15,7 @@ use crate::engine::{OutboxItem, Settlement};
 use crate::record::{rows_per_statement, values};
 use crate::sql::{ms, positional};
 use crate::state::{OutboxState, Sql};
+use crate::tx::Columns;
 use crate::{Result, SqlStore};
 
 /// A value of a `VALUES` row.
@@ -170,7 +171,10 @@ impl SqlStore {
         self.lock_brand(&mut tx, b).await?;
         // The mode as it is now, under the lock: the brand may have switched to sync mode while
         // these rows were on their way.
-        let sync = self.brand_mode(&mut tx, b).await? == Some(Mode::Sync);
+        let sync = self
+            .brand_mode(&mut crate::tx::Tx::Any(&mut tx, self.backend), b)
+            .await?
+            == Some(Mode::Sync);
         let mut outcomes: Vec<Outcome> = settlements
             .iter()
             .map(|(item, s)| outcome(item, s, now))
@@ -437,7 +441,7 @@ impl SqlStore {
         let mut found = HashMap::new();
         let recipients = crate::record::distinct(recipients.iter().copied());
         let rows = self
-            .rows_in(tx, b, &recipients, |list| {
+            .rows_in(&mut crate::tx::Tx::Any(tx, self.backend), b, &recipients, |list| {
                 format!(
                     "SELECT recipient, recipient_type, channel, iys_known, last_event_id FROM consent \
                      WHERE brand_code = $1 AND recipient IN ({list})"
@@ -445,8 +449,8 @@ impl SqlStore {
             })
             .await?;
         for row in rows {
-            let t: String = row.try_get("recipient_type")?;
-            let c: String = row.try_get("channel")?;
+            let t = row.text("recipient_type")?;
+            let c = row.text("channel")?;
             // Keys are compared with the items' own static names.
             let (Ok(t), Ok(c)) = (
                 t.parse::<iys::RecipientType>(),
@@ -455,11 +459,8 @@ impl SqlStore {
                 continue;
             };
             found.insert(
-                (row.try_get("recipient")?, t.as_str(), c.as_str()),
-                (
-                    row.try_get::<i64, _>("iys_known")? != 0,
-                    row.try_get::<i64, _>("last_event_id")?,
-                ),
+                (row.text("recipient")?, t.as_str(), c.as_str()),
+                (row.int("iys_known")? != 0, row.int("last_event_id")?),
             );
         }
         Ok(found)

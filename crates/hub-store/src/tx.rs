@@ -1,0 +1,444 @@
+//! The ledger's write transaction on either driver: sqlx's `Any` connection, or on SQLite files
+//! the native writer, a rusqlite connection of the same file called in place.
+//!
+//! sqlx's SQLite driver runs each statement on a worker thread and converts every argument and
+//! row through `Any`; a ledger batch of 1,000 changes is some 300 statements, and a profile of
+//! `ledger-batch` spent as much CPU in that machinery as in SQLite itself. The native writer
+//! prepares each statement once (rusqlite's statement cache) and binds in place. It is used
+//! under the store's write lock, so it takes turns with every other writer exactly as the sqlx
+//! connections do, with the same pragmas (WAL, `synchronous = FULL`).
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
+use crate::sql::positional;
+use crate::{Backend, Result, StoreError};
+
+/// A statement's argument, typed even when null (PostgreSQL needs the type of a null).
+#[derive(Debug, Clone)]
+pub(crate) enum Arg<'a> {
+    Int(Option<i64>),
+    Text(Option<Cow<'a, str>>),
+}
+
+impl From<i64> for Arg<'_> {
+    fn from(v: i64) -> Self {
+        Arg::Int(Some(v))
+    }
+}
+
+impl From<Option<i64>> for Arg<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Arg::Int(v)
+    }
+}
+
+impl<'a> From<&'a str> for Arg<'a> {
+    fn from(v: &'a str) -> Self {
+        Arg::Text(Some(Cow::Borrowed(v)))
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Arg<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        Arg::Text(v.map(Cow::Borrowed))
+    }
+}
+
+impl From<String> for Arg<'_> {
+    fn from(v: String) -> Self {
+        Arg::Text(Some(Cow::Owned(v)))
+    }
+}
+
+impl From<Option<String>> for Arg<'_> {
+    fn from(v: Option<String>) -> Self {
+        Arg::Text(v.map(Cow::Owned))
+    }
+}
+
+impl<'a> From<&'a String> for Arg<'a> {
+    fn from(v: &'a String) -> Self {
+        Arg::Text(Some(Cow::Borrowed(v.as_str())))
+    }
+}
+
+impl<'a> From<&'a Option<String>> for Arg<'a> {
+    fn from(v: &'a Option<String>) -> Self {
+        Arg::Text(v.as_deref().map(Cow::Borrowed))
+    }
+}
+
+impl rusqlite::ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(match self {
+            Arg::Int(Some(v)) => ToSqlOutput::Borrowed(ValueRef::Integer(*v)),
+            Arg::Text(Some(v)) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+            Arg::Int(None) | Arg::Text(None) => ToSqlOutput::Borrowed(ValueRef::Null),
+        })
+    }
+}
+
+/// The columns of a row, read by name: a decoder works on rows of either driver.
+pub(crate) trait Columns {
+    fn int(&self, column: &str) -> Result<i64>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>>;
+    fn text(&self, column: &str) -> Result<String>;
+    fn opt_text(&self, column: &str) -> Result<Option<String>>;
+}
+
+impl Columns for AnyRow {
+    fn int(&self, column: &str) -> Result<i64> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+        Ok(self.try_get(column)?)
+    }
+    fn text(&self, column: &str) -> Result<String> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>> {
+        Ok(self.try_get(column)?)
+    }
+}
+
+/// A row read by the native writer: the statement's column names and the row's values.
+#[derive(Debug, Clone)]
+pub(crate) struct LiteRow {
+    names: Arc<[String]>,
+    values: Vec<rusqlite::types::Value>,
+}
+
+impl LiteRow {
+    fn value(&self, column: &str) -> Result<&rusqlite::types::Value> {
+        self.names
+            .iter()
+            .position(|n| n == column)
+            .and_then(|i| self.values.get(i))
+            .ok_or_else(|| StoreError::Sqlite(format!("no column {column:?} in the row")))
+    }
+}
+
+fn wrong_type(column: &str, v: &rusqlite::types::Value, wanted: &str) -> StoreError {
+    StoreError::Corrupt(format!(
+        "{column}: {wanted} expected, found {:?}",
+        v.data_type()
+    ))
+}
+
+impl Columns for LiteRow {
+    fn int(&self, column: &str) -> Result<i64> {
+        self.opt_int(column)?
+            .ok_or_else(|| StoreError::Corrupt(format!("{column}: unexpected null")))
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+        use rusqlite::types::Value;
+        match self.value(column)? {
+            Value::Integer(i) => Ok(Some(*i)),
+            Value::Null => Ok(None),
+            other => Err(wrong_type(column, other, "an integer")),
+        }
+    }
+    fn text(&self, column: &str) -> Result<String> {
+        self.opt_text(column)?
+            .ok_or_else(|| StoreError::Corrupt(format!("{column}: unexpected null")))
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>> {
+        use rusqlite::types::Value;
+        match self.value(column)? {
+            Value::Text(s) => Ok(Some(s.clone())),
+            Value::Null => Ok(None),
+            other => Err(wrong_type(column, other, "a text")),
+        }
+    }
+}
+
+/// A row of either driver.
+pub(crate) enum Row {
+    Any(AnyRow),
+    Lite(LiteRow),
+}
+
+impl Columns for Row {
+    fn int(&self, column: &str) -> Result<i64> {
+        match self {
+            Row::Any(r) => r.int(column),
+            Row::Lite(r) => r.int(column),
+        }
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+        match self {
+            Row::Any(r) => r.opt_int(column),
+            Row::Lite(r) => r.opt_int(column),
+        }
+    }
+    fn text(&self, column: &str) -> Result<String> {
+        match self {
+            Row::Any(r) => r.text(column),
+            Row::Lite(r) => r.text(column),
+        }
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>> {
+        match self {
+            Row::Any(r) => r.opt_text(column),
+            Row::Lite(r) => r.opt_text(column),
+        }
+    }
+}
+
+/// An open write transaction's connection.
+pub(crate) enum Tx<'c> {
+    Any(&'c mut sqlx::AnyConnection, Backend),
+    Lite(&'c mut rusqlite::Connection),
+}
+
+impl Tx<'_> {
+    /// Runs a statement written with `$1, $2, …` placeholders; the rows it changed.
+    pub(crate) async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
+        match self {
+            Tx::Any(conn, backend) => Ok(any_query(*backend, sql, args)
+                .execute(&mut **conn)
+                .await?
+                .rows_affected()),
+            Tx::Lite(conn) => {
+                let mut stmt = lite_statement(conn, sql, args)?;
+                Ok(stmt.raw_execute()? as u64)
+            }
+        }
+    }
+
+    /// The rows a query selects.
+    pub(crate) async fn fetch(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<Row>> {
+        match self {
+            Tx::Any(conn, backend) => Ok(any_query(*backend, sql, args)
+                .fetch_all(&mut **conn)
+                .await?
+                .into_iter()
+                .map(Row::Any)
+                .collect()),
+            Tx::Lite(conn) => {
+                let mut stmt = lite_statement(conn, sql, args)?;
+                let names: Arc<[String]> =
+                    stmt.column_names().into_iter().map(str::to_owned).collect();
+                let mut rows = stmt.raw_query();
+                let mut out = Vec::new();
+                while let Some(r) = rows.next()? {
+                    let values = (0..names.len())
+                        .map(|i| r.get::<_, rusqlite::types::Value>(i))
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    out.push(Row::Lite(LiteRow {
+                        names: names.clone(),
+                        values,
+                    }));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The first row a query selects, if any.
+    pub(crate) async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<Row>> {
+        Ok(self.fetch(sql, args).await?.into_iter().next())
+    }
+}
+
+fn any_query(
+    backend: Backend,
+    sql: &str,
+    args: &[Arg<'_>],
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(backend, sql.to_owned())));
+    for a in args {
+        q = match a {
+            Arg::Int(v) => q.bind(*v),
+            Arg::Text(v) => q.bind(v.as_deref().map(str::to_owned)),
+        };
+    }
+    q
+}
+
+/// The cached statement for `sql` with `args` bound. `$n` placeholders become SQLite's numbered
+/// `?n`, so a repeated placeholder binds the same value as on PostgreSQL.
+fn lite_statement<'c>(
+    conn: &'c rusqlite::Connection,
+    sql: &str,
+    args: &[Arg<'_>],
+) -> Result<rusqlite::CachedStatement<'c>> {
+    let mut stmt = conn.prepare_cached(&numbered(sql))?;
+    if stmt.parameter_count() != args.len() {
+        return Err(StoreError::Sqlite(format!(
+            "{} values for {} parameters",
+            args.len(),
+            stmt.parameter_count()
+        )));
+    }
+    for (i, a) in args.iter().enumerate() {
+        stmt.raw_bind_parameter(i + 1, a)?;
+    }
+    Ok(stmt)
+}
+
+/// `$n` placeholders outside quotes as `?n`.
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut quoted = false;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => quoted = !quoted,
+            '$' if !quoted && chars.peek().is_some_and(char::is_ascii_digit) => {
+                out.push('?');
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The native writer of a SQLite file, opened when first needed; `None` for PostgreSQL and
+/// in-memory databases (which no other connection can see), and while it cannot be opened (the
+/// sqlx connections then write, as before).
+#[derive(Debug, Default)]
+pub(crate) struct Writer {
+    path: Option<PathBuf>,
+    conn: Option<rusqlite::Connection>,
+}
+
+/// Pages of cache of the writer: 32 MiB, as the sqlx connections (a batch of thousands of
+/// changes otherwise spills to the WAL before its commit).
+const CACHE_KIB: i64 = 32 * 1024;
+
+impl Writer {
+    pub(crate) fn for_path(path: Option<PathBuf>) -> Writer {
+        Writer { path, conn: None }
+    }
+
+    /// The native connection, opened on first use.
+    pub(crate) fn native(&mut self) -> Option<&mut rusqlite::Connection> {
+        if self.conn.is_none()
+            && let Some(path) = &self.path
+        {
+            match open(path) {
+                Ok(c) => self.conn = Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the native SQLite writer could not be opened; writing through sqlx");
+                    self.path = None;
+                }
+            }
+        }
+        self.conn.as_mut()
+    }
+}
+
+fn open(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let c = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.busy_timeout(std::time::Duration::from_secs(10))?;
+    // The same settings as the sqlx connections (see `SqlStore::connect`): every commit is on
+    // disk before it is answered.
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "synchronous", "FULL")?;
+    c.pragma_update(None, "foreign_keys", "ON")?;
+    c.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    c.set_prepared_statement_cache_capacity(256);
+    Ok(c)
+}
+
+/// A write transaction on the native writer, rolled back unless committed.
+pub(crate) struct LiteTx<'c> {
+    conn: &'c mut rusqlite::Connection,
+    open: bool,
+}
+
+impl<'c> LiteTx<'c> {
+    pub(crate) fn begin(conn: &'c mut rusqlite::Connection) -> Result<LiteTx<'c>> {
+        // IMMEDIATE: the database's write lock from the start, as a writer that will write.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(LiteTx { conn, open: true })
+    }
+
+    pub(crate) fn tx(&mut self) -> Tx<'_> {
+        Tx::Lite(self.conn)
+    }
+
+    pub(crate) fn commit(mut self) -> Result<()> {
+        self.open = false;
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            // A failed COMMIT can leave the transaction open (SQLITE_BUSY): end it.
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LiteTx<'_> {
+    fn drop(&mut self) {
+        if self.open && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// A write transaction on either driver.
+pub(crate) enum WriteTx<'c> {
+    Any(sqlx::Transaction<'static, sqlx::Any>, Backend),
+    Lite(LiteTx<'c>),
+}
+
+impl WriteTx<'_> {
+    pub(crate) fn tx(&mut self) -> Tx<'_> {
+        match self {
+            WriteTx::Any(t, b) => Tx::Any(&mut **t, *b),
+            WriteTx::Lite(t) => t.tx(),
+        }
+    }
+
+    pub(crate) async fn commit(self) -> Result<()> {
+        match self {
+            WriteTx::Any(t, _) => Ok(t.commit().await?),
+            WriteTx::Lite(t) => t.commit(),
+        }
+    }
+}
+
+impl crate::SqlStore {
+    /// Begins a write transaction: on the native writer when the caller holds it (SQLite files),
+    /// else on the pool.
+    pub(crate) async fn begin_write<'c>(
+        &self,
+        writer: Option<&'c mut Writer>,
+    ) -> Result<WriteTx<'c>> {
+        if let Some(conn) = writer.and_then(Writer::native) {
+            return Ok(WriteTx::Lite(LiteTx::begin(conn)?));
+        }
+        Ok(WriteTx::Any(self.pool.begin().await?, self.backend))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::numbered;
+
+    #[test]
+    fn placeholders_become_numbered_outside_quotes() {
+        assert_eq!(
+            numbered("SELECT '$1', $1, $12 FROM t WHERE a = $2 AND b = '$'"),
+            "SELECT '$1', ?1, ?12 FROM t WHERE a = ?2 AND b = '$'"
+        );
+    }
+}
