@@ -48,6 +48,9 @@ pub struct SqlStore {
     pub(crate) readers: Option<Arc<crate::sqlite_read::Readers>>,
     /// Native connections for send-time checks (PostgreSQL).
     pub(crate) pg: Option<sqlx::PgPool>,
+    /// Native connections for the ledger's write transactions (PostgreSQL), apart from the
+    /// checks' so a burst of writes never queues a send-time check.
+    pub(crate) pg_writes: Option<sqlx::PgPool>,
     /// Single checks on PostgreSQL, answered together when they arrive together.
     pub(crate) pg_checks: Option<crate::pg_read::Coalescer>,
     /// When PostgreSQL's planner statistics were last refreshed, in rows written.
@@ -158,9 +161,12 @@ impl SqlStore {
                     .await?
             }
         };
-        let pg = match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => Some(crate::pg_read::pool(url).await?),
+        let (pg, pg_writes) = match backend {
+            Backend::Sqlite => (None, None),
+            Backend::Postgres => (
+                Some(crate::pg_read::pool(url).await?),
+                Some(crate::pg_read::pool(url).await?),
+            ),
         };
         let store = SqlStore {
             pool,
@@ -177,6 +183,7 @@ impl SqlStore {
             pg_checks: pg.clone().map(crate::pg_read::Coalescer::start),
             statistics: Arc::default(),
             pg,
+            pg_writes,
         };
         store.migrate().await?;
         Ok(store)
@@ -199,7 +206,7 @@ impl SqlStore {
     }
 
     pub async fn close(&self) {
-        if let Some(pg) = &self.pg {
+        for pg in [&self.pg, &self.pg_writes].into_iter().flatten() {
             pg.close().await;
         }
         self.pool.close().await;

@@ -6,7 +6,7 @@
 //! called in place (measured on this project's 2-core machine: 52,000 vs 320,000 lookups/s from
 //! four tasks), and a single check costs little else. These readers see exactly what is
 //! committed (WAL gives each statement a consistent snapshot): nothing is cached, so a RET is
-//! denied by the very next check. Writes stay on sqlx, in one place.
+//! denied by the very next check. The ledger's writes go through the native writer (`tx.rs`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
-//! The ledger's write transaction on either driver: sqlx's `Any` connection, or on SQLite files
-//! the native writer, a rusqlite connection of the same file called in place.
+//! The ledger's write transaction on a native driver: on SQLite files a rusqlite connection of
+//! the same file called in place, on PostgreSQL sqlx's own PostgreSQL driver; sqlx's `Any`
+//! connection where neither applies (in-memory SQLite), and for the callers that hold one.
 //!
 //! sqlx's SQLite driver runs each statement on a worker thread and converts every argument and
 //! row through `Any`; a ledger batch of 1,000 changes is some 300 statements, and a profile of
@@ -158,10 +159,26 @@ impl Columns for LiteRow {
     }
 }
 
-/// A row of either driver.
+impl Columns for sqlx::postgres::PgRow {
+    fn int(&self, column: &str) -> Result<i64> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+        Ok(self.try_get(column)?)
+    }
+    fn text(&self, column: &str) -> Result<String> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>> {
+        Ok(self.try_get(column)?)
+    }
+}
+
+/// A row of any of the drivers.
 pub(crate) enum Row {
     Any(AnyRow),
     Lite(LiteRow),
+    Pg(sqlx::postgres::PgRow),
 }
 
 impl Columns for Row {
@@ -169,24 +186,28 @@ impl Columns for Row {
         match self {
             Row::Any(r) => r.int(column),
             Row::Lite(r) => r.int(column),
+            Row::Pg(r) => r.int(column),
         }
     }
     fn opt_int(&self, column: &str) -> Result<Option<i64>> {
         match self {
             Row::Any(r) => r.opt_int(column),
             Row::Lite(r) => r.opt_int(column),
+            Row::Pg(r) => r.opt_int(column),
         }
     }
     fn text(&self, column: &str) -> Result<String> {
         match self {
             Row::Any(r) => r.text(column),
             Row::Lite(r) => r.text(column),
+            Row::Pg(r) => r.text(column),
         }
     }
     fn opt_text(&self, column: &str) -> Result<Option<String>> {
         match self {
             Row::Any(r) => r.opt_text(column),
             Row::Lite(r) => r.opt_text(column),
+            Row::Pg(r) => r.opt_text(column),
         }
     }
 }
@@ -195,6 +216,7 @@ impl Columns for Row {
 pub(crate) enum Tx<'c> {
     Any(&'c mut sqlx::AnyConnection, Backend),
     Lite(&'c mut rusqlite::Connection),
+    Pg(&'c mut sqlx::PgConnection),
 }
 
 impl Tx<'_> {
@@ -209,6 +231,10 @@ impl Tx<'_> {
                 let mut stmt = lite_statement(conn, sql, args)?;
                 Ok(stmt.raw_execute()? as u64)
             }
+            Tx::Pg(conn) => Ok(pg_query(sql, args)
+                .execute(&mut **conn)
+                .await?
+                .rows_affected()),
         }
     }
 
@@ -238,6 +264,12 @@ impl Tx<'_> {
                 }
                 Ok(out)
             }
+            Tx::Pg(conn) => Ok(pg_query(sql, args)
+                .fetch_all(&mut **conn)
+                .await?
+                .into_iter()
+                .map(Row::Pg)
+                .collect()),
         }
     }
 
@@ -257,6 +289,20 @@ fn any_query(
     args: &[Arg<'_>],
 ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
     let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(backend, sql.to_owned())));
+    for a in args {
+        q = match a {
+            Arg::Int(v) => q.bind(*v),
+            Arg::Text(v) => q.bind(v.as_deref().map(str::to_owned)),
+        };
+    }
+    q
+}
+
+fn pg_query(
+    sql: &str,
+    args: &[Arg<'_>],
+) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
     for a in args {
         q = match a {
             Arg::Int(v) => q.bind(*v),
@@ -394,17 +440,19 @@ impl Drop for LiteTx<'_> {
     }
 }
 
-/// A write transaction on either driver.
+/// A write transaction on one of the drivers.
 pub(crate) enum WriteTx<'c> {
     Any(sqlx::Transaction<'static, sqlx::Any>, Backend),
     Lite(LiteTx<'c>),
+    Pg(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
 impl WriteTx<'_> {
     pub(crate) fn tx(&mut self) -> Tx<'_> {
         match self {
-            WriteTx::Any(t, b) => Tx::Any(&mut **t, *b),
+            WriteTx::Any(t, b) => Tx::Any(t, *b),
             WriteTx::Lite(t) => t.tx(),
+            WriteTx::Pg(t) => Tx::Pg(t),
         }
     }
 
@@ -412,19 +460,23 @@ impl WriteTx<'_> {
         match self {
             WriteTx::Any(t, _) => Ok(t.commit().await?),
             WriteTx::Lite(t) => t.commit(),
+            WriteTx::Pg(t) => Ok(t.commit().await?),
         }
     }
 }
 
 impl crate::SqlStore {
     /// Begins a write transaction: on the native writer when the caller holds it (SQLite files),
-    /// else on the pool.
+    /// on the native PostgreSQL pool, else on the `Any` pool.
     pub(crate) async fn begin_write<'c>(
         &self,
         writer: Option<&'c mut Writer>,
     ) -> Result<WriteTx<'c>> {
         if let Some(conn) = writer.and_then(Writer::native) {
             return Ok(WriteTx::Lite(LiteTx::begin(conn)?));
+        }
+        if let Some(pg) = &self.pg_writes {
+            return Ok(WriteTx::Pg(pg.begin().await?));
         }
         Ok(WriteTx::Any(self.pool.begin().await?, self.backend))
     }
