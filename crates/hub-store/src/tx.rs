@@ -93,20 +93,27 @@ pub(crate) trait Columns {
     fn opt_text(&self, column: &str) -> Result<Option<String>>;
 }
 
-impl Columns for AnyRow {
-    fn int(&self, column: &str) -> Result<i64> {
-        Ok(self.try_get(column)?)
-    }
-    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
-        Ok(self.try_get(column)?)
-    }
-    fn text(&self, column: &str) -> Result<String> {
-        Ok(self.try_get(column)?)
-    }
-    fn opt_text(&self, column: &str) -> Result<Option<String>> {
-        Ok(self.try_get(column)?)
-    }
+/// Columns of sqlx's rows, read with `try_get`.
+macro_rules! sqlx_columns {
+    ($($row:ty),*) => {$(
+        impl Columns for $row {
+            fn int(&self, column: &str) -> Result<i64> {
+                Ok(self.try_get(column)?)
+            }
+            fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+                Ok(self.try_get(column)?)
+            }
+            fn text(&self, column: &str) -> Result<String> {
+                Ok(self.try_get(column)?)
+            }
+            fn opt_text(&self, column: &str) -> Result<Option<String>> {
+                Ok(self.try_get(column)?)
+            }
+        }
+    )*};
 }
+
+sqlx_columns!(AnyRow, sqlx::postgres::PgRow);
 
 /// A row read by the native writer: the statement's column names and the row's values.
 #[derive(Debug, Clone)]
@@ -156,21 +163,6 @@ impl Columns for LiteRow {
             Value::Null => Ok(None),
             other => Err(wrong_type(column, other, "a text")),
         }
-    }
-}
-
-impl Columns for sqlx::postgres::PgRow {
-    fn int(&self, column: &str) -> Result<i64> {
-        Ok(self.try_get(column)?)
-    }
-    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
-        Ok(self.try_get(column)?)
-    }
-    fn text(&self, column: &str) -> Result<String> {
-        Ok(self.try_get(column)?)
-    }
-    fn opt_text(&self, column: &str) -> Result<Option<String>> {
-        Ok(self.try_get(column)?)
     }
 }
 
