@@ -20,7 +20,7 @@ pub enum Policy {
     Lenient,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// ONAY, and IYS has it (or a hub-only channel).

@@ -84,16 +84,20 @@ impl Readers {
         result
     }
 
-    pub(crate) fn send_states(
+    /// The send states of `recipients` on one channel, in their order (`None` where the hub has
+    /// no consent). Rows are matched to positions through the chunk's recipients sorted in
+    /// SQLite's own text order (bytes), so no recipient is copied or hashed.
+    pub(crate) fn send_states_aligned(
         &self,
         brand: BrandCode,
         channel: Channel,
         recipient_type: RecipientType,
         recipients: &[String],
-    ) -> Result<HashMap<String, SendState>> {
+    ) -> Result<Vec<Option<SendState>>> {
         self.with(|conn| {
-            let mut states = HashMap::with_capacity(recipients.len());
-            for chunk in recipients.chunks(CHUNK) {
+            let mut states = vec![None; recipients.len()];
+            let mut order: Vec<usize> = Vec::with_capacity(CHUNK);
+            for (c, chunk) in recipients.chunks(CHUNK).enumerate() {
                 let sql = format!(
                     "SELECT recipient, status, source, iys_state, hold FROM consent WHERE brand_code = ? AND channel = ? AND recipient_type = ? AND recipient IN ({})",
                     marks(chunk.len())
@@ -103,23 +107,47 @@ impl Readers {
                     (brand.0 as i64, channel.as_str(), recipient_type.as_str());
                 let mut params: Vec<&dyn rusqlite::ToSql> = vec![&brand, &channel, &recipient_type];
                 params.extend(chunk.iter().map(|r| r as &dyn rusqlite::ToSql));
+                order.clear();
+                order.extend(0..chunk.len());
+                let key = |i: &usize| chunk.get(*i).map(String::as_str).unwrap_or_default();
+                order.sort_unstable_by(|a, b| key(a).cmp(key(b)));
                 let mut rows = st.query(params.as_slice())?;
                 while let Some(row) = rows.next()? {
                     let text = |i: usize| row.get_ref(i)?.as_str().map_err(rusqlite::Error::from);
+                    let recipient = text(0)?;
                     let source: iys::Source = parse("consent.source", text(2)?)?;
-                    states.insert(
-                        text(0)?.to_owned(),
-                        SendState {
-                            status: parse("consent.status", text(1)?)?,
-                            from_iys: source.is_iys(),
-                            iys_state: parse("consent.iys_state", text(3)?)?,
-                            hold: row.get::<_, i64>(4)? != 0,
-                        },
-                    );
+                    let state = SendState {
+                        status: parse("consent.status", text(1)?)?,
+                        from_iys: source.is_iys(),
+                        iys_state: parse("consent.iys_state", text(3)?)?,
+                        hold: row.get::<_, i64>(4)? != 0,
+                    };
+                    // Every position the recipient holds (a list may name it twice).
+                    let first = order.partition_point(|i| key(i) < recipient);
+                    for i in order.iter().skip(first).take_while(|i| key(i) == recipient) {
+                        if let Some(slot) = states.get_mut(c * CHUNK + i) {
+                            *slot = Some(state);
+                        }
+                    }
                 }
             }
             Ok(states)
         })
+    }
+
+    pub(crate) fn send_states(
+        &self,
+        brand: BrandCode,
+        channel: Channel,
+        recipient_type: RecipientType,
+        recipients: &[String],
+    ) -> Result<HashMap<String, SendState>> {
+        let states = self.send_states_aligned(brand, channel, recipient_type, recipients)?;
+        Ok(recipients
+            .iter()
+            .zip(states)
+            .filter_map(|(r, s)| Some((r.clone(), s?)))
+            .collect())
     }
 
     pub(crate) fn category_statuses(

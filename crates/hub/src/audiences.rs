@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use futures_util::StreamExt;
-use hub_core::{BrandCode, CategoryKind, Channel, Policy, check};
+use hub_core::{BrandCode, CategoryKind, Channel, Policy, Reason, check};
 use hub_store::{SegmentDefinition, SegmentMember, SqlStore, Store};
 use iys::{ConsentStatus, RecipientType};
 use serde::Serialize;
@@ -209,59 +209,94 @@ struct Round {
     filter: CampaignFilter,
 }
 
+/// The filter's answer for one recipient of a round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    /// Allowed, stored as given in the list.
+    Allowed,
+    /// Allowed, stored under its normalised form.
+    AllowedAs(String),
+    Denied(Reason),
+    /// Not a valid address for the channel.
+    Invalid,
+}
+
+/// How a recipient of the list is known to the store.
+enum Stored {
+    AsGiven,
+    As(String),
+    Invalid,
+}
+
 impl Round {
-    /// Decides `list` in order: for each, `Ok(recipient as stored)` when allowed, else
-    /// `Err(reason)`. Most lists hold recipients as the hub stores them, so they are looked up
-    /// as given first; only those not found are normalised (a phone through libphonenumber)
-    /// and looked up again.
-    async fn decide(&self, list: &[String]) -> hub_store::Result<Vec<Result<String, String>>> {
+    /// Decides `list` in order. Most lists hold recipients as the hub stores them, so they are
+    /// looked up as given first; only those not found are normalised (a phone through
+    /// libphonenumber) and looked up again.
+    async fn decide(&self, list: Arc<[String]>) -> hub_store::Result<Vec<Verdict>> {
         let f = &self.filter;
         let store = &self.hub.store;
         let mut states = store
-            .send_states(f.brand, f.channel, f.recipient_type, list)
+            .send_states_aligned(f.brand, f.channel, f.recipient_type, list.clone())
             .await?;
-        let missing: Vec<String> = list
+        let mut stored: Vec<Stored> = states
             .iter()
-            .filter(|r| !states.contains_key(*r))
-            .cloned()
+            .map(|s| match s {
+                Some(_) => Stored::AsGiven,
+                None => Stored::Invalid,
+            })
             .collect();
+        let (missing_at, missing): (Vec<usize>, Vec<String>) = states
+            .iter()
+            .zip(list.iter())
+            .enumerate()
+            .filter(|(_, (s, _))| s.is_none())
+            .map(|(i, (_, r))| (i, r.clone()))
+            .unzip();
         let normalised =
             self.hub
                 .caches
                 .recipients
                 .normalise_all(&missing, f.channel, normalise_recipient);
-        let mut canonical: std::collections::HashMap<&str, Option<String>> = Default::default();
+        let mut again_at = Vec::new();
         let mut again = Vec::new();
-        for (raw, n) in missing.iter().zip(normalised) {
+        for ((at, raw), n) in missing_at.into_iter().zip(&missing).zip(normalised) {
+            let Some(slot) = stored.get_mut(at) else {
+                continue;
+            };
             match n {
+                Ok(n) if &n == raw => *slot = Stored::AsGiven,
                 Ok(n) => {
-                    if &n != raw {
-                        again.push(n.clone());
-                    }
-                    canonical.insert(raw, Some(n));
+                    again_at.push(at);
+                    again.push(n.clone());
+                    *slot = Stored::As(n);
                 }
-                Err(_) => {
-                    canonical.insert(raw, None);
-                }
+                Err(_) => *slot = Stored::Invalid,
             }
         }
         if !again.is_empty() {
-            states.extend(
-                store
-                    .send_states(f.brand, f.channel, f.recipient_type, &again)
-                    .await?,
-            );
+            let found = store
+                .send_states_aligned(f.brand, f.channel, f.recipient_type, again.into())
+                .await?;
+            for (at, state) in again_at.into_iter().zip(found) {
+                if let Some(slot) = states.get_mut(at) {
+                    *slot = state;
+                }
+            }
         }
-        let stored: Vec<Option<String>> = list
-            .iter()
-            .map(|r| match canonical.get(r.as_str()) {
-                Some(c) => c.clone(),
-                None => Some(r.clone()),
-            })
-            .collect();
+        let name = |at: usize, s: &Stored| -> Option<String> {
+            match s {
+                Stored::AsGiven => list.get(at).cloned(),
+                Stored::As(n) => Some(n.clone()),
+                Stored::Invalid => None,
+            }
+        };
         let (categories, by_profile) = match &f.category {
             Some((code, CategoryKind::Marketing)) => {
-                let known: Vec<String> = stored.iter().flatten().cloned().collect();
+                let known: Vec<String> = stored
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(at, s)| name(at, s))
+                    .collect();
                 (
                     store.category_statuses(f.brand, code, &known).await?,
                     store.refused_by_profile(f.brand, code, &known).await?,
@@ -271,27 +306,36 @@ impl Round {
         };
         Ok(stored
             .into_iter()
-            .map(|s| {
-                let Some(s) = s else {
-                    return Err("invalid_recipient".to_owned());
+            .zip(states)
+            .enumerate()
+            .map(|(at, (s, state))| {
+                let recipient = match &s {
+                    Stored::AsGiven => list.get(at).map(String::as_str).unwrap_or_default(),
+                    Stored::As(n) => n.as_str(),
+                    Stored::Invalid => return Verdict::Invalid,
                 };
                 let cat = f.category.as_ref().map(|(_, kind)| {
-                    let refused =
-                        by_profile.contains(&s) || categories.get(&s) == Some(&ConsentStatus::Ret);
+                    let refused = by_profile.contains(recipient)
+                        || categories.get(recipient) == Some(&ConsentStatus::Ret);
                     (*kind, refused.then_some(ConsentStatus::Ret))
                 });
-                let d = check(f.channel, states.get(&s), cat, f.policy);
-                if d.allowed {
-                    Ok(s)
-                } else {
-                    Err(serde_json::to_value(d.reason)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_else(|| "denied".into()))
+                let d = check(f.channel, state.as_ref(), cat, f.policy);
+                match (d.allowed, s) {
+                    (false, _) => Verdict::Denied(d.reason),
+                    (true, Stored::As(n)) => Verdict::AllowedAs(n),
+                    (true, _) => Verdict::Allowed,
                 }
             })
             .collect())
     }
+}
+
+/// A deny reason's name, as the answer's summary and `/check` spell it.
+fn reason_name(reason: Reason) -> String {
+    serde_json::to_value(reason)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "denied".into())
 }
 
 fn allowed_line(out: &mut Vec<u8>, recipient: &str, format: Format) {
@@ -374,6 +418,9 @@ pub async fn run_filter(hub: HubState, filter: CampaignFilter, body: Body, tx: S
     let reading = read_rounds(body, filter.input, rounds_tx);
     let deciding = async {
         let mut summary = FilterSummary::default();
+        // Counted by reason and named once at the end.
+        let mut denied: std::collections::HashMap<Reason, u64> = Default::default();
+        let mut invalid = 0u64;
         let mut out = Vec::with_capacity(PIECE + 4096);
         if filter.output == Format::Csv {
             csv_line(&mut out, &[Some("recipient")]);
@@ -384,11 +431,12 @@ pub async fn run_filter(hub: HubState, filter: CampaignFilter, body: Body, tx: S
         })
         .map(|list| {
             let round = round.clone();
-            tokio::spawn(async move { (list.len(), round.decide(&list).await) })
+            let list: Arc<[String]> = list.into();
+            tokio::spawn(async move { (list.clone(), round.decide(list).await) })
         })
         .buffered(ROUNDS_AT_ONCE);
         while let Some(joined) = decided.next().await {
-            let (n, result) = match joined {
+            let (list, result) = match joined {
                 Ok(done) => done,
                 Err(e) => return Err(format!("a round of the filter failed: {e}")),
             };
@@ -399,19 +447,32 @@ pub async fn run_filter(hub: HubState, filter: CampaignFilter, body: Body, tx: S
                     return Err(e.to_string());
                 }
             };
-            summary.received += n as u64;
-            for d in decisions {
-                match d {
-                    Ok(r) => {
+            summary.received += list.len() as u64;
+            for (given, verdict) in list.iter().zip(decisions) {
+                match verdict {
+                    Verdict::Allowed => {
                         summary.allowed += 1;
-                        allowed_line(&mut out, &r, filter.output);
+                        allowed_line(&mut out, given, filter.output);
                     }
-                    Err(reason) => *summary.denied.entry(reason).or_default() += 1,
+                    Verdict::AllowedAs(stored) => {
+                        summary.allowed += 1;
+                        allowed_line(&mut out, &stored, filter.output);
+                    }
+                    Verdict::Denied(reason) => *denied.entry(reason).or_default() += 1,
+                    Verdict::Invalid => invalid += 1,
                 }
             }
             if out.len() >= PIECE && tx.send(Ok(std::mem::take(&mut out))).await.is_err() {
                 return Ok(None);
             }
+        }
+        for (reason, n) in denied {
+            *summary.denied.entry(reason_name(reason)).or_default() += n;
+        }
+        if invalid > 0 {
+            summary
+                .denied
+                .insert("invalid_recipient".to_owned(), invalid);
         }
         Ok(Some((summary, out)))
     };

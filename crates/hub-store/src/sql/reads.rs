@@ -86,6 +86,31 @@ impl SqlStore {
         Ok(states)
     }
 
+    /// [`SqlStore::send_states`] answered in the list's order (`None` where the hub has no
+    /// consent): the campaign filter's lookup, which on a SQLite file neither copies nor hashes
+    /// a recipient.
+    pub async fn send_states_aligned(
+        &self,
+        brand: BrandCode,
+        channel: hub_core::Channel,
+        recipient_type: iys::RecipientType,
+        recipients: Arc<[String]>,
+    ) -> Result<Vec<Option<hub_core::SendState>>> {
+        if let Some(readers) = &self.readers {
+            if recipients.len() <= INLINE_READ {
+                return readers.send_states_aligned(brand, channel, recipient_type, &recipients);
+            }
+            return blocking(readers, move |r| {
+                r.send_states_aligned(brand, channel, recipient_type, &recipients)
+            })
+            .await;
+        }
+        let states = self
+            .send_states(brand, channel, recipient_type, &recipients)
+            .await?;
+        Ok(recipients.iter().map(|r| states.get(r).copied()).collect())
+    }
+
     pub(crate) async fn category_statuses(
         &self,
         brand: BrandCode,
