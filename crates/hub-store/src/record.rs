@@ -9,6 +9,7 @@ mod changes;
 mod reads;
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use changes::ChangeRow;
 pub(crate) use reads::distinct;
@@ -84,26 +85,51 @@ struct EventRow {
 }
 
 /// `$start, $start+1, …`: `n` placeholders for an `IN (…)` list.
-pub(crate) fn in_list(start: usize, n: usize) -> String {
-    let mut out = String::with_capacity(n * 6);
-    push_placeholders(&mut out, start, n);
-    out
+pub(crate) fn in_list(start: usize, n: usize) -> Arc<str> {
+    placeholders((0, start, n, 0), || {
+        let mut out = String::with_capacity(n * 6);
+        push_placeholders(&mut out, start, n);
+        out
+    })
 }
 
 /// `(…), (…)` of `rows` tuples of `cols` placeholders starting at `$start`.
-pub(crate) fn values(start: usize, rows: usize, cols: usize) -> String {
-    // Built into one string: a statement of 16 rows of 20 columns is written hundreds of times
-    // per batch, and a string per placeholder showed up in profiles.
-    let mut out = String::with_capacity(rows * (cols * 6 + 4));
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
+pub(crate) fn values(start: usize, rows: usize, cols: usize) -> Arc<str> {
+    placeholders((1, start, rows, cols), || {
+        let mut out = String::with_capacity(rows * (cols * 6 + 4));
+        for r in 0..rows {
+            if r > 0 {
+                out.push_str(", ");
+            }
+            out.push('(');
+            push_placeholders(&mut out, start + r * cols, cols);
+            out.push(')');
         }
-        out.push('(');
-        push_placeholders(&mut out, start + r * cols, cols);
-        out.push(')');
+        out
+    })
+}
+
+/// Placeholder lists, built once each: they depend only on a few small numbers, and every
+/// statement of a batch writes one (hundreds of numbers formatted per statement showed in the
+/// profiles of ledger batches). The sizes in use are few; the cache stops growing at a bound.
+fn placeholders(key: (u8, usize, usize, usize), build: impl FnOnce() -> String) -> Arc<str> {
+    type Cache = RwLock<HashMap<(u8, usize, usize, usize), Arc<str>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    const MOST: usize = 4_096;
+    let cache = CACHE.get_or_init(Cache::default);
+    if let Some(known) = cache
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+    {
+        return known.clone();
     }
-    out
+    let built: Arc<str> = build().into();
+    let mut cache = cache.write().unwrap_or_else(PoisonError::into_inner);
+    if cache.len() < MOST {
+        cache.insert(key, built.clone());
+    }
+    built
 }
 
 fn push_placeholders(out: &mut String, start: usize, n: usize) {
@@ -707,9 +733,9 @@ mod tests {
 
     #[test]
     fn placeholders_are_numbered_in_order() {
-        assert_eq!(in_list(2, 3), "$2, $3, $4");
-        assert_eq!(in_list(5, 0), "");
-        assert_eq!(values(1, 2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(values(3, 1, 1), "($3)");
+        assert_eq!(&*in_list(2, 3), "$2, $3, $4");
+        assert_eq!(&*in_list(5, 0), "");
+        assert_eq!(&*values(1, 2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(&*values(3, 1, 1), "($3)");
     }
 }

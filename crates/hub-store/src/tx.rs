@@ -325,23 +325,23 @@ fn lite_statement<'c>(
     Ok(stmt)
 }
 
-/// `$n` placeholders outside quotes as `?n`.
+/// `$n` placeholders outside quotes as `?n`. Byte for byte (both are ASCII, so the text stays
+/// valid UTF-8): it runs for every statement of a batch.
 fn numbered(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
+    let mut out = sql.as_bytes().to_vec();
     let mut quoted = false;
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => quoted = !quoted,
-            '$' if !quoted && chars.peek().is_some_and(char::is_ascii_digit) => {
-                out.push('?');
-                continue;
+    for i in 0..out.len() {
+        match out.get(i) {
+            Some(b'\'') => quoted = !quoted,
+            Some(b'$') if !quoted && out.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                if let Some(b) = out.get_mut(i) {
+                    *b = b'?';
+                }
             }
             _ => {}
         }
-        out.push(c);
     }
-    out
+    String::from_utf8(out).unwrap_or_else(|_| sql.to_owned())
 }
 
 /// The native writer of a SQLite file, opened when first needed; `None` for PostgreSQL and
