@@ -9,21 +9,13 @@ use std::collections::HashMap;
 use hub_core::{BrandCode, IysState, Mode};
 use iys::{ConsentStatus, HCode};
 use jiff::Timestamp;
-use sqlx::Row;
 
 use crate::engine::{OutboxItem, Settlement};
 use crate::record::{rows_per_statement, values};
-use crate::sql::{ms, positional};
+use crate::sql::ms;
 use crate::state::{OutboxState, Sql};
-use crate::tx::Columns;
+use crate::tx::{Arg, Columns, Tx};
 use crate::{Result, SqlStore};
-
-/// A value of a `VALUES` row.
-#[derive(Debug, Clone)]
-enum V {
-    Int(Option<i64>),
-    Text(Option<String>),
-}
 
 /// A consent's key: recipient, recipientType, channel.
 type Key = (String, &'static str, &'static str);
@@ -149,12 +141,11 @@ fn outcome(item: &OutboxItem, s: &Settlement, now: Timestamp) -> Outcome {
     }
 }
 
-fn key_values(k: &Key) -> [V; 3] {
-    [
-        V::Text(Some(k.0.clone())),
-        V::Text(Some(k.1.to_owned())),
-        V::Text(Some(k.2.to_owned())),
-    ]
+/// A `VALUES` row's values.
+type ValuesRow = Vec<Arg<'static>>;
+
+fn key_values(k: &Key) -> [Arg<'static>; 3] {
+    [k.0.clone().into(), k.1.into(), k.2.into()]
 }
 
 impl SqlStore {
@@ -172,7 +163,7 @@ impl SqlStore {
         // The mode as it is now, under the lock: the brand may have switched to sync mode while
         // these rows were on their way.
         let sync = self
-            .brand_mode(&mut crate::tx::Tx::Any(&mut tx, self.backend), b)
+            .brand_mode(&mut Tx::Any(&mut tx, self.backend), b)
             .await?
             == Some(Mode::Sync);
         let mut outcomes: Vec<Outcome> = settlements
@@ -218,7 +209,7 @@ impl SqlStore {
         // The outbox rows, each only while this owner still holds its lease.
         let mut settled = std::collections::HashSet::new();
         for chunk in outcomes.chunks(n) {
-            let rows: Vec<Vec<V>> = chunk
+            let rows: Vec<ValuesRow> = chunk
                 .iter()
                 .map(|o| {
                     let (request, sub, index) = match &o.submitted {
@@ -226,15 +217,15 @@ impl SqlStore {
                         None => (None, None, None),
                     };
                     vec![
-                        V::Int(Some(o.item_id)),
-                        V::Text(Some(o.state.as_str().to_owned())),
-                        V::Text(o.last_error.clone()),
-                        V::Int(o.next_ms),
-                        V::Int(Some(i64::from(o.counts_attempt))),
-                        V::Text(request),
-                        V::Text(sub),
-                        V::Int(index),
-                        V::Int(o.submitted.as_ref().map(|_| ms(now))),
+                        Arg::from(o.item_id),
+                        Arg::from(o.state.as_str()),
+                        Arg::from(o.last_error.clone()),
+                        Arg::Int(o.next_ms),
+                        Arg::from(i64::from(o.counts_attempt)),
+                        Arg::from(request),
+                        Arg::from(sub),
+                        Arg::Int(index),
+                        Arg::Int(o.submitted.as_ref().map(|_| ms(now))),
                     ]
                 })
                 .collect();
@@ -255,14 +246,10 @@ impl SqlStore {
                 rows.len() * 9 + 1,
                 rows.len() * 9 + 2,
             );
-            let q = bind_rows(
-                sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))),
-                rows,
-            )
-            .bind(b)
-            .bind(owner.to_owned());
-            for r in q.fetch_all(&mut *tx).await? {
-                settled.insert(r.try_get::<i64, _>(0)?);
+            let mut args: Vec<Arg> = rows.into_iter().flatten().collect();
+            args.extend([b.into(), owner.into()]);
+            for r in Tx::Any(&mut tx, self.backend).fetch(&sql, &args).await? {
+                settled.insert(r.int("id")?);
             }
         }
         let lost = outcomes.len().saturating_sub(settled.len());
@@ -275,12 +262,12 @@ impl SqlStore {
         outcomes.retain(|o| settled.contains(&o.item_id));
 
         // Held rows: their consent waits for IYS to know the recipient.
-        let held: Vec<Vec<V>> = outcomes
+        let held: Vec<ValuesRow> = outcomes
             .iter()
             .filter(|o| o.state == OutboxState::Held)
             .map(|o| {
                 let mut row = key_values(&o.key).to_vec();
-                row.push(V::Int(Some(o.event_id)));
+                row.push(Arg::from(o.event_id));
                 row
             })
             .collect();
@@ -299,14 +286,14 @@ impl SqlStore {
         .await?;
 
         // The events: IYS's transactionId of a delivery, or the refusal.
-        let delivered: Vec<Vec<V>> = outcomes
+        let delivered: Vec<ValuesRow> = outcomes
             .iter()
             .filter_map(|o| {
                 let (tx_id, created) = o.delivered.clone()?;
                 Some(vec![
-                    V::Int(Some(o.event_id)),
-                    V::Text(Some(tx_id)),
-                    V::Text(created),
+                    Arg::from(o.event_id),
+                    Arg::from(tx_id),
+                    Arg::from(created),
                 ])
             })
             .collect();
@@ -319,14 +306,9 @@ impl SqlStore {
              FROM v WHERE consent_event.id = v.id AND consent_event.brand_code = ",
         )
         .await?;
-        let refused: Vec<Vec<V>> = outcomes
+        let refused: Vec<ValuesRow> = outcomes
             .iter()
-            .filter_map(|o| {
-                Some(vec![
-                    V::Int(Some(o.event_id)),
-                    V::Text(Some(o.refused.clone()?)),
-                ])
-            })
+            .filter_map(|o| Some(vec![Arg::from(o.event_id), Arg::from(o.refused.clone()?)]))
             .collect();
         self.update_from(
             &mut tx,
@@ -339,7 +321,7 @@ impl SqlStore {
 
         // The consents: known to IYS, and their IYS state while the row carries their current
         // state (a later change's row decides it otherwise).
-        let consents: Vec<Vec<V>> = outcomes
+        let consents: Vec<ValuesRow> = outcomes
             .iter()
             .filter(|o| o.known || o.consent_state.is_some())
             .map(|o| {
@@ -349,10 +331,10 @@ impl SqlStore {
                 };
                 let mut row = key_values(&o.key).to_vec();
                 row.extend([
-                    V::Int(Some(o.event_id)),
-                    V::Int(Some(i64::from(o.known))),
-                    V::Text(state),
-                    V::Text(error),
+                    Arg::from(o.event_id),
+                    Arg::from(i64::from(o.known)),
+                    Arg::from(state),
+                    Arg::from(error),
                 ]);
                 row
             })
@@ -374,12 +356,12 @@ impl SqlStore {
 
         // The key's next movement waits a second: IYS gives movements of one address and type in
         // the same second one shared transactionId.
-        let answered: Vec<Vec<V>> = outcomes
+        let answered: Vec<ValuesRow> = outcomes
             .iter()
             .filter(|o| o.consent_state.is_some())
             .map(|o| {
                 let mut row = key_values(&o.key).to_vec();
-                row.push(V::Int(Some(ms(now) + 1_000)));
+                row.push(Arg::from(ms(now) + 1_000));
                 row
             })
             .collect();
@@ -405,7 +387,7 @@ impl SqlStore {
         &self,
         tx: &mut sqlx::AnyConnection,
         b: i64,
-        rows: Vec<Vec<V>>,
+        rows: Vec<ValuesRow>,
         columns: &str,
         update: &str,
     ) -> Result<()> {
@@ -413,19 +395,15 @@ impl SqlStore {
         let n = rows_per_statement(self.backend);
         let mut rows = rows.into_iter().peekable();
         while rows.peek().is_some() {
-            let chunk: Vec<Vec<V>> = rows.by_ref().take(n).collect();
+            let chunk: Vec<ValuesRow> = rows.by_ref().take(n).collect();
             let sql = format!(
                 "WITH v({columns}) AS (VALUES {}) {update}${}",
                 values(1, chunk.len(), width),
                 chunk.len() * width + 1
             );
-            bind_rows(
-                sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql))),
-                chunk,
-            )
-            .bind(b)
-            .execute(&mut *tx)
-            .await?;
+            let mut args: Vec<Arg> = chunk.into_iter().flatten().collect();
+            args.push(b.into());
+            Tx::Any(tx, self.backend).execute(&sql, &args).await?;
         }
         Ok(())
     }
@@ -441,7 +419,7 @@ impl SqlStore {
         let mut found = HashMap::new();
         let recipients = crate::record::distinct(recipients.iter().copied());
         let rows = self
-            .rows_in(&mut crate::tx::Tx::Any(tx, self.backend), b, &recipients, |list| {
+            .rows_in(&mut Tx::Any(tx, self.backend), b, &recipients, |list| {
                 format!(
                     "SELECT recipient, recipient_type, channel, iys_known, last_event_id FROM consent \
                      WHERE brand_code = $1 AND recipient IN ({list})"
@@ -465,17 +443,4 @@ impl SqlStore {
         }
         Ok(found)
     }
-}
-
-fn bind_rows<'q>(
-    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
-    rows: Vec<Vec<V>>,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    for v in rows.into_iter().flatten() {
-        q = match v {
-            V::Int(i) => q.bind(i),
-            V::Text(t) => q.bind(t),
-        };
-    }
-    q
 }
