@@ -58,6 +58,9 @@ struct Unsent {
     status: String,
     consent_date: String,
     held: bool,
+    /// Sent before without a settled answer (a retry is due): IYS may have acted on it, so
+    /// it is never replaced by a newer row (see the coalescing in `record`).
+    attempted: bool,
 }
 
 /// An outbox row to insert.
@@ -316,7 +319,15 @@ impl SqlStore {
                 // keeps the earliest deadline among them. A row in flight (leased) is left alone.
                 let me = planned.len();
                 let mut deadline = s.deadline.map_or(now, ms);
-                for r in rows.drain(..) {
+                // A row already sent once without a settled answer stays: the answer may have
+                // been lost after IYS took it (a bulk is worked through later), and IYS would
+                // then apply it after this newer row. A RET it answered H174 then leaves IYS's
+                // date as it was, and the older ONAY wins there. Sent again first (a consent's
+                // rows go oldest first), it reaches IYS before this one.
+                let (attempted, replaced): (Vec<Unsent>, Vec<Unsent>) =
+                    rows.drain(..).partition(|r| r.attempted);
+                rows.extend(attempted);
+                for r in replaced {
                     deadline = deadline.min(r.deadline_ms);
                     match (r.stored, r.planned) {
                         (Some(id), _) => carried.push((id, me)),
@@ -336,6 +347,7 @@ impl SqlStore {
                     status: ch.status.as_str().to_owned(),
                     consent_date: consent_date.clone(),
                     held,
+                    attempted: false,
                 });
                 planned.push(Planned {
                     event: index,

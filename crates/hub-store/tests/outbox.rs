@@ -559,3 +559,108 @@ async fn rows_on_their_way_to_iys(url: &str, _dialect: &str) {
     assert_eq!(consent_state(echoed).await, IysState::InIys);
     store.close().await;
 }
+
+on_both!(
+    retried_rows_are_not_replaced,
+    a_retried_row_goes_before_a_newer_one
+);
+
+/// A row whose delivery failed without a settled answer may have reached IYS (an answer lost
+/// after IYS took a bulk, worked through later). A newer change of the consent must not replace
+/// it: IYS would apply the old row after the new one, and a RET it answered H174 leaves IYS's
+/// date as it was, so the older ONAY would win in IYS while the hub shows RET. The old row is
+/// sent again first, and the newer one after it has settled.
+async fn a_retried_row_goes_before_a_newer_one(url: &str, _dialect: &str) {
+    let store = SqlStore::connect(url).await.unwrap();
+    let brand = with_brand(&store).await;
+    let r = "+905320000009";
+    store
+        .apply(
+            &brand,
+            vec![change(r, ConsentStatus::Onay, "2026-11-20 09:00:00")],
+            None,
+        )
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    let sent = store
+        .claim_pending(BRAND, "w", now, 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(sent.len(), 1);
+    let onay = sent[0].clone();
+    store
+        .settle(
+            BRAND,
+            "w",
+            vec![(
+                onay.clone(),
+                Settlement::Retry {
+                    error: "connection closed before the answer".into(),
+                    at: now,
+                },
+            )],
+            now,
+        )
+        .await
+        .unwrap();
+
+    // A newer RET, and a still newer ONAY and RET in one batch: the retried row stays pending,
+    // the batch's own rows collapse into its newest.
+    store
+        .apply(
+            &brand,
+            vec![change(r, ConsentStatus::Ret, "2026-11-20 10:00:00")],
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .apply(
+            &brand,
+            vec![
+                change(r, ConsentStatus::Onay, "2026-11-20 11:00:00"),
+                change(r, ConsentStatus::Ret, "2026-11-20 12:00:00"),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+
+    // Oldest first: the retried ONAY alone, then (once it has settled) the newest RET alone.
+    let later = now.saturating_add(SignedDuration::from_secs(1)).unwrap();
+    let first = store
+        .claim_pending(BRAND, "w", later, 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(
+        (first[0].id, first[0].status, first[0].attempts),
+        (onay.id, ConsentStatus::Onay, 1)
+    );
+    store
+        .settle(
+            BRAND,
+            "w",
+            vec![(
+                first[0].clone(),
+                Settlement::Delivered {
+                    transaction_id: "tx-onay".into(),
+                    creation_date: None,
+                },
+            )],
+            later,
+        )
+        .await
+        .unwrap();
+    // A consent's movements go at least a second apart.
+    let after_gap = later.saturating_add(SignedDuration::from_secs(2)).unwrap();
+    let second = store
+        .claim_pending(BRAND, "w", after_gap, 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_eq!(second[0].status, ConsentStatus::Ret);
+    assert_eq!(second[0].consent_date, testkit::date("2026-11-20 12:00:00"));
+    store.close().await;
+}

@@ -172,7 +172,7 @@ impl SqlStore {
         let found = self
             .rows_in(conn, b, &recipients, |list| {
                 format!(
-                    "SELECT id, brand_code, recipient, recipient_type, channel, deadline_ms, status, consent_date, source, state, lease_until_ms FROM outbox \
+                    "SELECT id, brand_code, recipient, recipient_type, channel, deadline_ms, status, consent_date, source, state, lease_until_ms, attempts FROM outbox \
                      WHERE brand_code = $1 AND recipient IN ({list}) ORDER BY id"
                 )
             })
@@ -209,6 +209,7 @@ impl SqlStore {
                 status: row.text("status")?,
                 consent_date: row.text("consent_date")?,
                 held: state == OutboxState::Held,
+                attempted: state == OutboxState::Pending && row.int("attempts")? > 0,
             });
         }
         Ok((rows, sending))
