@@ -228,6 +228,17 @@ enum Stored {
     Invalid,
 }
 
+impl Stored {
+    /// The name the store knows the recipient by, given the list's; none for an invalid one.
+    fn name<'a>(&'a self, given: &'a str) -> Option<&'a str> {
+        match self {
+            Stored::AsGiven => Some(given),
+            Stored::As(n) => Some(n),
+            Stored::Invalid => None,
+        }
+    }
+}
+
 impl Round {
     /// Decides `list` in order. Most lists hold recipients as the hub stores them, so they are
     /// looked up as given first; only those not found are normalised (a phone through
@@ -283,19 +294,12 @@ impl Round {
                 }
             }
         }
-        let name = |at: usize, s: &Stored| -> Option<String> {
-            match s {
-                Stored::AsGiven => list.get(at).cloned(),
-                Stored::As(n) => Some(n.clone()),
-                Stored::Invalid => None,
-            }
-        };
         let (categories, by_profile) = match &f.category {
             Some((code, CategoryKind::Marketing)) => {
                 let known: Vec<String> = stored
                     .iter()
-                    .enumerate()
-                    .filter_map(|(at, s)| name(at, s))
+                    .zip(list.iter())
+                    .filter_map(|(s, given)| s.name(given).map(str::to_owned))
                     .collect();
                 (
                     store.category_statuses(f.brand, code, &known).await?,
@@ -307,12 +311,10 @@ impl Round {
         Ok(stored
             .into_iter()
             .zip(states)
-            .enumerate()
-            .map(|(at, (s, state))| {
-                let recipient = match &s {
-                    Stored::AsGiven => list.get(at).map(String::as_str).unwrap_or_default(),
-                    Stored::As(n) => n.as_str(),
-                    Stored::Invalid => return Verdict::Invalid,
+            .zip(list.iter())
+            .map(|((s, state), given)| {
+                let Some(recipient) = s.name(given) else {
+                    return Verdict::Invalid;
                 };
                 let cat = f.category.as_ref().map(|(_, kind)| {
                     let refused = by_profile.contains(recipient)
