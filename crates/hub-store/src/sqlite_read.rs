@@ -9,13 +9,14 @@
 //! denied by the very next check. The ledger's writes go through the native writer (`tx.rs`).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use hub_core::{BrandCode, Channel, SendState};
 use iys::RecipientType;
 use rusqlite::{Connection, OpenFlags};
 
+use crate::mirror::Mirrors;
 use crate::sql::parse;
 use crate::{Result, StoreError};
 
@@ -32,6 +33,21 @@ const READER_MMAP_BYTES: i64 = 1 << 32;
 pub(crate) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    pub(crate) mirrors: Arc<Mirrors>,
+}
+
+/// A read-only connection to the file, set up for lookups.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
+    let c = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.busy_timeout(std::time::Duration::from_secs(10))?;
+    c.set_prepared_statement_cache_capacity(64);
+    // Lookups land all over a large table: pages mapped from the file are read without a system
+    // call and a copy each (measured: campaign filter on 1,000,000 consents, see BENCHMARKS.md).
+    c.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
+    Ok(c)
 }
 
 /// The file a `sqlite:` URL names; none for an in-memory database.
@@ -49,8 +65,10 @@ impl Readers {
     /// Readers for a `sqlite:` URL naming a file; none for an in-memory database, which other
     /// connections cannot see.
     pub(crate) fn for_url(url: &str) -> Option<Readers> {
+        let path = sqlite_file(url)?;
         Some(Readers {
-            path: sqlite_file(url)?,
+            mirrors: Arc::new(Mirrors::new(path.clone())),
+            path,
             idle: Mutex::new(Vec::new()),
         })
     }
@@ -59,19 +77,7 @@ impl Readers {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match idle {
             Some(c) => c,
-            None => {
-                let c = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                c.busy_timeout(std::time::Duration::from_secs(10))?;
-                c.set_prepared_statement_cache_capacity(64);
-                // Lookups land all over a large table: pages mapped from the file are read
-                // without a system call and a copy each (measured: campaign filter on 1,000,000
-                // consents, see BENCHMARKS.md).
-                c.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
-                c
-            }
+            None => open_reader(&self.path)?,
         };
         let result = f(&conn);
         // A connection whose statement failed is dropped rather than reused.
@@ -95,6 +101,12 @@ impl Readers {
         recipients: &[String],
     ) -> Result<Vec<Option<SendState>>> {
         self.with(|conn| {
+            if let Some(states) =
+                self.mirrors
+                    .send_states(conn, brand, channel, recipient_type, recipients)?
+            {
+                return Ok(states);
+            }
             let mut states = vec![None; recipients.len()];
             let mut order: Vec<usize> = Vec::with_capacity(CHUNK);
             for (c, chunk) in recipients.chunks(CHUNK).enumerate() {

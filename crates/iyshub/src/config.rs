@@ -54,11 +54,14 @@ pub struct Config {
     pub cache_ttl_ms: u64,
     /// NATS with JetStream (`nats://127.0.0.1:4222`): change events are published there too.
     pub nats_url: Option<String>,
+    /// Consents the in-memory send-state mirrors may hold in all, on SQLite (0: none; lists
+    /// then read the table).
+    pub mirror_max_consents: usize,
 }
 
 /// The keys of [`Config`], which are also the only `IYSHUB_*` variables read as settings
 /// (others, like `IYSHUB_LOG_FORMAT` or test seeds, are not settings and are left alone).
-const KEYS: [&str; 19] = [
+const KEYS: [&str; 20] = [
     "database_url",
     "data_dir",
     "bind",
@@ -78,6 +81,7 @@ const KEYS: [&str; 19] = [
     "iys_bulk_poll_min_secs",
     "cache_ttl_ms",
     "nats_url",
+    "mirror_max_consents",
 ];
 
 /// Keys whose environment value is a comma-separated list.
@@ -105,6 +109,7 @@ impl Default for Config {
             iys_bulk_poll_min_secs: None,
             cache_ttl_ms: 2_000,
             nats_url: None,
+            mirror_max_consents: hub_store::DEFAULT_MIRROR_BUDGET,
         }
     }
 }

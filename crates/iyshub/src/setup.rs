@@ -38,6 +38,7 @@ pub async fn open(config: &Config) -> anyhow::Result<(SqlStore, String)> {
     let store = SqlStore::connect(&url)
         .await
         .with_context(|| format!("opening the database ({shown})"))?;
+    store.set_mirror_budget(config.mirror_max_consents);
     Ok((store, shown))
 }
 

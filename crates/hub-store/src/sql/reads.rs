@@ -111,6 +111,29 @@ impl SqlStore {
         Ok(recipients.iter().map(|r| states.get(r).copied()).collect())
     }
 
+    /// Sets how many consents the in-memory send-state mirrors of a SQLite file may hold in all
+    /// (0: lists always read the table). Without effect on PostgreSQL.
+    pub fn set_mirror_budget(&self, consents: usize) {
+        if let Some(readers) = &self.readers {
+            readers.mirrors.set_budget(consents);
+        }
+    }
+
+    /// Whether the brand's send-state mirror is built, asking for it when it is not (always
+    /// false on PostgreSQL and in-memory SQLite). Lists of recipients ask for it themselves;
+    /// this lets a caller build it ahead of a campaign and know when it is there.
+    pub fn send_state_mirror_ready(&self, brand: BrandCode) -> bool {
+        self.readers
+            .as_ref()
+            .is_some_and(|r| r.mirrors.is_ready(brand))
+    }
+
+    /// The consents the brand's send-state mirror holds and about how many bytes of memory
+    /// they take; none when it is not built.
+    pub fn send_state_mirror_size(&self, brand: BrandCode) -> Option<(usize, usize)> {
+        self.readers.as_ref()?.mirrors.size(brand)
+    }
+
     pub(crate) async fn category_statuses(
         &self,
         brand: BrandCode,

@@ -101,11 +101,34 @@ async fn run_on(ctx: &Ctx, db: &Db) -> anyhow::Result<Vec<Outcome>> {
     let t0 = Instant::now();
     seed(db, stored).await?;
     let seeded = t0.elapsed().as_secs_f64();
+    let mirror = warm_mirror(&store).await?;
     let api = ApiHub::start(store, 2).await?;
-    let filter = filter_on(ctx, db, &api, stored, seeded).await;
+    let filter = filter_on(ctx, db, &api, stored, seeded, mirror).await;
     let stats = stats_on(ctx, db, &api, stored).await;
     api.stop().await?;
     Ok(vec![filter?, stats?])
+}
+
+/// Builds the brand's send-state mirror (SQLite) before the list, as a hub that has been up
+/// has it: the first list after a start reads the table while it builds. Answers the build's
+/// seconds; none on PostgreSQL, which has no mirror.
+async fn warm_mirror(store: &hub_store::SqlStore) -> anyhow::Result<Option<String>> {
+    if hub_store::Store::backend(store) != hub_store::Backend::Sqlite {
+        return Ok(None);
+    }
+    let t0 = Instant::now();
+    while !store.send_state_mirror_ready(BRAND) {
+        if t0.elapsed() > std::time::Duration::from_secs(600) {
+            bail!("the send-state mirror was not built within 10 minutes");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let built = t0.elapsed().as_secs_f64();
+    let (consents, bytes) = store.send_state_mirror_size(BRAND).unwrap_or_default();
+    Ok(Some(format!(
+        "send-state mirror of {consents} consents (about {} MiB) built beforehand in {built:.1} s (a list while it builds reads the table)",
+        bytes >> 20
+    )))
 }
 
 async fn filter_on(
@@ -114,6 +137,7 @@ async fn filter_on(
     api: &ApiHub,
     stored: u64,
     seeded: f64,
+    mirror: Option<String>,
 ) -> anyhow::Result<Outcome> {
     // Baseline: a point lookup per recipient on one connection.
     let lookups = (ctx.plan.filter_recipients as u64 / 10).max(100);
@@ -188,12 +212,13 @@ async fn filter_on(
         ratio: figure / baseline,
         target: "≥ 1,000,000 recipients/s".into(),
         met: figure >= 1_000_000.0,
-        notes: with_analyze_note(
-            db,
-            vec![format!(
+        notes: with_analyze_note(db, {
+            let mut notes = vec![format!(
                 "{n} recipients (10% unknown) against {stored} consents, one request: {allowed} allowed; seeding took {seeded:.0} s"
-            )],
-        ),
+            )];
+            notes.extend(mirror);
+            notes
+        }),
         peak_rss_mib: None,
         seconds: 0.0,
     })

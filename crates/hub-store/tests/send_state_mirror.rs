@@ -1,0 +1,257 @@
+//! The in-memory send-state mirror of a SQLite file answers every list exactly as the consent
+//! table does at that moment, whoever wrote the table: the ledger, a second store on the same
+//! file (another process: an import run from the command line), statements that only move a
+//! consent's IYS state or hold (settlements, mode switches), and deletions. When it falls
+//! behind the pruned log it is built again, and meanwhile lists read the table.
+
+use std::time::{Duration, Instant};
+
+use hub_core::{BrandCode, Channel, Mode, SendState};
+use hub_store::testkit;
+use hub_store::{Brand, IysConnection, NewBrand, SqlStore, Store};
+use iys::{ConsentStatus, ConsentType, RecipientType};
+
+const BRAND: BrandCode = BrandCode(640_001);
+const OTHER: BrandCode = BrandCode(640_002);
+const MESAJ: Channel = Channel::Iys(ConsentType::Mesaj);
+const EPOSTA: Channel = Channel::Iys(ConsentType::Eposta);
+/// Recipients the tests write; lists also name ones never written.
+const PEOPLE: usize = 1_600;
+
+fn phone(n: usize) -> String {
+    format!("+90532{n:07}")
+}
+
+fn email(n: usize) -> String {
+    format!("kisi{n}@ornek.com.tr")
+}
+
+async fn brand(store: &SqlStore, code: BrandCode) -> Brand {
+    store
+        .create_brand(NewBrand {
+            brand_code: code,
+            iys_code: code.0,
+            name: format!("mirror {}", code.0),
+            mode: Mode::Integrator,
+            iys: IysConnection::default(),
+        })
+        .await
+        .unwrap()
+}
+
+/// Random changes of `count` recipients on MESAJ (phones) and EPOSTA (e-mails), some held.
+fn changes(rng: &mut fastrand::Rng, code: BrandCode, count: usize) -> Vec<hub_core::Change> {
+    let date = testkit::date("2026-03-02 10:00:00");
+    (0..count)
+        .map(|_| {
+            let n = rng.usize(..PEOPLE);
+            let status = if rng.bool() {
+                ConsentStatus::Onay
+            } else {
+                ConsentStatus::Ret
+            };
+            let (recipient, channel) = if rng.u8(..4) == 0 {
+                (email(n), EPOSTA)
+            } else {
+                (phone(n), MESAJ)
+            };
+            let mut ch = testkit::change(code, &recipient, channel, status, date);
+            ch.received_at = jiff::Timestamp::now();
+            if rng.u8(..8) == 0 {
+                ch.hold = Some(rng.bool());
+            }
+            ch
+        })
+        .collect()
+}
+
+/// Applies changes, one key at most once per batch (later consentDates win anyway).
+async fn apply(store: &SqlStore, brand: &Brand, mut batch: Vec<hub_core::Change>) {
+    let mut seen = std::collections::HashSet::new();
+    batch.retain(|c| seen.insert((c.key.recipient.clone(), c.key.channel)));
+    store.apply(brand, batch, None).await.unwrap();
+}
+
+/// A list long enough to go through the mirror: every recipient of the channel, written or
+/// not, some twice, and a few that are nobody.
+fn list(channel: Channel) -> Vec<String> {
+    let name = if channel == EPOSTA { email } else { phone };
+    let mut list: Vec<String> = (0..PEOPLE + 200).rev().map(name).collect();
+    list.extend([name(3), "nobody".into(), name(PEOPLE - 1)]);
+    list
+}
+
+/// The table's answer for each of `list`, read in lists too short for the mirror.
+async fn from_table(
+    store: &SqlStore,
+    code: BrandCode,
+    channel: Channel,
+    recipient_type: RecipientType,
+    list: &[String],
+) -> Vec<Option<SendState>> {
+    let mut states = Vec::new();
+    for chunk in list.chunks(400) {
+        states.extend(
+            store
+                .send_states_aligned(code, channel, recipient_type, chunk.to_vec().into())
+                .await
+                .unwrap(),
+        );
+    }
+    states
+}
+
+/// Asserts that a long list's answer equals the table's, on both channels and both types.
+async fn agrees(store: &SqlStore, code: BrandCode, when: &str) {
+    for channel in [MESAJ, EPOSTA] {
+        for recipient_type in [RecipientType::Bireysel, RecipientType::Tacir] {
+            let list = list(channel);
+            let long = store
+                .send_states_aligned(code, channel, recipient_type, list.clone().into())
+                .await
+                .unwrap();
+            let table = from_table(store, code, channel, recipient_type, &list).await;
+            for ((recipient, m), t) in list.iter().zip(&long).zip(&table) {
+                assert_eq!(
+                    m, t,
+                    "{when}: {recipient} on {channel:?} {recipient_type:?}"
+                );
+            }
+        }
+    }
+}
+
+async fn wait_ready(store: &SqlStore, code: BrandCode) {
+    let started = Instant::now();
+    while !store.send_state_mirror_ready(code) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the mirror of brand {} was never built",
+            code.0
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn sqlite_file() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = SqlStore::sqlite_url(&dir.path().join("hub.db")).unwrap();
+    (dir, url)
+}
+
+#[tokio::test]
+async fn the_mirror_follows_every_writer_of_the_table() {
+    let (_dir, url) = sqlite_file();
+    let store = SqlStore::connect(&url).await.unwrap();
+    // Another store on the same file: what an import run from the command line is.
+    let elsewhere = SqlStore::connect(&url).await.unwrap();
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let ours = brand(&store, BRAND).await;
+    let theirs = brand(&store, OTHER).await;
+    let ours_elsewhere = elsewhere.brand(BRAND).await.unwrap().unwrap();
+    let mut rng = fastrand::Rng::with_seed(640);
+    apply(&store, &ours, changes(&mut rng, BRAND, 1_500)).await;
+    apply(&store, &theirs, changes(&mut rng, OTHER, 500)).await;
+
+    // The first long list reads the table and asks for the mirror.
+    agrees(&store, BRAND, "before the mirror").await;
+    wait_ready(&store, BRAND).await;
+    agrees(&store, BRAND, "just built").await;
+
+    for round in 0..12 {
+        match round % 4 {
+            0 => apply(&store, &ours, changes(&mut rng, BRAND, 300)).await,
+            1 => apply(&elsewhere, &ours_elsewhere, changes(&mut rng, BRAND, 300)).await,
+            2 => {
+                // What settlements and mode switches write: the IYS state and the hold only.
+                for n in (0..PEOPLE).step_by(rng.usize(5..40)) {
+                    sqlx::query("UPDATE consent SET iys_state = ?, hold = ? WHERE brand_code = ? AND recipient = ?")
+                        .bind(["in_iys", "pending", "held", "rejected"][n % 4])
+                        .bind(i64::from(n % 3 == 0))
+                        .bind(BRAND.0 as i64)
+                        .bind(phone(n))
+                        .execute(&raw)
+                        .await
+                        .unwrap();
+                }
+            }
+            _ => {
+                sqlx::query("DELETE FROM consent WHERE brand_code = ? AND recipient LIKE ?")
+                    .bind(BRAND.0 as i64)
+                    .bind(format!("+905320000{}%", round % 10))
+                    .execute(&raw)
+                    .await
+                    .unwrap();
+            }
+        }
+        // The other brand's writes are in the log too, and change nothing of ours.
+        apply(&store, &theirs, changes(&mut rng, OTHER, 100)).await;
+        agrees(&store, BRAND, &format!("round {round}")).await;
+        assert!(store.send_state_mirror_ready(BRAND), "round {round}");
+    }
+    // A TACIR consent lands in its own table of the mirror.
+    let date = testkit::date("2026-03-02 10:00:00");
+    let mut tacir = testkit::change(BRAND, &phone(7), MESAJ, ConsentStatus::Ret, date);
+    tacir.key.recipient_type = RecipientType::Tacir;
+    store.apply(&ours, vec![tacir], None).await.unwrap();
+    agrees(&store, BRAND, "a TACIR consent").await;
+    let tacir_states = store
+        .send_states_aligned(BRAND, MESAJ, RecipientType::Tacir, list(MESAJ).into())
+        .await
+        .unwrap();
+    assert_eq!(tacir_states.iter().flatten().count(), 1);
+
+    raw.close().await;
+    elsewhere.close().await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_mirror_behind_the_pruned_log_is_built_again() {
+    let (_dir, url) = sqlite_file();
+    let store = SqlStore::connect(&url).await.unwrap();
+    let ours = brand(&store, BRAND).await;
+    let mut rng = fastrand::Rng::with_seed(641);
+    apply(&store, &ours, changes(&mut rng, BRAND, 1_000)).await;
+    agrees(&store, BRAND, "first").await;
+    wait_ready(&store, BRAND).await;
+
+    // The mirror saw nothing of these, and the log keeps only its newest row.
+    apply(&store, &ours, changes(&mut rng, BRAND, 500)).await;
+    assert!(store.prune_touch_log(1).await.unwrap() > 0);
+    // The list notices the gap and reads the table; the mirror is built again.
+    agrees(&store, BRAND, "behind the pruned log").await;
+    wait_ready(&store, BRAND).await;
+    agrees(&store, BRAND, "built again").await;
+    apply(&store, &ours, changes(&mut rng, BRAND, 500)).await;
+    agrees(&store, BRAND, "after more writes").await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn without_room_in_the_budget_lists_read_the_table() {
+    let (_dir, url) = sqlite_file();
+    let store = SqlStore::connect(&url).await.unwrap();
+    let ours = brand(&store, BRAND).await;
+    let mut rng = fastrand::Rng::with_seed(642);
+    apply(&store, &ours, changes(&mut rng, BRAND, 1_500)).await;
+    let held: usize = from_table(&store, BRAND, MESAJ, RecipientType::Bireysel, &list(MESAJ))
+        .await
+        .iter()
+        .flatten()
+        .count();
+    assert!(held > 100);
+
+    // No budget: never built.
+    store.set_mirror_budget(0);
+    agrees(&store, BRAND, "no budget").await;
+    assert!(!store.send_state_mirror_ready(BRAND));
+
+    // Less room than the brand's consents: declined, and the answers stay the table's.
+    store.set_mirror_budget(held / 2);
+    agrees(&store, BRAND, "small budget").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!store.send_state_mirror_ready(BRAND));
+    agrees(&store, BRAND, "declined").await;
+    store.close().await;
+}
