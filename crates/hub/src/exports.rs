@@ -71,66 +71,77 @@ pub fn csv_line(out: &mut Vec<u8>, fields: &[Option<&str>]) {
     out.push(b'\n');
 }
 
-/// One consent's fields in [`COLUMNS`] order.
-fn fields(row: &ConsentRow) -> [Option<String>; 8] {
+/// Writes one consent in [`COLUMNS`] order; `date` is a buffer kept across rows.
+fn write_consent(out: &mut Vec<u8>, format: ExportFormat, row: &ConsentRow, date: &mut String) {
+    use std::fmt::Write as _;
+    date.clear();
+    // Writing into a String cannot fail.
+    let _ = write!(date, "{}", row.state.consent_date);
     let (iys_type, channel) = type_or_channel(row.key.channel);
-    [
-        Some(row.key.recipient.clone()),
-        iys_type,
-        channel,
-        Some(row.key.recipient_type.as_str().to_owned()),
-        Some(row.state.status.as_str().to_owned()),
-        Some(row.state.consent_date.to_string()),
-        Some(row.state.source.as_str().to_owned()),
-        Some(row.state.iys_state.as_str().to_owned()),
-    ]
+    write(
+        out,
+        format,
+        &COLUMNS,
+        &[
+            Some(&row.key.recipient),
+            iys_type,
+            channel,
+            Some(row.key.recipient_type.as_str()),
+            Some(row.state.status.as_str()),
+            Some(date),
+            Some(row.state.source.as_str()),
+            Some(row.state.iys_state.as_str()),
+        ],
+    );
 }
 
 /// The IYS type or the hub's channel of a change, in the column the importer reads it from.
-fn type_or_channel(channel: Channel) -> (Option<String>, Option<String>) {
+fn type_or_channel(channel: Channel) -> (Option<&'static str>, Option<&'static str>) {
     match channel.iys_type() {
-        Some(t) => (Some(t.as_str().to_owned()), None),
-        None => (None, Some(channel.as_str().to_owned())),
+        Some(t) => (Some(t.as_str()), None),
+        None => (None, Some(channel.as_str())),
     }
 }
 
-/// One category consent's fields in [`CATEGORY_COLUMNS`] order.
-fn category_fields(row: &CategoryExportRow) -> [Option<String>; 9] {
+/// Writes one category consent in [`CATEGORY_COLUMNS`] order.
+fn write_category(out: &mut Vec<u8>, format: ExportFormat, row: &CategoryExportRow) {
     let c = &row.consent;
     let (recipient, profile) = match c.subject.strip_prefix("profile:") {
-        Some(p) => (None, Some(p.to_owned())),
-        None => (Some(c.subject.clone()), row.profile_id.clone()),
+        Some(p) => (None, Some(p)),
+        None => (Some(c.subject.as_str()), row.profile_id.as_deref()),
     };
     let (iys_type, channel) = match row.channel.parse::<Channel>() {
         Ok(ch) => type_or_channel(ch),
-        Err(_) => (None, Some(row.channel.clone())),
+        Err(_) => (None, Some(row.channel.as_str())),
     };
-    [
-        recipient,
-        profile,
-        iys_type,
-        channel,
-        Some(row.recipient_type.clone()),
-        Some(c.status.as_str().to_owned()),
-        Some(c.consent_date.to_string()),
-        Some(c.source.as_str().to_owned()),
-        Some(c.category.clone()),
-    ]
+    let date = c.consent_date.to_string();
+    write(
+        out,
+        format,
+        &CATEGORY_COLUMNS,
+        &[
+            recipient,
+            profile,
+            iys_type,
+            channel,
+            Some(&row.recipient_type),
+            Some(c.status.as_str()),
+            Some(&date),
+            Some(c.source.as_str()),
+            Some(&c.category),
+        ],
+    );
 }
 
-fn write(out: &mut Vec<u8>, format: ExportFormat, columns: &[&str], values: &[Option<String>]) {
+fn write(out: &mut Vec<u8>, format: ExportFormat, columns: &[&str], values: &[Option<&str>]) {
     match format {
-        ExportFormat::Csv => {
-            let refs: Vec<Option<&str>> = values.iter().map(Option::as_deref).collect();
-            csv_line(out, &refs);
-        }
+        ExportFormat::Csv => csv_line(out, values),
         ExportFormat::Ndjson => {
             let object: serde_json::Map<String, serde_json::Value> = columns
                 .iter()
                 .zip(values)
                 .filter_map(|(k, v)| {
-                    v.as_ref()
-                        .map(|v| ((*k).to_owned(), serde_json::Value::String(v.clone())))
+                    v.map(|v| ((*k).to_owned(), serde_json::Value::String(v.to_owned())))
                 })
                 .collect();
             // A map of strings always serialises.
@@ -141,9 +152,61 @@ fn write(out: &mut Vec<u8>, format: ExportFormat, columns: &[&str], values: &[Op
     }
 }
 
-/// Streams what `source` names of `brand` to `tx`, a page at a time. A failure is sent as the
-/// stream's last item (the client sees a broken-off body, never a silent cut). Returns the rows
-/// written.
+/// One page of an export, read.
+enum Page {
+    Consents(Vec<ConsentRow>),
+    Category(Vec<CategoryExportRow>),
+}
+
+impl Page {
+    fn len(&self) -> usize {
+        match self {
+            Page::Consents(rows) => rows.len(),
+            Page::Category(rows) => rows.len(),
+        }
+    }
+}
+
+/// Where the next page starts: after the last key (or subject) of the one before.
+enum After {
+    Start,
+    Key(hub_core::ConsentKey),
+    Subject(String),
+}
+
+/// Reads the page of `source` after `after`.
+async fn read_page(
+    store: SqlStore,
+    brand: BrandCode,
+    source: ExportSource,
+    after: After,
+) -> hub_store::Result<Page> {
+    match &source {
+        ExportSource::Consents(filter) => {
+            let key = match &after {
+                After::Key(k) => Some(k),
+                _ => None,
+            };
+            let rows = store.list_consents(brand, filter, key, PAGE).await?;
+            Ok(Page::Consents(rows))
+        }
+        ExportSource::Category { code, status } => {
+            let subject = match &after {
+                After::Subject(s) => Some(s.as_str()),
+                _ => None,
+            };
+            let rows = store
+                .category_consents_page(brand, code, *status, subject, PAGE)
+                .await?;
+            Ok(Page::Category(rows))
+        }
+    }
+}
+
+/// Streams what `source` names of `brand` to `tx`, a page at a time; the next page is read
+/// while this one is written (keyset pages: its start is this page's last key). A failure is
+/// sent as the stream's last item (the client sees a broken-off body, never a silent cut).
+/// Returns the rows written.
 pub async fn export(
     store: &SqlStore,
     brand: BrandCode,
@@ -160,50 +223,61 @@ pub async fn export(
         let header: Vec<Option<&str>> = columns.iter().map(|c| Some(*c)).collect();
         csv_line(&mut out, &header);
     }
-    let mut after_key = None;
-    let mut after_subject: Option<String> = None;
+    let read = |after| tokio::spawn(read_page(store.clone(), brand, source.clone(), after));
+    let mut reading = read(After::Start);
     let mut written = 0u64;
+    let mut date = String::new();
     loop {
-        let page = match source {
-            ExportSource::Consents(filter) => store
-                .list_consents(brand, filter, after_key.as_ref(), PAGE)
-                .await
-                .map(|page| {
-                    for row in &page {
-                        write(&mut out, format, columns, &fields(row));
-                    }
-                    let n = page.len();
-                    after_key = page.into_iter().last().map(|r| r.key);
-                    n
-                }),
-            ExportSource::Category { code, status } => store
-                .category_consents_page(brand, code, *status, after_subject.as_deref(), PAGE)
-                .await
-                .map(|page| {
-                    for row in &page {
-                        write(&mut out, format, columns, &category_fields(row));
-                    }
-                    let n = page.len();
-                    after_subject = page.into_iter().last().map(|r| r.consent.subject);
-                    n
-                }),
-        };
-        let n = match page {
-            Ok(n) => n,
-            Err(e) => {
+        let page = match reading.await {
+            Ok(Ok(page)) => page,
+            Ok(Err(e)) => {
                 let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
                 return written;
             }
+            Err(e) => {
+                let _ = tx
+                    .send(Err(std::io::Error::other(format!(
+                        "an export read failed: {e}"
+                    ))))
+                    .await;
+                return written;
+            }
         };
-        written += n as u64;
+        let n = page.len();
         let last = n < PAGE as usize;
+        let next = match &page {
+            Page::Consents(rows) => rows.last().map(|r| After::Key(r.key.clone())),
+            Page::Category(rows) => rows
+                .last()
+                .map(|r| After::Subject(r.consent.subject.clone())),
+        };
+        let following = match next {
+            Some(after) if !last => Some(read(after)),
+            _ => None,
+        };
+        match &page {
+            Page::Consents(rows) => {
+                for row in rows {
+                    write_consent(&mut out, format, row, &mut date);
+                }
+            }
+            Page::Category(rows) => {
+                for row in rows {
+                    write_category(&mut out, format, row);
+                }
+            }
+        }
+        written += n as u64;
         if tx
             .send(Ok(std::mem::replace(&mut out, Vec::with_capacity(1 << 20))))
             .await
             .is_err()
-            || last
         {
             return written;
+        }
+        match following {
+            Some(f) => reading = f,
+            None => return written,
         }
     }
 }

@@ -121,8 +121,34 @@ impl ConsentDate {
 }
 
 impl fmt::Display for ConsentDate {
+    /// `YYYY-MM-DD HH:MM:SS`, written digit by digit: the ledger stores and exports write
+    /// millions of dates, and `strftime` parses its format every time.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.strftime(FORMAT))
+        let d = self.0;
+        let Ok(year) = u16::try_from(d.year()) else {
+            return write!(f, "{}", d.strftime(FORMAT));
+        };
+        let mut text = *b"0000-00-00 00:00:00";
+        let mut put = |at: usize, width: usize, value: u16| {
+            let mut v = value;
+            for i in (at..at + width).rev() {
+                if let Some(b) = text.get_mut(i) {
+                    *b = b'0' + (v % 10) as u8;
+                }
+                v /= 10;
+            }
+        };
+        put(0, 4, year);
+        for (at, value) in [
+            (5, d.month()),
+            (8, d.day()),
+            (11, d.hour()),
+            (14, d.minute()),
+            (17, d.second()),
+        ] {
+            put(at, 2, value.unsigned_abs().into());
+        }
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -181,6 +207,17 @@ mod tests {
             serde_json::to_string(&d).unwrap(),
             "\"2026-05-04 10:15:00\""
         );
+    }
+
+    proptest! {
+        #[test]
+        fn written_digit_by_digit_as_strftime_writes(
+            year in -9999i16..=9999, month in 1i8..=12, day in 1i8..=28,
+            hour in 0i8..=23, minute in 0i8..=59, second in 0i8..=59,
+        ) {
+            let d = DateTime::new(year, month, day, hour, minute, second, 0).unwrap();
+            prop_assert_eq!(ConsentDate(d).to_string(), d.strftime(FORMAT).to_string());
+        }
     }
 
     #[test]
