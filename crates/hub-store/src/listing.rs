@@ -19,13 +19,13 @@ pub(crate) enum Bind {
 /// The columns a listed consent is read from.
 pub(crate) const CONSENT_COLUMNS: &str = "brand_code, recipient, recipient_type, channel, status, consent_date, source, last_event_id, iys_state, iys_error, conflict, hold, deadline_ms, iys_known, updated_at_ms";
 
-/// The statement of a page of consents and its values, with `$n` placeholders in order (both
-/// databases and rusqlite take them so).
+/// The statement of a page of consents (all of them without a `limit`) and its values, with
+/// `$n` placeholders in order (both databases and rusqlite take them so).
 pub(crate) fn consent_page(
     brand: BrandCode,
     filter: &ConsentFilter,
     after: Option<&ConsentKey>,
-    limit: u32,
+    limit: Option<u32>,
 ) -> (String, Vec<Bind>) {
     let mut sql = format!("SELECT {CONSENT_COLUMNS} FROM consent WHERE brand_code = $1");
     let mut binds = vec![Bind::Int(brand.0 as i64)];
@@ -85,16 +85,64 @@ pub(crate) fn consent_page(
             Bind::Int(ms(t)),
         );
     }
-    clause(
-        &mut sql,
-        &mut binds,
-        " ORDER BY recipient, recipient_type, channel LIMIT #",
-        Bind::Int(i64::from(limit)),
-    );
+    sql.push_str(" ORDER BY recipient, recipient_type, channel");
+    if let Some(limit) = limit {
+        clause(
+            &mut sql,
+            &mut binds,
+            " LIMIT #",
+            Bind::Int(i64::from(limit)),
+        );
+    }
     (sql, binds)
 }
 
+/// Chunks of an export in flight: enough that reading runs ahead of writing.
+const CHUNKS_AHEAD: usize = 2;
+
 impl SqlStore {
+    /// All of a brand's consents matching `filter`, in key order, in chunks of `chunk` sent on
+    /// the answer while they are read (reading waits while the reader is [`CHUNKS_AHEAD`]
+    /// behind); an error is the last item. On PostgreSQL one statement streams them (one walk
+    /// of the primary key, one snapshot); elsewhere keyset pages are read one after another.
+    /// Dropping the receiver stops the reading.
+    pub fn consent_chunks(
+        &self,
+        brand: BrandCode,
+        filter: ConsentFilter,
+        chunk: u32,
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<ConsentRow>>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS_AHEAD);
+        let store = self.clone();
+        tokio::spawn(async move {
+            // Beyond the streams PostgreSQL's read pool spares, an export reads pages.
+            if let Some(pg) = &store.pg
+                && let Ok(_permit) = crate::pg_read::STREAMS.try_acquire()
+            {
+                let (sql, binds) = consent_page(brand, &filter, None, None);
+                crate::pg_read::stream_consents(pg, &sql, &binds, chunk as usize, &tx).await;
+                return;
+            }
+            let mut after: Option<ConsentKey> = None;
+            loop {
+                let page = store
+                    .list_consents_page(brand, &filter, after.as_ref(), chunk)
+                    .await;
+                let last = match &page {
+                    Ok(rows) => {
+                        after = rows.last().map(|r| r.key.clone());
+                        rows.len() < chunk as usize
+                    }
+                    Err(_) => true,
+                };
+                if tx.send(page).await.is_err() || last {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+
     /// Consents of a brand matching `filter`, in key order (recipient, recipient type,
     /// channel), after `after` (exclusive). Read natively (rusqlite on the blocking pool, sqlx's
     /// PostgreSQL driver): through `Any`, an export would go at the pace of its row conversion.
@@ -105,7 +153,7 @@ impl SqlStore {
         after: Option<&ConsentKey>,
         limit: u32,
     ) -> Result<Vec<ConsentRow>> {
-        let (sql, binds) = consent_page(brand, filter, after, limit);
+        let (sql, binds) = consent_page(brand, filter, after, Some(limit));
         if let Some(readers) = &self.readers {
             let readers = readers.clone();
             return tokio::task::spawn_blocking(move || readers.consents(&sql, &binds))

@@ -205,48 +205,96 @@ pub(crate) async fn category_statuses(
     Ok(statuses)
 }
 
-/// A page of consents: the statement and values of [`crate::listing::consent_page`], decoded
-/// natively (exports read millions of rows this way).
-pub(crate) async fn consents(
-    pool: &PgPool,
-    sql: &str,
-    binds: &[crate::listing::Bind],
-) -> Result<Vec<crate::ConsentRow>> {
+/// The statement's values bound in order.
+fn bound<'q>(
+    sql: &'q str,
+    binds: &'q [crate::listing::Bind],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
     use crate::listing::Bind;
-    use sqlx::Row;
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for b in binds {
         q = match b {
             Bind::Int(i) => q.bind(*i),
             Bind::Text(t) => q.bind(t.as_str()),
         };
     }
-    q.fetch_all(pool)
+    q
+}
+
+/// A page of consents: the statement and values of [`crate::listing::consent_page`], decoded
+/// natively (listings read this way).
+pub(crate) async fn consents(
+    pool: &PgPool,
+    sql: &str,
+    binds: &[crate::listing::Bind],
+) -> Result<Vec<crate::ConsentRow>> {
+    bound(sql, binds)
+        .fetch_all(pool)
         .await?
         .iter()
-        .map(|row| {
-            let text = |i: usize| row.try_get::<&str, _>(i);
-            Ok(crate::ConsentRow {
-                key: hub_core::ConsentKey {
-                    brand: BrandCode(row.try_get::<i64, _>(0)? as u64),
-                    recipient: text(1)?.to_owned(),
-                    recipient_type: parse("consent.recipient_type", text(2)?)?,
-                    channel: parse("consent.channel", text(3)?)?,
-                },
-                state: hub_core::ConsentState {
-                    status: parse("consent.status", text(4)?)?,
-                    consent_date: parse("consent.consent_date", text(5)?)?,
-                    source: parse("consent.source", text(6)?)?,
-                    last_event_id: row.try_get(7)?,
-                    iys_state: parse("consent.iys_state", text(8)?)?,
-                    iys_error: row.try_get(9)?,
-                    conflict: row.try_get::<i64, _>(10)? != 0,
-                    hold: row.try_get::<i64, _>(11)? != 0,
-                    deadline: row.try_get::<Option<i64>, _>(12)?.map(crate::sql::ts),
-                    iys_known: row.try_get::<i64, _>(13)? != 0,
-                    updated_at: crate::sql::ts(row.try_get(14)?),
-                },
-            })
-        })
+        .map(consent_from)
         .collect()
+}
+
+/// Exports streaming at once: each holds a read connection for as long as it runs, and the
+/// checks need the rest of the pool.
+pub(crate) static STREAMS: Semaphore = Semaphore::const_new(2);
+
+/// Streams the rows of one statement of [`crate::listing::consent_page`] (exports: millions of
+/// rows, one walk of the index) to `tx` in chunks of `chunk`; an error is the last item.
+pub(crate) async fn stream_consents(
+    pool: &PgPool,
+    sql: &str,
+    binds: &[crate::listing::Bind],
+    chunk: usize,
+    tx: &mpsc::Sender<Result<Vec<crate::ConsentRow>>>,
+) {
+    use futures_util::StreamExt;
+    let mut rows = bound(sql, binds).fetch(pool);
+    let mut out = Vec::with_capacity(chunk);
+    while let Some(row) = rows.next().await {
+        match row.map_err(StoreError::from).and_then(|r| consent_from(&r)) {
+            Ok(c) => out.push(c),
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        }
+        if out.len() >= chunk
+            && tx
+                .send(Ok(std::mem::replace(&mut out, Vec::with_capacity(chunk))))
+                .await
+                .is_err()
+        {
+            return;
+        }
+    }
+    let _ = tx.send(Ok(out)).await;
+}
+
+/// A consent from the columns of [`crate::listing::CONSENT_COLUMNS`], in their order.
+fn consent_from(row: &sqlx::postgres::PgRow) -> Result<crate::ConsentRow> {
+    use sqlx::Row;
+    let text = |i: usize| row.try_get::<&str, _>(i);
+    Ok(crate::ConsentRow {
+        key: hub_core::ConsentKey {
+            brand: BrandCode(row.try_get::<i64, _>(0)? as u64),
+            recipient: text(1)?.to_owned(),
+            recipient_type: parse("consent.recipient_type", text(2)?)?,
+            channel: parse("consent.channel", text(3)?)?,
+        },
+        state: hub_core::ConsentState {
+            status: parse("consent.status", text(4)?)?,
+            consent_date: parse("consent.consent_date", text(5)?)?,
+            source: parse("consent.source", text(6)?)?,
+            last_event_id: row.try_get(7)?,
+            iys_state: parse("consent.iys_state", text(8)?)?,
+            iys_error: row.try_get(9)?,
+            conflict: row.try_get::<i64, _>(10)? != 0,
+            hold: row.try_get::<i64, _>(11)? != 0,
+            deadline: row.try_get::<Option<i64>, _>(12)?.map(crate::sql::ts),
+            iys_known: row.try_get::<i64, _>(13)? != 0,
+            updated_at: crate::sql::ts(row.try_get(14)?),
+        },
+    })
 }

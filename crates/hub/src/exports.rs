@@ -2,8 +2,8 @@
 //! the importer's own columns while they are read, so no export is held in memory.
 
 use hub_core::{BrandCode, Channel};
-use hub_store::{CategoryExportRow, ConsentFilter, ConsentRow, SqlStore, Store};
-use tokio::sync::mpsc::Sender;
+use hub_store::{CategoryExportRow, ConsentFilter, ConsentRow, SqlStore};
+use tokio::sync::mpsc::{Receiver, Sender};
 
 /// Rows read per page (one indexed range read each).
 const PAGE: u32 = 5_000;
@@ -158,55 +158,40 @@ enum Page {
     Category(Vec<CategoryExportRow>),
 }
 
-impl Page {
-    fn len(&self) -> usize {
-        match self {
-            Page::Consents(rows) => rows.len(),
-            Page::Category(rows) => rows.len(),
-        }
-    }
-}
-
-/// Where the next page starts: after the last key (or subject) of the one before.
-enum After {
-    Start,
-    Key(hub_core::ConsentKey),
-    Subject(String),
-}
-
-/// Reads the page of `source` after `after`.
-async fn read_page(
-    store: SqlStore,
+/// Reads a category export's pages on a task of its own, sent on the answer (an error last),
+/// so the next page is read while this one is written.
+fn category_pages(
+    store: &SqlStore,
     brand: BrandCode,
-    source: ExportSource,
-    after: After,
-) -> hub_store::Result<Page> {
-    match &source {
-        ExportSource::Consents(filter) => {
-            let key = match &after {
-                After::Key(k) => Some(k),
-                _ => None,
+    code: String,
+    status: Option<iys::ConsentStatus>,
+) -> Receiver<hub_store::Result<Page>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let store = store.clone();
+    tokio::spawn(async move {
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .category_consents_page(brand, &code, status, after.as_deref(), PAGE)
+                .await;
+            let last = match &page {
+                Ok(rows) => {
+                    after = rows.last().map(|r| r.consent.subject.clone());
+                    rows.len() < PAGE as usize
+                }
+                Err(_) => true,
             };
-            let rows = store.list_consents(brand, filter, key, PAGE).await?;
-            Ok(Page::Consents(rows))
+            if tx.send(page.map(Page::Category)).await.is_err() || last {
+                return;
+            }
         }
-        ExportSource::Category { code, status } => {
-            let subject = match &after {
-                After::Subject(s) => Some(s.as_str()),
-                _ => None,
-            };
-            let rows = store
-                .category_consents_page(brand, code, *status, subject, PAGE)
-                .await?;
-            Ok(Page::Category(rows))
-        }
-    }
+    });
+    rx
 }
 
-/// Streams what `source` names of `brand` to `tx`, a page at a time; the next page is read
-/// while this one is written (keyset pages: its start is this page's last key). A failure is
-/// sent as the stream's last item (the client sees a broken-off body, never a silent cut).
-/// Returns the rows written.
+/// Streams what `source` names of `brand` to `tx` while it is read (the reading runs ahead on
+/// a task of its own). A failure is sent as the stream's last item (the client sees a
+/// broken-off body, never a silent cut). Returns the rows written.
 pub async fn export(
     store: &SqlStore,
     brand: BrandCode,
@@ -223,51 +208,47 @@ pub async fn export(
         let header: Vec<Option<&str>> = columns.iter().map(|c| Some(*c)).collect();
         csv_line(&mut out, &header);
     }
-    let read = |after| tokio::spawn(read_page(store.clone(), brand, source.clone(), after));
-    let mut reading = read(After::Start);
+    let mut pages = match source {
+        ExportSource::Consents(filter) => {
+            let (pages_tx, pages) = tokio::sync::mpsc::channel(1);
+            let mut chunks = store.consent_chunks(brand, filter.clone(), PAGE);
+            tokio::spawn(async move {
+                while let Some(chunk) = chunks.recv().await {
+                    if pages_tx.send(chunk.map(Page::Consents)).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            pages
+        }
+        ExportSource::Category { code, status } => {
+            category_pages(store, brand, code.clone(), *status)
+        }
+    };
     let mut written = 0u64;
     let mut date = String::new();
-    loop {
-        let page = match reading.await {
-            Ok(Ok(page)) => page,
-            Ok(Err(e)) => {
+    while let Some(page) = pages.recv().await {
+        let page = match page {
+            Ok(page) => page,
+            Err(e) => {
                 let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
                 return written;
             }
-            Err(e) => {
-                let _ = tx
-                    .send(Err(std::io::Error::other(format!(
-                        "an export read failed: {e}"
-                    ))))
-                    .await;
-                return written;
-            }
-        };
-        let n = page.len();
-        let last = n < PAGE as usize;
-        let next = match &page {
-            Page::Consents(rows) => rows.last().map(|r| After::Key(r.key.clone())),
-            Page::Category(rows) => rows
-                .last()
-                .map(|r| After::Subject(r.consent.subject.clone())),
-        };
-        let following = match next {
-            Some(after) if !last => Some(read(after)),
-            _ => None,
         };
         match &page {
             Page::Consents(rows) => {
+                written += rows.len() as u64;
                 for row in rows {
                     write_consent(&mut out, format, row, &mut date);
                 }
             }
             Page::Category(rows) => {
+                written += rows.len() as u64;
                 for row in rows {
                     write_category(&mut out, format, row);
                 }
             }
         }
-        written += n as u64;
         if tx
             .send(Ok(std::mem::replace(&mut out, Vec::with_capacity(1 << 20))))
             .await
@@ -275,11 +256,12 @@ pub async fn export(
         {
             return written;
         }
-        match following {
-            Some(f) => reading = f,
-            None => return written,
-        }
     }
+    // The header alone, for an export that found nothing.
+    if !out.is_empty() {
+        let _ = tx.send(Ok(out)).await;
+    }
+    written
 }
 
 /// Streams an import's rejected rows as CSV (`line,code,field,value,message`) to `tx`, in line
