@@ -189,6 +189,36 @@ async fn the_mirror_follows_every_writer_of_the_table() {
         agrees(&store, BRAND, &format!("round {round}")).await;
         assert!(store.send_state_mirror_ready(BRAND), "round {round}");
     }
+    // A citizen's RET pulled from IYS is what the very next list reads.
+    let onay = testkit::change(
+        BRAND,
+        &phone(11),
+        MESAJ,
+        ConsentStatus::Onay,
+        testkit::date("2026-03-04 10:00:00"),
+    );
+    store.apply(&ours, vec![onay], None).await.unwrap();
+    let mut citizen = testkit::change(
+        BRAND,
+        &phone(11),
+        MESAJ,
+        ConsentStatus::Ret,
+        testkit::date("2026-03-05 10:00:00"),
+    );
+    citizen.origin = hub_core::Origin::IysPull;
+    citizen.source = iys::Source::Iys(iys::IysSource::Kisamesaj);
+    store.apply(&ours, vec![citizen], None).await.unwrap();
+    let listed = list(MESAJ);
+    let states = store
+        .send_states_aligned(BRAND, MESAJ, RecipientType::Bireysel, listed.clone().into())
+        .await
+        .unwrap();
+    let at = listed.iter().position(|r| *r == phone(11)).unwrap();
+    let state = states[at].unwrap();
+    assert_eq!(state.status, ConsentStatus::Ret);
+    assert!(state.from_iys);
+    assert!(store.send_state_mirror_ready(BRAND));
+
     // A TACIR consent lands in its own table of the mirror.
     let date = testkit::date("2026-03-02 10:00:00");
     let mut tacir = testkit::change(BRAND, &phone(7), MESAJ, ConsentStatus::Ret, date);
