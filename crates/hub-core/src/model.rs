@@ -257,6 +257,15 @@ pub enum IysState {
 }
 
 impl IysState {
+    pub const ALL: [IysState; 6] = [
+        IysState::InIys,
+        IysState::Pending,
+        IysState::Held,
+        IysState::Rejected,
+        IysState::NotInIys,
+        IysState::LocalOnly,
+    ];
+
     pub fn as_str(self) -> &'static str {
         self.into()
     }
@@ -537,14 +546,7 @@ mod tests {
             "api, import, console, iys_pull, iys_push, reconcile or mode_switch",
         );
         round_trip(
-            &[
-                IysState::InIys,
-                IysState::Pending,
-                IysState::Held,
-                IysState::Rejected,
-                IysState::NotInIys,
-                IysState::LocalOnly,
-            ],
+            &IysState::ALL,
             "in_iys, pending, held, rejected, not_in_iys or local_only",
         );
         round_trip(

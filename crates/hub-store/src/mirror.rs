@@ -93,18 +93,9 @@ fn tr_number(recipient: &str) -> Option<u64> {
     })
 }
 
-const IYS_STATES: [IysState; 6] = [
-    IysState::InIys,
-    IysState::Pending,
-    IysState::Held,
-    IysState::Rejected,
-    IysState::NotInIys,
-    IysState::LocalOnly,
-];
-
-/// A send state in a byte: status, from IYS, hold, and the IYS state's place in [`IYS_STATES`].
+/// A send state in a byte: status, from IYS, hold, and the IYS state's place in [`IysState::ALL`].
 fn pack(s: SendState) -> u8 {
-    let place = IYS_STATES
+    let place = IysState::ALL
         .iter()
         .position(|x| *x == s.iys_state)
         .unwrap_or_default() as u8;
@@ -115,7 +106,7 @@ fn pack(s: SendState) -> u8 {
 }
 
 fn unpack(b: u8) -> Result<SendState> {
-    let iys_state = IYS_STATES
+    let iys_state = IysState::ALL
         .get(usize::from(b >> 3))
         .copied()
         .ok_or_else(|| StoreError::Corrupt(format!("a mirrored send state {b:#x}")))?;
@@ -568,7 +559,7 @@ mod tests {
     #[test]
     fn every_send_state_survives_its_byte() {
         for status in [ConsentStatus::Onay, ConsentStatus::Ret] {
-            for iys_state in IYS_STATES {
+            for iys_state in IysState::ALL {
                 for (from_iys, hold) in [(false, false), (true, false), (false, true), (true, true)]
                 {
                     let s = SendState {

@@ -20,15 +20,6 @@ use crate::i18n::T;
 use crate::layout::{self, Tab, csrf, when};
 use crate::session::{Posted, Session};
 
-const IYS_STATES: [IysState; 6] = [
-    IysState::InIys,
-    IysState::Pending,
-    IysState::Held,
-    IysState::Rejected,
-    IysState::NotInIys,
-    IysState::LocalOnly,
-];
-
 #[derive(Debug, Deserialize)]
 pub struct SegmentsQuery {
     /// A segment whose members to count now.
@@ -118,7 +109,7 @@ fn builder(s: &Session, path: &str, categories: &[hub_store::Category]) -> Marku
                     option value="ONAY" { "ONAY" } option value="RET" { "RET" }
                 }
                 fieldset { legend { (lang.t(T::IysState)) " (" (lang.t(T::All)) ")" }
-                    @for st in IYS_STATES { label { input type="checkbox" name="iysState" value=(st.as_str()); " " (st.as_str()) } }
+                    @for st in IysState::ALL { label { input type="checkbox" name="iysState" value=(st.as_str()); " " (st.as_str()) } }
                 }
                 label for="seg-category" { (lang.t(T::Category)) }
                 select #seg-category name="category" {
