@@ -20,7 +20,8 @@ use iys::{ConsentDate, ConsentType, HCode, Recipient};
 
 /// mimalloc rather than glibc's malloc: a ledger batch or a batch check allocates and frees
 /// hundreds of thousands of small rows and strings, and glibc's allocator was a fifth of the
-/// profile (BENCHMARKS.md has the before and after).
+/// profile (BENCHMARKS.md has the before and after). Built without transparent huge pages (see
+/// Cargo.toml).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
