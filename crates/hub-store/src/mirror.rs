@@ -95,10 +95,16 @@ fn tr_number(recipient: &str) -> Option<u64> {
 
 /// A send state in a byte: status, from IYS, hold, and the IYS state's place in [`IysState::ALL`].
 fn pack(s: SendState) -> u8 {
-    let place = IysState::ALL
-        .iter()
-        .position(|x| *x == s.iys_state)
-        .unwrap_or_default() as u8;
+    // Exhaustive, in `IysState::ALL`'s order: a new state cannot pack silently as another
+    // (the round-trip test checks the order).
+    let place: u8 = match s.iys_state {
+        IysState::InIys => 0,
+        IysState::Pending => 1,
+        IysState::Held => 2,
+        IysState::Rejected => 3,
+        IysState::NotInIys => 4,
+        IysState::LocalOnly => 5,
+    };
     u8::from(s.status == ConsentStatus::Onay)
         | u8::from(s.from_iys) << 1
         | u8::from(s.hold) << 2
