@@ -430,58 +430,58 @@ impl SqlStore {
         self.insert_events(conn, b, &events, &event_ids).await?;
         let mut upserts: Vec<(Key, ConsentState)> = final_states.into_iter().collect();
         upserts.sort_by(|x, y| x.0.cmp(&y.0));
-        for chunk in upserts.chunks(rows_per_statement(self.backend)) {
-            let q = format!(
-                "INSERT INTO consent (brand_code, recipient, recipient_type, channel, status, consent_date, source, last_event_id, iys_state, iys_error, conflict, hold, deadline_ms, updated_at_ms, iys_known) VALUES {} \
-                 ON CONFLICT (brand_code, recipient, recipient_type, channel) DO UPDATE SET status = excluded.status, consent_date = excluded.consent_date, source = excluded.source, last_event_id = excluded.last_event_id, iys_state = excluded.iys_state, iys_error = excluded.iys_error, conflict = excluded.conflict, hold = excluded.hold, deadline_ms = excluded.deadline_ms, updated_at_ms = excluded.updated_at_ms, iys_known = excluded.iys_known",
-                values(1, chunk.len(), 15)
-            );
-            let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 15);
-            for ((recipient, rtype, channel), s) in chunk {
-                args.extend([
-                    b.into(),
-                    recipient.into(),
-                    (*rtype).into(),
-                    (*channel).into(),
-                    s.status.as_str().into(),
-                    s.consent_date.to_string().into(),
-                    s.source.as_str().into(),
-                    real(s.last_event_id).into(),
-                    s.iys_state.as_str().into(),
-                    (&s.iys_error).into(),
-                    i64::from(s.conflict).into(),
-                    i64::from(s.hold).into(),
-                    s.deadline.map(ms).into(),
-                    ms(s.updated_at).into(),
-                    i64::from(s.iys_known).into(),
-                ]);
-            }
-            conn.execute(&q, &args).await?;
+        let mut args: Vec<Arg> = Vec::with_capacity(upserts.len() * 15);
+        for ((recipient, rtype, channel), s) in &upserts {
+            args.extend([
+                b.into(),
+                recipient.into(),
+                (*rtype).into(),
+                (*channel).into(),
+                s.status.as_str().into(),
+                s.consent_date.to_string().into(),
+                s.source.as_str().into(),
+                real(s.last_event_id).into(),
+                s.iys_state.as_str().into(),
+                (&s.iys_error).into(),
+                i64::from(s.conflict).into(),
+                i64::from(s.hold).into(),
+                s.deadline.map(ms).into(),
+                ms(s.updated_at).into(),
+                i64::from(s.iys_known).into(),
+            ]);
         }
+        conn.insert_rows(
+            "INSERT INTO consent (brand_code, recipient, recipient_type, channel, status, consent_date, source, last_event_id, iys_state, iys_error, conflict, hold, deadline_ms, updated_at_ms, iys_known)",
+            "ON CONFLICT (brand_code, recipient, recipient_type, channel) DO UPDATE SET status = excluded.status, consent_date = excluded.consent_date, source = excluded.source, last_event_id = excluded.last_event_id, iys_state = excluded.iys_state, iys_error = excluded.iys_error, conflict = excluded.conflict, hold = excluded.hold, deadline_ms = excluded.deadline_ms, updated_at_ms = excluded.updated_at_ms, iys_known = excluded.iys_known",
+            15,
+            rows_per_statement(self.backend),
+            &args,
+        )
+        .await?;
         let mut cats: Vec<((String, String), ConsentState)> =
             final_categories.into_iter().collect();
         cats.sort_by(|x, y| x.0.cmp(&y.0));
-        for chunk in cats.chunks(rows_per_statement(self.backend)) {
-            let q = format!(
-                "INSERT INTO category_consent (brand_code, subject, category, status, consent_date, source, last_event_id, updated_at_ms) VALUES {} \
-                 ON CONFLICT (brand_code, subject, category) DO UPDATE SET status = excluded.status, consent_date = excluded.consent_date, source = excluded.source, last_event_id = excluded.last_event_id, updated_at_ms = excluded.updated_at_ms",
-                values(1, chunk.len(), 8)
-            );
-            let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 8);
-            for ((subject, category), s) in chunk {
-                args.extend([
-                    b.into(),
-                    subject.into(),
-                    category.into(),
-                    s.status.as_str().into(),
-                    s.consent_date.to_string().into(),
-                    s.source.as_str().into(),
-                    real(s.last_event_id).into(),
-                    ms(s.updated_at).into(),
-                ]);
-            }
-            conn.execute(&q, &args).await?;
+        let mut args: Vec<Arg> = Vec::with_capacity(cats.len() * 8);
+        for ((subject, category), s) in &cats {
+            args.extend([
+                b.into(),
+                subject.into(),
+                category.into(),
+                s.status.as_str().into(),
+                s.consent_date.to_string().into(),
+                s.source.as_str().into(),
+                real(s.last_event_id).into(),
+                ms(s.updated_at).into(),
+            ]);
         }
+        conn.insert_rows(
+            "INSERT INTO category_consent (brand_code, subject, category, status, consent_date, source, last_event_id, updated_at_ms)",
+            "ON CONFLICT (brand_code, subject, category) DO UPDATE SET status = excluded.status, consent_date = excluded.consent_date, source = excluded.source, last_event_id = excluded.last_event_id, updated_at_ms = excluded.updated_at_ms",
+            8,
+            rows_per_statement(self.backend),
+            &args,
+        )
+        .await?;
         self.write_changes(conn, b, &status_changes, &event_ids, &change_ids)
             .await?;
         self.write_outbox(
@@ -583,42 +583,41 @@ impl SqlStore {
         events: &[EventRow],
         ids: &[i64],
     ) -> Result<()> {
-        let n = rows_per_statement(self.backend);
-        for (chunk, ids) in events.chunks(n).zip(ids.chunks(n)) {
-            let q = format!(
-                "INSERT INTO consent_event (id, brand_code, recipient, recipient_type, channel, category, profile_id, status, consent_date, source, origin, actor, evidence, hold, outcome, received_at_ms, iys_transaction_id, prev_hash, hash, iys_creation_date) VALUES {}",
-                values(1, chunk.len(), 20)
-            );
-            let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 20);
-            for (e, id) in chunk.iter().zip(ids) {
-                let ch = &e.change;
-                args.extend([
-                    (*id).into(),
-                    b.into(),
-                    (&ch.key.recipient).into(),
-                    ch.key.recipient_type.as_str().into(),
-                    ch.key.channel.as_str().into(),
-                    (&ch.category).into(),
-                    (&ch.profile_id).into(),
-                    ch.status.as_str().into(),
-                    ch.consent_date.to_string().into(),
-                    ch.source.as_str().into(),
-                    ch.origin.as_str().into(),
-                    (&ch.actor).into(),
-                    ch.evidence.as_ref().map(|e| e.to_string()).into(),
-                    ch.hold.map(i64::from).into(),
-                    e.outcome.as_str().into(),
-                    ms(ch.received_at).into(),
-                    (&ch.iys_transaction_id).into(),
-                    (&e.prev).into(),
-                    (&e.hash).into(),
-                    // Not in the hash: like a delivery's, it is IYS's bookkeeping, not the change.
-                    ch.iys_creation_date.map(|d| d.to_string()).into(),
-                ]);
-            }
-            conn.execute(&q, &args).await?;
+        let mut args: Vec<Arg> = Vec::with_capacity(events.len() * 20);
+        for (e, id) in events.iter().zip(ids) {
+            let ch = &e.change;
+            args.extend([
+                (*id).into(),
+                b.into(),
+                (&ch.key.recipient).into(),
+                ch.key.recipient_type.as_str().into(),
+                ch.key.channel.as_str().into(),
+                (&ch.category).into(),
+                (&ch.profile_id).into(),
+                ch.status.as_str().into(),
+                ch.consent_date.to_string().into(),
+                ch.source.as_str().into(),
+                ch.origin.as_str().into(),
+                (&ch.actor).into(),
+                ch.evidence.as_ref().map(|e| e.to_string()).into(),
+                ch.hold.map(i64::from).into(),
+                e.outcome.as_str().into(),
+                ms(ch.received_at).into(),
+                (&ch.iys_transaction_id).into(),
+                (&e.prev).into(),
+                (&e.hash).into(),
+                // Not in the hash: like a delivery's, it is IYS's bookkeeping, not the change.
+                ch.iys_creation_date.map(|d| d.to_string()).into(),
+            ]);
         }
-        Ok(())
+        conn.insert_rows(
+            "INSERT INTO consent_event (id, brand_code, recipient, recipient_type, channel, category, profile_id, status, consent_date, source, origin, actor, evidence, hold, outcome, received_at_ms, iys_transaction_id, prev_hash, hash, iys_creation_date)",
+            "",
+            20,
+            rows_per_statement(self.backend),
+            &args,
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -635,37 +634,34 @@ impl SqlStore {
         released: &[i64],
     ) -> Result<()> {
         let id_of = |p: usize| ids.get(p).copied().unwrap_or_default();
-        let n = rows_per_statement(self.backend);
-        for (start, chunk) in (0..planned.len())
-            .step_by(n)
-            .map(|s| (s, &planned[s..(s + n).min(planned.len())]))
-        {
-            let q = format!(
-                "INSERT INTO outbox (id, brand_code, event_id, recipient, recipient_type, channel, status, consent_date, source, state, attempts, next_attempt_at_ms, deadline_ms, created_at_ms, superseded_by) VALUES {}",
-                values(1, chunk.len(), 15)
-            );
-            let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 15);
-            for (offset, p) in chunk.iter().enumerate() {
-                args.extend([
-                    id_of(start + offset).into(),
-                    b.into(),
-                    event_ids.get(p.event).copied().unwrap_or_default().into(),
-                    (&p.key.0).into(),
-                    p.key.1.into(),
-                    p.key.2.into(),
-                    (&p.status).into(),
-                    (&p.consent_date).into(),
-                    (&p.source).into(),
-                    p.state.as_str().into(),
-                    0_i64.into(),
-                    p.created_ms.into(),
-                    p.deadline_ms.into(),
-                    p.created_ms.into(),
-                    p.superseded_by.map(id_of).into(),
-                ]);
-            }
-            conn.execute(&q, &args).await?;
+        let mut args: Vec<Arg> = Vec::with_capacity(planned.len() * 15);
+        for (i, p) in planned.iter().enumerate() {
+            args.extend([
+                id_of(i).into(),
+                b.into(),
+                event_ids.get(p.event).copied().unwrap_or_default().into(),
+                (&p.key.0).into(),
+                p.key.1.into(),
+                p.key.2.into(),
+                (&p.status).into(),
+                (&p.consent_date).into(),
+                (&p.source).into(),
+                p.state.as_str().into(),
+                0_i64.into(),
+                p.created_ms.into(),
+                p.deadline_ms.into(),
+                p.created_ms.into(),
+                p.superseded_by.map(id_of).into(),
+            ]);
         }
+        conn.insert_rows(
+            "INSERT INTO outbox (id, brand_code, event_id, recipient, recipient_type, channel, status, consent_date, source, state, attempts, next_attempt_at_ms, deadline_ms, created_at_ms, superseded_by)",
+            "",
+            15,
+            rows_per_statement(self.backend),
+            &args,
+        )
+        .await?;
         // Stored rows carried by a new row (and the rows they carried before) point at it.
         // A row is read unleased, but a claim (which does not take the brand's lock) may lease
         // it before it is marked here: such a row is on its way to IYS and stays as it is; the

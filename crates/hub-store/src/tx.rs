@@ -265,6 +265,45 @@ impl Tx<'_> {
         }
     }
 
+    /// Writes rows of `cols` values each (`args`, one row after another) with
+    /// `{head} VALUES … {tail}`, `per_statement` rows a statement; on PostgreSQL all of them in
+    /// one statement that sends each column as one array and unnests it. A batch is then one
+    /// round trip, one plan and one firing of the table's statement triggers instead of one per
+    /// 64 rows, and has no 65,535-parameter limit. `tail` may refer to `excluded`, as after
+    /// `VALUES`.
+    pub(crate) async fn insert_rows(
+        &mut self,
+        head: &str,
+        tail: &str,
+        cols: usize,
+        per_statement: usize,
+        args: &[Arg<'_>],
+    ) -> Result<()> {
+        if cols == 0 || args.is_empty() {
+            return Ok(());
+        }
+        if !args.len().is_multiple_of(cols) {
+            return Err(StoreError::Corrupt(format!(
+                "{} values do not make rows of {cols}",
+                args.len()
+            )));
+        }
+        if let Tx::Pg(conn) = self {
+            unnest_query(head, tail, cols, args)?
+                .execute(&mut **conn)
+                .await?;
+            return Ok(());
+        }
+        for chunk in args.chunks(per_statement.max(1) * cols) {
+            let sql = format!(
+                "{head} VALUES {} {tail}",
+                crate::record::values(1, chunk.len() / cols, cols)
+            );
+            self.execute(&sql, chunk).await?;
+        }
+        Ok(())
+    }
+
     /// The first row a query selects, if any.
     pub(crate) async fn fetch_optional(
         &mut self,
@@ -302,6 +341,61 @@ fn pg_query(
         };
     }
     q
+}
+
+/// `{head} SELECT * FROM UNNEST($1::…[], …) {tail}` with each column of the row-major `args`
+/// bound as one array, typed by its values' variant (typed even when null).
+fn unnest_query(
+    head: &str,
+    tail: &str,
+    cols: usize,
+    args: &[Arg<'_>],
+) -> Result<sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>> {
+    use std::fmt::Write as _;
+    let rows = args.len() / cols;
+    let mut sql = format!("{head} SELECT * FROM UNNEST(");
+    let mut columns: Vec<Column> = Vec::with_capacity(cols);
+    for (c, first) in args.iter().take(cols).enumerate() {
+        let (column, cast) = match first {
+            Arg::Int(_) => (Column::Int(Vec::with_capacity(rows)), "int8"),
+            Arg::Text(_) => (Column::Text(Vec::with_capacity(rows)), "text"),
+        };
+        columns.push(column);
+        if c > 0 {
+            sql.push_str(", ");
+        }
+        // Writing to a String cannot fail.
+        let _ = write!(sql, "${}::{cast}[]", c + 1);
+    }
+    let _ = write!(sql, ") {tail}");
+    for row in args.chunks(cols) {
+        for (c, (column, value)) in columns.iter_mut().zip(row).enumerate() {
+            match (column, value) {
+                (Column::Int(v), Arg::Int(x)) => v.push(*x),
+                (Column::Text(v), Arg::Text(x)) => v.push(x.as_deref().map(str::to_owned)),
+                _ => {
+                    return Err(StoreError::Corrupt(format!(
+                        "column {} mixes integers and texts",
+                        c + 1
+                    )));
+                }
+            }
+        }
+    }
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for column in columns {
+        q = match column {
+            Column::Int(v) => q.bind(v),
+            Column::Text(v) => q.bind(v),
+        };
+    }
+    Ok(q)
+}
+
+/// One column of rows sent to PostgreSQL as an array.
+enum Column {
+    Int(Vec<Option<i64>>),
+    Text(Vec<Option<String>>),
 }
 
 /// The cached statement for `sql` with `args` bound. `$n` placeholders become SQLite's numbered

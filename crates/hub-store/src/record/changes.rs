@@ -73,30 +73,31 @@ impl SqlStore {
         ids: &[i64],
     ) -> Result<()> {
         let n = rows_per_statement(self.backend);
-        for (chunk, ids) in rows.chunks(n).zip(ids.chunks(n)) {
-            let q = format!(
-                "INSERT INTO change_event (id, brand_code, event_id, recipient, recipient_type, channel, category, old_status, new_status, origin, iys_state, at_ms) VALUES {}",
-                values(1, chunk.len(), 12)
-            );
-            let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 12);
-            for (r, id) in chunk.iter().zip(ids) {
-                args.extend([
-                    (*id).into(),
-                    b.into(),
-                    event_ids.get(r.event).copied().unwrap_or_default().into(),
-                    (&r.recipient).into(),
-                    r.recipient_type.into(),
-                    r.channel.into(),
-                    (&r.category).into(),
-                    r.old.map(|s| s.as_str()).into(),
-                    r.new.as_str().into(),
-                    r.origin.into(),
-                    r.iys_state.into(),
-                    r.at_ms.into(),
-                ]);
-            }
-            conn.execute(&q, &args).await?;
+        let mut args: Vec<Arg> = Vec::with_capacity(rows.len() * 12);
+        for (r, id) in rows.iter().zip(ids) {
+            args.extend([
+                (*id).into(),
+                b.into(),
+                event_ids.get(r.event).copied().unwrap_or_default().into(),
+                (&r.recipient).into(),
+                r.recipient_type.into(),
+                r.channel.into(),
+                (&r.category).into(),
+                r.old.map(|s| s.as_str()).into(),
+                r.new.as_str().into(),
+                r.origin.into(),
+                r.iys_state.into(),
+                r.at_ms.into(),
+            ]);
         }
+        conn.insert_rows(
+            "INSERT INTO change_event (id, brand_code, event_id, recipient, recipient_type, channel, category, old_status, new_status, origin, iys_state, at_ms)",
+            "",
+            12,
+            n,
+            &args,
+        )
+        .await?;
 
         // Opt-ins and opt-outs of channel consents, one row per day, channel and origin.
         let mut daily: BTreeMap<(String, &str, &str), (i64, i64)> = BTreeMap::new();
