@@ -508,7 +508,9 @@ impl SqlStore {
 
     /// Fresh ids for each of `tables` (table, how many), ascending. SQLite has one writer at a
     /// time, so the next ids are known; PostgreSQL hands them out from the tables' sequences, all
-    /// three in one round trip (each as one comma-separated text, not a row per id).
+    /// three in one round trip (each as one comma-separated text, not a row per id). Each
+    /// sequence is looked up once (`OFFSET 0` keeps the planner from inlining the lookup into
+    /// every `nextval`): looked up per id, 3,000 ids took 23–30 ms of a 1,000-change batch.
     async fn reserve_ids<const N: usize>(
         &self,
         conn: &mut Tx<'_>,
@@ -542,7 +544,7 @@ impl SqlStore {
                     .enumerate()
                     .map(|(i, (table, _))| {
                         format!(
-                            "(SELECT string_agg(nextval(pg_get_serial_sequence('{table}', 'id'))::text, ',') FROM generate_series(1, ${})) AS t{i}",
+                            "(SELECT string_agg(nextval(s.seq)::text, ',') FROM (SELECT pg_get_serial_sequence('{table}', 'id')::regclass AS seq OFFSET 0) AS s CROSS JOIN generate_series(1, ${})) AS t{i}",
                             i + 1
                         )
                     })
