@@ -570,7 +570,19 @@ impl crate::SqlStore {
 
 #[cfg(test)]
 mod tests {
-    use super::numbered;
+    use super::{Arg, numbered, unnest_query};
+    use crate::StoreError;
+
+    #[test]
+    fn a_column_of_rows_keeps_one_type() {
+        let typed = [Arg::from(1), Arg::from("a"), Arg::Int(None), Arg::Text(None)];
+        assert!(unnest_query("INSERT INTO t (a, b)", "", 2, &typed).is_ok());
+        let mixed = [Arg::from(1), Arg::from("a"), Arg::from("b"), Arg::from(2)];
+        assert!(matches!(
+            unnest_query("INSERT INTO t (a, b)", "", 2, &mixed),
+            Err(StoreError::Corrupt(m)) if m.contains("column 1")
+        ));
+    }
 
     #[test]
     fn placeholders_become_numbered_outside_quotes() {
