@@ -575,7 +575,12 @@ mod tests {
 
     #[test]
     fn a_column_of_rows_keeps_one_type() {
-        let typed = [Arg::from(1), Arg::from("a"), Arg::Int(None), Arg::Text(None)];
+        let typed = [
+            Arg::from(1),
+            Arg::from("a"),
+            Arg::Int(None),
+            Arg::Text(None),
+        ];
         assert!(unnest_query("INSERT INTO t (a, b)", "", 2, &typed).is_ok());
         let mixed = [Arg::from(1), Arg::from("a"), Arg::from("b"), Arg::from(2)];
         assert!(matches!(
