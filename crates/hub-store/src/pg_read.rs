@@ -5,7 +5,6 @@
 //! a check reads what is committed.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use hub_core::{BrandCode, Channel, SendState};
 use iys::RecipientType;
@@ -17,33 +16,64 @@ use crate::{Result, StoreError};
 
 /// Checks of up to this many recipients are coalesced; larger ones are statements of their own.
 pub(crate) const COALESCED: usize = 16;
-/// Statements of coalesced checks running at once (each on its own connection).
-const IN_FLIGHT: usize = 4;
 /// Checks answered by one statement at most.
 const PER_STATEMENT: usize = 512;
+/// Times the coalescer lets the runtime's other ready tasks run before it reads the queue: on
+/// a busy hub they are mostly checks about to ask, which then share the statement. An idle hub
+/// has no other ready task, so a lone check is not delayed.
+const YIELDS: usize = 3;
+/// Connections of the checks' pool: the coalesced statement in flight, and three for checks
+/// of many recipients.
+const CHECK_CONNECTIONS: u32 = 4;
 
 /// Recipients per statement: large arrays cost little, but a bound keeps one check's statement
 /// from holding a connection for long.
 const CHUNK: usize = 5_000;
 
-/// A small pool of native connections for checks, beside the store's `Any` pool.
-pub(crate) async fn pool(url: &str) -> Result<PgPool> {
+/// A small pool of native connections (listings and exports, or the ledger's writes), beside
+/// the store's `Any` pool.
+pub(crate) async fn pool(url: &str, connections: u32) -> Result<PgPool> {
     Ok(PgPoolOptions::new()
-        .max_connections(8)
+        .max_connections(connections)
         .acquire_timeout(std::time::Duration::from_secs(30))
         .connect(url)
         .await?)
 }
 
-/// Small checks that arrive together are answered by one statement per brand, channel and
-/// recipient type. Alone, each check cost a round trip and a statement's execution in
-/// PostgreSQL: most of a check's CPU on a host serving both (single checks from 32 connections
-/// reached a seventh of the HTTP stack's rate). Up to four statements run at once; the checks
-/// arriving meanwhile wait for the next, so an idle hub adds no delay and a busy one shares
-/// statements. Each check still reads only what is committed when its statement runs.
+/// The send-time checks' connections, planning their statements once. PostgreSQL plans a
+/// prepared statement anew for its values at each of the first five runs and then keeps doing
+/// so whenever the generic plan's estimate is not clearly better, which for `= ANY($4)` it
+/// never is: binding a one-recipient check spent 51 µs planning against 14 µs executing
+/// (statement log, check-single). The checks' statements are lookups by the consent table's
+/// primary key, whose generic plan is that index for any array (checked with EXPLAIN), so
+/// these connections use it always (set once per connection, with `SET` rather than a startup
+/// option, which a pooler such as PgBouncer would refuse).
+pub(crate) async fn checks_pool(url: &str) -> Result<PgPool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(CHECK_CONNECTIONS)
+        .acquire_timeout(std::time::Duration::from_secs(30))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::Executor::execute(&mut *conn, "SET plan_cache_mode = force_generic_plan")
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .connect(url)
+        .await?)
+}
+
+/// Small checks that arrive together are answered by one statement. Alone, each check cost a
+/// round trip and a statement's execution in PostgreSQL: most of a check's CPU on a host
+/// serving both (single checks from 32 connections reached a seventh of the HTTP stack's rate).
+/// One statement runs at a time and the checks arriving meanwhile wait for the next, so an idle
+/// hub adds no delay and a busy one shares statements: with four statements in flight each
+/// carried about three checks and a check-single run reached 0.30 of `/healthz`; with one,
+/// about ten, and 0.48. Each check still reads only what is committed when its statement runs.
 #[derive(Debug, Clone)]
 pub(crate) struct Coalescer {
     asks: mpsc::UnboundedSender<Ask>,
+    pool: PgPool,
 }
 
 #[derive(Debug)]
@@ -59,8 +89,13 @@ impl Coalescer {
     /// Starts the coalescer's task on the current runtime; it ends when the store is dropped.
     pub(crate) fn start(pool: PgPool) -> Coalescer {
         let (asks, queue) = mpsc::unbounded_channel();
-        tokio::spawn(coalesce(pool, queue));
-        Coalescer { asks }
+        tokio::spawn(coalesce(pool.clone(), queue));
+        Coalescer { asks, pool }
+    }
+
+    /// The checks' connections, for checks too large to coalesce.
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// The check's answer, or `None` when the coalescer's task is gone (its runtime ended
@@ -87,12 +122,10 @@ impl Coalescer {
 }
 
 async fn coalesce(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Ask>) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(first) = queue.recv().await {
-        // Checks arriving while every slot is busy join this statement.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
+        for _ in 0..YIELDS {
+            tokio::task::yield_now().await;
+        }
         let mut asks = vec![first];
         while asks.len() < PER_STATEMENT {
             match queue.try_recv() {
@@ -100,50 +133,98 @@ async fn coalesce(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Ask>) {
                 Err(_) => break,
             }
         }
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            answer(&pool, asks).await;
-            drop(slot);
-        });
+        // Checks arriving while this statement runs queue for the next.
+        answer(&pool, asks).await;
     }
 }
 
-/// Answers a set of checks: one statement per brand, channel and recipient type among them.
+/// One consent's key, as the coalesced statement looks it up.
+type Key = (BrandCode, Channel, RecipientType, String);
+
+/// Answers a set of checks, of any brands, channels and recipient types, with one statement:
+/// the distinct keys go as four arrays, and each row found names its key by its place.
 async fn answer(pool: &PgPool, asks: Vec<Ask>) {
-    let mut groups: HashMap<(BrandCode, Channel, RecipientType), Vec<Ask>> = HashMap::new();
-    for ask in asks {
-        groups
-            .entry((ask.brand, ask.channel, ask.recipient_type))
-            .or_default()
-            .push(ask);
+    let mut places: HashMap<Key, usize> = HashMap::new();
+    let mut keys: Vec<&Key> = Vec::new();
+    let owned: Vec<Key> = asks
+        .iter()
+        .flat_map(|a| {
+            a.recipients
+                .iter()
+                .map(|r| (a.brand, a.channel, a.recipient_type, r.clone()))
+        })
+        .collect();
+    for key in &owned {
+        if !places.contains_key(key) {
+            places.insert(key.clone(), keys.len());
+            keys.push(key);
+        }
     }
-    for ((brand, channel, recipient_type), asks) in groups {
-        let mut recipients: Vec<String> = asks
-            .iter()
-            .flat_map(|a| a.recipients.iter().cloned())
-            .collect();
-        recipients.sort_unstable();
-        recipients.dedup();
-        match send_states(pool, brand, channel, recipient_type, &recipients).await {
-            Ok(states) => {
-                for ask in asks {
-                    let mine = ask
-                        .recipients
-                        .iter()
-                        .filter_map(|r| states.get(r).map(|s| (r.clone(), *s)))
-                        .collect();
-                    // A check whose caller went away needs no answer.
-                    let _ = ask.answer.send(Ok(mine));
-                }
+    match states_of(pool, &keys).await {
+        Ok(states) => {
+            for ask in asks {
+                let mine = ask
+                    .recipients
+                    .iter()
+                    .filter_map(|r| {
+                        let key = (ask.brand, ask.channel, ask.recipient_type, r.clone());
+                        let state = states.get(*places.get(&key)?)?.as_ref()?;
+                        Some((r.clone(), *state))
+                    })
+                    .collect();
+                // A check whose caller went away needs no answer.
+                let _ = ask.answer.send(Ok(mine));
             }
-            Err(e) => {
-                let error = e.to_string();
-                for ask in asks {
-                    let _ = ask.answer.send(Err(error.clone()));
-                }
+        }
+        Err(e) => {
+            let error = e.to_string();
+            for ask in asks {
+                let _ = ask.answer.send(Err(error.clone()));
             }
         }
     }
+}
+
+/// The send states of `keys`, in their order (`None` where the hub has no consent).
+async fn states_of(pool: &PgPool, keys: &[&Key]) -> Result<Vec<Option<SendState>>> {
+    let brands: Vec<i64> = keys.iter().map(|k| k.0.0 as i64).collect();
+    let channels: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
+    let types: Vec<&str> = keys.iter().map(|k| k.2.as_str()).collect();
+    let recipients: Vec<&str> = keys.iter().map(|k| k.3.as_str()).collect();
+    let rows: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
+        "SELECT k.place, c.status, c.source, c.iys_state, c.hold \
+         FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[]) \
+              WITH ORDINALITY AS k(brand_code, channel, recipient_type, recipient, place) \
+         JOIN consent c ON c.brand_code = k.brand_code AND c.recipient = k.recipient \
+              AND c.recipient_type = k.recipient_type AND c.channel = k.channel",
+    )
+    .bind(brands)
+    .bind(channels)
+    .bind(types)
+    .bind(recipients)
+    .fetch_all(pool)
+    .await?;
+    let mut states = vec![None; keys.len()];
+    for (place, status, source, iys_state, hold) in rows {
+        // ORDINALITY counts from 1.
+        let slot = usize::try_from(place - 1)
+            .ok()
+            .and_then(|i| states.get_mut(i))
+            .ok_or_else(|| StoreError::Corrupt(format!("a checked key's place {place}")))?;
+        *slot = Some(send_state(&status, &source, &iys_state, hold)?);
+    }
+    Ok(states)
+}
+
+/// A send state from the consent table's text columns.
+fn send_state(status: &str, source: &str, iys_state: &str, hold: i64) -> Result<SendState> {
+    let source: iys::Source = parse("consent.source", source)?;
+    Ok(SendState {
+        status: parse("consent.status", status)?,
+        from_iys: source.is_iys(),
+        iys_state: parse("consent.iys_state", iys_state)?,
+        hold: hold != 0,
+    })
 }
 
 pub(crate) async fn send_states(
@@ -166,16 +247,7 @@ pub(crate) async fn send_states(
         .fetch_all(pool)
         .await?;
         for (recipient, status, source, iys_state, hold) in rows {
-            let source: iys::Source = parse("consent.source", &source)?;
-            states.insert(
-                recipient,
-                SendState {
-                    status: parse("consent.status", &status)?,
-                    from_iys: source.is_iys(),
-                    iys_state: parse("consent.iys_state", &iys_state)?,
-                    hold: hold != 0,
-                },
-            );
+            states.insert(recipient, send_state(&status, &source, &iys_state, hold)?);
         }
     }
     Ok(states)
@@ -236,8 +308,8 @@ pub(crate) async fn consents(
         .collect()
 }
 
-/// Exports streaming at once: each holds a read connection for as long as it runs, and the
-/// checks need the rest of the pool.
+/// Exports streaming at once: each holds a read connection for as long as it runs, and
+/// listings need the rest of the pool.
 pub(crate) static STREAMS: Semaphore = Semaphore::const_new(2);
 
 /// Streams the rows of one statement of [`crate::listing::consent_page`] (exports: millions of

@@ -46,12 +46,13 @@ pub struct SqlStore {
     pub(crate) groups: Arc<crate::group::Groups>,
     /// Native read-only connections for send-time checks (SQLite files).
     pub(crate) readers: Option<Arc<crate::sqlite_read::Readers>>,
-    /// Native connections for send-time checks (PostgreSQL).
+    /// Native connections for listings and exports (PostgreSQL).
     pub(crate) pg: Option<sqlx::PgPool>,
     /// Native connections for the ledger's write transactions (PostgreSQL), apart from the
     /// checks' so a burst of writes never queues a send-time check.
     pub(crate) pg_writes: Option<sqlx::PgPool>,
-    /// Single checks on PostgreSQL, answered together when they arrive together.
+    /// Send-time checks on PostgreSQL, on connections of their own; single checks are answered
+    /// together when they arrive together.
     pub(crate) pg_checks: Option<crate::pg_read::Coalescer>,
     /// When PostgreSQL's planner statistics were last refreshed, in rows written.
     pub(crate) statistics: Arc<crate::statistics::Statistics>,
@@ -161,11 +162,14 @@ impl SqlStore {
                     .await?
             }
         };
-        let (pg, pg_writes) = match backend {
-            Backend::Sqlite => (None, None),
+        let (pg, pg_writes, pg_checks) = match backend {
+            Backend::Sqlite => (None, None, None),
             Backend::Postgres => (
-                Some(crate::pg_read::pool(url).await?),
-                Some(crate::pg_read::pool(url).await?),
+                Some(crate::pg_read::pool(url, 4).await?),
+                Some(crate::pg_read::pool(url, 8).await?),
+                Some(crate::pg_read::Coalescer::start(
+                    crate::pg_read::checks_pool(url).await?,
+                )),
             ),
         };
         let store = SqlStore {
@@ -180,7 +184,7 @@ impl SqlStore {
                 Backend::Sqlite => crate::sqlite_read::Readers::for_url(url).map(Arc::new),
                 Backend::Postgres => None,
             },
-            pg_checks: pg.clone().map(crate::pg_read::Coalescer::start),
+            pg_checks,
             statistics: Arc::default(),
             pg,
             pg_writes,
@@ -206,7 +210,11 @@ impl SqlStore {
     }
 
     pub async fn close(&self) {
-        for pg in [&self.pg, &self.pg_writes].into_iter().flatten() {
+        let checks = self.pg_checks.as_ref().map(|c| c.pool());
+        for pg in [self.pg.as_ref(), self.pg_writes.as_ref(), checks]
+            .into_iter()
+            .flatten()
+        {
             pg.close().await;
         }
         self.pool.close().await;

@@ -42,17 +42,22 @@ impl SqlStore {
             })
             .await;
         }
-        if let Some(checks) = &self.pg_checks
-            && recipients.len() <= crate::pg_read::COALESCED
-            && let Some(answer) = checks
-                .send_states(brand, channel, recipient_type, recipients)
-                .await
-        {
-            return answer;
-        }
-        if let Some(pg) = &self.pg {
-            return crate::pg_read::send_states(pg, brand, channel, recipient_type, recipients)
-                .await;
+        if let Some(checks) = &self.pg_checks {
+            if recipients.len() <= crate::pg_read::COALESCED
+                && let Some(answer) = checks
+                    .send_states(brand, channel, recipient_type, recipients)
+                    .await
+            {
+                return answer;
+            }
+            return crate::pg_read::send_states(
+                checks.pool(),
+                brand,
+                channel,
+                recipient_type,
+                recipients,
+            )
+            .await;
         }
         let mut states = std::collections::HashMap::with_capacity(recipients.len());
         for chunk in recipients.chunks(500) {
@@ -150,8 +155,9 @@ impl SqlStore {
             })
             .await;
         }
-        if let Some(pg) = &self.pg {
-            return crate::pg_read::category_statuses(pg, brand, category, subjects).await;
+        if let Some(checks) = &self.pg_checks {
+            return crate::pg_read::category_statuses(checks.pool(), brand, category, subjects)
+                .await;
         }
         let mut statuses = std::collections::HashMap::new();
         for chunk in subjects.chunks(500) {
