@@ -8,7 +8,8 @@ use std::collections::HashMap;
 
 use hub_core::{BrandCode, Channel, SendState};
 use iys::RecipientType;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::sql::parse;
@@ -29,6 +30,11 @@ const CHECK_CONNECTIONS: u32 = 4;
 /// Recipients per statement: large arrays cost little, but a bound keeps one check's statement
 /// from holding a connection for long.
 const CHUNK: usize = 5_000;
+/// Statements a large check runs at once (the checks' pool has one more connection, for the
+/// coalesced statement).
+const PARTS: usize = 3;
+/// Recipients below which a check is not split further: a statement costs a round trip.
+const PART_MIN: usize = 1_000;
 
 /// A small pool of native connections (listings and exports, or the ledger's writes), beside
 /// the store's `Any` pool.
@@ -234,21 +240,25 @@ pub(crate) async fn send_states(
     recipient_type: RecipientType,
     recipients: &[String],
 ) -> Result<HashMap<String, SendState>> {
-    let mut states = HashMap::with_capacity(recipients.len());
-    for chunk in recipients.chunks(CHUNK) {
-        let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+    let rows = in_parts(recipients, |part| {
+        sqlx::query(
             "SELECT recipient, status, source, iys_state, hold FROM consent \
              WHERE brand_code = $1 AND channel = $2 AND recipient_type = $3 AND recipient = ANY($4)",
         )
         .bind(brand.0 as i64)
         .bind(channel.as_str())
         .bind(recipient_type.as_str())
-        .bind(chunk)
+        .bind(part)
         .fetch_all(pool)
-        .await?;
-        for (recipient, status, source, iys_state, hold) in rows {
-            states.insert(recipient, send_state(&status, &source, &iys_state, hold)?);
-        }
+    })
+    .await?;
+    let mut states = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let text = |i: usize| row.try_get::<&str, _>(i);
+        states.insert(
+            text(0)?.to_owned(),
+            send_state(text(1)?, text(2)?, text(3)?, row.try_get(4)?)?,
+        );
     }
     Ok(states)
 }
@@ -259,22 +269,38 @@ pub(crate) async fn category_statuses(
     category: &str,
     subjects: &[String],
 ) -> Result<HashMap<String, iys::ConsentStatus>> {
-    let mut statuses = HashMap::new();
-    for chunk in subjects.chunks(CHUNK) {
-        let rows: Vec<(String, String)> = sqlx::query_as(
+    let rows = in_parts(subjects, |part| {
+        sqlx::query(
             "SELECT subject, status FROM category_consent \
              WHERE brand_code = $1 AND category = $2 AND subject = ANY($3)",
         )
         .bind(brand.0 as i64)
         .bind(category)
-        .bind(chunk)
+        .bind(part)
         .fetch_all(pool)
-        .await?;
-        for (subject, status) in rows {
-            statuses.insert(subject, parse("category_consent.status", &status)?);
-        }
+    })
+    .await?;
+    let mut statuses = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        statuses.insert(
+            row.try_get::<&str, _>(0)?.to_owned(),
+            parse("category_consent.status", row.try_get::<&str, _>(1)?)?,
+        );
     }
     Ok(statuses)
+}
+
+/// Reads a long list of keys as up to [`PARTS`] statements at once, each on its own
+/// connection: PostgreSQL runs one statement on one core, so a 10,000-recipient check read as
+/// one or two statements in a row left the other core to wait.
+async fn in_parts<'k, F, R>(keys: &'k [String], read: F) -> Result<Vec<PgRow>>
+where
+    F: Fn(&'k [String]) -> R,
+    R: Future<Output = std::result::Result<Vec<PgRow>, sqlx::Error>>,
+{
+    let size = keys.len().div_ceil(PARTS).clamp(PART_MIN, CHUNK);
+    let parts = futures_util::future::try_join_all(keys.chunks(size).map(read)).await?;
+    Ok(parts.into_iter().flatten().collect())
 }
 
 /// The statement's values bound in order.
@@ -345,8 +371,7 @@ pub(crate) async fn stream_consents(
 }
 
 /// A consent from the columns of [`crate::listing::CONSENT_COLUMNS`], in their order.
-fn consent_from(row: &sqlx::postgres::PgRow) -> Result<crate::ConsentRow> {
-    use sqlx::Row;
+fn consent_from(row: &PgRow) -> Result<crate::ConsentRow> {
     let text = |i: usize| row.try_get::<&str, _>(i);
     Ok(crate::ConsentRow {
         key: hub_core::ConsentKey {

@@ -133,6 +133,31 @@ async fn concurrent_single_checks_get_their_own_answers_on_postgres() {
             .flat_map(HashMap::keys)
             .all(|r| r[6..].parse::<usize>().unwrap() < 300)
     );
+
+    // A check of thousands of recipients is read in parts at once: together they answer
+    // exactly what the recipients' single checks answer, and nothing else.
+    for brand in BRANDS {
+        // The stored numbers (below 300) spread over every part: 7 is prime to 2,600.
+        let many: Vec<String> = (0..2_600).map(|i| phone(i * 7 % 2_600)).collect();
+        let got = store
+            .send_states(brand, CHANNELS[0], RecipientType::Bireysel, &many)
+            .await
+            .unwrap();
+        let mut expected = HashMap::new();
+        for r in many
+            .iter()
+            .filter(|r| r[6..].parse::<usize>().unwrap() < 300)
+        {
+            expected.extend(
+                store
+                    .send_states(brand, CHANNELS[0], RecipientType::Bireysel, &[r.clone()])
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert_eq!(expected.len(), 150, "every even number has a MESAJ consent");
+        assert_eq!(got, expected, "{brand:?}");
+    }
     store.close().await;
     testkit::drop_postgres(&admin, &name).await;
 }
