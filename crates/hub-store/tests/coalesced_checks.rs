@@ -150,7 +150,12 @@ async fn concurrent_single_checks_get_their_own_answers_on_postgres() {
         {
             expected.extend(
                 store
-                    .send_states(brand, CHANNELS[0], RecipientType::Bireysel, &[r.clone()])
+                    .send_states(
+                        brand,
+                        CHANNELS[0],
+                        RecipientType::Bireysel,
+                        std::slice::from_ref(r),
+                    )
                     .await
                     .unwrap(),
             );
