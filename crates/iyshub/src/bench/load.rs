@@ -76,6 +76,26 @@ pub fn quantile(sorted: &[f64], p: f64) -> f64 {
 
 /// Runs `op` from `concurrency` workers until `limit`. The first failed operation stops the
 /// run and is returned: a benchmark with failures measures something else.
+/// Runs `per_connection` operations per connection, numbered from `from` (so they touch rows
+/// of their own), before a measured load: connections opened, pools filled and caches warm,
+/// as on a hub that has been serving. Returns how many were done.
+pub async fn warm_up(
+    concurrency: usize,
+    per_connection: u64,
+    from: u64,
+    op: Op,
+) -> anyhow::Result<u64> {
+    let shifted: Op = Arc::new(move |k| op(from + k));
+    let n = concurrency as u64 * per_connection;
+    let load = closed_loop(
+        concurrency,
+        Limit::count(n, Duration::from_secs(60)),
+        shifted,
+    )
+    .await?;
+    Ok(load.done)
+}
+
 pub async fn closed_loop(concurrency: usize, limit: Limit, op: Op) -> anyhow::Result<Load> {
     let next = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
