@@ -314,8 +314,10 @@ fn day_bounds(date: Date) -> (String, String) {
 
 const MOVEMENT_COLUMNS: &str = "SELECT e.id, e.recipient, e.recipient_type, e.channel, e.status, e.consent_date, e.source, e.origin, \
      e.iys_transaction_id, e.delivered_transaction_id, e.iys_creation_date, \
-     (SELECT o.state FROM outbox o WHERE o.brand_code = e.brand_code AND o.event_id = e.id ORDER BY o.id DESC LIMIT 1) AS outbox_state, \
-     (SELECT o.last_error FROM outbox o WHERE o.brand_code = e.brand_code AND o.event_id = e.id ORDER BY o.id DESC LIMIT 1) AS outbox_error, \
+     (SELECT o.state FROM outbox o WHERE o.brand_code = e.brand_code AND o.recipient = e.recipient AND o.recipient_type = e.recipient_type \
+      AND o.channel = e.channel AND o.event_id = e.id ORDER BY o.id DESC LIMIT 1) AS outbox_state, \
+     (SELECT o.last_error FROM outbox o WHERE o.brand_code = e.brand_code AND o.recipient = e.recipient AND o.recipient_type = e.recipient_type \
+      AND o.channel = e.channel AND o.event_id = e.id ORDER BY o.id DESC LIMIT 1) AS outbox_error, \
      (SELECT COUNT(*) FROM consent c WHERE c.brand_code = e.brand_code AND c.recipient = e.recipient AND c.recipient_type = e.recipient_type \
       AND c.channel = e.channel AND c.last_event_id = e.id) AS current \
      FROM consent_event e WHERE e.brand_code = $1 AND e.category IS NULL";
@@ -452,13 +454,25 @@ impl ReconcileStore for SqlStore {
         self.lock_brand(&mut tx, b).await?;
         let mut requeued = Vec::new();
         for &id in event_ids {
+            // The event's consent key: outbox rows are found through it (outbox_key), not by
+            // their event, which no index covers.
+            let Some(key) = sqlx::query(
+                "SELECT recipient, recipient_type, channel FROM consent_event WHERE brand_code = $1 AND id = $2",
+            )
+            .bind(b)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            else {
+                continue;
+            };
             // Only a delivery the hub still believes done, and only while it carries the
             // consent's current state: an overtaken change must not reach IYS after a later one.
             let r = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE outbox SET state = {}, attempts = 0, next_attempt_at_ms = $1, \
                  last_error = 'reconcile: IYS has no record of this delivery', lease_owner = NULL, lease_until_ms = NULL, \
                  request_id = NULL, sub_request_id = NULL, bulk_index = NULL, submitted_at_ms = NULL \
-                 WHERE brand_code = $2 AND event_id = $3 AND state = {} \
+                 WHERE brand_code = $2 AND recipient = $3 AND recipient_type = $4 AND channel = $5 AND event_id = $6 AND state = {} \
                  AND EXISTS (SELECT 1 FROM consent c WHERE c.brand_code = outbox.brand_code AND c.recipient = outbox.recipient \
                  AND c.recipient_type = outbox.recipient_type AND c.channel = outbox.channel AND c.last_event_id = outbox.event_id)",
                 OutboxState::Pending.sql(),
@@ -466,6 +480,9 @@ impl ReconcileStore for SqlStore {
             )))
             .bind(ms(now))
             .bind(b)
+            .bind(key.try_get::<String, _>("recipient")?)
+            .bind(key.try_get::<String, _>("recipient_type")?)
+            .bind(key.try_get::<String, _>("channel")?)
             .bind(id)
             .execute(&mut *tx)
             .await?;
