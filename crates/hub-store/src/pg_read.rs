@@ -26,6 +26,10 @@ const YIELDS: usize = 3;
 /// Connections of the checks' pool: the coalesced statement in flight, and three for checks
 /// of many recipients.
 const CHECK_CONNECTIONS: u32 = 4;
+/// Longest a coalesced statement may take. Every waiting check depends on it, so a stalled
+/// connection (a server gone quiet) fails them, and they answer an error (no permission to
+/// send), rather than holding every check of the instance behind it.
+const STATEMENT_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Recipients per statement: large arrays cost little, but a bound keeps one check's statement
 /// from holding a connection for long.
@@ -166,7 +170,14 @@ async fn answer(pool: &PgPool, asks: Vec<Ask>) {
             keys.push(key);
         }
     }
-    match states_of(pool, &keys).await {
+    let read = match tokio::time::timeout(STATEMENT_LIMIT, states_of(pool, &keys)).await {
+        Ok(read) => read,
+        Err(_) => Err(StoreError::Coalesced(format!(
+            "a check's statement took more than {} s",
+            STATEMENT_LIMIT.as_secs()
+        ))),
+    };
+    match read {
         Ok(states) => {
             for ask in asks {
                 let mine = ask

@@ -74,8 +74,6 @@ pub fn quantile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Runs `op` from `concurrency` workers until `limit`. The first failed operation stops the
-/// run and is returned: a benchmark with failures measures something else.
 /// Runs `per_connection` operations per connection, numbered from `from` (so they touch rows
 /// of their own), before a measured load: connections opened, pools filled and caches warm,
 /// as on a hub that has been serving. Returns how many were done.
@@ -96,6 +94,8 @@ pub async fn warm_up(
     Ok(load.done)
 }
 
+/// Runs `op` from `concurrency` workers until `limit`. The first failed operation stops the
+/// run and is returned: a benchmark with failures measures something else.
 pub async fn closed_loop(concurrency: usize, limit: Limit, op: Op) -> anyhow::Result<Load> {
     let next = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
