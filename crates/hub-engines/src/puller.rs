@@ -1,12 +1,79 @@
 //! The puller: reads IYS's changes feed from the stored cursor and applies the movements through
 //! the ledger (quarantining what cannot be applied), advancing the cursor in the same transaction.
+//!
+//! The feed is read on a task of its own, a few pages ahead of the ledger, and the pages that
+//! are waiting when the ledger is free are applied in one transaction (at most
+//! `PAGES_PER_APPLY`), with the last page's cursor. A pull's transaction ids fall anywhere in
+//! their index, so past a few thousand events each page applied alone rewrote nearly a page of
+//! that index per movement; several pages a commit share those writes, and reading overlaps
+//! with writing. What is applied, and in which order, is the same as page by page.
 
-use hub_core::{Mode, Origin};
+use hub_core::{Change, Mode, Origin};
 use hub_store::{Brand, EngineStore};
 use iys::wire::ChangeSource;
-use iys_client::IysClient;
+use iys_client::{ClientError, IysClient, RawChangesPage};
+use tokio::sync::mpsc;
 
 use crate::Engines;
+
+/// The feed's page size (IYS's largest).
+const PAGE: u32 = 1000;
+/// Pages applied in one transaction at most.
+const PAGES_PER_APPLY: usize = 5;
+/// Pages read ahead of the ledger at most.
+const READ_AHEAD: usize = 2 * PAGES_PER_APPLY;
+
+/// What the reading task hands over, in the feed's order.
+enum Feed {
+    Page(RawChangesPage),
+    /// The feed had nothing after the cursor.
+    Caught,
+    Failed(ClientError),
+}
+
+/// Stops the reading task when the pull ends, however it ends.
+struct Reader(tokio::task::JoinHandle<()>);
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads pages from `cursor` until a page is not full, the feed has nothing more, a read
+/// fails or the puller is gone.
+async fn read_feed(
+    client: IysClient,
+    brand: u64,
+    source: ChangeSource,
+    mut cursor: Option<String>,
+    pages: mpsc::Sender<Feed>,
+) {
+    loop {
+        let item = match client
+            .changes_page_raw(brand, source, cursor.as_deref(), PAGE)
+            .await
+        {
+            Ok(None) => Feed::Caught,
+            Ok(Some(page)) => {
+                let full = page.list.len() >= PAGE as usize;
+                cursor = Some(page.after.clone());
+                if full {
+                    Feed::Page(page)
+                } else {
+                    // The last page: nothing to read after it for now.
+                    let _ = pages.send(Feed::Page(page)).await;
+                    return;
+                }
+            }
+            Err(e) => Feed::Failed(e),
+        };
+        let last = !matches!(item, Feed::Page(_));
+        if pages.send(item).await.is_err() || last {
+            return;
+        }
+    }
+}
 
 impl Engines {
     /// Reads the changes feed. Returns how many movements were new.
@@ -22,54 +89,95 @@ impl Engines {
         }
         let mut new = 0;
         for source in sources {
-            let mut cursor = self.store.cursor(brand.brand_code, source.as_str()).await?;
-            loop {
-                match client
-                    .changes_page_raw(brand.brand_code.0, source, cursor.as_deref(), 1000)
-                    .await
-                {
-                    Ok(None) => {
-                        self.store
-                            .touch_cursor(brand.brand_code, source.as_str())
-                            .await?;
-                        break;
-                    }
-                    Ok(Some(page)) => {
-                        let full = page.list.len() >= 1000;
-                        let (changes, quarantined) = hub_core::screen_movements(
-                            brand.brand_code,
-                            page.list,
-                            Origin::IysPull,
-                            self.now(),
-                        );
-                        if !quarantined.is_empty() {
-                            tracing::warn!(brand = %brand.brand_code, count = quarantined.len(), "movements from IYS set aside for a person (quarantine)");
-                            self.store
-                                .quarantine(
-                                    brand.brand_code,
-                                    source.as_str(),
-                                    &quarantined,
-                                    self.now(),
-                                )
-                                .await?;
-                        }
-                        let applied = self
-                            .store
-                            .apply_pull(brand, changes, source.as_str(), &page.after)
-                            .await?;
-                        new += applied.iter().filter(|a| a.event_id.is_some()).count();
-                        cursor = Some(page.after);
-                        if !full {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(brand = %brand.brand_code, error = %e, "pulling IYS's changes failed; will retry");
+            new += self.pull_source(brand, client, source).await?;
+        }
+        Ok(new)
+    }
+
+    async fn pull_source(
+        &self,
+        brand: &Brand,
+        client: &IysClient,
+        source: ChangeSource,
+    ) -> Result<usize, hub_store::StoreError> {
+        let cursor = self.store.cursor(brand.brand_code, source.as_str()).await?;
+        let (sender, mut pages) = mpsc::channel(READ_AHEAD);
+        let _reader = Reader(tokio::spawn(read_feed(
+            client.clone(),
+            brand.brand_code.0,
+            source,
+            cursor,
+            sender,
+        )));
+        let mut new = 0;
+        while let Some(first) = pages.recv().await {
+            // The pages waiting now, in order, up to the end of the feed or a failed read.
+            let mut batch: Vec<RawChangesPage> = Vec::new();
+            let mut ended = None;
+            let mut next = Some(first);
+            while let Some(item) = next.take() {
+                match item {
+                    Feed::Page(page) => batch.push(page),
+                    other => {
+                        ended = Some(other);
                         break;
                     }
                 }
+                if batch.len() < PAGES_PER_APPLY {
+                    next = pages.try_recv().ok();
+                }
+            }
+            new += self.apply_pages(brand, source, batch).await?;
+            match ended {
+                Some(Feed::Caught) => {
+                    self.store
+                        .touch_cursor(brand.brand_code, source.as_str())
+                        .await?;
+                    break;
+                }
+                Some(Feed::Failed(e)) => {
+                    tracing::warn!(brand = %brand.brand_code, error = %e, "pulling IYS's changes failed; will retry");
+                    break;
+                }
+                Some(Feed::Page(_)) | None => {}
             }
         }
         Ok(new)
+    }
+
+    /// Screens `pages` (quarantining what cannot be applied) and applies the rest in one
+    /// transaction with the last page's cursor. Returns how many movements were new.
+    async fn apply_pages(
+        &self,
+        brand: &Brand,
+        source: ChangeSource,
+        pages: Vec<RawChangesPage>,
+    ) -> Result<usize, hub_store::StoreError> {
+        let Some(after) = pages.last().map(|p| p.after.clone()) else {
+            return Ok(0);
+        };
+        let mut changes: Vec<Change> = Vec::new();
+        let mut quarantined = Vec::new();
+        for page in pages {
+            let (good, bad) = hub_core::screen_movements(
+                brand.brand_code,
+                page.list,
+                Origin::IysPull,
+                self.now(),
+            );
+            changes.extend(good);
+            quarantined.extend(bad);
+        }
+        if !quarantined.is_empty() {
+            tracing::warn!(brand = %brand.brand_code, count = quarantined.len(), "movements from IYS set aside for a person (quarantine)");
+            self.store
+                .quarantine(brand.brand_code, source.as_str(), &quarantined, self.now())
+                .await?;
+        }
+        let applied = self
+            .store
+            .apply_pull(brand, changes, source.as_str(), &after)
+            .await?;
+        Ok(applied.iter().filter(|a| a.event_id.is_some()).count())
     }
 }

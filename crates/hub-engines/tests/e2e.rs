@@ -1206,3 +1206,67 @@ async fn changes_queued_behind_an_unsettled_movement_reach_iys_as_one() {
             .all(|r| r.superseded_by == Some(carrier.id))
     );
 }
+
+/// A feed of more pages than one transaction takes (the puller reads ahead and applies several
+/// pages at once): every movement is applied once and in the feed's order, and the next pull
+/// finds nothing new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_of_many_pages_is_applied_once_and_in_order() {
+    let w = World::start(
+        SimConfig::for_profile(Profile::Fast),
+        Mode::Integrator,
+        None,
+    )
+    .await;
+    let brand = w.brand().await;
+    let placed = 7_321u64;
+    {
+        let now = w.sim.sim.now();
+        let later = ConsentDate::from_timestamp(now + jiff::SignedDuration::from_secs(1));
+        let mut state = w.sim.sim.state.lock().unwrap();
+        let action = |n: u64, status, consent_date| iys_sim::state::CitizenAction {
+            brand_code: BRAND.0,
+            recipient: format!("+90532{n:07}"),
+            consent_type: ConsentType::Mesaj,
+            recipient_type: RecipientType::Bireysel,
+            status,
+            source: None,
+            consent_date,
+            citizen_name: None,
+        };
+        for n in 0..placed {
+            state
+                .citizen(&action(n, ConsentStatus::Onay, None), now)
+                .unwrap();
+        }
+        // Refusals at the end of the feed, for recipients whose ONAY came on its first page.
+        for n in 0..3 {
+            state
+                .citizen(&action(n, ConsentStatus::Ret, Some(later)), now)
+                .unwrap();
+        }
+    }
+    // The feed serves a second only once it is over.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let engines = w.engines();
+    let client = engines.client(&brand).await.unwrap();
+    assert_eq!(
+        engines.pull(&brand, &client).await.unwrap(),
+        placed as usize + 3
+    );
+    assert_eq!(engines.pull(&brand, &client).await.unwrap(), 0);
+    for n in 0..3 {
+        let s = w.state_of(&format!("+90532{n:07}")).await.unwrap();
+        assert_eq!(s.status, ConsentStatus::Ret, "recipient {n}");
+    }
+    for n in [3, 4_999, placed - 1] {
+        let s = w.state_of(&format!("+90532{n:07}")).await.unwrap();
+        assert_eq!(
+            (s.status, s.iys_known),
+            (ConsentStatus::Onay, true),
+            "recipient {n}"
+        );
+    }
+    let events = w.store.history(BRAND, "+905320000000", 10).await.unwrap();
+    assert_eq!(events.len(), 2, "the ONAY and the RET, each once");
+}
