@@ -195,7 +195,8 @@ impl SqlStore {
         let mut carried: Vec<(i64, usize)> = Vec::new();
         let mut overtaken: Vec<i64> = Vec::new();
         let mut released: Vec<i64> = Vec::new();
-        let mut final_states: HashMap<Key, ConsentState> = HashMap::new();
+        // The batch's last state of each consent, and whether the consent was stored before.
+        let mut final_states: HashMap<Key, (ConsentState, bool)> = HashMap::new();
         let mut final_categories: HashMap<(String, String), ConsentState> = HashMap::new();
         let mut applied = Vec::with_capacity(changes.len());
         let mut status_changes: Vec<ChangeRow> = Vec::new();
@@ -279,7 +280,11 @@ impl SqlStore {
                 match &ch.category {
                     None => {
                         states.insert(key.clone(), s.clone());
-                        final_states.insert(key.clone(), s.clone());
+                        // The first state of a consent in the batch: `current` is the stored one.
+                        final_states
+                            .entry(key.clone())
+                            .and_modify(|last| last.0 = s.clone())
+                            .or_insert_with(|| (s.clone(), current.is_some()));
                     }
                     Some(cat) => {
                         categories.insert((subject.clone(), cat.clone()), s.clone());
@@ -428,36 +433,22 @@ impl SqlStore {
 
         // Writes.
         self.insert_events(conn, b, &events, &event_ids).await?;
-        let mut upserts: Vec<(Key, ConsentState)> = final_states.into_iter().collect();
+        let mut upserts: Vec<(Key, (ConsentState, bool))> = final_states.into_iter().collect();
         upserts.sort_by(|x, y| x.0.cmp(&y.0));
-        let mut args: Vec<Arg> = Vec::with_capacity(upserts.len() * 15);
-        for ((recipient, rtype, channel), s) in &upserts {
-            args.extend([
-                b.into(),
-                recipient.into(),
-                (*rtype).into(),
-                (*channel).into(),
-                s.status.as_str().into(),
-                s.consent_date.to_string().into(),
-                s.source.as_str().into(),
-                real(s.last_event_id).into(),
-                s.iys_state.as_str().into(),
-                (&s.iys_error).into(),
-                i64::from(s.conflict).into(),
-                i64::from(s.hold).into(),
-                s.deadline.map(ms).into(),
-                ms(s.updated_at).into(),
-                i64::from(s.iys_known).into(),
-            ]);
+        // Consents new to the store are plain INSERTs, the others upserts: under the brand's
+        // lock no other writer can store this brand's consents in between, and an upsert costs
+        // a uniqueness probe and a confirmation per row (on PostgreSQL 3.7 µs against 2.3 µs a
+        // row for a plain INSERT).
+        let (stored, new): (Vec<_>, Vec<_>) = upserts.iter().partition(|(_, (_, was))| *was);
+        for (rows, tail) in [
+            (new, ""),
+            (
+                stored,
+                "ON CONFLICT (brand_code, recipient, recipient_type, channel) DO UPDATE SET status = excluded.status, consent_date = excluded.consent_date, source = excluded.source, last_event_id = excluded.last_event_id, iys_state = excluded.iys_state, iys_error = excluded.iys_error, conflict = excluded.conflict, hold = excluded.hold, deadline_ms = excluded.deadline_ms, updated_at_ms = excluded.updated_at_ms, iys_known = excluded.iys_known",
+            ),
+        ] {
+            self.write_states(conn, b, &rows, &real, tail).await?;
         }
-        conn.insert_rows(
-            "INSERT INTO consent (brand_code, recipient, recipient_type, channel, status, consent_date, source, last_event_id, iys_state, iys_error, conflict, hold, deadline_ms, updated_at_ms, iys_known)",
-            "ON CONFLICT (brand_code, recipient, recipient_type, channel) DO UPDATE SET status = excluded.status, consent_date = excluded.consent_date, source = excluded.source, last_event_id = excluded.last_event_id, iys_state = excluded.iys_state, iys_error = excluded.iys_error, conflict = excluded.conflict, hold = excluded.hold, deadline_ms = excluded.deadline_ms, updated_at_ms = excluded.updated_at_ms, iys_known = excluded.iys_known",
-            15,
-            rows_per_statement(self.backend),
-            &args,
-        )
-        .await?;
         let mut cats: Vec<((String, String), ConsentState)> =
             final_categories.into_iter().collect();
         cats.sort_by(|x, y| x.0.cmp(&y.0));
@@ -576,6 +567,45 @@ impl SqlStore {
             }
         }
         Ok(ids)
+    }
+
+    /// Consents' states as rows of `consent`, `tail` after the VALUES (the upsert, if any).
+    async fn write_states(
+        &self,
+        conn: &mut Tx<'_>,
+        b: i64,
+        rows: &[&(Key, (ConsentState, bool))],
+        real: &impl Fn(i64) -> i64,
+        tail: &str,
+    ) -> Result<()> {
+        let mut args: Vec<Arg> = Vec::with_capacity(rows.len() * 15);
+        for ((recipient, rtype, channel), (s, _)) in rows.iter().copied() {
+            args.extend([
+                b.into(),
+                recipient.into(),
+                (*rtype).into(),
+                (*channel).into(),
+                s.status.as_str().into(),
+                s.consent_date.to_string().into(),
+                s.source.as_str().into(),
+                real(s.last_event_id).into(),
+                s.iys_state.as_str().into(),
+                (&s.iys_error).into(),
+                i64::from(s.conflict).into(),
+                i64::from(s.hold).into(),
+                s.deadline.map(ms).into(),
+                ms(s.updated_at).into(),
+                i64::from(s.iys_known).into(),
+            ]);
+        }
+        conn.insert_rows(
+            "INSERT INTO consent (brand_code, recipient, recipient_type, channel, status, consent_date, source, last_event_id, iys_state, iys_error, conflict, hold, deadline_ms, updated_at_ms, iys_known)",
+            tail,
+            15,
+            rows_per_statement(self.backend),
+            &args,
+        )
+        .await
     }
 
     async fn insert_events(
