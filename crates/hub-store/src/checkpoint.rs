@@ -15,7 +15,8 @@
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
-/// The writer's own checkpoint threshold, in pages (64 MiB of 4 KiB pages).
+/// The writer's own checkpoint threshold, in pages (64 MiB of 4 KiB pages); the sqlx
+/// connections' too (`SqlStore::connect`).
 pub(crate) const BACKSTOP_PAGES: i64 = 16_384;
 
 /// Wakes the checkpoint thread; it ends when this is dropped (with the writer).

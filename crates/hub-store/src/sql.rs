@@ -145,6 +145,10 @@ impl SqlStore {
                                 // thousands of changes otherwise spills pages to the WAL before
                                 // its commit. Four connections: at most 128 MiB, used as filled.
                                 "PRAGMA cache_size = -32768",
+                                // The native writer's checkpoint thread copies the WAL
+                                // (`checkpoint.rs`); these connections, which write little,
+                                // checkpoint only at the same backstop size as the writer.
+                                "PRAGMA wal_autocheckpoint = 16384",
                             ] {
                                 sqlx::query(pragma).execute(&mut *conn).await?;
                             }
