@@ -13,7 +13,8 @@
 //! the WAL, synced, before it is answered, whoever copies it later.
 
 use std::path::Path;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::time::Duration;
 
 /// The writer's own checkpoint threshold, in pages (64 MiB of 4 KiB pages); the sqlx
 /// connections' too (`SqlStore::connect`).
@@ -61,8 +62,16 @@ impl Checkpointer {
     }
 }
 
+/// How often the thread checkpoints without being woken: the sqlx connections' few writes
+/// (settlements, progress) do not wake it, and a checkpoint with nothing to copy costs little.
+const IDLE: Duration = Duration::from_secs(1);
+
 fn run(conn: &rusqlite::Connection, woken: &Receiver<()>) {
-    while woken.recv().is_ok() {
+    loop {
+        match woken.recv_timeout(IDLE) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
         // PASSIVE: copies what no reader still needs, without waiting for any lock. Busy (the
         // writer's backstop checkpoint is running) is not an error: the next wake-up retries.
         let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
