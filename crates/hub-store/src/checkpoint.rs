@@ -4,7 +4,8 @@
 //! copies the WAL's pages into the database file and syncs it before it can answer. In an import
 //! of 1,000,000 rows that was an eighth of the writer's time, on the one thread every write of
 //! the file waits for. Here the writer wakes this thread after each commit and goes on; the
-//! thread runs a passive checkpoint (it never waits for, nor blocks, the writer or readers).
+//! thread runs a passive checkpoint (it never waits for, nor blocks, the writer or readers),
+//! and once a second when not woken, for the sqlx connections' writes.
 //!
 //! A passive checkpoint cannot rewind the WAL while the writer keeps appending, so the writer
 //! keeps SQLite's own checkpoint as a backstop at a larger size (`BACKSTOP_PAGES`): when it
