@@ -7,13 +7,15 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 10] = [
     "ledger-batch",
     "ledger-single",
     "check-single",
     "check-batch",
     "pull-apply",
     "dispatch",
+    "import",
+    "export",
     "campaign-filter",
     "stats",
 ];
@@ -88,6 +90,15 @@ fn every_scenario_prints_a_figure_a_baseline_and_a_ratio() {
                 assert!(line.contains("target "), "{line}");
             }
         }
+    }
+
+    // The import runs twice: a file in phone order and one with the phones scattered.
+    for backend in backends {
+        assert!(
+            stdout.lines().any(|l| l.starts_with("import/scattered")
+                && l.split_whitespace().nth(1) == Some(*backend)),
+            "no scattered import on {backend}:\n{stdout}"
+        );
     }
 
     let doc: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();

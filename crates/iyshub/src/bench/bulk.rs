@@ -3,7 +3,9 @@
 //! - `import`: a generated CSV (one consent a row, Turkish headers, phones as people type them)
 //!   imported by `iyshub import` in a child process, so its peak memory is its own. Baseline:
 //!   the same number of rows as plain multi-row INSERTs into a scratch table, 5,000 a
-//!   transaction (the import's batch).
+//!   transaction (the import's batch). Twice, each on a fresh database: a file in phone order
+//!   (`import`, the best case) and one with the phones scattered (`import/scattered`), as a
+//!   CRM's export ordered by customer is.
 //! - `export`: the imported consents exported as CSV by the export code the API and
 //!   `iyshub export` use, into memory. Baseline: the same rows read by one plain SELECT in key
 //!   order.
@@ -24,20 +26,47 @@ use super::{Ctx, Outcome, Scenario, per_second, thousands};
 const BATCH: u64 = hub::imports::BATCH_ROWS as u64;
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Outcome>> {
-    let db = ctx.fresh_db().await?;
-    let result = run_on(ctx, &db).await;
-    let removed = db.remove().await;
-    let outcomes = result?;
-    removed?;
+    let mut outcomes = Vec::new();
+    for order in [Order::Phone, Order::Scattered] {
+        let db = ctx.fresh_db().await?;
+        let result = run_on(ctx, &db, order).await;
+        let removed = db.remove().await;
+        outcomes.extend(result?);
+        removed?;
+    }
     Ok(outcomes)
 }
 
+/// The order of the generated file's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    /// By phone: each batch's rows land side by side in every index (an import's best case).
+    Phone,
+    /// Phones scattered over the whole range, as in a CRM's export ordered by customer: each
+    /// row of a batch lands on its own pages.
+    Scattered,
+}
+
+/// A stride that visits `0..n` in a scattered order (`i × stride mod n`): a prime not dividing
+/// `n`.
+fn stride(n: u64) -> u64 {
+    [7_919, 7_907, 7_901]
+        .into_iter()
+        .find(|p| n % p != 0)
+        .unwrap_or(1)
+}
+
 /// `n` rows: `0532 xxx xx xx`, MESAJ, ONAY or RET, HS_WEB, a date in `DD.MM.YYYY HH:MM` form.
-fn write_csv(path: &std::path::Path, n: u64) -> anyhow::Result<()> {
+fn write_csv(path: &std::path::Path, n: u64, order: Order) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
     out.write_all("ALICI;İZİN TÜRÜ;DURUM;İZİN KAYNAĞI;İZİN TARİHİ\n".as_bytes())?;
+    let stride = stride(n);
     for i in 0..n {
-        let phone = 5_320_000_000 + i;
+        let phone = 5_320_000_000
+            + match order {
+                Order::Phone => i,
+                Order::Scattered => i.wrapping_mul(stride) % n.max(1),
+            };
         let digits = phone.to_string();
         let (a, b, c, d) = (&digits[..3], &digits[3..6], &digits[6..8], &digits[8..]);
         let status = if i % 4 == 0 { "RET" } else { "ONAY" };
@@ -52,7 +81,9 @@ fn write_csv(path: &std::path::Path, n: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_on(ctx: &Ctx, db: &Db) -> anyhow::Result<Vec<Outcome>> {
+/// The import of a file in `order`; for files in phone order, then the export of what it
+/// stored.
+async fn run_on(ctx: &Ctx, db: &Db, order: Order) -> anyhow::Result<Vec<Outcome>> {
     let store = db.store().await?;
     harness::create_brand(&store, IysConnection::default()).await?;
     let pool = db.raw_pool().await?;
@@ -60,7 +91,7 @@ async fn run_on(ctx: &Ctx, db: &Db) -> anyhow::Result<Vec<Outcome>> {
     let n = ctx.plan.import_rows as u64;
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("izinler.csv");
-    write_csv(&file, n)?;
+    write_csv(&file, n, order)?;
     let bytes = std::fs::metadata(&file)?.len();
 
     let date = harness::recent_date().to_string();
@@ -106,7 +137,10 @@ async fn run_on(ctx: &Ctx, db: &Db) -> anyhow::Result<Vec<Outcome>> {
         Backend::Postgres => 50_000.0,
     };
     let import = Outcome {
-        label: Scenario::Import.name().into(),
+        label: match order {
+            Order::Phone => Scenario::Import.name().into(),
+            Order::Scattered => format!("{}/scattered", Scenario::Import.name()),
+        },
         scenario: Scenario::Import,
         backend: ctx.backend,
         figure,
@@ -121,13 +155,22 @@ async fn run_on(ctx: &Ctx, db: &Db) -> anyhow::Result<Vec<Outcome>> {
         target: format!("≥ {} rows/s, peak RSS < 300 MiB", thousands(target)),
         met: figure >= target && peak.is_some_and(|p| p < 300.0),
         notes: vec![format!(
-            "{n} rows, {:.0} MiB of CSV, in the child process; importer's peak RSS {}",
+            "{n} rows in {} order, {:.0} MiB of CSV, in the child process; importer's peak RSS {}",
+            match order {
+                Order::Phone => "phone",
+                Order::Scattered => "scattered",
+            },
             bytes as f64 / 1048576.0,
             peak.map_or("unknown".into(), |p| format!("{p:.0} MiB"))
         )],
         peak_rss_mib: None,
         seconds: 0.0,
     };
+
+    if order == Order::Scattered {
+        pool.close().await;
+        return Ok(vec![import]);
+    }
 
     // Export what was imported.
     db.analyze().await?;
