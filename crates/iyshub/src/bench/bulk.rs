@@ -52,7 +52,7 @@ enum Order {
 fn stride(n: u64) -> u64 {
     [7_919, 7_907, 7_901]
         .into_iter()
-        .find(|p| n % p != 0)
+        .find(|p| !n.is_multiple_of(*p))
         .unwrap_or(1)
 }
 
