@@ -298,9 +298,10 @@ impl Tx<'_> {
         // SQLite: `OR FAIL`, so a statement that fails keeps the rows it wrote before and SQLite
         // need not journal every page it changes to undo them (5 % of an import's time). Every
         // error of a ledger write rolls back the transaction or the batch's savepoint anyway.
+        let sqlite = !matches!(self, Tx::Any(_, Backend::Postgres));
         let head = match head.strip_prefix("INSERT INTO ") {
-            Some(rest) => Cow::Owned(format!("INSERT OR FAIL INTO {rest}")),
-            None => Cow::Borrowed(head),
+            Some(rest) if sqlite => Cow::Owned(format!("INSERT OR FAIL INTO {rest}")),
+            _ => Cow::Borrowed(head),
         };
         for chunk in args.chunks(per_statement.max(1) * cols) {
             let sql = format!(
