@@ -432,6 +432,27 @@ impl SqlStore {
         job_from(&row).map(Some)
     }
 
+    /// Renews `owner`'s lease on a running import to `until` between the batches of a window
+    /// (whose progress is recorded only at its end). Refused (`StoreError::Conflict`) when
+    /// another runner holds the import: this one stops.
+    pub async fn renew_import_lease(&self, id: i64, owner: &str, until: Timestamp) -> Result<()> {
+        let renewed = sqlx::query(
+            "UPDATE import_job SET lease_until_ms = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
+        )
+        .bind(ms(until))
+        .bind(id)
+        .bind(owner.to_owned())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if renewed == 0 {
+            return Err(StoreError::Conflict(format!(
+                "import {id} is no longer this runner's"
+            )));
+        }
+        Ok(())
+    }
+
     /// Records a committed batch: the last line, the counts and the rejects, in one transaction,
     /// and renews `owner`'s lease to `lease_until`. Refused when another runner holds the import
     /// (`StoreError::Conflict`): this one stops.

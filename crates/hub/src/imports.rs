@@ -1,14 +1,17 @@
 //! Running a bulk import: rows from `hub_bulk` go through the same parser and category check as
 //! `POST …/consents`, and the good ones through the same ledger write, in batches.
 //!
-//! Each batch is written with an idempotency key of its own (`import·{id}·{first line}`), then
-//! its progress is recorded (`SqlStore::record_import_progress`). A runner that stops anywhere
-//! (crash, SIGKILL, restart) resumes after the last recorded line; a batch written but not yet
-//! recorded is written again under the same key, which replays its stored counts instead of
-//! applying anything twice.
+//! The file is read in windows of up to `WINDOW_ROWS` rows. A window's good changes are sorted
+//! by the key they write (stably: one key's rows keep the file's order) and written in batches
+//! of `BATCH_ROWS`, each with an idempotency key of its own (`import·{id}·w{window's first
+//! line}·{n}·{digest of its lines}`); at the window's end its progress is recorded
+//! (`SqlStore::record_import_progress`). A runner that stops anywhere (crash, SIGKILL, restart)
+//! resumes after the last recorded window and cuts the next one exactly as before; its batches
+//! written but not yet recorded are written again under the same keys, which replay their
+//! stored counts instead of applying anything twice.
 //!
-//! The file is read on a blocking thread one batch ahead of the writes, so reading and parsing
-//! overlap with the database.
+//! The file is read and parsed on a blocking thread one window ahead of the writes, so reading
+//! and parsing overlap with the database.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -40,15 +43,17 @@ pub enum ImportError {
     Reader(String),
 }
 
-/// What a batch of rows read ahead holds.
-/// A batch read and parsed ahead of the writes: its changes, its rejects and its lines.
-struct Batch {
-    changes: Vec<Change>,
+/// A window of rows read and parsed ahead of the writes, its good changes (with their lines) in
+/// write order.
+struct Window {
+    changes: Vec<(u64, Change)>,
     rejects: Vec<ImportReject>,
     /// Rows read (rejects included).
     rows: u64,
     first_line: u64,
     last_line: u64,
+    /// Held while the window lives: at most two do (one written, one read ahead).
+    _alive: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// What parsing a row needs.
@@ -87,26 +92,73 @@ pub struct Progress {
     pub counts: ImportCounts,
 }
 
-/// Reads and parses `rows` on a blocking thread, `BATCH_ROWS` at a time, at most two batches
-/// ahead of the writes (reading and parsing, phone numbers above all, then use the other core).
-/// A file that cannot be read further ends the stream with an error, never as if it had ended.
+/// The most rows a window holds. A window's changes are written in key order (`write_order`), so
+/// each of its batches touches a narrow range of the consent and history indexes instead of a
+/// page per row: a file in scattered key order (a CRM's export ordered by customer) otherwise
+/// rewrites most of those pages in every commit.
+pub const WINDOW_ROWS: u64 = 100_000;
+
+/// How many rows the window after `rows_before` rows of the file holds: one batch first (the
+/// first commit comes quickly), then doubling up to `WINDOW_ROWS`. A function of the rows read
+/// before it, which the job records at every window's end, so a resumed import cuts the same
+/// windows as the run it continues.
+fn window_rows(rows_before: u64) -> u64 {
+    rows_before.clamp(BATCH_ROWS as u64, WINDOW_ROWS)
+}
+
+/// The order a window's changes are written in: by the state each one writes (a category
+/// consent's subject when it is a profile, else the recipient, which leads the consent, outbox
+/// and history indexes). Sorted stably, so the rows of one key keep the file's order.
+fn write_order(change: &Change) -> (bool, &str) {
+    match (&change.category, &change.profile_id) {
+        (Some(_), Some(profile)) => (true, profile),
+        _ => (false, &change.key.recipient),
+    }
+}
+
+/// FNV-1a over a batch's line numbers.
+fn lines_digest(lines: impl Iterator<Item = u64>) -> u64 {
+    lines.fold(0xcbf2_9ce4_8422_2325, |hash, line| {
+        line.to_le_bytes().iter().fold(hash, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    })
+}
+
+/// Reads and parses `rows` on a blocking thread, a window at a time, at most one window ahead
+/// of the writes (reading and parsing, phone numbers above all, then use the other core): the
+/// next window is begun only when the one before it is being written, so an import holds at
+/// most two windows whatever the size of its file.
+/// `rows_before` is how many rows the job has read already. A file that cannot be read further
+/// ends the stream with an error, never as if it had ended.
 fn read_ahead(
     rows: hub_bulk::Rows,
     parser: Parser,
-) -> tokio::sync::mpsc::Receiver<Result<Batch, ImportError>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    rows_before: u64,
+) -> tokio::sync::mpsc::Receiver<Result<Window, ImportError>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let windows = Arc::new(tokio::sync::Semaphore::new(2));
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let mut rows = rows;
+        let mut rows_before = rows_before;
         loop {
+            // Never closed: an error only if the runtime is going away.
+            let Ok(alive) = runtime.block_on(windows.clone().acquire_owned()) else {
+                return;
+            };
             let now = Timestamp::now();
-            let mut batch = Batch {
-                changes: Vec::with_capacity(BATCH_ROWS),
+            let size = window_rows(rows_before);
+            let mut changes: Vec<(u64, Change)> = Vec::new();
+            let mut window = Window {
+                changes: Vec::new(),
                 rejects: Vec::new(),
                 rows: 0,
                 first_line: 0,
                 last_line: 0,
+                _alive: alive,
             };
-            for row in rows.by_ref().take(BATCH_ROWS) {
+            for row in rows.by_ref().take(size as usize) {
                 let line = match &row {
                     Ok(r) => r.line,
                     Err(e) if e.is_fatal() => {
@@ -115,21 +167,24 @@ fn read_ahead(
                     }
                     Err(e) => e.line,
                 };
-                if batch.rows == 0 {
-                    batch.first_line = line;
+                if window.rows == 0 {
+                    window.first_line = line;
                 }
-                batch.last_line = line;
-                batch.rows += 1;
+                window.last_line = line;
+                window.rows += 1;
                 match row {
                     Ok(r) => match parser.parse(r, now) {
-                        Ok(c) => batch.changes.push(c),
-                        Err(reject) => batch.rejects.push(reject),
+                        Ok(c) => changes.push((line, c)),
+                        Err(reject) => window.rejects.push(reject),
                     },
-                    Err(e) => batch.rejects.push(row_reject(&e)),
+                    Err(e) => window.rejects.push(row_reject(&e)),
                 }
             }
-            let done = batch.rows < BATCH_ROWS as u64;
-            if batch.rows > 0 && tx.blocking_send(Ok(batch)).is_err() {
+            changes.sort_by(|(_, a), (_, b)| write_order(a).cmp(&write_order(b)));
+            window.changes = changes;
+            rows_before += window.rows;
+            let done = window.rows < size;
+            if window.rows > 0 && tx.blocking_send(Ok(window)).is_err() {
                 return;
             }
             if done {
@@ -176,6 +231,8 @@ fn tally(counts: &mut ImportCounts, outcome: Outcome) {
 
 /// Runs (or resumes) `job` for `brand` over `rows`, which start after `job.line`. `owner` is
 /// the runner's lease on an uploaded import; `lease_ms` how long each batch renews it.
+/// `on_progress` hears after every batch; the job's progress (where a restart resumes) is
+/// recorded at each window's end.
 pub async fn run_import(
     store: &Arc<SqlStore>,
     brand: &Brand,
@@ -201,35 +258,76 @@ pub async fn run_import(
         counts: job.counts,
     };
     let mut dry = DryRun::default();
-    let mut batches = read_ahead(
+    let mut windows = read_ahead(
         rows,
         Parser {
             brand: brand.brand_code,
             actor,
             categories,
         },
+        job.rows_read,
     );
-    while let Some(batch) = batches.recv().await {
-        let batch = batch?;
-        let mut counts = if job.dry_run {
-            dry.count(store, brand, &batch.changes).await?
-        } else {
-            write_batch(store, brand, job.id, batch.first_line, batch.changes).await?
-        };
-        counts.rejected += batch.rejects.len() as u64;
+    let lease_until = || {
+        Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_millis(lease_ms))
+            .unwrap_or(Timestamp::MAX)
+    };
+    while let Some(window) = windows.recv().await {
+        let window = window?;
+        let mut counts = ImportCounts::default();
+        let (mut written, mut n, total) = (0, 0, window.changes.len() as u64);
+        let mut changes = window.changes.into_iter();
+        loop {
+            let (lines, batch): (Vec<u64>, Vec<Change>) = changes.by_ref().take(BATCH_ROWS).unzip();
+            if batch.is_empty() {
+                break;
+            }
+            written += batch.len() as u64;
+            counts += if job.dry_run {
+                dry.count(store, brand, &batch).await?
+            } else {
+                // Names exactly which lines the batch holds: a window re-read after a restart
+                // whose rows parse otherwise (a category deleted meanwhile) is cut into other
+                // batches, which must not replay the first run's answers.
+                let key = format!(
+                    "import·{}·w{}·{n}·{:016x}",
+                    job.id,
+                    window.first_line,
+                    lines_digest(lines.into_iter())
+                );
+                write_batch(store, brand, key, batch).await?
+            };
+            n += 1;
+            if written < total {
+                if let Some(owner) = owner {
+                    store
+                        .renew_import_lease(job.id, owner, lease_until())
+                        .await?;
+                }
+                let mut counts_so_far = progress.counts;
+                counts_so_far += counts;
+                on_progress(Progress {
+                    line: progress.line,
+                    rows: progress.rows + written,
+                    counts: counts_so_far,
+                });
+            }
+        }
+        counts.rejected += window.rejects.len() as u64;
         let step = ImportProgress {
-            line: batch.last_line,
-            rows: batch.rows,
+            line: window.last_line,
+            rows: window.rows,
             counts,
-            rejects: batch.rejects,
+            rejects: window.rejects,
         };
-        let lease_until = owner.map(|_| {
-            Timestamp::now()
-                .checked_add(jiff::SignedDuration::from_millis(lease_ms))
-                .unwrap_or(Timestamp::MAX)
-        });
         store
-            .record_import_progress(job.id, owner, lease_until, &step, Timestamp::now())
+            .record_import_progress(
+                job.id,
+                owner,
+                owner.map(|_| lease_until()),
+                &step,
+                Timestamp::now(),
+            )
             .await?;
         progress.line = step.line;
         progress.rows += step.rows;
@@ -240,18 +338,16 @@ pub async fn run_import(
 }
 
 /// Writes one batch under its own idempotency key; a batch written before (by a runner that
-/// stopped before recording its progress) answers its stored counts instead.
+/// stopped before recording its window's progress) answers its stored counts instead.
 async fn write_batch(
     store: &Arc<SqlStore>,
     brand: &Brand,
-    import: i64,
-    first_line: u64,
+    key: String,
     changes: Vec<Change>,
 ) -> Result<ImportCounts, ImportError> {
     if changes.is_empty() {
         return Ok(ImportCounts::default());
     }
-    let key = format!("import·{import}·{first_line}");
     if let Some(answer) = store.idempotent_answer(brand.brand_code, &key).await? {
         return stored_counts(&answer);
     }
