@@ -99,6 +99,43 @@ impl Server {
     }
 }
 
+/// A new CSV import of `name` into `BRAND`.
+async fn csv_job(
+    store: &hub_store::SqlStore,
+    name: &str,
+    via: ImportVia,
+    state: ImportState,
+) -> hub_store::ImportJob {
+    store
+        .create_import(
+            NewImport {
+                brand_code: hub_core::BrandCode(BRAND),
+                file_name: Some(name.into()),
+                file_hash: None,
+                format: "csv".into(),
+                mapping: Vec::new(),
+                actor: None,
+                via,
+                dry_run: false,
+                state,
+            },
+            jiff::Timestamp::now(),
+        )
+        .await
+        .unwrap()
+}
+
+/// The rows of `csv` that `job` has still to read.
+async fn csv_rows(csv: &str, job: &hub_store::ImportJob) -> hub_bulk::Rows {
+    hub::imports::open_rows(
+        Box::new(std::io::Cursor::new(csv.as_bytes().to_vec())),
+        hub_bulk::Format::Csv,
+        job,
+    )
+    .await
+    .unwrap()
+}
+
 /// Four good rows (one a later change of another's key), and five bad ones.
 fn file() -> Vec<u8> {
     let mut f = "ALICI;İZİN TÜRÜ;DURUM;İZİN KAYNAĞI;İZİN TARİHİ\r\n\
@@ -256,23 +293,7 @@ async fn a_worker_resumes_an_import_another_left_mid_file() {
             i
         ));
     }
-    let job = store
-        .create_import(
-            NewImport {
-                brand_code: brand.brand_code,
-                file_name: Some("big.csv".into()),
-                file_hash: None,
-                format: "csv".into(),
-                mapping: Vec::new(),
-                actor: None,
-                via: ImportVia::Api,
-                dry_run: false,
-                state: ImportState::Uploading,
-            },
-            jiff::Timestamp::now(),
-        )
-        .await
-        .unwrap();
+    let job = csv_job(&store, "big.csv", ImportVia::Api, ImportState::Uploading).await;
     for (seq, piece) in csv.as_bytes().chunks(64 * 1024).enumerate() {
         store
             .append_import_chunk(job.id, seq as i64, piece)
@@ -294,13 +315,7 @@ async fn a_worker_resumes_an_import_another_left_mid_file() {
         .await
         .unwrap()
         .unwrap();
-    let rows = hub::imports::open_rows(
-        Box::new(std::io::Cursor::new(csv.clone().into_bytes())),
-        hub_bulk::Format::Csv,
-        &mine,
-    )
-    .await
-    .unwrap();
+    let rows = csv_rows(&csv, &mine).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let run =
         hub::imports::run_import(&store, &brand, &mine, rows, Some("gone"), 4_000, move |p| {
@@ -459,35 +474,13 @@ async fn a_scattered_file_stopped_mid_window_resumes_with_each_keys_rows_in_file
             round + 1
         ));
     }
-    let job = store
-        .create_import(
-            NewImport {
-                brand_code: brand.brand_code,
-                file_name: Some("scattered.csv".into()),
-                file_hash: None,
-                format: "csv".into(),
-                mapping: Vec::new(),
-                actor: None,
-                via: ImportVia::Cli,
-                dry_run: false,
-                state: ImportState::Running,
-            },
-            jiff::Timestamp::now(),
-        )
-        .await
-        .unwrap();
-    let rows_of = |job: &hub_store::ImportJob| {
-        let (csv, job) = (csv.clone(), job.clone());
-        async move {
-            hub::imports::open_rows(
-                Box::new(std::io::Cursor::new(csv.into_bytes())),
-                hub_bulk::Format::Csv,
-                &job,
-            )
-            .await
-            .unwrap()
-        }
-    };
+    let job = csv_job(
+        &store,
+        "scattered.csv",
+        ImportVia::Cli,
+        ImportState::Running,
+    )
+    .await;
 
     // The first runner: windows of 5,000, 5,000 and 10,000 rows; it stops after the first
     // batch of the third window (a progress report that records no line).
@@ -496,7 +489,7 @@ async fn a_scattered_file_stopped_mid_window_resumes_with_each_keys_rows_in_file
         &store,
         &brand,
         &job,
-        rows_of(&job).await,
+        csv_rows(&csv, &job).await,
         None,
         0,
         move |p| {
@@ -525,10 +518,17 @@ async fn a_scattered_file_stopped_mid_window_resumes_with_each_keys_rows_in_file
     assert_eq!((half.line, half.rows_read), (10_001, 10_000));
 
     // The second runner resumes after the recorded windows.
-    let done =
-        hub::imports::run_import(&store, &brand, &half, rows_of(&half).await, None, 0, |_| {})
-            .await
-            .unwrap();
+    let done = hub::imports::run_import(
+        &store,
+        &brand,
+        &half,
+        csv_rows(&csv, &half).await,
+        None,
+        0,
+        |_| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(done.rows, KEYS * ROUNDS);
     assert_eq!(
         (
