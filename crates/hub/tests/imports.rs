@@ -44,6 +44,15 @@ impl Server {
         server
     }
 
+    async fn brand(&self) -> hub_store::Brand {
+        self.hub
+            .store
+            .brand(hub_core::BrandCode(BRAND))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}/api/v1/brands/{BRAND}{path}", self.base)
     }
@@ -280,12 +289,8 @@ async fn an_upload_stores_the_good_rows_and_lists_the_bad_ones() {
 async fn a_worker_resumes_an_import_another_left_mid_file() {
     let server = Server::start().await;
     let store = server.hub.store.clone();
-    let brand = store
-        .brand(hub_core::BrandCode(BRAND))
-        .await
-        .unwrap()
-        .unwrap();
-    // 12,000 rows: three batches.
+    let brand = server.brand().await;
+    // 12,000 rows: three windows (5,000, 5,000 and the last 2,000).
     let mut csv = String::from("recipient,type,status,source,consentDate\n");
     for i in 0..12_000 {
         csv.push_str(&format!(
@@ -456,11 +461,7 @@ async fn a_scattered_file_stopped_mid_window_resumes_with_each_keys_rows_in_file
     const ROUNDS: u64 = 12;
     let server = Server::start().await;
     let store = server.hub.store.clone();
-    let brand = store
-        .brand(hub_core::BrandCode(BRAND))
-        .await
-        .unwrap()
-        .unwrap();
+    let brand = server.brand().await;
     let mut csv = String::from("recipient,type,status,source,consentDate\n");
     for r in 0..KEYS * ROUNDS {
         let (round, k) = (r / KEYS, (r % KEYS) * 1_777 % KEYS);
