@@ -147,6 +147,10 @@ fn read_ahead(
             let Ok(alive) = runtime.block_on(windows.clone().acquire_owned()) else {
                 return;
             };
+            // The runner stopped (an error, a cancelled worker): read no further.
+            if tx.is_closed() {
+                return;
+            }
             let now = Timestamp::now();
             let size = window_rows(rows_before);
             let mut changes: Vec<(u64, Change)> = Vec::new();
