@@ -1,11 +1,11 @@
 //! Bulk imports' bookkeeping: the job with its progress, the uploaded file in chunks, and the
 //! rejected rows.
 //!
-//! A batch of an import is applied through [`crate::Store::apply`] with an idempotency key of its
-//! own (the ledger write and the key commit together); its progress (last line, counts,
-//! rejects) is then recorded in one transaction here. A crash between the two re-applies the
-//! batch on resume, which the key turns into a replay of the stored answer: no row is applied
-//! twice and the counts stay exact.
+//! Each batch of an import is applied through [`crate::Store::apply`] with an idempotency key of
+//! its own (the ledger write and the key commit together); at the end of each window of batches
+//! its progress (last line, counts, rejects) is recorded in one transaction here. A crash in
+//! between re-applies the window's batches on resume, which the keys turn into replays of the
+//! stored answers: no row is applied twice and the counts stay exact.
 
 use std::str::FromStr;
 
@@ -145,7 +145,7 @@ pub struct ImportJob {
     pub dry_run: bool,
     pub state: ImportState,
     pub file_bytes: u64,
-    /// The last line whose batch is committed.
+    /// The last line of the last recorded window: a resumed import goes on after it.
     pub line: u64,
     pub rows_read: u64,
     #[serde(flatten)]
@@ -181,12 +181,12 @@ pub struct ImportReject {
     pub message: String,
 }
 
-/// One committed batch's progress.
+/// One committed window's progress.
 #[derive(Debug, Clone, Default)]
 pub struct ImportProgress {
-    /// The last line of the batch.
+    /// The last line of the window.
     pub line: u64,
-    /// Rows the batch read (rejects included).
+    /// Rows the window read (rejects included).
     pub rows: u64,
     pub counts: ImportCounts,
     pub rejects: Vec<ImportReject>,
@@ -390,7 +390,7 @@ impl SqlStore {
     }
 
     /// Takes an uploaded import to run: a queued one, or a running one whose runner's lease has
-    /// expired (its instance stopped). The lease is renewed with each batch's progress.
+    /// expired (its instance stopped). The lease is renewed after each batch.
     pub async fn claim_import(
         &self,
         owner: &str,
@@ -453,7 +453,7 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Records a committed batch: the last line, the counts and the rejects, in one transaction,
+    /// Records a committed window: the last line, the counts and the rejects, in one transaction,
     /// and renews `owner`'s lease to `lease_until`. Refused when another runner holds the import
     /// (`StoreError::Conflict`): this one stops.
     pub async fn record_import_progress(

@@ -46,7 +46,7 @@ pub struct ImportInfo {
     /// `uploading`, `queued`, `running`, `done` or `failed`.
     pub state: String,
     pub file_bytes: u64,
-    /// The last line whose batch is committed.
+    /// The last line of the last recorded window of rows: a resumed import goes on after it.
     pub line: u64,
     /// Rows read so far.
     pub rows_read: u64,

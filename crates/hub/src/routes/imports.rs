@@ -57,7 +57,7 @@ fn import_id(text: &str) -> ApiResult<i64> {
 /// answer (202) comes once it is stored, with the import's id, and a worker applies its rows in
 /// batches through the same rules as `POST …/consents`. Good rows are stored while bad ones are
 /// rejected one by one (`GET …/imports/{importId}/rejects.csv`). An import survives a restart:
-/// it resumes after its last committed batch, never applying a row twice. See docs/bulk.md for
+/// it resumes after its last recorded window of rows, never applying a row twice. See docs/bulk.md for
 /// the columns and their Turkish names.
 #[utoipa::path(
     post,
