@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use hub_core::BrandCode;
 use hub_store::{Brand, EngineStore, SqlStore, Store};
-use iys_client::{Budgets, ClientConfig, IysClient, Secret};
+use iys_client::{Budgets, ClientConfig, IysClient, Limits, Secret};
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -124,6 +124,9 @@ pub struct Engines {
     owner: String,
     /// Clients by (base URL, user, password seal, iysCode): brands of one API user share one.
     clients: Mutex<HashMap<(String, String, String, u64), IysClient>>,
+    /// IYS's limits by base URL: IYS counts them per IP, and this instance's clients of every
+    /// account leave through its one IP, so they share one set of budgets.
+    limits: Mutex<HashMap<String, Arc<Limits>>>,
     /// Why each brand that cannot reach IYS cannot (logged once per change).
     not_connected: Mutex<HashMap<BrandCode, String>>,
     /// Beats on every round of the engines' supervisor (`/readyz`).
@@ -146,6 +149,7 @@ impl Engines {
             config,
             owner: format!("iyshub-{}", uuid::Uuid::new_v4().simple()),
             clients: Mutex::new(HashMap::new()),
+            limits: Mutex::new(HashMap::new()),
             not_connected: Mutex::new(HashMap::new()),
             heartbeat: Arc::new(hub_core::Heartbeat::new(Duration::from_secs(60))),
             reconciler: reconcile::Reconciler::default(),
@@ -189,7 +193,14 @@ impl Engines {
         cfg.budgets = self.config.budgets.clone();
         cfg.bulk.min_age = self.config.bulk_min_poll_age;
         let store = Arc::new(DbTokenStore::new(self.store.clone(), c.token_key()));
-        let client = IysClient::with_parts(cfg, store, self.config.clock.clone())
+        let limits = self
+            .limits
+            .lock()
+            .await
+            .entry(c.base_url.clone())
+            .or_insert_with(|| Limits::new(&self.config.budgets, self.config.clock.clone()))
+            .clone();
+        let client = IysClient::with_limits(cfg, store, self.config.clock.clone(), limits)
             .map_err(|e| hub_store::NotConnected::Password(e.to_string()))?;
         clients.insert(key, client.clone());
         Ok(client)

@@ -36,6 +36,10 @@ impl fmt::Display for Secret {
 pub struct Budgets {
     /// Requests per second, all endpoints together (IYS: 10 per IP).
     pub per_second: u32,
+    /// The least the client stretches IYS's second by, so that requests held up on the way do
+    /// not arrive more than `per_second` within one; it widens by itself while IYS refuses the
+    /// pace (H124) and narrows back when it no longer does (see `budget::Window`).
+    pub per_second_guard: Duration,
     pub token_per_hour: u32,
     pub status_per_hour: u32,
     pub history_per_hour: u32,
@@ -45,6 +49,7 @@ impl Default for Budgets {
     fn default() -> Self {
         Budgets {
             per_second: 10,
+            per_second_guard: Duration::from_millis(10),
             token_per_hour: 100,
             status_per_hour: 1000,
             history_per_hour: 100,

@@ -64,6 +64,21 @@ impl ClientError {
         }
     }
 
+    /// Whether IYS refused the request for the per-second limit (429 with H124, H083 or no code;
+    /// the hourly budgets' H084, H086 and H089 are not about pace).
+    pub fn is_over_pace(&self) -> bool {
+        use iys::HCode;
+        match self {
+            ClientError::Iys {
+                status: 429,
+                errors,
+            } => !errors
+                .iter()
+                .any(|e| matches!(e.hcode(), Some(HCode::H084 | HCode::H086 | HCode::H089))),
+            _ => false,
+        }
+    }
+
     /// Whether trying again later could succeed.
     pub fn is_transient(&self) -> bool {
         match self {

@@ -31,7 +31,7 @@ use reqwest::Method;
 
 use transport::Call;
 
-pub use budget::{HourlyWindow, Window};
+pub use budget::{HourlyWindow, Limits, Window};
 pub use changes::RawChangesPage;
 pub use config::{Budgets, BulkPolling, ClientConfig, RetryPolicy, Secret};
 pub use error::ClientError;
@@ -69,9 +69,7 @@ struct Inner {
     config: ClientConfig,
     http: reqwest::Client,
     tokens: token::TokenManager,
-    per_second: Arc<Window>,
-    status_budget: HourlyWindow,
-    history_budget: HourlyWindow,
+    limits: Arc<Limits>,
     clock: Arc<dyn Clock>,
 }
 
@@ -85,23 +83,30 @@ impl IysClient {
         )
     }
 
-    /// A client with its token kept in `store` and time read from `clock`.
+    /// A client with its token kept in `store` and time read from `clock`, with budgets of its
+    /// own (`config.budgets`).
     pub fn with_parts(
         config: ClientConfig,
         store: Arc<dyn TokenStore>,
         clock: Arc<dyn Clock>,
+    ) -> Result<IysClient, ClientError> {
+        let limits = Limits::new(&config.budgets, clock.clone());
+        IysClient::with_limits(config, store, clock, limits)
+    }
+
+    /// A client drawing on `limits`, which other clients leaving through the same IP share
+    /// (`config.budgets` is then not read).
+    pub fn with_limits(
+        config: ClientConfig,
+        store: Arc<dyn TokenStore>,
+        clock: Arc<dyn Clock>,
+        limits: Arc<Limits>,
     ) -> Result<IysClient, ClientError> {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("iyshub/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        // A little over a second: network and scheduling jitter must not squeeze N+1 requests into
-        // IYS's sliding second (5 % below IYS's rate is the price).
-        let per_second = Arc::new(Window::new(
-            config.budgets.per_second,
-            Duration::from_millis(1050),
-        ));
         let tokens = token::TokenManager {
             http: http.clone(),
             url: format!("{}/oauth2/token", config.base_url),
@@ -111,17 +116,14 @@ impl IysClient {
             clock: clock.clone(),
             margin: jiff::SignedDuration::try_from(config.refresh_margin)
                 .unwrap_or(jiff::SignedDuration::from_mins(5)),
-            budget: HourlyWindow::new(config.budgets.token_per_hour, clock.clone()),
-            per_second: per_second.clone(),
+            limits: limits.clone(),
             flight: tokio::sync::Mutex::new(()),
         };
         Ok(IysClient {
             inner: Arc::new(Inner {
-                status_budget: HourlyWindow::new(config.budgets.status_per_hour, clock.clone()),
-                history_budget: HourlyWindow::new(config.budgets.history_per_hour, clock.clone()),
                 http,
                 tokens,
-                per_second,
+                limits,
                 clock,
                 config,
             }),
@@ -130,6 +132,12 @@ impl IysClient {
 
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
+    }
+
+    /// How much the client now stretches IYS's second by: the configured guard, wider for a
+    /// while after IYS refused the pace.
+    pub async fn pace_guard(&self) -> Duration {
+        self.inner.limits.pace_guard().await
     }
 
     fn sps(&self, brand: u64) -> String {

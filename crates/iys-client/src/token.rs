@@ -15,7 +15,6 @@ use tokio::sync::Mutex;
 use iys::wire::{TokenRequest, TokenResponse};
 use iys::{IysErrors, OAuthError};
 
-use crate::budget::HourlyWindow;
 use crate::{ClientError, Clock};
 
 /// What is known about the API user's tokens.
@@ -103,8 +102,7 @@ pub(crate) struct TokenManager {
     pub(crate) store: Arc<dyn TokenStore>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) margin: SignedDuration,
-    pub(crate) budget: HourlyWindow,
-    pub(crate) per_second: Arc<crate::budget::Window>,
+    pub(crate) limits: Arc<crate::budget::Limits>,
     /// Single flight: one caller talks to the token endpoint at a time.
     pub(crate) flight: Mutex<()>,
 }
@@ -215,8 +213,8 @@ impl TokenManager {
         };
         // Two tries for a transient failure; each one is a token call IYS counts.
         for attempt in 0..2u32 {
-            self.budget.acquire().await;
-            self.per_second.acquire().await;
+            self.limits.token.acquire().await;
+            self.limits.per_second.acquire().await;
             tracing::debug!(grant = kind, attempt, "IYS token request");
             let resp = match self.http.post(&self.url).json(&req).send().await {
                 Ok(r) => r,

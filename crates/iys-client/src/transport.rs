@@ -140,12 +140,12 @@ impl IysClient {
         let mut reauthenticated = false;
         loop {
             match call.hourly {
-                Some(Hourly::Status) => inner.status_budget.acquire().await,
-                Some(Hourly::History) => inner.history_budget.acquire().await,
+                Some(Hourly::Status) => inner.limits.status.acquire().await,
+                Some(Hourly::History) => inner.limits.history.acquire().await,
                 None => {}
             }
             let token = inner.tokens.access_token().await?;
-            inner.per_second.acquire().await;
+            inner.limits.per_second.acquire().await;
             let mut req = inner
                 .http
                 .request(call.method.clone(), &url)
@@ -202,6 +202,15 @@ impl IysClient {
                     }
                     if !err.is_transient() {
                         return Err(err);
+                    }
+                    if err.is_over_pace() {
+                        inner.limits.per_second.refused().await;
+                        let guard = inner.limits.per_second.guard().await;
+                        metrics::counter!("iyshub_iys_pace_refusals_total").increment(1);
+                        tracing::info!(
+                            guard_ms = guard.as_millis() as u64,
+                            "IYS refused the pace (per-second limit); the client's guard widens"
+                        );
                     }
                     (err, retry_after)
                 }

@@ -231,6 +231,9 @@ async fn under_500s_429_storms_and_lost_answers_every_consent_lands_once_within_
     .await;
     let mut cfg = s.client_config();
     cfg.budgets.per_second = 40;
+    // IYS's own limit must never be hit here, so the guard is wide: under a parallel test run
+    // this machine can hold one request back by more than the default 10 ms.
+    cfg.budgets.per_second_guard = Duration::from_millis(50);
     let client = s.client(cfg, Arc::new(MemoryTokenStore::default()));
     let date = now_date(&s.server.sim);
     // 10,000 through v2 bulk requests of 1000.
@@ -277,6 +280,92 @@ async fn under_500s_429_storms_and_lost_answers_every_consent_lands_once_within_
     assert_eq!(
         stats["rateLimited"], 0,
         "the client never hit IYS's own limit"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_of_the_pace_widen_the_guard_and_other_429s_do_not() {
+    let s = Setup::start(SimConfig::for_profile(Profile::Fast)).await;
+    let mut cfg = s.client_config();
+    cfg.budgets.per_second_guard = Duration::from_millis(2);
+    cfg.retry.max_attempts = 3;
+    let client = s.client(cfg, Arc::new(MemoryTokenStore::default()));
+    let date = now_date(&s.server.sim);
+    client
+        .add_consent(600_123, &consent(1, ConsentStatus::Onay, date))
+        .await
+        .unwrap();
+    assert_eq!(client.pace_guard().await, Duration::from_millis(2));
+    let refuse = |code: &str| json!({"add_v2": {"errorRate": 1.0, "status": 429, "code": code}});
+    // An hourly budget's 429 says nothing about the pace.
+    s.control(reqwest::Method::PUT, "/_sim/faults", refuse("H086"))
+        .await;
+    let err = client
+        .add_consent(600_123, &consent(2, ConsentStatus::Onay, date))
+        .await
+        .unwrap_err();
+    assert!(err.codes().contains(&"H086"), "{err}");
+    assert_eq!(client.pace_guard().await, Duration::from_millis(2));
+    // Three refusals of the pace: 2 ms → 4 → 8 → 16.
+    s.control(reqwest::Method::PUT, "/_sim/faults", refuse("H124"))
+        .await;
+    let err = client
+        .add_consent(600_123, &consent(2, ConsentStatus::Onay, date))
+        .await
+        .unwrap_err();
+    assert!(err.codes().contains(&"H124"), "{err}");
+    assert_eq!(client.pace_guard().await, Duration::from_millis(16));
+    s.control(reqwest::Method::DELETE, "/_sim/faults", json!({}))
+        .await;
+    client
+        .add_consent(600_123, &consent(2, ConsentStatus::Onay, date))
+        .await
+        .unwrap();
+    assert_eq!(s.stats().await["consents"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_sharing_limits_keep_within_one_ips_budget_together() {
+    let mut config = SimConfig::for_profile(Profile::Fast);
+    config.limits.enabled = true;
+    config.limits.requests_per_second = 5;
+    let s = Setup::start(config).await;
+    let mut cfg = s.client_config();
+    cfg.budgets.per_second = 5;
+    cfg.budgets.per_second_guard = Duration::from_millis(50);
+    let clock: Arc<dyn Clock> = Arc::new(SimTime(s.server.sim.clone()));
+    let limits = iys_client::Limits::new(&cfg.budgets, clock.clone());
+    let clients: Vec<IysClient> = (0..2)
+        .map(|_| {
+            IysClient::with_limits(
+                cfg.clone(),
+                Arc::new(MemoryTokenStore::default()),
+                clock.clone(),
+                limits.clone(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let date = now_date(&s.server.sim);
+    let sends = clients.iter().enumerate().flat_map(|(c, client)| {
+        (0..8u64).map(move |n| async move {
+            client
+                .add_consent(
+                    600_123,
+                    &consent(c as u64 * 100 + n, ConsentStatus::Onay, date),
+                )
+                .await
+        })
+    });
+    for sent in futures_util::future::join_all(sends).await {
+        sent.unwrap();
+    }
+    let stats = s.stats().await;
+    assert_eq!(stats["consents"], 16, "{stats}");
+    assert_eq!(stats["rateLimited"], 0, "{stats}");
+    assert!(
+        stats["maxRequestsPerSecond"].as_u64().unwrap() <= 5,
+        "{stats}"
     );
 }
 

@@ -18,11 +18,13 @@ pub(super) async fn bulk<const V2: bool>(
     Path(codes): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
+    // A request is submitted when it arrives: validating a thousand items takes a few
+    // milliseconds, which must not move its time (IYS's quota and the bulk's age count from it).
+    let now = sim.now();
     let (brand, items) = sim.open_checked(&headers, &codes, &body, |body| {
         validate_bulk(&body, &sim.rules()).map_err(errors)
     })?;
     let cfg = sim.config();
-    let now = sim.now();
     let accepted = sim
         .state
         .lock()
