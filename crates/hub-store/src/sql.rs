@@ -54,6 +54,8 @@ pub struct SqlStore {
     /// Send-time checks on PostgreSQL, on connections of their own; single checks are answered
     /// together when they arrive together.
     pub(crate) pg_checks: Option<crate::pg_read::Coalescer>,
+    /// Small checks on a SQLite file, combined into shared read transactions.
+    pub(crate) sqlite_checks: Option<crate::sqlite_read::Combiner>,
     /// When PostgreSQL's planner statistics were last refreshed, in rows written.
     pub(crate) statistics: Arc<crate::statistics::Statistics>,
 }
@@ -176,6 +178,10 @@ impl SqlStore {
                 )),
             ),
         };
+        let readers = match backend {
+            Backend::Sqlite => crate::sqlite_read::Readers::for_url(url).map(Arc::new),
+            Backend::Postgres => None,
+        };
         let store = SqlStore {
             pool,
             backend,
@@ -184,10 +190,10 @@ impl SqlStore {
                 Backend::Postgres => None,
             }))),
             groups: Arc::default(),
-            readers: match backend {
-                Backend::Sqlite => crate::sqlite_read::Readers::for_url(url).map(Arc::new),
-                Backend::Postgres => None,
-            },
+            sqlite_checks: readers
+                .as_ref()
+                .map(|r| crate::sqlite_read::Combiner::start(r.clone())),
+            readers,
             pg_checks,
             statistics: Arc::default(),
             pg,

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use hub_core::{BrandCode, Channel, SendState};
 use iys::RecipientType;
 use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::mirror::Mirrors;
 use crate::sql::parse;
@@ -107,6 +108,36 @@ impl Readers {
             {
                 return Ok(states);
             }
+            lookup(conn, brand, channel, recipient_type, recipients)
+        })
+    }
+
+    /// Several small checks in one read transaction: each read transaction costs SQLite a
+    /// shared-memory lock and unlock (two `fcntl` calls when no other reader of this process
+    /// holds the slot), which in a single check outweighed the lookup itself.
+    fn send_states_together(&self, asks: &[Ask]) -> Result<Vec<Vec<Option<SendState>>>> {
+        self.with(|conn| {
+            conn.execute_batch("BEGIN")?;
+            let answers = asks
+                .iter()
+                .map(|a| lookup(conn, a.brand, a.channel, a.recipient_type, &a.recipients))
+                .collect::<Result<Vec<_>>>();
+            conn.execute_batch("COMMIT")?;
+            answers
+        })
+    }
+}
+
+/// The send states of `recipients` read from the consent table, in their order.
+fn lookup(
+    conn: &Connection,
+    brand: BrandCode,
+    channel: Channel,
+    recipient_type: RecipientType,
+    recipients: &[String],
+) -> Result<Vec<Option<SendState>>> {
+    {
+        {
             let mut states = vec![None; recipients.len()];
             let mut order: Vec<usize> = Vec::with_capacity(CHUNK);
             for (c, chunk) in recipients.chunks(CHUNK).enumerate() {
@@ -144,9 +175,11 @@ impl Readers {
                 }
             }
             Ok(states)
-        })
+        }
     }
+}
 
+impl Readers {
     pub(crate) fn send_states(
         &self,
         brand: BrandCode,
@@ -244,6 +277,93 @@ fn consent_row(row: &rusqlite::Row<'_>) -> Result<crate::ConsentRow> {
             updated_at: crate::sql::ts(row.get(14)?),
         },
     })
+}
+
+/// Checks of up to this many recipients are combined; larger ones read on their own.
+pub(crate) const COMBINED: usize = 16;
+/// Checks combined into one read transaction at most.
+const PER_TRANSACTION: usize = 256;
+/// Times the combiner lets the runtime's other ready tasks run before it reads its queue (as
+/// the PostgreSQL coalescer does): on a busy hub they are mostly checks about to ask.
+const YIELDS: usize = 3;
+
+/// One small check waiting for the combiner.
+#[derive(Debug)]
+struct Ask {
+    brand: BrandCode,
+    channel: Channel,
+    recipient_type: RecipientType,
+    recipients: Vec<String>,
+    answer: oneshot::Sender<std::result::Result<Vec<Option<SendState>>, String>>,
+}
+
+/// Small checks that arrive together read in one transaction (see
+/// [`Readers::send_states_together`]). One transaction runs at a time and checks arriving
+/// meanwhile wait for the next, so an idle hub adds no delay. Each check still reads what is
+/// committed when its transaction starts, which is after it asked.
+#[derive(Debug, Clone)]
+pub(crate) struct Combiner {
+    asks: mpsc::UnboundedSender<Ask>,
+}
+
+impl Combiner {
+    /// Starts the combiner's task on the current runtime; it ends when the store is dropped.
+    pub(crate) fn start(readers: Arc<Readers>) -> Combiner {
+        let (asks, queue) = mpsc::unbounded_channel();
+        tokio::spawn(combine(readers, queue));
+        Combiner { asks }
+    }
+
+    /// The check's states in the recipients' order, or `None` when the combiner's task is gone
+    /// (its runtime ended while the store lives on): the caller then reads on its own.
+    pub(crate) async fn send_states(
+        &self,
+        brand: BrandCode,
+        channel: Channel,
+        recipient_type: RecipientType,
+        recipients: &[String],
+    ) -> Option<Result<Vec<Option<SendState>>>> {
+        let (answer, answered) = oneshot::channel();
+        self.asks
+            .send(Ask {
+                brand,
+                channel,
+                recipient_type,
+                recipients: recipients.to_vec(),
+                answer,
+            })
+            .ok()?;
+        Some(answered.await.ok()?.map_err(StoreError::Sqlite))
+    }
+}
+
+async fn combine(readers: Arc<Readers>, mut queue: mpsc::UnboundedReceiver<Ask>) {
+    while let Some(first) = queue.recv().await {
+        for _ in 0..YIELDS {
+            tokio::task::yield_now().await;
+        }
+        let mut asks = vec![first];
+        while asks.len() < PER_TRANSACTION {
+            match queue.try_recv() {
+                Ok(ask) => asks.push(ask),
+                Err(_) => break,
+            }
+        }
+        match readers.send_states_together(&asks) {
+            Ok(answers) => {
+                for (ask, states) in asks.into_iter().zip(answers) {
+                    // A check whose caller went away needs no answer.
+                    let _ = ask.answer.send(Ok(states));
+                }
+            }
+            Err(e) => {
+                let error = e.to_string();
+                for ask in asks {
+                    let _ = ask.answer.send(Err(error.clone()));
+                }
+            }
+        }
+    }
 }
 
 fn marks(n: usize) -> String {

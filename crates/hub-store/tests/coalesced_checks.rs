@@ -1,6 +1,6 @@
-//! Single checks on PostgreSQL that arrive together share statements: each caller must still get
-//! exactly its own recipients' states, of its own brand, channel and recipient type, never
-//! another's, and the same answer a check alone gets.
+//! Single checks that arrive together share statements (PostgreSQL) or read transactions (a
+//! SQLite file): each caller must still get exactly its own recipients' states, of its own brand,
+//! channel and recipient type, never another's, and the same answer a check alone gets.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -66,6 +66,39 @@ async fn seed(store: &SqlStore) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_single_checks_get_their_own_answers_on_a_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = SqlStore::sqlite_url(&dir.path().join("hub.db")).unwrap();
+    let store = Arc::new(SqlStore::connect(&url).await.unwrap());
+    seed(&store).await;
+    single_checks_together(&store).await;
+    // A RET recorded is what the very next checks see, together or not.
+    let brand = store.brand(BRANDS[0]).await.unwrap().unwrap();
+    let ret = testkit::change(
+        BRANDS[0],
+        &phone(0),
+        CHANNELS[0],
+        ConsentStatus::Ret,
+        testkit::date("2026-03-03 10:00:00"),
+    );
+    store.apply(&brand, vec![ret], None).await.unwrap();
+    let checks = (0..64).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .send_states(BRANDS[0], CHANNELS[0], RecipientType::Bireysel, &[phone(0)])
+                .await
+                .unwrap()
+        })
+    });
+    for check in checks {
+        let got = check.await.unwrap();
+        assert_eq!(got[&phone(0)].status, ConsentStatus::Ret);
+    }
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_single_checks_get_their_own_answers_on_postgres() {
     let Some(admin) = testkit::admin_url_or_skip("coalesced checks on PostgreSQL") else {
         return;
@@ -73,9 +106,15 @@ async fn concurrent_single_checks_get_their_own_answers_on_postgres() {
     let (url, name) = testkit::fresh_postgres(&admin, "iyshub_coalesced").await;
     let store = Arc::new(SqlStore::connect(&url).await.unwrap());
     seed(&store).await;
+    single_checks_together(&store).await;
+    many_recipients_in_parts(&store).await;
+    store.close().await;
+    testkit::drop_postgres(&admin, &name).await;
+}
 
+async fn single_checks_together(store: &Arc<SqlStore>) {
     // What each (brand, channel, recipients) asks, answered one statement each by a
-    // PostgreSQL batch read of 17 recipients (above the coalescing bound).
+    // batch read of 17 recipients (above the bound of combined checks).
     let asks: Vec<(BrandCode, Channel, Vec<String>)> = (0..600)
         .map(|k| {
             let brand = BRANDS[k % 2];
@@ -133,9 +172,11 @@ async fn concurrent_single_checks_get_their_own_answers_on_postgres() {
             .flat_map(HashMap::keys)
             .all(|r| r[6..].parse::<usize>().unwrap() < 300)
     );
+}
 
-    // A check of thousands of recipients is read in parts at once: together they answer
-    // exactly what the recipients' single checks answer, and nothing else.
+/// A check of thousands of recipients is read in parts at once: together they answer exactly
+/// what the recipients' single checks answer, and nothing else.
+async fn many_recipients_in_parts(store: &SqlStore) {
     for brand in BRANDS {
         // The stored numbers (below 300) spread over every part: 7 is prime to 2,600.
         let many: Vec<String> = (0..2_600).map(|i| phone(i * 7 % 2_600)).collect();
@@ -163,6 +204,4 @@ async fn concurrent_single_checks_get_their_own_answers_on_postgres() {
         assert_eq!(expected.len(), 150, "every even number has a MESAJ consent");
         assert_eq!(got, expected, "{brand:?}");
     }
-    store.close().await;
-    testkit::drop_postgres(&admin, &name).await;
 }

@@ -33,6 +33,18 @@ impl SqlStore {
         recipients: &[String],
     ) -> Result<std::collections::HashMap<String, hub_core::SendState>> {
         if let Some(readers) = &self.readers {
+            if recipients.len() <= crate::sqlite_read::COMBINED
+                && let Some(checks) = &self.sqlite_checks
+                && let Some(answer) = checks
+                    .send_states(brand, channel, recipient_type, recipients)
+                    .await
+            {
+                return Ok(recipients
+                    .iter()
+                    .zip(answer?)
+                    .filter_map(|(r, s)| Some((r.clone(), s?)))
+                    .collect());
+            }
             if recipients.len() <= INLINE_READ {
                 return readers.send_states(brand, channel, recipient_type, recipients);
             }
