@@ -6,6 +6,7 @@
 //! driver with per-dialect migrations; the few statements that differ per dialect are chosen by
 //! [`Backend`]. The [`story`] module is the conformance suite both backends must pass.
 
+mod check_queue;
 mod checkpoint;
 mod connection;
 mod console;

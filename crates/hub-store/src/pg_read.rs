@@ -10,8 +10,9 @@ use hub_core::{BrandCode, Channel, SendState};
 use iys::RecipientType;
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc};
 
+use crate::check_queue::{Ask, CheckQueue};
 use crate::sql::parse;
 use crate::{Result, StoreError};
 
@@ -19,10 +20,6 @@ use crate::{Result, StoreError};
 pub(crate) const COALESCED: usize = 16;
 /// Checks answered by one statement at most.
 const PER_STATEMENT: usize = 512;
-/// Times the coalescer lets the runtime's other ready tasks run before it reads the queue: on
-/// a busy hub they are mostly checks about to ask, which then share the statement. An idle hub
-/// has no other ready task, so a lone check is not delayed.
-const YIELDS: usize = 3;
 /// Connections of the checks' pool: the coalesced statement in flight, and three for checks
 /// of many recipients.
 const CHECK_CONNECTIONS: u32 = 4;
@@ -82,25 +79,19 @@ pub(crate) async fn checks_pool(url: &str) -> Result<PgPool> {
 /// about ten, and 0.48. Each check still reads only what is committed when its statement runs.
 #[derive(Debug, Clone)]
 pub(crate) struct Coalescer {
-    asks: mpsc::UnboundedSender<Ask>,
+    queue: CheckQueue<HashMap<String, SendState>>,
     pool: PgPool,
-}
-
-#[derive(Debug)]
-struct Ask {
-    brand: BrandCode,
-    channel: Channel,
-    recipient_type: RecipientType,
-    recipients: Vec<String>,
-    answer: oneshot::Sender<std::result::Result<HashMap<String, SendState>, String>>,
 }
 
 impl Coalescer {
     /// Starts the coalescer's task on the current runtime; it ends when the store is dropped.
     pub(crate) fn start(pool: PgPool) -> Coalescer {
-        let (asks, queue) = mpsc::unbounded_channel();
-        tokio::spawn(coalesce(pool.clone(), queue));
-        Coalescer { asks, pool }
+        let own = pool.clone();
+        let queue = CheckQueue::start(PER_STATEMENT, move |asks| {
+            let pool = own.clone();
+            async move { answer(&pool, asks).await }
+        });
+        Coalescer { queue, pool }
     }
 
     /// The checks' connections, for checks too large to coalesce.
@@ -117,34 +108,11 @@ impl Coalescer {
         recipient_type: RecipientType,
         recipients: &[String],
     ) -> Option<Result<HashMap<String, SendState>>> {
-        let (answer, answered) = oneshot::channel();
-        self.asks
-            .send(Ask {
-                brand,
-                channel,
-                recipient_type,
-                recipients: recipients.to_vec(),
-                answer,
-            })
-            .ok()?;
-        Some(answered.await.ok()?.map_err(StoreError::Coalesced))
-    }
-}
-
-async fn coalesce(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Ask>) {
-    while let Some(first) = queue.recv().await {
-        for _ in 0..YIELDS {
-            tokio::task::yield_now().await;
-        }
-        let mut asks = vec![first];
-        while asks.len() < PER_STATEMENT {
-            match queue.try_recv() {
-                Ok(ask) => asks.push(ask),
-                Err(_) => break,
-            }
-        }
-        // Checks arriving while this statement runs queue for the next.
-        answer(&pool, asks).await;
+        let answer = self
+            .queue
+            .ask(brand, channel, recipient_type, recipients)
+            .await?;
+        Some(answer.map_err(StoreError::Coalesced))
     }
 }
 
@@ -153,7 +121,7 @@ type Key = (BrandCode, Channel, RecipientType, String);
 
 /// Answers a set of checks, of any brands, channels and recipient types, with one statement:
 /// the distinct keys go as four arrays, and each row found names its key by its place.
-async fn answer(pool: &PgPool, asks: Vec<Ask>) {
+async fn answer(pool: &PgPool, asks: Vec<Ask<HashMap<String, SendState>>>) {
     let mut places: HashMap<Key, usize> = HashMap::new();
     let mut keys: Vec<&Key> = Vec::new();
     let owned: Vec<Key> = asks

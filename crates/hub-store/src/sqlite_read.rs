@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use hub_core::{BrandCode, Channel, SendState};
 use iys::RecipientType;
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::{mpsc, oneshot};
 
+use crate::check_queue::{Ask, CheckQueue};
 use crate::mirror::Mirrors;
 use crate::sql::parse;
 use crate::{Result, StoreError};
@@ -115,7 +115,10 @@ impl Readers {
     /// Several small checks in one read transaction: each read transaction costs SQLite a
     /// shared-memory lock and unlock (two `fcntl` calls when no other reader of this process
     /// holds the slot), which in a single check outweighed the lookup itself.
-    fn send_states_together(&self, asks: &[Ask]) -> Result<Vec<Vec<Option<SendState>>>> {
+    fn send_states_together(
+        &self,
+        asks: &[Ask<Vec<Option<SendState>>>],
+    ) -> Result<Vec<Vec<Option<SendState>>>> {
         self.with(|conn| {
             conn.execute_batch("BEGIN")?;
             let answers = asks
@@ -283,35 +286,23 @@ fn consent_row(row: &rusqlite::Row<'_>) -> Result<crate::ConsentRow> {
 pub(crate) const COMBINED: usize = 16;
 /// Checks combined into one read transaction at most.
 const PER_TRANSACTION: usize = 256;
-/// Times the combiner lets the runtime's other ready tasks run before it reads its queue (as
-/// the PostgreSQL coalescer does): on a busy hub they are mostly checks about to ask.
-const YIELDS: usize = 3;
-
-/// One small check waiting for the combiner.
-#[derive(Debug)]
-struct Ask {
-    brand: BrandCode,
-    channel: Channel,
-    recipient_type: RecipientType,
-    recipients: Vec<String>,
-    answer: oneshot::Sender<std::result::Result<Vec<Option<SendState>>, String>>,
-}
 
 /// Small checks that arrive together read in one transaction (see
-/// [`Readers::send_states_together`]). One transaction runs at a time and checks arriving
-/// meanwhile wait for the next, so an idle hub adds no delay. Each check still reads what is
+/// [`Readers::send_states_together`] and [`CheckQueue`]). Each check still reads what is
 /// committed when its transaction starts, which is after it asked.
 #[derive(Debug, Clone)]
 pub(crate) struct Combiner {
-    asks: mpsc::UnboundedSender<Ask>,
+    queue: CheckQueue<Vec<Option<SendState>>>,
 }
 
 impl Combiner {
     /// Starts the combiner's task on the current runtime; it ends when the store is dropped.
     pub(crate) fn start(readers: Arc<Readers>) -> Combiner {
-        let (asks, queue) = mpsc::unbounded_channel();
-        tokio::spawn(combine(readers, queue));
-        Combiner { asks }
+        let queue = CheckQueue::start(PER_TRANSACTION, move |asks| {
+            let readers = readers.clone();
+            async move { answer(&readers, asks) }
+        });
+        Combiner { queue }
     }
 
     /// The check's states in the recipients' order, or `None` when the combiner's task is gone
@@ -323,44 +314,27 @@ impl Combiner {
         recipient_type: RecipientType,
         recipients: &[String],
     ) -> Option<Result<Vec<Option<SendState>>>> {
-        let (answer, answered) = oneshot::channel();
-        self.asks
-            .send(Ask {
-                brand,
-                channel,
-                recipient_type,
-                recipients: recipients.to_vec(),
-                answer,
-            })
-            .ok()?;
-        Some(answered.await.ok()?.map_err(StoreError::Sqlite))
+        let answer = self
+            .queue
+            .ask(brand, channel, recipient_type, recipients)
+            .await?;
+        Some(answer.map_err(StoreError::Sqlite))
     }
 }
 
-async fn combine(readers: Arc<Readers>, mut queue: mpsc::UnboundedReceiver<Ask>) {
-    while let Some(first) = queue.recv().await {
-        for _ in 0..YIELDS {
-            tokio::task::yield_now().await;
-        }
-        let mut asks = vec![first];
-        while asks.len() < PER_TRANSACTION {
-            match queue.try_recv() {
-                Ok(ask) => asks.push(ask),
-                Err(_) => break,
+/// Answers a batch of checks from one read transaction.
+fn answer(readers: &Readers, asks: Vec<Ask<Vec<Option<SendState>>>>) {
+    match readers.send_states_together(&asks) {
+        Ok(answers) => {
+            for (ask, states) in asks.into_iter().zip(answers) {
+                // A check whose caller went away needs no answer.
+                let _ = ask.answer.send(Ok(states));
             }
         }
-        match readers.send_states_together(&asks) {
-            Ok(answers) => {
-                for (ask, states) in asks.into_iter().zip(answers) {
-                    // A check whose caller went away needs no answer.
-                    let _ = ask.answer.send(Ok(states));
-                }
-            }
-            Err(e) => {
-                let error = e.to_string();
-                for ask in asks {
-                    let _ = ask.answer.send(Err(error.clone()));
-                }
+        Err(e) => {
+            let error = e.to_string();
+            for ask in asks {
+                let _ = ask.answer.send(Err(error.clone()));
             }
         }
     }
