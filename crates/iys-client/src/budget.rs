@@ -123,10 +123,7 @@ impl Window {
                         sent.times.push_back(now);
                         sent.calm += 1;
                         if sent.calm >= self.limit * CALM && sent.guard > self.min_guard {
-                            sent.guard = sent
-                                .guard
-                                .saturating_sub(self.min_guard)
-                                .max(self.min_guard);
+                            sent.guard = sent.guard.saturating_sub(self.step()).max(self.min_guard);
                             sent.calm = 0;
                         }
                         return;
@@ -143,9 +140,15 @@ impl Window {
     pub async fn refused(&self) {
         let mut sent = self.state.lock().await;
         sent.guard = (sent.guard * 2)
-            .max(sent.guard + self.min_guard)
+            .max(sent.guard + self.step())
             .min(self.max_guard);
         sent.calm = 0;
+    }
+
+    /// How much the guard widens at least and narrows at a time: `min_guard`, or a millisecond
+    /// when that is zero (so a window configured without a guard can still grow one).
+    fn step(&self) -> Duration {
+        self.min_guard.max(Duration::from_millis(1))
     }
 
     /// The guard now in force.
@@ -236,6 +239,15 @@ mod tests {
             w.acquire().await;
         }
         assert_eq!(w.guard().await, step);
+        // Configured without a guard, it still grows one when refused, and narrows back to none.
+        let w = Window::guarded(2, Duration::from_millis(2), Duration::ZERO, step * 4);
+        w.refused().await;
+        w.refused().await;
+        assert_eq!(w.guard().await, step * 2);
+        for _ in 0..(2 * CALM) * 2 {
+            w.acquire().await;
+        }
+        assert_eq!(w.guard().await, Duration::ZERO);
     }
 
     #[tokio::test]
