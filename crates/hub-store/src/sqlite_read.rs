@@ -183,21 +183,6 @@ fn lookup(
 }
 
 impl Readers {
-    pub(crate) fn send_states(
-        &self,
-        brand: BrandCode,
-        channel: Channel,
-        recipient_type: RecipientType,
-        recipients: &[String],
-    ) -> Result<HashMap<String, SendState>> {
-        let states = self.send_states_aligned(brand, channel, recipient_type, recipients)?;
-        Ok(recipients
-            .iter()
-            .zip(states)
-            .filter_map(|(r, s)| Some((r.clone(), s?)))
-            .collect())
-    }
-
     pub(crate) fn category_statuses(
         &self,
         brand: BrandCode,

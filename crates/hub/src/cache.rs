@@ -76,7 +76,8 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
 /// never go stale); the map is emptied when full.
 #[derive(Debug, Default)]
 pub struct RecipientMemo {
-    entries: RwLock<HashMap<(Channel, String), String>>,
+    /// By channel, then by the input: a lookup borrows the input instead of copying it.
+    entries: RwLock<HashMap<Channel, HashMap<String, String>>>,
 }
 
 /// Recipients remembered at most (about 100 bytes each).
@@ -92,9 +93,10 @@ impl RecipientMemo {
     ) -> Vec<Result<String, E>> {
         let mut out: Vec<Option<Result<String, E>>> = {
             let known = self.entries.read().unwrap_or_else(|p| p.into_inner());
+            let known = known.get(&channel);
             inputs
                 .iter()
-                .map(|i| known.get(&(channel, i.clone())).cloned().map(Ok))
+                .map(|i| known.and_then(|k| k.get(i)).cloned().map(Ok))
                 .collect()
         };
         let mut learned = Vec::new();
@@ -102,17 +104,17 @@ impl RecipientMemo {
             if slot.is_none() {
                 let result = normalise(input, channel);
                 if let Ok(n) = &result {
-                    learned.push(((channel, input.clone()), n.clone()));
+                    learned.push((input.clone(), n.clone()));
                 }
                 *slot = Some(result);
             }
         }
         if !learned.is_empty() {
             let mut known = self.entries.write().unwrap_or_else(|p| p.into_inner());
-            if known.len() + learned.len() > MAX_RECIPIENTS {
+            if known.values().map(HashMap::len).sum::<usize>() + learned.len() > MAX_RECIPIENTS {
                 known.clear();
             }
-            known.extend(learned);
+            known.entry(channel).or_default().extend(learned);
         }
         out.into_iter()
             .zip(inputs)

@@ -25,6 +25,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl SqlStore {
+    /// [`SqlStore::send_states_aligned`] as a map (recipients with no consent are absent).
     pub(crate) async fn send_states(
         &self,
         brand: BrandCode,
@@ -32,32 +33,47 @@ impl SqlStore {
         recipient_type: iys::RecipientType,
         recipients: &[String],
     ) -> Result<std::collections::HashMap<String, hub_core::SendState>> {
+        let states = self
+            .send_states_aligned(brand, channel, recipient_type, recipients.into())
+            .await?;
+        Ok(recipients
+            .iter()
+            .zip(states)
+            .filter_map(|(r, s)| Some((r.clone(), s?)))
+            .collect())
+    }
+
+    /// The send states of `recipients` on one channel and recipient type, in the list's order
+    /// (`None` where the hub has no consent): what checks and the campaign filter read. On a
+    /// SQLite file and on PostgreSQL neither copies nor hashes a recipient.
+    pub async fn send_states_aligned(
+        &self,
+        brand: BrandCode,
+        channel: hub_core::Channel,
+        recipient_type: iys::RecipientType,
+        recipients: Arc<[String]>,
+    ) -> Result<Vec<Option<hub_core::SendState>>> {
         if let Some(readers) = &self.readers {
             if recipients.len() <= crate::sqlite_read::COMBINED
                 && let Some(checks) = &self.sqlite_checks
                 && let Some(answer) = checks
-                    .send_states(brand, channel, recipient_type, recipients)
+                    .send_states(brand, channel, recipient_type, &recipients)
                     .await
             {
-                return Ok(recipients
-                    .iter()
-                    .zip(answer?)
-                    .filter_map(|(r, s)| Some((r.clone(), s?)))
-                    .collect());
+                return answer;
             }
             if recipients.len() <= INLINE_READ {
-                return readers.send_states(brand, channel, recipient_type, recipients);
+                return readers.send_states_aligned(brand, channel, recipient_type, &recipients);
             }
-            return blocking(readers, {
-                let recipients = recipients.to_vec();
-                move |r| r.send_states(brand, channel, recipient_type, &recipients)
+            return blocking(readers, move |r| {
+                r.send_states_aligned(brand, channel, recipient_type, &recipients)
             })
             .await;
         }
         if let Some(checks) = &self.pg_checks {
             if recipients.len() <= crate::pg_read::COALESCED
                 && let Some(answer) = checks
-                    .send_states(brand, channel, recipient_type, recipients)
+                    .send_states(brand, channel, recipient_type, &recipients)
                     .await
             {
                 return answer;
@@ -67,11 +83,11 @@ impl SqlStore {
                 brand,
                 channel,
                 recipient_type,
-                recipients,
+                &recipients,
             )
             .await;
         }
-        let mut states = std::collections::HashMap::with_capacity(recipients.len());
+        let mut states = Vec::with_capacity(recipients.len());
         for chunk in recipients.chunks(500) {
             let list = crate::record::in_list(4, chunk.len());
             let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, format!(
@@ -83,11 +99,12 @@ impl SqlStore {
             for r in chunk {
                 q = q.bind(r.clone());
             }
+            let mut found = std::collections::HashMap::new();
             for row in q.fetch_all(&self.pool).await? {
                 let source: iys::Source =
                     parse("consent.source", &row.try_get::<String, _>("source")?)?;
-                states.insert(
-                    row.try_get("recipient")?,
+                found.insert(
+                    row.try_get::<String, _>("recipient")?,
                     hub_core::SendState {
                         status: parse("consent.status", &row.try_get::<String, _>("status")?)?,
                         from_iys: source.is_iys(),
@@ -99,33 +116,9 @@ impl SqlStore {
                     },
                 );
             }
+            states.extend(chunk.iter().map(|r| found.get(r).copied()));
         }
         Ok(states)
-    }
-
-    /// [`SqlStore::send_states`] answered in the list's order (`None` where the hub has no
-    /// consent): the campaign filter's lookup, which on a SQLite file neither copies nor hashes
-    /// a recipient.
-    pub async fn send_states_aligned(
-        &self,
-        brand: BrandCode,
-        channel: hub_core::Channel,
-        recipient_type: iys::RecipientType,
-        recipients: Arc<[String]>,
-    ) -> Result<Vec<Option<hub_core::SendState>>> {
-        if let Some(readers) = &self.readers {
-            if recipients.len() <= INLINE_READ {
-                return readers.send_states_aligned(brand, channel, recipient_type, &recipients);
-            }
-            return blocking(readers, move |r| {
-                r.send_states_aligned(brand, channel, recipient_type, &recipients)
-            })
-            .await;
-        }
-        let states = self
-            .send_states(brand, channel, recipient_type, &recipients)
-            .await?;
-        Ok(recipients.iter().map(|r| states.get(r).copied()).collect())
     }
 
     /// Sets how many consents the in-memory send-state mirrors of a SQLite file may hold in all

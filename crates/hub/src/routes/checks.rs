@@ -203,13 +203,14 @@ pub async fn post_check(
         hub.caches
             .recipients
             .normalise_all(&recipients, channel, normalise_recipient);
-    let valid: Vec<String> = normalised
+    let valid: std::sync::Arc<[String]> = normalised
         .iter()
         .filter_map(|n| n.as_ref().ok().cloned())
         .collect();
+    // In `valid`'s order, so each answer is found by position rather than by its recipient.
     let states = hub
         .store
-        .send_states(brand.brand_code, channel, recipient_type, &valid)
+        .send_states_aligned(brand.brand_code, channel, recipient_type, valid.clone())
         .await?;
     let (categories, by_profile) = match &category {
         None => (Default::default(), None),
@@ -232,6 +233,7 @@ pub async fn post_check(
         }
     };
     let mut results = Vec::with_capacity(recipients.len());
+    let mut states = states.into_iter();
     for (r, n) in recipients.iter().zip(normalised) {
         let normalised = match n {
             Ok(n) => n,
@@ -254,7 +256,8 @@ pub async fn post_check(
             };
             (*kind, status)
         });
-        let d = check(channel, states.get(&normalised), cat, policy);
+        let state = states.next().flatten();
+        let d = check(channel, state.as_ref(), cat, policy);
         results.push(CheckItem {
             recipient: normalised,
             allowed: d.allowed,
