@@ -126,5 +126,39 @@ async fn postgres() {
     };
     let (url, name) = testkit::fresh_postgres(&admin, "iyshub_aligned").await;
     check_alignment(&url).await;
+    keys_compare_bytes(&url).await;
     testkit::drop_postgres(&admin, &name).await;
+}
+
+/// The text columns of PostgreSQL's hot indexes are collated "C" (migration 0015), whatever the
+/// database's own collation: lookups compare bytes, as on SQLite, rather than going through the
+/// locale's `strcoll`, and sort in the order Rust sorts keys.
+async fn keys_compare_bytes(url: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    for (table, column) in [
+        ("consent", "recipient"),
+        ("consent", "recipient_type"),
+        ("consent", "channel"),
+        ("consent_event", "recipient"),
+        ("consent_event", "iys_transaction_id"),
+        ("consent_event", "delivered_transaction_id"),
+        ("category_consent", "subject"),
+        ("outbox", "recipient"),
+        ("outbox", "state"),
+        ("profile_address", "recipient"),
+        ("idempotency", "key"),
+    ] {
+        let collation: String = sqlx::query_scalar(
+            "SELECT c.collname::text FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation \
+             WHERE a.attrelid = $1::text::regclass AND a.attname = $2",
+        )
+        .bind(table)
+        .bind(column)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(collation, "C", "{table}.{column}");
+    }
+    conn.close().await.unwrap();
 }
