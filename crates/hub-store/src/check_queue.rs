@@ -7,6 +7,8 @@ use hub_core::{BrandCode, Channel};
 use iys::RecipientType;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::{Result, StoreError};
+
 /// Times the queue lets the runtime's other ready tasks run before it takes a batch: on a busy
 /// hub they are mostly checks about to ask, which then share the read. An idle hub has no other
 /// ready task, so a lone check is not delayed.
@@ -19,26 +21,34 @@ pub(crate) struct Ask<A> {
     pub(crate) channel: Channel,
     pub(crate) recipient_type: RecipientType,
     pub(crate) recipients: Vec<String>,
-    pub(crate) answer: oneshot::Sender<Result<A, String>>,
+    pub(crate) answer: oneshot::Sender<std::result::Result<A, String>>,
 }
 
 #[derive(Debug)]
 pub(crate) struct CheckQueue<A> {
     asks: mpsc::UnboundedSender<Ask<A>>,
+    /// The store's error for an answer's error text.
+    error: fn(String) -> StoreError,
 }
 
 impl<A> Clone for CheckQueue<A> {
     fn clone(&self) -> Self {
         CheckQueue {
             asks: self.asks.clone(),
+            error: self.error,
         }
     }
 }
 
 impl<A: Send + 'static> CheckQueue<A> {
     /// Starts the queue's task on the current runtime: it hands up to `most` waiting checks at a
-    /// time to `answer`, which must answer each. It ends when the queue is dropped.
-    pub(crate) fn start<F, R>(most: usize, mut answer: F) -> CheckQueue<A>
+    /// time to `answer`, which must answer each (an error's text becomes `error`). It ends when
+    /// the queue is dropped.
+    pub(crate) fn start<F, R>(
+        most: usize,
+        error: fn(String) -> StoreError,
+        mut answer: F,
+    ) -> CheckQueue<A>
     where
         F: FnMut(Vec<Ask<A>>) -> R + Send + 'static,
         R: Future<Output = ()> + Send,
@@ -60,7 +70,7 @@ impl<A: Send + 'static> CheckQueue<A> {
                 answer(batch).await;
             }
         });
-        CheckQueue { asks }
+        CheckQueue { asks, error }
     }
 
     /// The check's answer, or `None` when the queue's task is gone (its runtime ended while the
@@ -71,7 +81,7 @@ impl<A: Send + 'static> CheckQueue<A> {
         channel: Channel,
         recipient_type: RecipientType,
         recipients: &[String],
-    ) -> Option<Result<A, String>> {
+    ) -> Option<Result<A>> {
         let (answer, answered) = oneshot::channel();
         self.asks
             .send(Ask {
@@ -82,6 +92,6 @@ impl<A: Send + 'static> CheckQueue<A> {
                 answer,
             })
             .ok()?;
-        answered.await.ok()
+        Some(answered.await.ok()?.map_err(self.error))
     }
 }

@@ -79,7 +79,7 @@ pub(crate) async fn checks_pool(url: &str) -> Result<PgPool> {
 /// about ten, and 0.48. Each check still reads only what is committed when its statement runs.
 #[derive(Debug, Clone)]
 pub(crate) struct Coalescer {
-    queue: CheckQueue<Vec<Option<SendState>>>,
+    pub(crate) queue: CheckQueue<Vec<Option<SendState>>>,
     pool: PgPool,
 }
 
@@ -87,7 +87,7 @@ impl Coalescer {
     /// Starts the coalescer's task on the current runtime; it ends when the store is dropped.
     pub(crate) fn start(pool: PgPool) -> Coalescer {
         let own = pool.clone();
-        let queue = CheckQueue::start(PER_STATEMENT, move |asks| {
+        let queue = CheckQueue::start(PER_STATEMENT, StoreError::Coalesced, move |asks| {
             let pool = own.clone();
             async move { answer(&pool, asks).await }
         });
@@ -97,22 +97,6 @@ impl Coalescer {
     /// The checks' connections, for checks too large to coalesce.
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    /// The check's states in the recipients' order, or `None` when the coalescer's task is gone
-    /// (its runtime ended while the store lives on): the caller then reads on its own.
-    pub(crate) async fn send_states(
-        &self,
-        brand: BrandCode,
-        channel: Channel,
-        recipient_type: RecipientType,
-        recipients: &[String],
-    ) -> Option<Result<Vec<Option<SendState>>>> {
-        let answer = self
-            .queue
-            .ask(brand, channel, recipient_type, recipients)
-            .await?;
-        Some(answer.map_err(StoreError::Coalesced))
     }
 }
 

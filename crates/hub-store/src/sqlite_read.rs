@@ -277,33 +277,17 @@ const PER_TRANSACTION: usize = 256;
 /// committed when its transaction starts, which is after it asked.
 #[derive(Debug, Clone)]
 pub(crate) struct Combiner {
-    queue: CheckQueue<Vec<Option<SendState>>>,
+    pub(crate) queue: CheckQueue<Vec<Option<SendState>>>,
 }
 
 impl Combiner {
     /// Starts the combiner's task on the current runtime; it ends when the store is dropped.
     pub(crate) fn start(readers: Arc<Readers>) -> Combiner {
-        let queue = CheckQueue::start(PER_TRANSACTION, move |asks| {
+        let queue = CheckQueue::start(PER_TRANSACTION, StoreError::Sqlite, move |asks| {
             let readers = readers.clone();
             async move { answer(&readers, asks) }
         });
         Combiner { queue }
-    }
-
-    /// The check's states in the recipients' order, or `None` when the combiner's task is gone
-    /// (its runtime ended while the store lives on): the caller then reads on its own.
-    pub(crate) async fn send_states(
-        &self,
-        brand: BrandCode,
-        channel: Channel,
-        recipient_type: RecipientType,
-        recipients: &[String],
-    ) -> Option<Result<Vec<Option<SendState>>>> {
-        let answer = self
-            .queue
-            .ask(brand, channel, recipient_type, recipients)
-            .await?;
-        Some(answer.map_err(StoreError::Sqlite))
     }
 }
 

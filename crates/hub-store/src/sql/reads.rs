@@ -57,7 +57,8 @@ impl SqlStore {
             if recipients.len() <= crate::sqlite_read::COMBINED
                 && let Some(checks) = &self.sqlite_checks
                 && let Some(answer) = checks
-                    .send_states(brand, channel, recipient_type, &recipients)
+                    .queue
+                    .ask(brand, channel, recipient_type, &recipients)
                     .await
             {
                 return answer;
@@ -73,7 +74,8 @@ impl SqlStore {
         if let Some(checks) = &self.pg_checks {
             if recipients.len() <= crate::pg_read::COALESCED
                 && let Some(answer) = checks
-                    .send_states(brand, channel, recipient_type, &recipients)
+                    .queue
+                    .ask(brand, channel, recipient_type, &recipients)
                     .await
             {
                 return answer;
