@@ -109,7 +109,7 @@ const USER_COLUMNS: &str = "id, username, global_admin, failed_logins, locked_un
 impl SqlStore {
     pub async fn create_console_user(&self, u: NewConsoleUser) -> Result<ConsoleUser> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         let taken = sqlx::query("SELECT 1 FROM console_user WHERE username = $1")
             .bind(u.username.clone())
             .fetch_optional(&mut *tx)
@@ -201,7 +201,7 @@ impl SqlStore {
     /// Replaces a user's password and unlocks the account; their sessions end.
     pub async fn set_console_password(&self, username: &str, password_hash: &str) -> Result<bool> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         let r = sqlx::query(
             "UPDATE console_user SET password_hash = $1, failed_logins = 0, locked_until_ms = NULL WHERE username = $2",
         )
@@ -227,7 +227,7 @@ impl SqlStore {
         lock_for: SignedDuration,
     ) -> Result<Option<Timestamp>> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         let row = sqlx::query(
             "UPDATE console_user SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins",
         )
@@ -262,7 +262,7 @@ impl SqlStore {
         expires_at: Timestamp,
     ) -> Result<()> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         // Expired sessions of everyone go with each new one: no sweeper needed.
         sqlx::query("DELETE FROM console_session WHERE expires_at_ms <= $1")
             .bind(ms(now))
@@ -373,7 +373,7 @@ impl SqlStore {
         now: Timestamp,
     ) -> Result<bool> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         let r = sqlx::query(
             "UPDATE quarantine SET resolved_ms = $1 WHERE id = $2 AND brand_code = $3 AND resolved_ms IS NULL",
         )
@@ -407,7 +407,7 @@ impl SqlStore {
         now: Timestamp,
     ) -> Result<bool> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         self.lock_brand(&mut tx, key.brand.0 as i64).await?;
         let r = sqlx::query(
             "UPDATE consent SET conflict = 0 WHERE brand_code = $1 AND recipient = $2 AND recipient_type = $3 AND channel = $4 AND conflict = 1",

@@ -268,7 +268,7 @@ impl SqlStore {
         let b = hook.brand_code.0 as i64;
         let types =
             serde_json::to_string(&hook.event_types).map_err(|e| corrupt("event_types", e))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         let cursor: i64 = sqlx::query(
             "SELECT COALESCE(MAX(id), 0) AS id FROM change_event WHERE brand_code = $1",
         )
@@ -380,7 +380,7 @@ impl SqlStore {
     /// Removes a webhook with its delivery log; `false` when there was none.
     pub async fn delete_webhook(&self, brand: BrandCode, id: i64) -> Result<bool> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         let gone = sqlx::query("DELETE FROM webhook WHERE brand_code = $1 AND id = $2")
             .bind(brand.0 as i64)
             .bind(id)
@@ -490,7 +490,7 @@ impl SqlStore {
             return Ok(true);
         }
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         let delivered = i64::from(!progress.delivered.is_empty());
         let held = sqlx::query(
             "UPDATE webhook SET cursor = CASE WHEN $1 > cursor THEN $1 ELSE cursor END, \
@@ -544,7 +544,7 @@ impl SqlStore {
         attempt: &AttemptRecord,
     ) -> Result<bool> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         let held = sqlx::query("SELECT 1 AS one FROM webhook WHERE id = $1 AND lease_owner = $2")
             .bind(id)
             .bind(owner.to_owned())

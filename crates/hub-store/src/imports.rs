@@ -260,7 +260,7 @@ impl SqlStore {
 
     /// Adds the next piece of an uploading import's file.
     pub async fn append_import_chunk(&self, id: i64, seq: i64, data: &[u8]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         sqlx::query("INSERT INTO import_chunk (import_id, seq, data) VALUES ($1, $2, $3)")
             .bind(id)
             .bind(seq)
@@ -464,7 +464,7 @@ impl SqlStore {
         progress: &ImportProgress,
         now: Timestamp,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         let updated = sqlx::query(
             "UPDATE import_job SET line = $1, rows_read = rows_read + $2, applied = applied + $3, unchanged = unchanged + $4, \
              older = older + $5, rejected = rejected + $6, updated_at_ms = $7, lease_until_ms = COALESCE($8, lease_until_ms) \

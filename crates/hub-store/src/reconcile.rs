@@ -450,7 +450,7 @@ impl ReconcileStore for SqlStore {
     ) -> Result<Vec<i64>> {
         let _w = self.writer().await;
         let b = brand.0 as i64;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         self.lock_brand(&mut tx, b).await?;
         let mut requeued = Vec::new();
         for &id in event_ids {
@@ -547,7 +547,7 @@ impl ReconcileStore for SqlStore {
     ) -> Result<bool> {
         let _w = self.writer().await;
         let b = brand.0 as i64;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         sqlx::query("INSERT INTO reconcile_day (brand_code, report_date, status, updated_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (brand_code, report_date) DO NOTHING")
             .bind(b)
             .bind(date.to_string())

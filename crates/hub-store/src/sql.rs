@@ -274,6 +274,18 @@ impl SqlStore {
             Backend::Postgres => None,
         }
     }
+
+    /// Begins a transaction that writes, on the `Any` pool. SQLite takes its write lock at the
+    /// start (`BEGIN IMMEDIATE`), waiting out `busy_timeout` for it: a deferred transaction
+    /// that reads first fails at its first write, at once and without waiting, when another
+    /// process holds the write lock or committed since the read (`iyshub admin create` beside a
+    /// running hub failed so in CI).
+    pub(crate) async fn begin_writing(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
 }
 
 impl Store for SqlStore {

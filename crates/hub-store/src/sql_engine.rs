@@ -455,7 +455,7 @@ impl EngineStore for SqlStore {
             return Ok(());
         }
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         for (movement, reason) in items {
             sqlx::query("INSERT INTO quarantine (brand_code, source, reason, movement, at_ms) VALUES ($1, $2, $3, $4, $5)")
                 .bind(brand.0 as i64)

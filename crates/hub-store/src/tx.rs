@@ -604,7 +604,7 @@ impl crate::SqlStore {
         if let Some(pg) = &self.pg_writes {
             return Ok(WriteTx::Pg(pg.begin().await?));
         }
-        Ok(WriteTx::Any(self.pool.begin().await?, self.backend))
+        Ok(WriteTx::Any(self.begin_writing().await?, self.backend))
     }
 }
 

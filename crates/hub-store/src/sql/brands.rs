@@ -12,7 +12,7 @@ impl SqlStore {
     pub(crate) async fn create_brand(&self, b: NewBrand) -> Result<Brand> {
         let _w = self.writer().await;
         let now = ms(Timestamp::now());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         let exists = sqlx::query("SELECT 1 FROM brand WHERE brand_code = $1")
             .bind(b.brand_code.0 as i64)
             .fetch_optional(&mut *tx)

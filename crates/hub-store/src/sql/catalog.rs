@@ -59,7 +59,7 @@ impl SqlStore {
             .ok_or_else(|| StoreError::NotFound("brand".into()))?;
         let now = ms(Timestamp::now());
         let attrs = p.attributes.as_ref().map(|a| a.to_string());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         sqlx::query("INSERT INTO profile (brand_code, external_id, attributes, created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (brand_code, external_id) DO UPDATE SET attributes = excluded.attributes, updated_at_ms = excluded.updated_at_ms")
             .bind(brand.0 as i64)
             .bind(p.external_id.clone())
@@ -121,7 +121,7 @@ impl SqlStore {
 
     pub(crate) async fn delete_profile(&self, brand: BrandCode, external_id: &str) -> Result<bool> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         sqlx::query("DELETE FROM profile_address WHERE brand_code = $1 AND external_id = $2")
             .bind(brand.0 as i64)
             .bind(external_id.to_owned())

@@ -67,7 +67,7 @@ impl SqlStore {
 
     pub(crate) async fn revoke_api_key(&self, id: &str, now: Timestamp) -> Result<bool> {
         let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         let Some(key) = sqlx::query("SELECT * FROM api_key WHERE id = $1")
             .bind(id.to_owned())
             .fetch_optional(&mut *tx)

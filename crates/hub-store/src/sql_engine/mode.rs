@@ -30,7 +30,7 @@ impl SqlStore {
         let _w = self.writer().await;
         let b = brand.0 as i64;
         let now = ms(Timestamp::now());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         self.lock_brand(&mut tx, brand.0 as i64).await?;
         sqlx::query("UPDATE brand SET mode = $1, updated_at_ms = $2 WHERE brand_code = $3")
             .bind(mode.as_str())
@@ -145,7 +145,7 @@ impl SqlStore {
         let _w = self.writer().await;
         let b = brand.0 as i64;
         let mut released = 0;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         self.lock_brand(&mut tx, brand.0 as i64).await?;
         let sync = self
             .brand_mode(&mut crate::tx::Tx::Any(&mut tx, self.backend), b)

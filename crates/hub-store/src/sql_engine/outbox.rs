@@ -48,7 +48,7 @@ impl SqlStore {
     ) -> Result<RequeueReport> {
         let _w = self.writer().await;
         let b = brand.0 as i64;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         self.lock_brand(&mut tx, brand.0 as i64).await?;
         let (clause, binds) = filter_sql(filter, now);
         // Sync mode never creates IYS records: its held ONAYs wait for IYS to know the recipient.

@@ -158,7 +158,7 @@ impl SqlStore {
     ) -> Result<()> {
         let _w = self.writer().await;
         let b = brand.0 as i64;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         self.lock_brand(&mut tx, b).await?;
         // The mode as it is now, under the lock: the brand may have switched to sync mode while
         // these rows were on their way.
