@@ -16,6 +16,7 @@ mod group;
 mod imports;
 mod listing;
 mod mirror;
+mod pg_mirror;
 mod pg_read;
 mod reconcile;
 mod record;

@@ -1,14 +1,16 @@
-//! An in-memory mirror of a brand's send states on a SQLite file, for lists of thousands of
-//! recipients (the campaign filter, batch checks).
+//! An in-memory mirror of a brand's send states, for lists of thousands of recipients (the
+//! campaign filter, batch checks), on a SQLite file and on PostgreSQL.
 //!
 //! A lookup by the consent table's key costs a B-tree descent, about 2.5 µs on this project's
-//! machine: the campaign filter spent half its time there (BENCHMARKS.md). The mirror answers
-//! from a hash table instead, and stays exact: before every list it applies the `consent_touch`
-//! log (migration 0012, filled by triggers on every write of a consent, by any connection or
-//! process) from where it stopped, in one read transaction. SQLite runs one write transaction at
-//! a time, so the log's order is commit order, and a mirror that applied it up to a seq equals
-//! the table as of that commit: a RET committed before a list is read is seen by that list, as
-//! it would be by the table.
+//! machine on either database: the campaign filter spent half its time there (BENCHMARKS.md).
+//! The mirror answers from a hash table instead, and stays exact: before every list it applies
+//! the `consent_touch` log (filled by triggers on every write of a consent, by any connection,
+//! process or instance) from where it stopped, in one snapshot. On SQLite (migration 0012) one
+//! write transaction runs at a time, so the log's order is commit order. On PostgreSQL
+//! (migration 0016, `pg_mirror.rs`) the trigger draws the seq under the brand's lock, so each
+//! brand's rows are in its commit order. Either way a mirror that applied the log up to a seq
+//! equals the table as of that commit: a RET committed before a list is read is seen by that
+//! list, as it would be by the table.
 //!
 //! Memory: a Turkish mobile number (`+90` and ten digits) is one `u64` (number and state) in a
 //! table kept at most 7/8 full, about 10 to 18 bytes per consent; any other recipient is a boxed
@@ -39,10 +41,18 @@ pub(crate) const IDLE: Duration = Duration::from_secs(15 * 60);
 /// After a failed or declined build, lists read the table this long before another try.
 const RETRY: Duration = Duration::from_secs(60);
 
-/// The brands' mirrors of one SQLite file.
+/// Where mirrors are built from and kept up to date.
+#[derive(Debug)]
+enum Source {
+    Sqlite(PathBuf),
+    /// The log is `consent_touch` of migration 0016 (see `pg_mirror.rs`).
+    Postgres(sqlx::PgPool),
+}
+
+/// The brands' mirrors of one SQLite file or PostgreSQL database.
 #[derive(Debug)]
 pub(crate) struct Mirrors {
-    path: PathBuf,
+    source: Source,
     budget: std::sync::atomic::AtomicUsize,
     brands: Mutex<HashMap<BrandCode, Slot>>,
 }
@@ -62,11 +72,11 @@ struct BrandMirror {
 }
 
 #[derive(Debug, Default)]
-struct Mirror {
+pub(crate) struct Mirror {
     /// The last `consent_touch.seq` applied.
-    seen: i64,
+    pub(crate) seen: i64,
     tables: HashMap<(Channel, RecipientType), Table>,
-    consents: usize,
+    pub(crate) consents: usize,
 }
 
 /// One channel and recipient type of a brand.
@@ -184,6 +194,14 @@ impl Table {
 }
 
 impl Mirror {
+    /// An empty mirror that has applied the log up to `seen`.
+    pub(crate) fn at(seen: i64) -> Mirror {
+        Mirror {
+            seen,
+            ..Mirror::default()
+        }
+    }
+
     /// About how much memory the tables take (hashbrown keeps at most 7/8 of its buckets full;
     /// each bucket has a control byte).
     fn bytes(&self) -> usize {
@@ -198,7 +216,7 @@ impl Mirror {
             .sum()
     }
 
-    fn set(
+    pub(crate) fn set(
         &mut self,
         hasher: &hashbrown::DefaultHashBuilder,
         key: (Channel, RecipientType),
@@ -215,13 +233,13 @@ impl Mirror {
 }
 
 /// The hasher every mirror's phone table uses (one random seed per process).
-fn hasher() -> &'static hashbrown::DefaultHashBuilder {
+pub(crate) fn hasher() -> &'static hashbrown::DefaultHashBuilder {
     static HASHER: std::sync::OnceLock<hashbrown::DefaultHashBuilder> = std::sync::OnceLock::new();
     HASHER.get_or_init(Default::default)
 }
 
 /// A consent's send state from its stored columns.
-fn stored_state(status: &str, source: &str, iys_state: &str, hold: i64) -> Result<u8> {
+pub(crate) fn stored_state(status: &str, source: &str, iys_state: &str, hold: i64) -> Result<u8> {
     let source: iys::Source = parse("consent.source", source)?;
     Ok(pack(SendState {
         status: parse("consent.status", status)?,
@@ -234,12 +252,16 @@ fn stored_state(status: &str, source: &str, iys_state: &str, hold: i64) -> Resul
 /// Parses a channel and recipient type, reusing the last row's when the text is the same (a
 /// brand's rows come grouped by recipient, mostly on one channel).
 #[derive(Default)]
-struct KeyParser {
+pub(crate) struct KeyParser {
     last: Option<(String, String, (Channel, RecipientType))>,
 }
 
 impl KeyParser {
-    fn key(&mut self, recipient_type: &str, channel: &str) -> Result<(Channel, RecipientType)> {
+    pub(crate) fn key(
+        &mut self,
+        recipient_type: &str,
+        channel: &str,
+    ) -> Result<(Channel, RecipientType)> {
         if let Some((t, c, key)) = &self.last
             && t == recipient_type
             && c == channel
@@ -282,10 +304,7 @@ fn newest(conn: &Connection) -> Result<i64> {
 /// Reads a brand's send states; `None` when they are more than `room` consents.
 fn build(conn: &Connection, brand: BrandCode, room: usize) -> Result<Option<Mirror>> {
     snapshot(conn, |conn| {
-        let mut mirror = Mirror {
-            seen: newest(conn)?,
-            ..Mirror::default()
-        };
+        let mut mirror = Mirror::at(newest(conn)?);
         let mut st = conn.prepare(
             "SELECT recipient, recipient_type, channel, status, source, iys_state, hold FROM consent WHERE brand_code = ?",
         )?;
@@ -305,20 +324,20 @@ fn build(conn: &Connection, brand: BrandCode, room: usize) -> Result<Option<Mirr
 }
 
 /// What the log says happened to a brand's consents after `seen`.
-struct Touched {
+pub(crate) struct Touched {
     /// The log's newest seq in the same snapshot.
-    newest: i64,
+    pub(crate) newest: i64,
     /// In seq order.
-    rows: Vec<TouchedRow>,
+    pub(crate) rows: Vec<TouchedRow>,
 }
 
 /// A logged write and the consent's state now.
-struct TouchedRow {
-    seq: i64,
-    key: (Channel, RecipientType),
-    recipient: String,
+pub(crate) struct TouchedRow {
+    pub(crate) seq: i64,
+    pub(crate) key: (Channel, RecipientType),
+    pub(crate) recipient: String,
     /// `None` for a consent that is gone.
-    state: Option<u8>,
+    pub(crate) state: Option<u8>,
 }
 
 /// Reads the log after `seen`; `None` when rows after `seen` were pruned (the mirror is too far
@@ -370,8 +389,17 @@ fn touched(conn: &Connection, brand: BrandCode, seen: i64) -> Result<Option<Touc
 
 impl Mirrors {
     pub(crate) fn new(path: PathBuf) -> Mirrors {
+        Mirrors::from(Source::Sqlite(path))
+    }
+
+    /// Mirrors of a PostgreSQL database, read through `pool`.
+    pub(crate) fn postgres(pool: sqlx::PgPool) -> Mirrors {
+        Mirrors::from(Source::Postgres(pool))
+    }
+
+    fn from(source: Source) -> Mirrors {
         Mirrors {
-            path,
+            source,
             budget: DEFAULT_BUDGET.into(),
             brands: Mutex::default(),
         }
@@ -392,7 +420,7 @@ impl Mirrors {
     }
 
     /// The brand's mirror when it is built; otherwise starts building it (on a thread of its
-    /// own, with a connection of its own) and answers `None`.
+    /// own with a connection of its own on SQLite, as a task on PostgreSQL) and answers `None`.
     fn ready(self: &Arc<Self>, brand: BrandCode) -> Option<Arc<BrandMirror>> {
         let mut slots = self.slots();
         let now = Instant::now();
@@ -424,20 +452,48 @@ impl Mirrors {
         slots.insert(brand, Slot::Building);
         drop(slots);
         let mirrors = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("iyshub-mirror".into())
-            .spawn(move || mirrors.build_slot(brand, room));
+        let spawned = match &self.source {
+            Source::Sqlite(path) => {
+                let path = path.clone();
+                std::thread::Builder::new()
+                    .name("iyshub-mirror".into())
+                    .spawn(move || {
+                        let started = Instant::now();
+                        let built = crate::sqlite_read::open_reader(&path)
+                            .and_then(|conn| build(&conn, brand, room));
+                        mirrors.built(brand, room, started, built);
+                    })
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+            Source::Postgres(pool) => {
+                let pool = pool.clone();
+                tokio::runtime::Handle::try_current()
+                    .map(|runtime| {
+                        runtime.spawn(async move {
+                            let started = Instant::now();
+                            let built = crate::pg_mirror::build(&pool, brand, room).await;
+                            mirrors.built(brand, room, started, built);
+                        });
+                    })
+                    .map_err(|e| e.to_string())
+            }
+        };
         if let Err(e) = spawned {
-            tracing::warn!(error = %e, "send-state mirror: could not start a thread");
+            tracing::warn!(error = %e, "send-state mirror: could not start its build");
             self.slots().insert(brand, Slot::Declined(now + RETRY));
         }
         None
     }
 
-    fn build_slot(&self, brand: BrandCode, room: usize) {
-        let started = Instant::now();
-        let built =
-            crate::sqlite_read::open_reader(&self.path).and_then(|conn| build(&conn, brand, room));
+    /// Keeps a finished build (or the reason there is none) in the brand's slot.
+    fn built(
+        &self,
+        brand: BrandCode,
+        room: usize,
+        started: Instant,
+        built: Result<Option<Mirror>>,
+    ) {
         let slot = match built {
             Ok(Some(mirror)) => {
                 tracing::info!(
@@ -490,7 +546,62 @@ impl Mirrors {
             return Ok(None);
         };
         let seen = mirror.read().seen;
-        let Some(touched) = touched(conn, brand, seen)? else {
+        let touched = touched(conn, brand, seen)?;
+        self.answer(
+            &mirror,
+            brand,
+            seen,
+            touched,
+            channel,
+            recipient_type,
+            recipients,
+        )
+    }
+
+    /// [`Mirrors::send_states`] on PostgreSQL: the log is read through the source's pool.
+    pub(crate) async fn send_states_pg(
+        self: &Arc<Self>,
+        brand: BrandCode,
+        channel: Channel,
+        recipient_type: RecipientType,
+        recipients: &[String],
+    ) -> Result<Option<Vec<Option<SendState>>>> {
+        let Source::Postgres(pool) = &self.source else {
+            return Ok(None);
+        };
+        if recipients.len() < MIRROR_MIN || self.budget() == 0 {
+            return Ok(None);
+        }
+        let Some(mirror) = self.ready(brand) else {
+            return Ok(None);
+        };
+        let seen = mirror.read().seen;
+        let touched = crate::pg_mirror::touched(pool, brand, seen).await?;
+        self.answer(
+            &mirror,
+            brand,
+            seen,
+            touched,
+            channel,
+            recipient_type,
+            recipients,
+        )
+    }
+
+    /// Applies what the log says happened after `seen` (`None`: rows after it were pruned, so
+    /// the mirror is dropped and the caller reads the table), then answers from the mirror.
+    #[allow(clippy::too_many_arguments)]
+    fn answer(
+        &self,
+        mirror: &BrandMirror,
+        brand: BrandCode,
+        seen: i64,
+        touched: Option<Touched>,
+        channel: Channel,
+        recipient_type: RecipientType,
+        recipients: &[String],
+    ) -> Result<Option<Vec<Option<SendState>>>> {
+        let Some(touched) = touched else {
             tracing::info!(
                 brand = brand.0,
                 "send-state mirror: fell behind the pruned log; building it again"

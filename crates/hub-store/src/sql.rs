@@ -54,6 +54,8 @@ pub struct SqlStore {
     /// Send-time checks on PostgreSQL, on connections of their own; single checks are answered
     /// together when they arrive together.
     pub(crate) pg_checks: Option<crate::pg_read::Coalescer>,
+    /// In-memory send states for long lists on PostgreSQL (on a SQLite file: `readers`').
+    pub(crate) pg_mirrors: Option<Arc<crate::mirror::Mirrors>>,
     /// Small checks on a SQLite file, combined into shared read transactions.
     pub(crate) sqlite_checks: Option<crate::sqlite_read::Combiner>,
     /// When PostgreSQL's planner statistics were last refreshed, in rows written.
@@ -178,6 +180,9 @@ impl SqlStore {
                 )),
             ),
         };
+        let pg_mirrors = pg
+            .clone()
+            .map(|pool| Arc::new(crate::mirror::Mirrors::postgres(pool)));
         let readers = match backend {
             Backend::Sqlite => crate::sqlite_read::Readers::for_url(url).map(Arc::new),
             Backend::Postgres => None,
@@ -195,6 +200,7 @@ impl SqlStore {
                 .map(|r| crate::sqlite_read::Combiner::start(r.clone())),
             readers,
             pg_checks,
+            pg_mirrors,
             statistics: Arc::default(),
             pg,
             pg_writes,

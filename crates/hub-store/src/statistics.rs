@@ -8,8 +8,9 @@
 //! brand). The store refreshes them itself whenever the rows it wrote since it started double,
 //! from 5,000 on: a few ANALYZEs in all, run in the background, one at a time.
 //!
-//! On SQLite the same count prunes the send-state log (`consent_touch`, see `mirror.rs`) every
-//! 100,000 rows written, down to its newest million.
+//! The same count prunes the send-state log (`consent_touch`, see `mirror.rs`) every 100,000
+//! rows written: on SQLite down to its newest million rows (one per consent written), on
+//! PostgreSQL (one row per statement and brand) to its last ten minutes and each brand's newest.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -18,10 +19,12 @@ use crate::{Backend, SqlStore};
 /// Rows written before the first refresh.
 const FIRST: u64 = 5_000;
 
-/// Rows written on SQLite between two prunings of the send-state log.
+/// Rows written between two prunings of the send-state log.
 const PRUNE_EVERY: u64 = 100_000;
-/// Rows of the send-state log kept: a mirror further behind is built again.
+/// Rows of the send-state log kept on SQLite: a mirror further behind is built again.
 pub(crate) const TOUCH_KEPT: i64 = 1_000_000;
+/// How long PostgreSQL's send-state log keeps a row that is not its brand's newest.
+pub(crate) const TOUCH_AGE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 /// Log rows deleted per statement, so writers never wait long for the pruning.
 const PRUNE_STEP: i64 = 50_000;
 
@@ -52,20 +55,20 @@ impl SqlStore {
         }
         let s = &self.statistics;
         let total = s.written.fetch_add(rows as u64, Ordering::Relaxed) + rows as u64;
+        let last = s.pruned_at.load(Ordering::Relaxed);
+        if total >= last + PRUNE_EVERY
+            && s.pruned_at
+                .compare_exchange(last, total, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            let store = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.prune_touch_log(TOUCH_KEPT, TOUCH_AGE).await {
+                    tracing::warn!(error = %e, "could not prune the send-state log");
+                }
+            });
+        }
         if self.backend == Backend::Sqlite {
-            let last = s.pruned_at.load(Ordering::Relaxed);
-            if total >= last + PRUNE_EVERY
-                && s.pruned_at
-                    .compare_exchange(last, total, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-            {
-                let store = self.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = store.prune_touch_log(TOUCH_KEPT).await {
-                        tracing::warn!(error = %e, "could not prune the send-state log");
-                    }
-                });
-            }
             return;
         }
         if total < s.next.load(Ordering::Relaxed) || s.running.swap(true, Ordering::AcqRel) {
@@ -82,11 +85,24 @@ impl SqlStore {
         });
     }
 
-    /// Deletes the send-state log's oldest rows, keeping the newest `kept` (SQLite only; the log
-    /// only grows on SQLite). A step at a time, each its own short write.
-    pub async fn prune_touch_log(&self, kept: i64) -> crate::Result<u64> {
-        if self.backend != Backend::Sqlite {
-            return Ok(0);
+    /// Deletes the send-state log's oldest rows. SQLite keeps the newest `kept` rows, deleting a
+    /// step at a time, each its own short write. PostgreSQL deletes the rows older than
+    /// `older_than` except each brand's newest (a row's `prev_seq` names it, so the brand's next
+    /// row still shows a mirror that saw it that nothing is missing).
+    pub async fn prune_touch_log(
+        &self,
+        kept: i64,
+        older_than: std::time::Duration,
+    ) -> crate::Result<u64> {
+        if self.backend == Backend::Postgres {
+            return Ok(sqlx::query(
+                "DELETE FROM consent_touch t WHERE t.created_at < now() - make_interval(secs => $1) \
+                 AND t.seq < (SELECT MAX(m.seq) FROM consent_touch m WHERE m.brand_code = t.brand_code)",
+            )
+            .bind(older_than.as_secs_f64())
+            .execute(&self.pool)
+            .await?
+            .rows_affected());
         }
         let mut deleted = 0;
         loop {

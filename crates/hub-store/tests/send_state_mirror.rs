@@ -1,8 +1,9 @@
-//! The in-memory send-state mirror of a SQLite file answers every list exactly as the consent
-//! table does at that moment, whoever wrote the table: the ledger, a second store on the same
-//! file (another process: an import run from the command line), statements that only move a
-//! consent's IYS state or hold (settlements, mode switches), and deletions. When it falls
-//! behind the pruned log it is built again, and meanwhile lists read the table.
+//! The in-memory send-state mirror, of a SQLite file and of PostgreSQL, answers every list
+//! exactly as the consent table does at that moment, whoever wrote the table: the ledger, a
+//! second store on the same database (another process: an import run from the command line,
+//! another instance), statements that only move a consent's IYS state or hold (settlements,
+//! mode switches), and deletions. When it falls behind the pruned log it is built again, and
+//! meanwhile lists read the table.
 
 use std::time::{Duration, Instant};
 
@@ -139,13 +140,30 @@ fn sqlite_file() -> (tempfile::TempDir, String) {
     (dir, url)
 }
 
+/// Runs `test` on a SQLite file and, when the test database is configured, on PostgreSQL.
+async fn on_both<F: Future<Output = ()>>(what: &str, test: impl Fn(String) -> F) {
+    let (_dir, url) = sqlite_file();
+    test(url).await;
+    let Some(admin) = testkit::admin_url_or_skip(what) else {
+        return;
+    };
+    let (url, name) = testkit::fresh_postgres(&admin, "iyshub_mirror").await;
+    test(url).await;
+    testkit::drop_postgres(&admin, &name).await;
+}
+
 #[tokio::test]
 async fn the_mirror_follows_every_writer_of_the_table() {
-    let (_dir, url) = sqlite_file();
+    on_both("the send-state mirror on PostgreSQL", follows_every_writer).await;
+}
+
+async fn follows_every_writer(url: String) {
+    sqlx::any::install_default_drivers();
     let store = SqlStore::connect(&url).await.unwrap();
-    // Another store on the same file: what an import run from the command line is.
+    // Another store on the same database: what an import run from the command line, or
+    // another instance, is.
     let elsewhere = SqlStore::connect(&url).await.unwrap();
-    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let raw = sqlx::AnyPool::connect(&url).await.unwrap();
     let ours = brand(&store, BRAND).await;
     let theirs = brand(&store, OTHER).await;
     let ours_elsewhere = elsewhere.brand(BRAND).await.unwrap().unwrap();
@@ -165,7 +183,7 @@ async fn the_mirror_follows_every_writer_of_the_table() {
             2 => {
                 // What settlements and mode switches write: the IYS state and the hold only.
                 for n in (0..PEOPLE).step_by(rng.usize(5..40)) {
-                    sqlx::query("UPDATE consent SET iys_state = ?, hold = ? WHERE brand_code = ? AND recipient = ?")
+                    sqlx::query("UPDATE consent SET iys_state = $1, hold = $2 WHERE brand_code = $3 AND recipient = $4")
                         .bind(["in_iys", "pending", "held", "rejected"][n % 4])
                         .bind(i64::from(n % 3 == 0))
                         .bind(BRAND.0 as i64)
@@ -176,7 +194,7 @@ async fn the_mirror_follows_every_writer_of_the_table() {
                 }
             }
             _ => {
-                sqlx::query("DELETE FROM consent WHERE brand_code = ? AND recipient LIKE ?")
+                sqlx::query("DELETE FROM consent WHERE brand_code = $1 AND recipient LIKE $2")
                     .bind(BRAND.0 as i64)
                     .bind(format!("+905320000{}%", round % 10))
                     .execute(&raw)
@@ -238,7 +256,14 @@ async fn the_mirror_follows_every_writer_of_the_table() {
 
 #[tokio::test]
 async fn a_mirror_behind_the_pruned_log_is_built_again() {
-    let (_dir, url) = sqlite_file();
+    on_both(
+        "the send-state mirror's pruned log on PostgreSQL",
+        built_again_behind_the_pruned_log,
+    )
+    .await;
+}
+
+async fn built_again_behind_the_pruned_log(url: String) {
     let store = SqlStore::connect(&url).await.unwrap();
     let ours = brand(&store, BRAND).await;
     let mut rng = fastrand::Rng::with_seed(641);
@@ -246,9 +271,11 @@ async fn a_mirror_behind_the_pruned_log_is_built_again() {
     agrees(&store, BRAND, "first").await;
     wait_ready(&store, BRAND).await;
 
-    // The mirror saw nothing of these, and the log keeps only its newest row.
-    apply(&store, &ours, changes(&mut rng, BRAND, 500)).await;
-    assert!(store.prune_touch_log(1).await.unwrap() > 0);
+    // The mirror saw nothing of these, and the log keeps only its newest row (on PostgreSQL
+    // one per statement: two batches leave the first's rows to prune).
+    apply(&store, &ours, changes(&mut rng, BRAND, 250)).await;
+    apply(&store, &ours, changes(&mut rng, BRAND, 250)).await;
+    assert!(store.prune_touch_log(1, Duration::ZERO).await.unwrap() > 0);
     // The list notices the gap and reads the table; the mirror is built again.
     agrees(&store, BRAND, "behind the pruned log").await;
     wait_ready(&store, BRAND).await;
@@ -260,7 +287,10 @@ async fn a_mirror_behind_the_pruned_log_is_built_again() {
 
 #[tokio::test]
 async fn without_room_in_the_budget_lists_read_the_table() {
-    let (_dir, url) = sqlite_file();
+    on_both("the send-state mirror's budget on PostgreSQL", without_room).await;
+}
+
+async fn without_room(url: String) {
     let store = SqlStore::connect(&url).await.unwrap();
     let ours = brand(&store, BRAND).await;
     let mut rng = fastrand::Rng::with_seed(642);

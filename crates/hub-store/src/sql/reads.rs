@@ -80,6 +80,13 @@ impl SqlStore {
             {
                 return answer;
             }
+            if let Some(mirrors) = &self.pg_mirrors
+                && let Some(states) = mirrors
+                    .send_states_pg(brand, channel, recipient_type, &recipients)
+                    .await?
+            {
+                return Ok(states);
+            }
             return crate::pg_read::send_states(
                 checks.pool(),
                 brand,
@@ -123,27 +130,34 @@ impl SqlStore {
         Ok(states)
     }
 
-    /// Sets how many consents the in-memory send-state mirrors of a SQLite file may hold in all
-    /// (0: lists always read the table). Without effect on PostgreSQL.
+    /// The in-memory send-state mirrors: of the SQLite file, or of PostgreSQL (none for an
+    /// in-memory SQLite database).
+    fn mirrors(&self) -> Option<&Arc<crate::mirror::Mirrors>> {
+        match &self.readers {
+            Some(readers) => Some(&readers.mirrors),
+            None => self.pg_mirrors.as_ref(),
+        }
+    }
+
+    /// Sets how many consents this instance's in-memory send-state mirrors may hold in all
+    /// (0: lists always read the table).
     pub fn set_mirror_budget(&self, consents: usize) {
-        if let Some(readers) = &self.readers {
-            readers.mirrors.set_budget(consents);
+        if let Some(mirrors) = self.mirrors() {
+            mirrors.set_budget(consents);
         }
     }
 
     /// Whether the brand's send-state mirror is built, asking for it when it is not (always
-    /// false on PostgreSQL and in-memory SQLite). Lists of recipients ask for it themselves;
-    /// this lets a caller build it ahead of a campaign and know when it is there.
+    /// false for in-memory SQLite). Lists of recipients ask for it themselves; this lets a
+    /// caller build it ahead of a campaign and know when it is there.
     pub fn send_state_mirror_ready(&self, brand: BrandCode) -> bool {
-        self.readers
-            .as_ref()
-            .is_some_and(|r| r.mirrors.is_ready(brand))
+        self.mirrors().is_some_and(|m| m.is_ready(brand))
     }
 
     /// The consents the brand's send-state mirror holds and about how many bytes of memory
     /// they take; none when it is not built.
     pub fn send_state_mirror_size(&self, brand: BrandCode) -> Option<(usize, usize)> {
-        self.readers.as_ref()?.mirrors.size(brand)
+        self.mirrors()?.size(brand)
     }
 
     pub(crate) async fn category_statuses(
