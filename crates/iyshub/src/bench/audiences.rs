@@ -109,13 +109,9 @@ async fn run_on(ctx: &Ctx, db: &Db) -> anyhow::Result<Vec<Outcome>> {
     Ok(vec![filter?, stats?])
 }
 
-/// Builds the brand's send-state mirror (SQLite) before the list, as a hub that has been up
-/// has it: the first list after a start reads the table while it builds. Answers the build's
-/// seconds; none on PostgreSQL, which has no mirror.
-async fn warm_mirror(store: &hub_store::SqlStore) -> anyhow::Result<Option<String>> {
-    if hub_store::Store::backend(store) != hub_store::Backend::Sqlite {
-        return Ok(None);
-    }
+/// Builds the brand's send-state mirror before the list, as a hub that has been up has it: the
+/// first list after a start reads the table while it builds. Answers the build's seconds.
+async fn warm_mirror(store: &hub_store::SqlStore) -> anyhow::Result<String> {
     let t0 = Instant::now();
     while !store.send_state_mirror_ready(BRAND) {
         if t0.elapsed() > std::time::Duration::from_secs(600) {
@@ -125,10 +121,10 @@ async fn warm_mirror(store: &hub_store::SqlStore) -> anyhow::Result<Option<Strin
     }
     let built = t0.elapsed().as_secs_f64();
     let (consents, bytes) = store.send_state_mirror_size(BRAND).unwrap_or_default();
-    Ok(Some(format!(
+    Ok(format!(
         "send-state mirror of {consents} consents (about {} MiB) built beforehand in {built:.1} s (a list while it builds reads the table)",
         bytes >> 20
-    )))
+    ))
 }
 
 async fn filter_on(
@@ -137,7 +133,7 @@ async fn filter_on(
     api: &ApiHub,
     stored: u64,
     seeded: f64,
-    mirror: Option<String>,
+    mirror: String,
 ) -> anyhow::Result<Outcome> {
     // Baseline: a point lookup per recipient on one connection.
     let lookups = (ctx.plan.filter_recipients as u64 / 10).max(100);
@@ -216,7 +212,7 @@ async fn filter_on(
             let mut notes = vec![format!(
                 "{n} recipients (10% unknown) against {stored} consents, one request: {allowed} allowed; seeding took {seeded:.0} s"
             )];
-            notes.extend(mirror);
+            notes.push(mirror);
             notes
         }),
         peak_rss_mib: None,
