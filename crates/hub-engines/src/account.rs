@@ -1,11 +1,11 @@
 //! Account-level failures: IYS refuses the API user or the brand as a whole, so the brand's
 //! dispatch pauses (doubling up to a limit) and its rows stay pending.
 
-use hub_store::{Brand, DispatchPause, EngineStore};
+use hub_store::{Brand, DispatchPause};
 use iys_client::ClientError;
 use jiff::Timestamp;
 
-use crate::Engines;
+use crate::{EngineDb, Engines};
 
 /// The H-code of a pause for the subscription's quota: only new records are refused then, so
 /// RETs and updates still go and bulk results are still collected.
@@ -16,7 +16,7 @@ pub(crate) fn quota_only(p: &DispatchPause) -> bool {
     p.reason.starts_with(OVER_QUOTA)
 }
 
-impl Engines {
+impl<S: EngineDb> Engines<S> {
     /// Pauses the brand's dispatch after an account-level failure; returns until when.
     pub(crate) async fn pause(
         &self,

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use hub_core::BrandCode;
 use hub_core::backfill::{CURSOR_DONE, cursor_source};
-use hub_store::{Brand, EngineStore, Store};
+use hub_store::Brand;
 use iys_client::ClientError;
 
-use crate::Engines;
+use crate::{EngineDb, Engines};
 
 /// Where a backfill stands.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -28,7 +28,7 @@ pub struct BackfillReport {
     pub complete: bool,
 }
 
-impl Engines {
+impl<S: EngineDb> Engines<S> {
     /// Learns which of the brand's known recipients IYS has: multi-status for all (resumable,
     /// progress in the cursor table), then single status for held recipients, at most
     /// `max_single` of them this run (IYS allows 1000 single-status queries per hour).
@@ -130,13 +130,13 @@ impl Engines {
 
 /// Backfills started through the API, run by this instance's engines.
 #[derive(Debug)]
-pub struct Backfills {
-    engines: Arc<Engines>,
+pub struct Backfills<S = hub_store::SqlStore> {
+    engines: Arc<Engines<S>>,
     state: Arc<std::sync::Mutex<HashMap<BrandCode, (bool, serde_json::Value)>>>,
 }
 
-impl Backfills {
-    pub fn new(engines: Arc<Engines>) -> Backfills {
+impl<S: EngineDb> Backfills<S> {
+    pub fn new(engines: Arc<Engines<S>>) -> Self {
         Backfills {
             engines,
             state: Default::default(),
@@ -144,7 +144,7 @@ impl Backfills {
     }
 }
 
-impl hub_core::Backfill for Backfills {
+impl<S: EngineDb> hub_core::Backfill for Backfills<S> {
     fn start(&self, code: BrandCode) -> bool {
         {
             let mut state = self

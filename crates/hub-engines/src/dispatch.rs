@@ -4,15 +4,15 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use hub_store::{Brand, EngineStore, OutboxItem, Settlement};
+use hub_store::{Brand, OutboxItem, Settlement};
 use iys::wire::Consent;
 use iys_client::{ClientError, IysClient};
 use jiff::Timestamp;
 
 use crate::account::{account_failure, quota_only};
-use crate::{Engines, SendPlan, later, plan};
+use crate::{EngineDb, Engines, SendPlan, later, plan};
 
-impl Engines {
+impl<S: EngineDb> Engines<S> {
     fn retry_at(&self, now: Timestamp, attempts: i64) -> Timestamp {
         let schedule = &self.config.retry_schedule;
         let base = schedule
@@ -188,7 +188,7 @@ enum Bulk {
     },
 }
 
-impl Engines {
+impl<S: EngineDb> Engines<S> {
     /// Sends one bulk request of rows and says how each ended.
     async fn send_bulk(&self, brand: u64, client: &IysClient, items: Vec<OutboxItem>) -> Bulk {
         let consents: Vec<Consent> = items.iter().map(wire).collect();

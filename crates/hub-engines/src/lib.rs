@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hub_core::BrandCode;
-use hub_store::{Brand, EngineStore, SqlStore, Store};
+use hub_store::{Brand, EngineStore, ReconcileStore, SqlStore, Store};
 use iys_client::{Budgets, ClientConfig, IysClient, Limits, Secret};
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Mutex;
@@ -115,10 +115,17 @@ impl Default for EngineConfig {
     }
 }
 
-/// The engines of one instance.
+/// What the engines need of the database: the ledger ([`Store`]), the outbox, cursors and
+/// tokens ([`EngineStore`]) and the daily reconciliation ([`ReconcileStore`]).
+pub trait EngineDb: Store + EngineStore + ReconcileStore + std::fmt::Debug + 'static {}
+
+impl<T: Store + EngineStore + ReconcileStore + std::fmt::Debug + 'static> EngineDb for T {}
+
+/// The engines of one instance, on any database that gives them what they need ([`EngineDb`];
+/// the hub runs them on [`SqlStore`]).
 #[derive(Debug)]
-pub struct Engines {
-    store: Arc<SqlStore>,
+pub struct Engines<S = SqlStore> {
+    store: Arc<S>,
     config: EngineConfig,
     /// Identifies this instance's leases.
     owner: String,
@@ -142,8 +149,8 @@ fn later(now: Timestamp, d: Duration) -> Timestamp {
     now.saturating_add(signed(d)).unwrap_or(now)
 }
 
-impl Engines {
-    pub fn new(store: Arc<SqlStore>, config: EngineConfig) -> Engines {
+impl<S: EngineDb> Engines<S> {
+    pub fn new(store: Arc<S>, config: EngineConfig) -> Self {
         Engines {
             store,
             config,

@@ -3,18 +3,18 @@
 
 use std::collections::HashMap;
 
-use hub_store::{Brand, EngineStore, OutboxItem, Settlement};
+use hub_store::{Brand, OutboxItem, Settlement};
 use iys::wire::BulkItemStatus;
 use iys_client::IysClient;
 use jiff::Timestamp;
 
 use crate::account::quota_only;
-use crate::{Engines, later};
+use crate::{EngineDb, Engines, later};
 
 /// The failure code of a bulk item IYS never answered.
 pub const BULK_RESULT_MISSING: &str = "bulk_result_missing";
 
-impl Engines {
+impl<S: EngineDb> Engines<S> {
     /// Collects due bulk results. Returns how many rows were looked at.
     pub async fn poll_bulks(
         &self,

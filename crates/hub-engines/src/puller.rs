@@ -9,12 +9,12 @@
 //! with writing. What is applied, and in which order, is the same as page by page.
 
 use hub_core::{Change, Mode, Origin};
-use hub_store::{Brand, EngineStore};
+use hub_store::Brand;
 use iys::wire::ChangeSource;
 use iys_client::{ClientError, IysClient, RawChangesPage};
 use tokio::sync::mpsc;
 
-use crate::Engines;
+use crate::{EngineDb, Engines};
 
 /// The feed's page size (IYS's largest).
 const PAGE: u32 = 1000;
@@ -75,7 +75,7 @@ async fn read_feed(
     }
 }
 
-impl Engines {
+impl<S: EngineDb> Engines<S> {
     /// Reads the changes feed. Returns how many movements were new.
     pub async fn pull(
         &self,

@@ -23,7 +23,7 @@ use std::time::Duration;
 use hub_core::BrandCode;
 use hub_store::{
     Brand, DayResult, DayStatus, DriftAction, DriftItem, DriftKind, HubMovement, OutboxState,
-    ReconcileStore, Store, StoreError,
+    StoreError,
 };
 use iys::ConsentDate;
 use iys::wire::{DailyCsvRow, ProcessStatus};
@@ -34,7 +34,7 @@ use sha2::Digest;
 
 use compare::{Comparison, IysRow, compare};
 
-use crate::{Engines, later};
+use crate::{EngineDb, Engines, later};
 
 /// When and how the reconciler runs.
 #[derive(Debug, Clone)]
@@ -309,9 +309,9 @@ fn read_file(brand: BrandCode, text: &str, now: Timestamp) -> (Vec<IysRow>, Vec<
     (rows, unreadable)
 }
 
-impl Engines {
+impl<S: EngineDb> Engines<S> {
     /// The engines with these reconciler settings.
-    pub fn with_reconcile(mut self, config: ReconcileConfig) -> Engines {
+    pub fn with_reconcile(mut self, config: ReconcileConfig) -> Self {
         self.reconciler = Reconciler {
             config,
             idle_since: Default::default(),

@@ -7,18 +7,18 @@ use hub_store::{EngineStore, SqlStore};
 use iys_client::{StoreFuture, TokenState, TokenStore};
 
 #[derive(Debug)]
-pub struct DbTokenStore {
-    store: Arc<SqlStore>,
+pub struct DbTokenStore<S = SqlStore> {
+    store: Arc<S>,
     key: String,
 }
 
-impl DbTokenStore {
-    pub fn new(store: Arc<SqlStore>, key: String) -> DbTokenStore {
+impl<S> DbTokenStore<S> {
+    pub fn new(store: Arc<S>, key: String) -> Self {
         DbTokenStore { store, key }
     }
 }
 
-impl TokenStore for DbTokenStore {
+impl<S: EngineStore + std::fmt::Debug + 'static> TokenStore for DbTokenStore<S> {
     fn load(&self) -> StoreFuture<'_, TokenState> {
         Box::pin(async move {
             match self
