@@ -38,6 +38,9 @@ pub(crate) const MIRROR_MIN: usize = 1_000;
 pub const DEFAULT_BUDGET: usize = 20_000_000;
 /// A mirror unused this long is dropped.
 pub(crate) const IDLE: Duration = Duration::from_secs(15 * 60);
+/// Keys a mirror applies from the log before a list at most; further behind (a long import
+/// since the last list), building it again costs less memory than holding the log's rows.
+pub(crate) const CATCH_UP: usize = 200_000;
 /// After a failed or declined build, lists read the table this long before another try.
 const RETRY: Duration = Duration::from_secs(60);
 
@@ -54,6 +57,8 @@ enum Source {
 pub(crate) struct Mirrors {
     source: Source,
     budget: std::sync::atomic::AtomicUsize,
+    /// See [`CATCH_UP`].
+    catch_up: std::sync::atomic::AtomicUsize,
     brands: Mutex<HashMap<BrandCode, Slot>>,
 }
 
@@ -340,9 +345,9 @@ pub(crate) struct TouchedRow {
     pub(crate) state: Option<u8>,
 }
 
-/// Reads the log after `seen`; `None` when rows after `seen` were pruned (the mirror is too far
-/// behind and must be built again).
-fn touched(conn: &Connection, brand: BrandCode, seen: i64) -> Result<Option<Touched>> {
+/// Reads the log after `seen`; `None` when rows after `seen` were pruned or are more than
+/// `most` keys (the mirror is too far behind and must be built again).
+fn touched(conn: &Connection, brand: BrandCode, seen: i64, most: usize) -> Result<Option<Touched>> {
     snapshot(conn, |conn| {
         let oldest: Option<i64> =
             conn.query_row("SELECT MIN(seq) FROM consent_touch", [], |r| r.get(0))?;
@@ -361,6 +366,9 @@ fn touched(conn: &Connection, brand: BrandCode, seen: i64) -> Result<Option<Touc
             let mut found = st.query(rusqlite::params![seen, brand.0 as i64])?;
             let mut keys = KeyParser::default();
             while let Some(row) = found.next()? {
+                if rows.len() >= most {
+                    return Ok(None);
+                }
                 let key = keys.key(text(row, 2)?, text(row, 3)?)?;
                 let state = match row
                     .get_ref(4)?
@@ -401,6 +409,7 @@ impl Mirrors {
         Mirrors {
             source,
             budget: DEFAULT_BUDGET.into(),
+            catch_up: CATCH_UP.into(),
             brands: Mutex::default(),
         }
     }
@@ -409,6 +418,17 @@ impl Mirrors {
     pub(crate) fn set_budget(&self, consents: usize) {
         self.budget
             .store(consents, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Sets how many of the log's keys a mirror applies before a list at most (see
+    /// [`CATCH_UP`]).
+    pub(crate) fn set_catch_up(&self, keys: usize) {
+        self.catch_up
+            .store(keys, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn catch_up(&self) -> usize {
+        self.catch_up.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn budget(&self) -> usize {
@@ -546,7 +566,7 @@ impl Mirrors {
             return Ok(None);
         };
         let seen = mirror.read().seen;
-        let touched = touched(conn, brand, seen)?;
+        let touched = touched(conn, brand, seen, self.catch_up())?;
         self.answer(
             &mirror,
             brand,
@@ -576,7 +596,7 @@ impl Mirrors {
             return Ok(None);
         };
         let seen = mirror.read().seen;
-        let touched = crate::pg_mirror::touched(pool, brand, seen).await?;
+        let touched = crate::pg_mirror::touched(pool, brand, seen, self.catch_up()).await?;
         self.answer(
             &mirror,
             brand,
@@ -588,8 +608,9 @@ impl Mirrors {
         )
     }
 
-    /// Applies what the log says happened after `seen` (`None`: rows after it were pruned, so
-    /// the mirror is dropped and the caller reads the table), then answers from the mirror.
+    /// Applies what the log says happened after `seen` (`None`: rows after it were pruned, or
+    /// too many, so the mirror is dropped and the caller reads the table), then answers from
+    /// the mirror.
     #[allow(clippy::too_many_arguments)]
     fn answer(
         &self,
@@ -604,7 +625,7 @@ impl Mirrors {
         let Some(touched) = touched else {
             tracing::info!(
                 brand = brand.0,
-                "send-state mirror: fell behind the pruned log; building it again"
+                "send-state mirror: fell behind the pruned log, or too far behind; building it again"
             );
             self.drop_brand(brand);
             return Ok(None);

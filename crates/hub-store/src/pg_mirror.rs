@@ -63,16 +63,25 @@ const TOUCHED: &str = "SELECT t.seq, t.prev_seq, k.r, k.ty, k.ch, c.status, c.so
      LEFT JOIN LATERAL (SELECT status, source, iys_state, hold FROM consent c \
         WHERE c.brand_code = t.brand_code AND c.recipient = k.r AND c.recipient_type = k.ty \
         AND c.channel = k.ch LIMIT 1) c ON true \
-     WHERE t.brand_code = $1 AND t.seq > $2 ORDER BY t.seq";
+     WHERE t.brand_code = $1 AND t.seq > $2 ORDER BY t.seq LIMIT $3";
 
 /// What the log says happened to the brand's consents after `seen`; `None` when the row after
-/// `seen` was pruned (the mirror must be built again).
-pub(crate) async fn touched(pool: &PgPool, brand: BrandCode, seen: i64) -> Result<Option<Touched>> {
+/// `seen` was pruned or the rows hold more than `most` keys (the mirror must be built again).
+pub(crate) async fn touched(
+    pool: &PgPool,
+    brand: BrandCode,
+    seen: i64,
+    most: usize,
+) -> Result<Option<Touched>> {
     let rows = sqlx::query(TOUCHED)
         .bind(brand.0 as i64)
         .bind(seen)
+        .bind(i64::try_from(most).unwrap_or(i64::MAX).saturating_add(1))
         .fetch_all(pool)
         .await?;
+    if rows.len() > most {
+        return Ok(None);
+    }
     if let Some(first) = rows.first()
         && first.try_get::<i64, _>(1)? != seen
     {

@@ -282,6 +282,30 @@ async fn built_again_behind_the_pruned_log(url: String) {
     agrees(&store, BRAND, "built again").await;
     apply(&store, &ours, changes(&mut rng, BRAND, 500)).await;
     agrees(&store, BRAND, "after more writes").await;
+
+    // Too far behind: more of the log to apply than a mirror takes; built again instead.
+    store.set_mirror_catch_up(100);
+    apply(&store, &ours, changes(&mut rng, BRAND, 400)).await;
+    let listed = list(MESAJ);
+    let long = store
+        .send_states_aligned(BRAND, MESAJ, RecipientType::Bireysel, listed.clone().into())
+        .await
+        .unwrap();
+    assert_eq!(
+        long,
+        from_table(&store, BRAND, MESAJ, RecipientType::Bireysel, &listed).await
+    );
+    // That list dropped the mirror and read the table; the next one asks for a new build.
+    assert!(
+        store.send_state_mirror_size(BRAND).is_none(),
+        "a mirror 400 keys behind is dropped when it may apply 100"
+    );
+    agrees(&store, BRAND, "too far behind").await;
+    wait_ready(&store, BRAND).await;
+    agrees(&store, BRAND, "built again after falling far behind").await;
+    apply(&store, &ours, changes(&mut rng, BRAND, 50)).await;
+    agrees(&store, BRAND, "a few keys behind").await;
+    assert!(store.send_state_mirror_size(BRAND).is_some());
     store.close().await;
 }
 

@@ -147,6 +147,14 @@ impl SqlStore {
         }
     }
 
+    /// Sets how many of the send-state log's keys a mirror applies before a list at most; one
+    /// further behind is built again (default 200,000).
+    pub fn set_mirror_catch_up(&self, keys: usize) {
+        if let Some(mirrors) = self.mirrors() {
+            mirrors.set_catch_up(keys);
+        }
+    }
+
     /// Whether the brand's send-state mirror is built, asking for it when it is not (always
     /// false for in-memory SQLite). Lists of recipients ask for it themselves; this lets a
     /// caller build it ahead of a campaign and know when it is there.
