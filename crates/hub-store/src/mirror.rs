@@ -559,23 +559,32 @@ impl Mirrors {
         recipient_type: RecipientType,
         recipients: &[String],
     ) -> Result<Option<Vec<Option<SendState>>>> {
-        if recipients.len() < MIRROR_MIN || self.budget() == 0 {
-            return Ok(None);
-        }
-        let Some(mirror) = self.ready(brand) else {
+        let Some((mirror, seen)) = self.mirror_for(brand, recipients.len()) else {
             return Ok(None);
         };
-        let seen = mirror.read().seen;
         let touched = touched(conn, brand, seen, self.catch_up())?;
         self.answer(
             &mirror,
             brand,
             seen,
             touched,
-            channel,
-            recipient_type,
-            recipients,
+            (channel, recipient_type, recipients),
         )
+    }
+
+    /// The brand's mirror and the log's seq it has applied, for a list of `len` recipients;
+    /// none for a short list, without budget, or while it builds.
+    fn mirror_for(
+        self: &Arc<Self>,
+        brand: BrandCode,
+        len: usize,
+    ) -> Option<(Arc<BrandMirror>, i64)> {
+        if len < MIRROR_MIN || self.budget() == 0 {
+            return None;
+        }
+        let mirror = self.ready(brand)?;
+        let seen = mirror.read().seen;
+        Some((mirror, seen))
     }
 
     /// [`Mirrors::send_states`] on PostgreSQL: the log is read through the source's pool.
@@ -589,38 +598,29 @@ impl Mirrors {
         let Source::Postgres(pool) = &self.source else {
             return Ok(None);
         };
-        if recipients.len() < MIRROR_MIN || self.budget() == 0 {
-            return Ok(None);
-        }
-        let Some(mirror) = self.ready(brand) else {
+        let Some((mirror, seen)) = self.mirror_for(brand, recipients.len()) else {
             return Ok(None);
         };
-        let seen = mirror.read().seen;
         let touched = crate::pg_mirror::touched(pool, brand, seen, self.catch_up()).await?;
         self.answer(
             &mirror,
             brand,
             seen,
             touched,
-            channel,
-            recipient_type,
-            recipients,
+            (channel, recipient_type, recipients),
         )
     }
 
     /// Applies what the log says happened after `seen` (`None`: rows after it were pruned, or
     /// too many, so the mirror is dropped and the caller reads the table), then answers from
     /// the mirror.
-    #[allow(clippy::too_many_arguments)]
     fn answer(
         &self,
         mirror: &BrandMirror,
         brand: BrandCode,
         seen: i64,
         touched: Option<Touched>,
-        channel: Channel,
-        recipient_type: RecipientType,
-        recipients: &[String],
+        (channel, recipient_type, recipients): (Channel, RecipientType, &[String]),
     ) -> Result<Option<Vec<Option<SendState>>>> {
         let Some(touched) = touched else {
             tracing::info!(

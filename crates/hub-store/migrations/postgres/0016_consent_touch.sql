@@ -6,6 +6,11 @@
 -- writer of the hub already holds) before it draws the row's seq, and the lock is held to the
 -- commit. A later writer of the brand draws its seq only after the earlier one committed, so
 -- within a brand seq order is commit order, whoever writes (the hub, an import, psql).
+-- The lock is taken NOWAIT: every writer of the hub takes it before it touches a consent, so it
+-- never waits here. A writer that did not (a statement by hand) already holds consent rows the
+-- hub may be waiting for; waiting for the brand's lock in turn would deadlock, so its statement
+-- fails at once instead ("could not obtain lock on row in relation chain_head") and can be run
+-- again, or run after `SELECT 1 FROM chain_head WHERE brand_code = … FOR UPDATE`.
 -- The sequence must not cache values (CACHE 1, the default): a cached block would hand one
 -- session a seq below another's already committed one.
 --
@@ -30,7 +35,7 @@ DECLARE
     b BIGINT;
 BEGIN
     FOR b IN SELECT DISTINCT brand_code FROM touched ORDER BY brand_code LOOP
-        PERFORM 1 FROM chain_head WHERE brand_code = b FOR UPDATE;
+        PERFORM 1 FROM chain_head WHERE brand_code = b FOR UPDATE NOWAIT;
         INSERT INTO consent_touch (seq, prev_seq, brand_code, recipients, recipient_types, channels)
             SELECT nextval('consent_touch_seq'),
                    COALESCE((SELECT MAX(seq) FROM consent_touch WHERE brand_code = b), 0),
