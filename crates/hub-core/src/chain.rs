@@ -26,7 +26,15 @@ pub fn link(prev_hash: &str, fields: &[&str]) -> String {
         }
         h.update(rest);
     }
-    hex::encode(h.finalize())
+    // Hex through a fixed buffer: `hex::encode` builds the String a char at a time, which
+    // showed in profiles of imports (one link per change).
+    let mut out = [0u8; 64];
+    let digest = h.finalize();
+    match hex::encode_to_slice(digest, &mut out) {
+        Ok(()) => String::from_utf8_lossy(&out).into_owned(),
+        // Not reached (32 bytes are 64 digits); the slow way rather than a wrong hash.
+        Err(_) => hex::encode(digest),
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! The batch's reads: everything the decisions need, in a few queries of up to 500 values each.
 
-use std::collections::{HashMap, HashSet};
-
-use super::{Content, Key, ROWS, Sending, Unsent, in_list, subject_of};
+use super::{
+    Content, FastMap as HashMap, FastSet as HashSet, Key, ROWS, Sending, Unsent, in_list,
+    subject_of,
+};
 use crate::sql::{category_from, category_state, key_from, parse, state_from};
 use crate::state::OutboxState;
 use crate::tx::{Arg, Columns, Row, Tx};
@@ -45,7 +46,7 @@ impl SqlStore {
                 .filter(|c| c.category.is_none())
                 .map(|c| c.key.recipient.as_str()),
         );
-        let mut states = HashMap::new();
+        let mut states = HashMap::with_capacity(recipients.len());
         let rows = self
             .rows_in(conn, b, &recipients, |list| {
                 format!("SELECT * FROM consent WHERE brand_code = $1 AND recipient IN ({list})")
@@ -109,7 +110,7 @@ impl SqlStore {
                 .iter()
                 .filter_map(|c| c.iys_transaction_id.as_deref()),
         );
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::with_capacity(txids.len());
         // Two index lookups, not one `… IN (…) OR … IN (…)`: with the `OR` both databases walked
         // every event of the brand, so each page of a pull cost more as the ledger grew.
         let mut rows = Vec::new();
@@ -165,7 +166,7 @@ impl SqlStore {
                 .filter(|c| c.category.is_none())
                 .map(|c| c.key.recipient.as_str()),
         );
-        let mut rows: HashMap<Key, Vec<Unsent>> = HashMap::new();
+        let mut rows: HashMap<Key, Vec<Unsent>> = HashMap::with_capacity(recipients.len());
         let mut sending: HashSet<Sending> = HashSet::new();
         // By recipient only, so the per-recipient index answers; the few settled rows of these
         // recipients are skipped here rather than scanning every unsent row of the brand.
