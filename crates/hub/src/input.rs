@@ -2,10 +2,10 @@
 //! the value and the rule. IYS channels get IYS's own rules and codes before any quota is spent.
 
 use hub_core::{BrandCode, Change, Channel, ConsentKey, Origin};
-use iys::rules::{RuleContext, validate_consent};
+use iys::rules::RuleContext;
 use iys::{ConsentDate, ConsentStatus, HCode, HsSource, Recipient, RecipientType, Source};
 use jiff::Timestamp;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 
@@ -153,16 +153,21 @@ pub fn parse_change(
     // IYS's own rules (dates, HS_2015, HS_KARAR), without H467: late consents are recorded and
     // IYS gives its answer.
     if let (Some(t), false) = (channel.iys_type(), recipient.starts_with("profile:")) {
-        let body = json!({
-            "recipient": recipient, "type": t, "status": status, "source": source,
-            "consentDate": consent_date, "recipientType": recipient_type,
-        });
+        // What `validate_consent` would find in this change's IYS body, without building one:
+        // every field is typed and present already, so only the recipient's IYS format and the
+        // stages after the formats can refuse it (the first error answers, as IYS's would).
         let ctx = RuleContext {
             enforce_deadline: false,
             ..RuleContext::at(now)
         };
-        if let Err(errors) = validate_consent(&body, &ctx) {
-            return Err(ApiError::from_iys(&errors[0]));
+        let errors = match Recipient::parse_iys_for(&recipient, t) {
+            Err(e) => e.iys_errors("recipient"),
+            Ok(_) => iys::rules::after_formats(Some(consent_date), source.as_hs(), status, &ctx)
+                .err()
+                .unwrap_or_default(),
+        };
+        if let Some(first) = errors.first() {
+            return Err(ApiError::from_iys(first));
         }
     } else {
         iys::rules::date_bounds(

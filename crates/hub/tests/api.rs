@@ -681,6 +681,36 @@ async fn validation_errors_name_the_field_the_value_and_the_code() {
     api.consents(BRAND, with("favouriteColour", json!("blue")))
         .await
         .error(400, "unknown_field", Some("favouriteColour"), None);
+    // A batch body holds `changes` and nothing else, and `changes` is a non-empty array.
+    let r = api
+        .consents(
+            BRAND,
+            json!({"changes": [change(PHONE, "MESAJ", "ONAY", D1)], "x": 1}),
+        )
+        .await;
+    r.error(400, "unknown_field", Some("x"), None);
+    assert_eq!(
+        r.json["error"]["message"],
+        "a batch body has only \"changes\"; found \"x\""
+    );
+    api.consents(BRAND, json!({"changes": {}})).await.error(
+        422,
+        "invalid_type",
+        Some("changes"),
+        Some(json!({})),
+    );
+    api.consents(BRAND, json!({"changes": null})).await.error(
+        422,
+        "invalid_type",
+        Some("changes"),
+        Some(Value::Null),
+    );
+    api.consents(BRAND, json!({"changes": []})).await.error(
+        422,
+        "invalid_value",
+        Some("changes"),
+        None,
+    );
     api.consents(BRAND, with("category", json!("nope")))
         .await
         .error(

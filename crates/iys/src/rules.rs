@@ -153,6 +153,28 @@ pub fn validate_bulk(body: &Value, ctx: &RuleContext) -> Result<Vec<ValidConsent
     }
 }
 
+/// The stages after the formats, on values already typed: date bounds (H156, H155, H162, H467),
+/// then the source's fit with the status (H408). [`validate_consent`] ends with them; a caller
+/// that parsed a consent into typed values itself (the hub's API) runs them without a JSON body.
+pub fn after_formats(
+    consent_date: Option<ConsentDate>,
+    source: Option<HsSource>,
+    status: ConsentStatus,
+    ctx: &RuleContext,
+) -> Result<(), Vec<IysError>> {
+    if let Some(date) = consent_date {
+        date_bounds_all(date, source, ctx)?;
+    }
+    if source == Some(HsSource::HsKarar) && status != ConsentStatus::Ret {
+        return Err(vec![
+            IysError::new(HCode::H408)
+                .at("status")
+                .with_value(status.as_str()),
+        ]);
+    }
+    Ok(())
+}
+
 /// The stored consent the state rules compare against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredConsent {
@@ -215,16 +237,7 @@ impl Fields<'_> {
         let (consent_type, recipient_type, status, source) = self.enums()?;
         let (recipient, consent_date, retailer_code, retailer_access) =
             self.formats(consent_type)?;
-        if let Some(date) = consent_date {
-            date_bounds_all(date, source, ctx)?;
-        }
-        if source == Some(HsSource::HsKarar) && status != ConsentStatus::Ret {
-            return Err(vec![
-                IysError::new(HCode::H408)
-                    .at("status")
-                    .with_value(status.as_str()),
-            ]);
-        }
+        after_formats(consent_date, source, status, ctx)?;
         Ok(ValidConsent {
             recipient,
             consent_type,

@@ -21,9 +21,37 @@ use crate::dto::consents::{
 use crate::dto::error::ErrorResponse;
 use crate::dto::params::{BrandCodePath, RecipientPath};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Path, Query, parse_json, typed};
+use crate::extract::{BodyError, JsonBody, Misfit, Path, Query, RequestBody, parse_json};
 use crate::input::{lookup_form, parse_change};
 use crate::{HubState, MAX_CHANGES};
+
+/// A batch body's changes, moved out of it. The body holds `changes` and nothing else, refused
+/// as `ConsentBatch` refuses; read by hand because deserializing `ConsentBatch` from the parsed
+/// body copies every change (a twentieth of a 1,000-change batch's CPU in a profile).
+fn batch_changes(body: Value) -> ApiResult<Vec<Value>> {
+    let Value::Object(mut obj) = body else {
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            "the body must be a JSON object",
+        ));
+    };
+    if let Some(extra) = obj.keys().find(|k| k.as_str() != "changes") {
+        return Err(ConsentBatch::refuse(BodyError {
+            kind: Misfit::UnknownField,
+            field: extra.clone(),
+            message: format!("unknown field `{extra}`, expected `changes`"),
+            value: None,
+        }));
+    }
+    match obj.remove("changes") {
+        Some(Value::Array(a)) => Ok(a),
+        other => Err(
+            ApiError::unprocessable("invalid_type", "changes must be an array")
+                .field("changes")
+                .value(other.unwrap_or(Value::Null)),
+        ),
+    }
+}
 
 /// Record consent changes
 ///
@@ -116,19 +144,10 @@ pub async fn post_consents(
         return replay(answer, key, &request_hash);
     }
     let value = parse_json(&bytes)?;
-    // A batch's shape is typed; its changes are read one by one below.
+    // A batch's changes are read one by one below.
     let batch = matches!(&value, Value::Object(o) if o.contains_key("changes"));
     let items = if batch {
-        match typed::<ConsentBatch>(&value)?.changes {
-            Value::Array(a) => a,
-            other => {
-                return Err(
-                    ApiError::unprocessable("invalid_type", "changes must be an array")
-                        .field("changes")
-                        .value(other),
-                );
-            }
-        }
+        batch_changes(value)?
     } else {
         vec![value]
     };
