@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hub_store::{Brand, OutboxItem, Settlement};
 use iys::wire::Consent;
-use iys_client::{ClientError, IysClient};
+use iys_client::{ClientError, IysClient, PreparedBulk};
 use jiff::Timestamp;
 
 use crate::account::{account_failure, quota_only};
@@ -131,10 +131,20 @@ impl<S: EngineDb> Engines<S> {
             SendPlan::Bulk(bulks) => {
                 // Side by side: the client's budget spaces them within IYS's rate, and a long
                 // queue costs one claim and one settlement per round instead of one per request.
+                // Every request is serialized before the first is sent, so a round reaches IYS
+                // together rather than spread over its preparation (and the next round with it).
+                let prepared: Vec<_> = bulks
+                    .into_iter()
+                    .map(|items| {
+                        let consents: Vec<Consent> = items.iter().map(wire).collect();
+                        let bulk = client.prepare_bulk(brand.brand_code.0, &consents);
+                        (items, bulk)
+                    })
+                    .collect();
                 let sent = futures_util::future::join_all(
-                    bulks
+                    prepared
                         .into_iter()
-                        .map(|items| self.send_bulk(brand.brand_code.0, client, items)),
+                        .map(|(items, bulk)| self.send_bulk(client, items, bulk)),
                 )
                 .await;
                 let mut refused_account: Option<String> = None;
@@ -189,13 +199,21 @@ enum Bulk {
 }
 
 impl<S: EngineDb> Engines<S> {
-    /// Sends one bulk request of rows and says how each ended.
-    async fn send_bulk(&self, brand: u64, client: &IysClient, items: Vec<OutboxItem>) -> Bulk {
-        let consents: Vec<Consent> = items.iter().map(wire).collect();
-        match client.submit_bulk(brand, &consents).await {
+    /// Sends one bulk request of rows (prepared from them) and says how each ended.
+    async fn send_bulk(
+        &self,
+        client: &IysClient,
+        items: Vec<OutboxItem>,
+        bulk: Result<PreparedBulk, ClientError>,
+    ) -> Bulk {
+        let sent = match bulk {
+            Ok(bulk) => client.send_prepared(bulk).await,
+            Err(e) => Err(e),
+        };
+        match sent {
             Ok(accepted) => {
                 let poll_at = later(self.now(), self.config.bulk_min_poll_age);
-                let mut subs = match_sub_requests(&items, &accepted);
+                let mut subs = match_sub_requests(&items, std::slice::from_ref(&accepted));
                 let settled = items
                     .into_iter()
                     .enumerate()

@@ -32,6 +32,7 @@ use reqwest::Method;
 use transport::Call;
 
 pub use budget::{HourlyWindow, Limits, Window};
+pub use bulk::PreparedBulk;
 pub use changes::RawChangesPage;
 pub use config::{Budgets, BulkPolling, ClientConfig, RetryPolicy, Secret};
 pub use error::ClientError;
@@ -118,6 +119,8 @@ impl IysClient {
                 .unwrap_or(jiff::SignedDuration::from_mins(5)),
             limits: limits.clone(),
             flight: tokio::sync::Mutex::new(()),
+            recent: std::sync::Mutex::new(None),
+            reading: tokio::sync::Mutex::new(()),
         };
         Ok(IysClient {
             inner: Arc::new(Inner {

@@ -6,7 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -105,7 +105,20 @@ pub(crate) struct TokenManager {
     pub(crate) limits: Arc<crate::budget::Limits>,
     /// Single flight: one caller talks to the token endpoint at a time.
     pub(crate) flight: Mutex<()>,
+    /// The state last read from or written to the store, and when: calls that only need a
+    /// usable access token reuse it for [`RECENT`].
+    pub(crate) recent: std::sync::Mutex<Option<(Instant, TokenState)>>,
+    /// One read of the store at a time for callers that found no recent state: the others wait
+    /// for it and reuse what it read.
+    pub(crate) reading: Mutex<()>,
 }
+
+/// How long a call may reuse the token state another call read. The store is shared by
+/// instances (a database), so every call read it before: a round of ten bulk requests made ten
+/// reads, and on a busy machine those spread the round's requests over some 20 ms, which IYS's
+/// sliding second then saw. A token another instance replaced meanwhile still works at IYS or is
+/// answered 401, which reads the store afresh ([`TokenManager::invalidate`]).
+const RECENT: Duration = Duration::from_secs(1);
 
 enum Grant {
     Ok(TokenResponse),
@@ -115,18 +128,50 @@ enum Grant {
 
 impl TokenManager {
     async fn load(&self) -> Result<TokenState, ClientError> {
-        self.store.load().await.map_err(ClientError::Store)
+        let state = self.store.load().await.map_err(ClientError::Store)?;
+        self.remember(&state);
+        Ok(state)
     }
 
     async fn save(&self, s: TokenState) -> Result<(), ClientError> {
-        self.store.save(s).await.map_err(ClientError::Store)
+        self.store
+            .save(s.clone())
+            .await
+            .map_err(ClientError::Store)?;
+        self.remember(&s);
+        Ok(())
+    }
+
+    fn remember(&self, state: &TokenState) {
+        if let Ok(mut recent) = self.recent.lock() {
+            *recent = Some((Instant::now(), state.clone()));
+        }
+    }
+
+    /// The usable access token of the state read or written within [`RECENT`], if any.
+    fn recent_access(&self, now: Timestamp) -> Option<String> {
+        let recent = self.recent.lock().ok()?;
+        let (at, state) = recent.as_ref()?;
+        if at.elapsed() >= RECENT {
+            return None;
+        }
+        state.access_usable(now, self.margin).map(str::to_owned)
     }
 
     /// A usable access token, refreshing it when it is about to expire.
     pub(crate) async fn access_token(&self) -> Result<String, ClientError> {
         let now = self.clock.now();
-        if let Some(t) = self.load().await?.access_usable(now, self.margin) {
-            return Ok(t.to_owned());
+        if let Some(t) = self.recent_access(now) {
+            return Ok(t);
+        }
+        {
+            let _reading = self.reading.lock().await;
+            if let Some(t) = self.recent_access(now) {
+                return Ok(t);
+            }
+            if let Some(t) = self.load().await?.access_usable(now, self.margin) {
+                return Ok(t.to_owned());
+            }
         }
         let _flight = self.flight.lock().await;
         let mut state = self.load().await?;

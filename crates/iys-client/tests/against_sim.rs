@@ -7,7 +7,8 @@ use futures_util::StreamExt;
 use iys::wire::{BulkItemStatus, ChangeSource, Consent, ConsentQuery};
 use iys::{ConsentDate, ConsentStatus, ConsentType, HsSource, RecipientType, Source};
 use iys_client::{
-    ClientConfig, ClientError, Clock, IysClient, MemoryTokenStore, Secret, TokenStore,
+    ClientConfig, ClientError, Clock, IysClient, MemoryTokenStore, Secret, StoreFuture, TokenState,
+    TokenStore,
 };
 use iys_sim::{Profile, Sim, SimConfig, SimServer};
 use jiff::Timestamp;
@@ -598,4 +599,85 @@ async fn the_daily_file_is_verified_against_iys_hash_and_confirmed() {
         client.subscription().await.unwrap().status,
         iys::wire::SubscriptionStatus::Active
     );
+}
+
+/// A token store that counts its reads.
+#[derive(Debug, Default)]
+struct CountingStore {
+    inner: MemoryTokenStore,
+    loads: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingStore {
+    fn loads(&self) -> usize {
+        self.loads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl TokenStore for CountingStore {
+    fn load(&self) -> StoreFuture<'_, TokenState> {
+        self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.load()
+    }
+
+    fn save(&self, state: TokenState) -> StoreFuture<'_, ()> {
+        self.inner.save(state)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_bulks_sent_side_by_side_share_token_reads_and_keep_the_pace() {
+    let mut config = SimConfig::for_profile(Profile::Fast);
+    config.limits.enabled = true;
+    let s = Setup::start(config).await;
+    let mut cfg = s.client_config();
+    cfg.budgets.per_second = 10;
+    // IYS's own limit must never be hit here: a parallel test run can hold a request back.
+    cfg.budgets.per_second_guard = Duration::from_millis(50);
+    let store = Arc::new(CountingStore::default());
+    let client = s.client(cfg, store.clone());
+    let date = now_date(&s.server.sim);
+    let consents: Vec<Consent> = (0..1_200)
+        .map(|n| consent(n, ConsentStatus::Onay, date))
+        .collect();
+
+    // Refused before anything is sent: more than IYS's 1000, or a recipient twice (H194).
+    let err = client
+        .prepare_bulk(600_123, &consents[..1_001])
+        .unwrap_err();
+    assert!(err.to_string().contains("at most 1000"), "{err}");
+    let twice = [
+        consents[0].clone(),
+        consents[1].clone(),
+        consents[0].clone(),
+    ];
+    let err = client.prepare_bulk(600_123, &twice).unwrap_err();
+    assert!(err.to_string().contains("H194"), "{err}");
+
+    client.check_token().await.unwrap();
+    let loads = store.loads();
+    // Twelve requests of 100, all prepared first and sent side by side: the budget lets ten go
+    // at once and the last two a second later.
+    let prepared = consents
+        .chunks(100)
+        .map(|chunk| client.prepare_bulk(600_123, chunk))
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    assert!(prepared.iter().all(|p| p.items() == 100));
+    let accepted =
+        futures_util::future::join_all(prepared.into_iter().map(|p| client.send_prepared(p)))
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+    let ids: std::collections::HashSet<_> = accepted.iter().map(|a| &a.request_id).collect();
+    assert_eq!(ids.len(), 12, "one request each");
+    // Each call used to read the shared store (a database in the hub); calls close together
+    // share what one read found.
+    let read = store.loads() - loads;
+    assert!(read <= 2, "{read} reads of the token store for 12 requests");
+    let stats = s.stats().await;
+    assert_eq!(stats["rateLimited"], 0, "IYS's pace was kept: {stats}");
+    let busiest = stats["maxRequestsPerSecond"].as_u64().unwrap();
+    assert!(busiest <= 10, "busiest second {busiest}: {stats}");
 }

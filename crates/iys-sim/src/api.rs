@@ -70,6 +70,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// The simulator itself failed (a panicked task): 500, as a server's own fault.
+    fn internal(message: &str) -> ApiError {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({ "message": message }),
+        )
+    }
+}
+
 impl From<IysError> for ApiError {
     fn from(e: IysError) -> Self {
         errors(vec![e])

@@ -17,21 +17,27 @@ use super::{SimState, endpoint_name, errors};
 use crate::faults::Verdict;
 use crate::limits::Hourly;
 
+/// When a request arrived (the simulator's clock), for the handlers: a bulk request is submitted
+/// when it arrives, however long its body then takes to read and check.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Arrival(pub(super) jiff::Timestamp);
+
 /// Statistics, per-second limit, hourly budgets, faults — for every IYS endpoint.
 pub(super) async fn guard(
     State(sim): SimState,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     matched: Option<MatchedPath>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let endpoint = endpoint_name(req.method(), matched.as_ref().map_or("", |m| m.as_str()));
+    // The request's arrival, taken first: IYS's quota counts arrivals, and the work below
+    // (due bulk items) must not move it.
+    let arrived = Instant::now();
     let cfg = sim.config();
     let now = sim.now();
-    sim.stats
-        .lock()
-        .expect("stats lock")
-        .arrival(Instant::now());
+    req.extensions_mut().insert(Arrival(now));
+    sim.stats.lock().expect("stats lock").arrival(arrived);
     sim.process_due();
     let limited = |code: HCode| {
         sim.stats.lock().expect("stats lock").rate_limited += 1;
@@ -43,7 +49,7 @@ pub(super) async fn guard(
     } else if !sim.limiter.lock().expect("limiter lock").allow_request(
         ip,
         cfg.limits.requests_per_second,
-        Instant::now(),
+        arrived,
     ) {
         Some(limited(HCode::H124))
     } else {

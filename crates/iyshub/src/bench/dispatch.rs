@@ -8,8 +8,9 @@
 //! that sends 10 full requests at the start of every second scores exactly 10,000/s.
 //!
 //! Baseline: a bare IYS client (`iys_client`, the same budgets the engines use) submitting the
-//! same consents as ready-made bulk requests to its own simulator — the ceiling the client's
-//! pacing allows, before the hub's claim, planning and settlement.
+//! same consents as ready-made bulk requests to its own simulator, all prepared first and sent
+//! side by side — the ceiling the client's pacing allows, before the hub's claim, planning and
+//! settlement.
 //!
 //! Before either clock starts the IYS token is fetched and (for the hub) the first pull of the
 //! changes feed is marked done, then the quota's second is let pass: the run measures sending.
@@ -198,11 +199,19 @@ async fn bare_client(sim: &SimServer, n: u64) -> anyhow::Result<Submitted> {
             retailer_access: None,
         })
         .collect();
+    // Every request ready before the first is sent, all sent side by side: the client's
+    // budget alone spaces them, as the dispatcher's rounds do.
+    let prepared = consents
+        .chunks(iys::rules::MAX_BULK)
+        .map(|chunk| client.prepare_bulk(BRAND.0, chunk))
+        .collect::<Result<Vec<_>, _>>()
+        .context("preparing bulk requests")?;
     let_quota_second_pass().await;
-    client
-        .submit_bulk(BRAND.0, &consents)
-        .await
-        .context("submitting bulk requests")?;
+    for sent in
+        futures_util::future::join_all(prepared.into_iter().map(|b| client.send_prepared(b))).await
+    {
+        sent.context("submitting bulk requests")?;
+    }
     submitted(sim)
 }
 
