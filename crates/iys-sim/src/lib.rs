@@ -49,6 +49,9 @@ pub struct Sim {
     pub stats: Mutex<Stats>,
     push_jobs: mpsc::UnboundedSender<push::PushJob>,
     state_file: Option<PathBuf>,
+    /// One large body checked at a time, on the blocking pool: a burst of bulk requests then
+    /// keeps a core free for taking (and stamping) the requests that arrive meanwhile.
+    pub(crate) checking: tokio::sync::Semaphore,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +106,7 @@ impl Sim {
             stats: Mutex::new(Stats::default()),
             push_jobs: tx,
             state_file,
+            checking: tokio::sync::Semaphore::new(1),
         });
         Ok((sim, rx))
     }

@@ -26,8 +26,14 @@ pub(super) async fn bulk<const V2: bool>(
     // from it).
     let now = arrival.map_or_else(|| sim.now(), |Extension(Arrival(at))| at);
     // Reading and validating a thousand items is CPU work of milliseconds: on the blocking pool,
-    // so the runtime's workers stay free to take (and stamp) the requests arriving meanwhile, as
-    // IYS's gateway counts a burst's requests when they arrive, not when each is validated.
+    // one body at a time, so the runtime's workers stay free to take (and stamp) the requests
+    // arriving meanwhile, as IYS's gateway counts a burst's requests when they arrive, not when
+    // each is validated.
+    let _checking = sim
+        .checking
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(&e.to_string()))?;
     let checker = sim.clone();
     let (brand, items) = tokio::task::spawn_blocking(move || {
         checker.open_checked(&headers, &codes, &body, |body| {
