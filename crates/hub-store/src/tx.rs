@@ -266,6 +266,34 @@ impl Tx<'_> {
         }
     }
 
+    /// Whether this is PostgreSQL's native connection, which binds arrays.
+    pub(crate) fn binds_arrays(&self) -> bool {
+        matches!(self, Tx::Pg(_))
+    }
+
+    /// The rows a query selects with `$1` an integer and `$2` a text array (`… = ANY($2)`);
+    /// PostgreSQL's native connection only ([`Tx::binds_arrays`]).
+    pub(crate) async fn fetch_with_array(
+        &mut self,
+        sql: &str,
+        first: i64,
+        texts: &[&str],
+    ) -> Result<Vec<Row>> {
+        match self {
+            Tx::Pg(conn) => Ok(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                .bind(first)
+                .bind(texts)
+                .fetch_all(&mut **conn)
+                .await?
+                .into_iter()
+                .map(Row::Pg)
+                .collect()),
+            _ => Err(StoreError::Corrupt(
+                "a text array is bound on PostgreSQL's native connection only".into(),
+            )),
+        }
+    }
+
     /// Writes rows of `cols` values each (`args`, one row after another) with
     /// `{head} VALUES … {tail}`, `per_statement` rows a statement; on PostgreSQL all of them in
     /// one statement that sends each column as one array and unnests it. A batch is then one

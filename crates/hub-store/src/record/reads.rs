@@ -13,7 +13,9 @@ use jiff::Timestamp;
 
 impl SqlStore {
     /// The rows `sql` selects for `values`, up to 500 of them per statement: `sql` is given the
-    /// statement's placeholder list, bound from `$2` (`$1` is the brand).
+    /// test of a column against them (`IN ($2, …)`, `$1` is the brand). On PostgreSQL one
+    /// `= ANY($2::text[])` of a batch's 1,000 recipients read the consents and the outbox 30 %
+    /// slower than two lists of 500 (ledger-batch, statement log), so the lists stay.
     pub(crate) async fn rows_in(
         &self,
         conn: &mut Tx<'_>,
@@ -23,7 +25,7 @@ impl SqlStore {
     ) -> Result<Vec<Row>> {
         let mut rows = Vec::new();
         for chunk in values.chunks(ROWS) {
-            let sql = sql(&in_list(2, chunk.len()));
+            let sql = sql(&format!("IN ({})", in_list(2, chunk.len())));
             let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() + 1);
             args.push(b.into());
             args.extend(chunk.iter().map(|v| Arg::from(*v)));
@@ -49,7 +51,7 @@ impl SqlStore {
         let mut states = HashMap::with_capacity(recipients.len());
         let rows = self
             .rows_in(conn, b, &recipients, |list| {
-                format!("SELECT * FROM consent WHERE brand_code = $1 AND recipient IN ({list})")
+                format!("SELECT * FROM consent WHERE brand_code = $1 AND recipient {list}")
             })
             .await?;
         for row in rows {
@@ -82,9 +84,7 @@ impl SqlStore {
         let mut states = HashMap::new();
         let rows = self
             .rows_in(conn, b, &subjects, |list| {
-                format!(
-                    "SELECT * FROM category_consent WHERE brand_code = $1 AND subject IN ({list})"
-                )
+                format!("SELECT * FROM category_consent WHERE brand_code = $1 AND subject {list}")
             })
             .await?;
         for row in rows {
@@ -113,10 +113,21 @@ impl SqlStore {
         let mut seen = HashSet::with_capacity(txids.len());
         // Two index lookups, not one `… IN (…) OR … IN (…)`: with the `OR` both databases walked
         // every event of the brand, so each page of a pull cost more as the ledger grew.
+        let columns = "recipient, recipient_type, channel, status, consent_date, source, iys_transaction_id, delivered_transaction_id";
         let mut rows = Vec::new();
-        for chunk in txids.chunks(ROWS) {
+        let arrays = conn.binds_arrays();
+        if arrays && !txids.is_empty() {
+            let sql = format!(
+                "SELECT {columns} FROM consent_event WHERE brand_code = $1 AND iys_transaction_id = ANY($2::text[]) \
+                 UNION ALL SELECT {columns} FROM consent_event WHERE brand_code = $1 AND delivered_transaction_id = ANY($2::text[])"
+            );
+            rows = conn.fetch_with_array(&sql, b, &txids).await?;
+        }
+        // Without arrays: `IN` lists of up to 500 a statement.
+        let listed: &[&str] = if arrays { &[] } else { &txids };
+        let chunks = listed.chunks(ROWS);
+        for chunk in chunks {
             let n = chunk.len();
-            let columns = "recipient, recipient_type, channel, status, consent_date, source, iys_transaction_id, delivered_transaction_id";
             let sql = format!(
                 "SELECT {columns} FROM consent_event WHERE brand_code = $1 AND iys_transaction_id IN ({}) \
                  UNION ALL SELECT {columns} FROM consent_event WHERE brand_code = ${} AND delivered_transaction_id IN ({})",
@@ -174,7 +185,7 @@ impl SqlStore {
             .rows_in(conn, b, &recipients, |list| {
                 format!(
                     "SELECT id, brand_code, recipient, recipient_type, channel, deadline_ms, status, consent_date, source, state, lease_until_ms, attempts FROM outbox \
-                     WHERE brand_code = $1 AND recipient IN ({list}) ORDER BY id"
+                     WHERE brand_code = $1 AND recipient {list} ORDER BY id"
                 )
             })
             .await?;
