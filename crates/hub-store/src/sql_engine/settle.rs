@@ -422,7 +422,7 @@ impl SqlStore {
             .rows_in(&mut Tx::Any(tx, self.backend), b, &recipients, |list| {
                 format!(
                     "SELECT recipient, recipient_type, channel, iys_known, last_event_id FROM consent \
-                     WHERE brand_code = $1 AND recipient {list}"
+                     WHERE brand_code = $1 AND recipient IN ({list})"
                 )
             })
             .await?;
