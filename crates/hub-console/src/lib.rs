@@ -19,9 +19,9 @@ use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use hub::HubState;
+use hub::{HubDb, HubState};
 use hub_core::BrandCode;
-use hub_store::{Brand, ConsoleRole, Store};
+use hub_store::{Brand, ConsoleRole};
 
 use crate::error::{PageError, PageResult};
 use crate::session::Session;
@@ -31,7 +31,7 @@ pub const HTMX_PATH: &str = "/console/assets/htmx-2.0.11.min.js";
 const HTMX: &str = include_str!("../assets/htmx.min.js");
 
 /// The console's routes, to be merged into the hub's router.
-pub fn routes() -> Router<HubState> {
+pub fn routes<S: HubDb>() -> Router<HubState<S>> {
     Router::new()
         .route("/", get(session::home))
         .route("/login", get(session::login_page).post(session::login))
@@ -141,8 +141,8 @@ async fn htmx() -> impl IntoResponse {
 }
 
 /// The brand in the path, if the user has `role` on it (404 when they may not even read it).
-async fn brand_page(
-    hub: &HubState,
+async fn brand_page<S: HubDb>(
+    hub: &HubState<S>,
     s: &Session,
     code: &str,
     role: ConsoleRole,
@@ -159,8 +159,8 @@ async fn brand_page(
 
 /// Records a console user's action in the audit log; a failure to record is logged, the action
 /// stands.
-async fn audit(
-    hub: &HubState,
+async fn audit<S: HubDb>(
+    hub: &HubState<S>,
     s: &Session,
     brand: Option<BrandCode>,
     action: &str,

@@ -10,8 +10,8 @@ use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hub::HubState;
-use hub_store::{ConsoleRole, ConsoleUser, Store};
+use hub::{HubDb, HubState};
+use hub_store::{ConsoleRole, ConsoleUser};
 use jiff::{SignedDuration, Timestamp};
 use maud::html;
 use serde::Deserialize;
@@ -131,10 +131,10 @@ impl Session {
     }
 }
 
-impl FromRequestParts<HubState> for Session {
+impl<S: HubDb> FromRequestParts<HubState<S>> for Session {
     type Rejection = PageError;
 
-    async fn from_request_parts(parts: &mut Parts, hub: &HubState) -> PageResult<Session> {
+    async fn from_request_parts(parts: &mut Parts, hub: &HubState<S>) -> PageResult<Session> {
         let next = || PageError::SignIn {
             next: if parts.method == axum::http::Method::GET {
                 parts
@@ -171,10 +171,10 @@ pub struct Posted<F> {
     pub form: F,
 }
 
-impl<F: DeserializeOwned> FromRequest<HubState> for Posted<F> {
+impl<S: HubDb, F: DeserializeOwned> FromRequest<HubState<S>> for Posted<F> {
     type Rejection = PageError;
 
-    async fn from_request(req: Request, hub: &HubState) -> PageResult<Self> {
+    async fn from_request(req: Request, hub: &HubState<S>) -> PageResult<Self> {
         let (mut parts, body) = req.into_parts();
         if !same_origin(&parts.headers) {
             return Err(PageError::Forbidden);
@@ -264,8 +264,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-pub async fn login(
-    State(hub): State<HubState>,
+pub async fn login<S: HubDb>(
+    State(hub): State<HubState<S>>,
     lang: Lang,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
@@ -355,7 +355,7 @@ async fn verify(password: String, hash: String) -> bool {
         .unwrap_or(false)
 }
 
-async fn audit_login(hub: &HubState, username: &str, action: &str) {
+async fn audit_login<S: HubDb>(hub: &HubState<S>, username: &str, action: &str) {
     let actor = format!("console:{username}");
     if let Err(e) = hub
         .store
@@ -369,8 +369,8 @@ async fn audit_login(hub: &HubState, username: &str, action: &str) {
 #[derive(Debug, Deserialize)]
 pub struct Empty {}
 
-pub async fn logout(
-    State(hub): State<HubState>,
+pub async fn logout<S: HubDb>(
+    State(hub): State<HubState<S>>,
     headers: HeaderMap,
     posted: Posted<Empty>,
 ) -> PageResult<Response> {

@@ -1,8 +1,9 @@
 //! Console users as the binary creates them: the first admin at first start, and
 //! `iyshub admin create` / `iyshub admin password`.
 
+use hub::HubDb;
 use hub_core::BrandCode;
-use hub_store::{ConsoleRole, ConsoleUser, NewConsoleUser, SqlStore, Store};
+use hub_store::{ConsoleRole, ConsoleUser, NewConsoleUser};
 
 /// Shortest password accepted.
 pub const MIN_PASSWORD: usize = 12;
@@ -55,8 +56,8 @@ pub fn generate_password() -> Result<String, UserError> {
 }
 
 /// Creates a user from the command line; see [`create_by`].
-pub async fn create(
-    store: &SqlStore,
+pub async fn create<S: HubDb>(
+    store: &S,
     username: &str,
     password: Option<&str>,
     global_admin: bool,
@@ -67,8 +68,8 @@ pub async fn create(
 
 /// Creates a user, recorded in the audit log as done by `actor`; with no password given, one is
 /// generated and returned to show once.
-pub async fn create_by(
-    store: &SqlStore,
+pub async fn create_by<S: HubDb>(
+    store: &S,
     actor: &str,
     username: &str,
     password: Option<&str>,
@@ -102,8 +103,8 @@ pub async fn create_by(
 }
 
 /// A new password from the command line; see [`reset_password_by`].
-pub async fn reset_password(
-    store: &SqlStore,
+pub async fn reset_password<S: HubDb>(
+    store: &S,
     username: &str,
     password: Option<&str>,
 ) -> Result<Option<Option<String>>, UserError> {
@@ -113,8 +114,8 @@ pub async fn reset_password(
 /// Sets a new password (generated when none is given, and returned to show once), recorded as
 /// done by `actor`; the user's sessions end and a lockout is lifted. `None` when there is no
 /// such user.
-pub async fn reset_password_by(
-    store: &SqlStore,
+pub async fn reset_password_by<S: HubDb>(
+    store: &S,
     actor: &str,
     username: &str,
     password: Option<&str>,
@@ -140,7 +141,7 @@ pub async fn reset_password_by(
 
 /// At first start (no console user yet): an `admin` global admin with a generated password,
 /// returned to print once.
-pub async fn bootstrap_admin(store: &SqlStore) -> Result<Option<String>, UserError> {
+pub async fn bootstrap_admin<S: HubDb>(store: &S) -> Result<Option<String>, UserError> {
     if store.console_user_count().await? > 0 {
         return Ok(None);
     }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use hub::Hub;
 use hub_core::{BrandCode, Channel, Mode};
+use hub_store::prelude::*;
 use hub_store::testkit::{change, date, drop_postgres, fresh_postgres};
-use hub_store::{ConsoleRole, EngineStore, IysConnection, NewBrand, SqlStore, Store};
+use hub_store::{ConsoleRole, IysConnection, NewBrand, SqlStore};
 use iys::ConsentStatus;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT_LANGUAGE, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
@@ -67,7 +68,7 @@ impl Console {
     }
 
     async fn user(&self, name: &str, global: bool, grants: Vec<(BrandCode, ConsoleRole)>) {
-        hub_console::users::create(&self.hub.store, name, Some(PASSWORD), global, grants)
+        hub_console::users::create(&*self.hub.store, name, Some(PASSWORD), global, grants)
             .await
             .unwrap();
     }
@@ -222,7 +223,7 @@ async fn sign_in_lockout_and_sign_out() {
     );
     assert!(b.session.is_none());
     // An operator's reset lifts it.
-    hub_console::users::reset_password(&c.hub.store, "ayse", Some(PASSWORD))
+    hub_console::users::reset_password(&*c.hub.store, "ayse", Some(PASSWORD))
         .await
         .unwrap()
         .unwrap();

@@ -357,7 +357,7 @@ async fn push_deliveries_mode_switches_and_sync_status_through_the_api() {
         None,
     )
     .await;
-    hub::bootstrap_admin_key(&w.store, Some("admin-key"))
+    hub::bootstrap_admin_key(&*w.store, Some("admin-key"))
         .await
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -596,7 +596,7 @@ async fn two_instances_under_concurrent_writes_pulls_settles_and_mode_switches_k
         })
         .await
         .unwrap();
-    hub::bootstrap_admin_key(&w.store, Some(ADMIN))
+    hub::bootstrap_admin_key(&*w.store, Some(ADMIN))
         .await
         .unwrap();
     let db = PgPoolOptions::new()

@@ -1,6 +1,7 @@
 //! The web console's users, their brand roles and their sessions. Passwords arrive hashed
 //! (argon2, by `hub-secrets`) and session tokens as their SHA-256: neither is ever stored plain.
 
+use std::future::Future;
 use std::str::FromStr;
 
 use hub_core::BrandCode;
@@ -106,8 +107,64 @@ pub struct ConsoleSession {
 
 const USER_COLUMNS: &str = "id, username, global_admin, failed_logins, locked_until_ms, disabled, created_at_ms, last_login_ms";
 
-impl SqlStore {
-    pub async fn create_console_user(&self, u: NewConsoleUser) -> Result<ConsoleUser> {
+/// The web console's users and sessions.
+pub trait ConsoleStore: Send + Sync {
+    fn create_console_user(
+        &self,
+        u: NewConsoleUser,
+    ) -> impl Future<Output = Result<ConsoleUser>> + Send;
+
+    fn console_user_count(&self) -> impl Future<Output = Result<i64>> + Send;
+
+    fn console_users(&self) -> impl Future<Output = Result<Vec<ConsoleUser>>> + Send;
+
+    fn console_user(&self, id: i64) -> impl Future<Output = Result<Option<ConsoleUser>>> + Send;
+
+    /// The user named `username` and their password hash, for a login.
+    fn console_login_user(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = Result<Option<(ConsoleUser, String)>>> + Send;
+
+    /// Replaces a user's password and unlocks the account; their sessions end.
+    fn set_console_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Counts a failed login; at `limit` failures in a row the account locks for `lock_for`.
+    /// Returns when the lock ends, if it is locked now.
+    fn console_login_failed(
+        &self,
+        id: i64,
+        now: Timestamp,
+        limit: i64,
+        lock_for: SignedDuration,
+    ) -> impl Future<Output = Result<Option<Timestamp>>> + Send;
+
+    /// Starts a session after a good login: the failure count is reset.
+    fn create_console_session(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        csrf: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The live session with this token hash: not expired, its user neither disabled nor locked.
+    fn console_session(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<ConsoleSession>>> + Send;
+
+    fn delete_console_session(&self, token_hash: &str) -> impl Future<Output = Result<()>> + Send;
+}
+
+impl ConsoleStore for SqlStore {
+    async fn create_console_user(&self, u: NewConsoleUser) -> Result<ConsoleUser> {
         let _w = self.writer().await;
         let mut tx = self.begin_writing().await?;
         let taken = sqlx::query("SELECT 1 FROM console_user WHERE username = $1")
@@ -145,14 +202,14 @@ impl SqlStore {
             .ok_or_else(|| StoreError::NotFound(format!("user {id}")))
     }
 
-    pub async fn console_user_count(&self) -> Result<i64> {
+    async fn console_user_count(&self) -> Result<i64> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM console_user")
             .fetch_one(&self.pool)
             .await?
             .try_get("n")?)
     }
 
-    pub async fn console_users(&self) -> Result<Vec<ConsoleUser>> {
+    async fn console_users(&self) -> Result<Vec<ConsoleUser>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {USER_COLUMNS} FROM console_user ORDER BY username"
         )))
@@ -165,7 +222,7 @@ impl SqlStore {
         Ok(users)
     }
 
-    pub async fn console_user(&self, id: i64) -> Result<Option<ConsoleUser>> {
+    async fn console_user(&self, id: i64) -> Result<Option<ConsoleUser>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {USER_COLUMNS} FROM console_user WHERE id = $1"
         )))
@@ -178,11 +235,7 @@ impl SqlStore {
         }
     }
 
-    /// The user named `username` and their password hash, for a login.
-    pub async fn console_login_user(
-        &self,
-        username: &str,
-    ) -> Result<Option<(ConsoleUser, String)>> {
+    async fn console_login_user(&self, username: &str) -> Result<Option<(ConsoleUser, String)>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {USER_COLUMNS}, password_hash FROM console_user WHERE username = $1"
         )))
@@ -198,8 +251,7 @@ impl SqlStore {
         }
     }
 
-    /// Replaces a user's password and unlocks the account; their sessions end.
-    pub async fn set_console_password(&self, username: &str, password_hash: &str) -> Result<bool> {
+    async fn set_console_password(&self, username: &str, password_hash: &str) -> Result<bool> {
         let _w = self.writer().await;
         let mut tx = self.begin_writing().await?;
         let r = sqlx::query(
@@ -217,9 +269,7 @@ impl SqlStore {
         Ok(r.rows_affected() > 0)
     }
 
-    /// Counts a failed login; at `limit` failures in a row the account locks for `lock_for`.
-    /// Returns when the lock ends, if it is locked now.
-    pub async fn console_login_failed(
+    async fn console_login_failed(
         &self,
         id: i64,
         now: Timestamp,
@@ -252,8 +302,7 @@ impl SqlStore {
         Ok(until)
     }
 
-    /// Starts a session after a good login: the failure count is reset.
-    pub async fn create_console_session(
+    async fn create_console_session(
         &self,
         token_hash: &str,
         user_id: i64,
@@ -289,8 +338,7 @@ impl SqlStore {
         Ok(())
     }
 
-    /// The live session with this token hash: not expired, its user neither disabled nor locked.
-    pub async fn console_session(
+    async fn console_session(
         &self,
         token_hash: &str,
         now: Timestamp,
@@ -316,7 +364,7 @@ impl SqlStore {
         }))
     }
 
-    pub async fn delete_console_session(&self, token_hash: &str) -> Result<()> {
+    async fn delete_console_session(&self, token_hash: &str) -> Result<()> {
         let _w = self.writer().await;
         sqlx::query("DELETE FROM console_session WHERE token_hash = $1")
             .bind(token_hash.to_owned())
@@ -324,7 +372,9 @@ impl SqlStore {
             .await?;
         Ok(())
     }
+}
 
+impl SqlStore {
     async fn user_from(&self, r: &sqlx::any::AnyRow) -> Result<ConsoleUser> {
         let id: i64 = r.try_get("id")?;
         let grants = sqlx::query(
@@ -362,10 +412,30 @@ impl SqlStore {
 
 /// What a person settles by hand from the console: a movement from IYS set aside, or a
 /// consent's conflict flag. Neither changes a consent's status; both are audited.
-impl SqlStore {
+/// What a person settles by hand from the console: a movement from IYS set aside, or a consent's conflict flag. Neither changes a consent's status; both are audited.
+pub trait ReviewStore: Send + Sync {
     /// Marks a quarantined movement as handled by `actor` (it leaves the open list). False when
     /// there is no such open item of the brand.
-    pub async fn resolve_quarantine(
+    fn resolve_quarantine(
+        &self,
+        brand: BrandCode,
+        id: i64,
+        actor: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Clears a consent's conflict flag (an equal-date tie that RET won): a person has looked
+    /// at it and keeps the RET. False when the consent has no conflict.
+    fn acknowledge_conflict(
+        &self,
+        key: &hub_core::ConsentKey,
+        actor: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool>> + Send;
+}
+
+impl ReviewStore for SqlStore {
+    async fn resolve_quarantine(
         &self,
         brand: BrandCode,
         id: i64,
@@ -398,9 +468,7 @@ impl SqlStore {
         Ok(true)
     }
 
-    /// Clears a consent's conflict flag (an equal-date tie that RET won): a person has looked
-    /// at it and keeps the RET. False when the consent has no conflict.
-    pub async fn acknowledge_conflict(
+    async fn acknowledge_conflict(
         &self,
         key: &hub_core::ConsentKey,
         actor: &str,

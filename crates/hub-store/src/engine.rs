@@ -197,6 +197,14 @@ pub trait EngineStore: Send + Sync {
         mode: Mode,
         actor: &str,
     ) -> impl Future<Output = Result<Option<Brand>>> + Send;
+    /// What switching `brand` to `to` would do now: the held changes it would release to IYS
+    /// (to integrator), or the waiting ONAYs for recipients IYS does not know that it would hold
+    /// (to sync). Read without locks: a preview for a person to confirm, not a promise.
+    fn mode_switch_preview(
+        &self,
+        brand: BrandCode,
+        to: Mode,
+    ) -> impl Future<Output = Result<crate::ModePreview>> + Send;
     /// Applies pulled movements and advances the cursor in the same transaction.
     fn apply_pull(
         &self,

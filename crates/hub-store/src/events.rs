@@ -6,6 +6,8 @@
 //! cursor is the last event delivered, so nothing is skipped across a crash (an event whose
 //! delivery was not recorded is sent again, with the same id) and per recipient the order holds.
 
+use std::future::Future;
+
 use hub_core::{BrandCode, ConsentEvent};
 use jiff::Timestamp;
 use serde::Serialize;
@@ -194,9 +196,140 @@ async fn insert_attempt(
     Ok(())
 }
 
-impl SqlStore {
+/// Change events, their sinks' cursors, webhooks and their deliveries.
+pub trait EventStore: Send + Sync {
     /// The brand's change events after `after` (an event id; 0 for the start), oldest first.
-    pub async fn change_events(
+    fn change_events(
+        &self,
+        brand: BrandCode,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<ConsentEvent>>> + Send;
+
+    fn change_event(
+        &self,
+        brand: BrandCode,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<ConsentEvent>>> + Send;
+
+    /// The brands with events after what `sink` has published, with its cursor for each.
+    fn brands_behind(
+        &self,
+        sink: &str,
+    ) -> impl Future<Output = Result<Vec<(BrandCode, i64)>>> + Send;
+
+    /// Records that `sink` has published the brand's events up to `last_id` (never backwards: two
+    /// instances publishing at once only repeat events, which JetStream drops by id).
+    fn set_event_cursor(
+        &self,
+        sink: &str,
+        brand: BrandCode,
+        last_id: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Registers a webhook; it receives the events recorded from now on.
+    fn create_webhook(
+        &self,
+        hook: NewWebhook,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Webhook>> + Send;
+
+    fn webhooks(&self, brand: BrandCode) -> impl Future<Output = Result<Vec<Webhook>>> + Send;
+
+    fn webhook(
+        &self,
+        brand: BrandCode,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<Webhook>>> + Send;
+
+    /// The webhook's sealed signing secret.
+    fn webhook_secret(&self, id: i64) -> impl Future<Output = Result<Option<String>>> + Send;
+
+    /// Applies `update`; `None` when the brand has no such webhook.
+    fn update_webhook(
+        &self,
+        brand: BrandCode,
+        id: i64,
+        update: WebhookUpdate,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<Webhook>>> + Send;
+
+    /// Removes a webhook with its delivery log; `false` when there was none.
+    fn delete_webhook(
+        &self,
+        brand: BrandCode,
+        id: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Takes up to `limit` webhooks with work due (events past the cursor, or a redelivery) for
+    /// `owner` until `now + lease_ms`: one worker per webhook at a time keeps the order.
+    fn claim_webhooks(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Webhook>>> + Send;
+
+    /// Gives a claimed webhook back.
+    fn release_webhook(&self, id: i64, owner: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Releases every webhook lease (SQLite, at start: the leases of a killed process).
+    fn release_webhook_leases(&self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Records a round's progress; `false` when the lease was lost (another worker has the
+    /// webhook now): the caller stops. A crash before this repeats the round's deliveries, with
+    /// the same event ids.
+    fn record_progress(
+        &self,
+        id: i64,
+        owner: &str,
+        progress: &RoundProgress,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Logs a manual redelivery and drops it from the queue, in one transaction. `false` when
+    /// the lease was lost.
+    fn record_redelivery(
+        &self,
+        id: i64,
+        owner: &str,
+        redelivery: i64,
+        attempt: &AttemptRecord,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Drops delivery log entries older than `before`; how many.
+    fn prune_webhook_deliveries(
+        &self,
+        before: Timestamp,
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// The webhook's delivery log, newest first, before the delivery id `before`.
+    fn webhook_deliveries(
+        &self,
+        webhook: i64,
+        before: Option<i64>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<WebhookDelivery>>> + Send;
+
+    /// Asks for one event to be delivered again to one webhook (of the same brand).
+    fn request_redelivery(
+        &self,
+        webhook: i64,
+        event: i64,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<i64>> + Send;
+
+    /// The webhook's waiting redeliveries, oldest first.
+    fn redeliveries(
+        &self,
+        webhook: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Redelivery>>> + Send;
+}
+
+impl EventStore for SqlStore {
+    async fn change_events(
         &self,
         brand: BrandCode,
         after: i64,
@@ -215,7 +348,7 @@ impl SqlStore {
         .await
     }
 
-    pub async fn change_event(&self, brand: BrandCode, id: i64) -> Result<Option<ConsentEvent>> {
+    async fn change_event(&self, brand: BrandCode, id: i64) -> Result<Option<ConsentEvent>> {
         Ok(self
             .brand_rows(
                 EVENT_COLUMNS,
@@ -230,8 +363,7 @@ impl SqlStore {
             .next())
     }
 
-    /// The brands with events after what `sink` has published, with its cursor for each.
-    pub async fn brands_behind(&self, sink: &str) -> Result<Vec<(BrandCode, i64)>> {
+    async fn brands_behind(&self, sink: &str) -> Result<Vec<(BrandCode, i64)>> {
         sqlx::query(
             "SELECT b.brand_code, COALESCE(c.last_id, 0) AS last_id FROM brand b \
              LEFT JOIN event_cursor c ON c.sink = $1 AND c.brand_code = b.brand_code \
@@ -246,9 +378,7 @@ impl SqlStore {
         .collect()
     }
 
-    /// Records that `sink` has published the brand's events up to `last_id` (never backwards: two
-    /// instances publishing at once only repeat events, which JetStream drops by id).
-    pub async fn set_event_cursor(&self, sink: &str, brand: BrandCode, last_id: i64) -> Result<()> {
+    async fn set_event_cursor(&self, sink: &str, brand: BrandCode, last_id: i64) -> Result<()> {
         let _w = self.writer().await;
         sqlx::query(
             "INSERT INTO event_cursor (sink, brand_code, last_id) VALUES ($1, $2, $3) \
@@ -262,8 +392,7 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Registers a webhook; it receives the events recorded from now on.
-    pub async fn create_webhook(&self, hook: NewWebhook, now: Timestamp) -> Result<Webhook> {
+    async fn create_webhook(&self, hook: NewWebhook, now: Timestamp) -> Result<Webhook> {
         let _w = self.writer().await;
         let b = hook.brand_code.0 as i64;
         let types =
@@ -297,7 +426,7 @@ impl SqlStore {
             .ok_or_else(|| corrupt("webhook", "vanished after insert"))
     }
 
-    pub async fn webhooks(&self, brand: BrandCode) -> Result<Vec<Webhook>> {
+    async fn webhooks(&self, brand: BrandCode) -> Result<Vec<Webhook>> {
         self.brand_rows(
             WEBHOOK_COLUMNS,
             "webhook",
@@ -309,7 +438,7 @@ impl SqlStore {
         .await
     }
 
-    pub async fn webhook(&self, brand: BrandCode, id: i64) -> Result<Option<Webhook>> {
+    async fn webhook(&self, brand: BrandCode, id: i64) -> Result<Option<Webhook>> {
         Ok(self
             .brand_rows(
                 WEBHOOK_COLUMNS,
@@ -324,8 +453,7 @@ impl SqlStore {
             .next())
     }
 
-    /// The webhook's sealed signing secret.
-    pub async fn webhook_secret(&self, id: i64) -> Result<Option<String>> {
+    async fn webhook_secret(&self, id: i64) -> Result<Option<String>> {
         Ok(sqlx::query("SELECT secret FROM webhook WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -334,8 +462,7 @@ impl SqlStore {
             .transpose()?)
     }
 
-    /// Applies `update`; `None` when the brand has no such webhook.
-    pub async fn update_webhook(
+    async fn update_webhook(
         &self,
         brand: BrandCode,
         id: i64,
@@ -377,8 +504,7 @@ impl SqlStore {
         self.webhook(brand, id).await
     }
 
-    /// Removes a webhook with its delivery log; `false` when there was none.
-    pub async fn delete_webhook(&self, brand: BrandCode, id: i64) -> Result<bool> {
+    async fn delete_webhook(&self, brand: BrandCode, id: i64) -> Result<bool> {
         let _w = self.writer().await;
         let mut tx = self.begin_writing().await?;
         let gone = sqlx::query("DELETE FROM webhook WHERE brand_code = $1 AND id = $2")
@@ -401,9 +527,7 @@ impl SqlStore {
         Ok(gone > 0)
     }
 
-    /// Takes up to `limit` webhooks with work due (events past the cursor, or a redelivery) for
-    /// `owner` until `now + lease_ms`: one worker per webhook at a time keeps the order.
-    pub async fn claim_webhooks(
+    async fn claim_webhooks(
         &self,
         owner: &str,
         now: Timestamp,
@@ -454,8 +578,7 @@ impl SqlStore {
         Ok(taken)
     }
 
-    /// Gives a claimed webhook back.
-    pub async fn release_webhook(&self, id: i64, owner: &str) -> Result<()> {
+    async fn release_webhook(&self, id: i64, owner: &str) -> Result<()> {
         let _w = self.writer().await;
         sqlx::query(
             "UPDATE webhook SET lease_owner = NULL, lease_until_ms = NULL WHERE id = $1 AND lease_owner = $2",
@@ -467,8 +590,7 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Releases every webhook lease (SQLite, at start: the leases of a killed process).
-    pub async fn release_webhook_leases(&self) -> Result<()> {
+    async fn release_webhook_leases(&self) -> Result<()> {
         let _w = self.writer().await;
         sqlx::query("UPDATE webhook SET lease_owner = NULL, lease_until_ms = NULL WHERE lease_owner IS NOT NULL")
             .execute(&self.pool)
@@ -476,10 +598,7 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Records a round's progress; `false` when the lease was lost (another worker has the
-    /// webhook now): the caller stops. A crash before this repeats the round's deliveries, with
-    /// the same event ids.
-    pub async fn record_progress(
+    async fn record_progress(
         &self,
         id: i64,
         owner: &str,
@@ -534,9 +653,7 @@ impl SqlStore {
         Ok(true)
     }
 
-    /// Logs a manual redelivery and drops it from the queue, in one transaction. `false` when
-    /// the lease was lost.
-    pub async fn record_redelivery(
+    async fn record_redelivery(
         &self,
         id: i64,
         owner: &str,
@@ -564,8 +681,7 @@ impl SqlStore {
         Ok(true)
     }
 
-    /// Drops delivery log entries older than `before`; how many.
-    pub async fn prune_webhook_deliveries(&self, before: Timestamp) -> Result<u64> {
+    async fn prune_webhook_deliveries(&self, before: Timestamp) -> Result<u64> {
         let _w = self.writer().await;
         Ok(sqlx::query("DELETE FROM webhook_delivery WHERE at_ms < $1")
             .bind(ms(before))
@@ -574,8 +690,7 @@ impl SqlStore {
             .rows_affected())
     }
 
-    /// The webhook's delivery log, newest first, before the delivery id `before`.
-    pub async fn webhook_deliveries(
+    async fn webhook_deliveries(
         &self,
         webhook: i64,
         before: Option<i64>,
@@ -608,13 +723,7 @@ impl SqlStore {
         .collect()
     }
 
-    /// Asks for one event to be delivered again to one webhook (of the same brand).
-    pub async fn request_redelivery(
-        &self,
-        webhook: i64,
-        event: i64,
-        now: Timestamp,
-    ) -> Result<i64> {
+    async fn request_redelivery(&self, webhook: i64, event: i64, now: Timestamp) -> Result<i64> {
         let _w = self.writer().await;
         Ok(sqlx::query(
             "INSERT INTO webhook_redelivery (webhook_id, change_event_id, requested_at_ms) VALUES ($1, $2, $3) RETURNING id",
@@ -627,8 +736,7 @@ impl SqlStore {
         .try_get("id")?)
     }
 
-    /// The webhook's waiting redeliveries, oldest first.
-    pub async fn redeliveries(&self, webhook: i64, limit: u32) -> Result<Vec<Redelivery>> {
+    async fn redeliveries(&self, webhook: i64, limit: u32) -> Result<Vec<Redelivery>> {
         sqlx::query(
             "SELECT id, change_event_id FROM webhook_redelivery WHERE webhook_id = $1 ORDER BY id LIMIT $2",
         )

@@ -7,6 +7,7 @@
 //! between re-applies the window's batches on resume, which the keys turn into replays of the
 //! stored answers: no row is applied twice and the counts stay exact.
 
+use std::future::Future;
 use std::str::FromStr;
 
 use hub_core::BrandCode;
@@ -234,9 +235,117 @@ fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-impl SqlStore {
+/// Import jobs: their uploaded files, leases, progress and rejected rows.
+pub trait ImportStore: Send + Sync {
     /// Records a new import job.
-    pub async fn create_import(&self, new: NewImport, now: Timestamp) -> Result<ImportJob> {
+    fn create_import(
+        &self,
+        new: NewImport,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<ImportJob>> + Send;
+
+    /// Adds the next piece of an uploading import's file.
+    fn append_import_chunk(
+        &self,
+        id: i64,
+        seq: i64,
+        data: &[u8],
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The format an upload was found to have.
+    fn set_import_format(&self, id: i64, format: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// The mapping's overrides of an import not started yet (a person adjusted them after
+    /// seeing the preview). False when the import has started or does not exist.
+    fn set_import_mapping(
+        &self,
+        id: i64,
+        mapping: &[(String, String)],
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Piece `seq` of an uploaded file, if there is one.
+    fn import_chunk(
+        &self,
+        id: i64,
+        seq: i64,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+
+    /// Moves an import to `state`; a finished one gets its time and, when failed, the reason.
+    fn set_import_state(
+        &self,
+        id: i64,
+        state: ImportState,
+        error: Option<&str>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// A brand's import.
+    fn import_job(
+        &self,
+        brand: BrandCode,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<ImportJob>>> + Send;
+
+    /// A brand's imports, newest first, before `before` (exclusive).
+    fn imports(
+        &self,
+        brand: BrandCode,
+        before: Option<i64>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<ImportJob>>> + Send;
+
+    /// The command line's unfinished import of the same file into the same brand, to resume.
+    fn unfinished_import(
+        &self,
+        brand: BrandCode,
+        file_hash: &str,
+    ) -> impl Future<Output = Result<Option<ImportJob>>> + Send;
+
+    /// Takes an uploaded import to run: a queued one, or a running one whose runner's lease has
+    /// expired (its instance stopped). The lease is renewed after each batch.
+    fn claim_import(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<ImportJob>>> + Send;
+
+    /// Renews `owner`'s lease on a running import to `until` between the batches of a window
+    /// (whose progress is recorded only at its end). Refused (`StoreError::Conflict`) when
+    /// another runner holds the import: this one stops.
+    fn renew_import_lease(
+        &self,
+        id: i64,
+        owner: &str,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Records a committed window: the last line, the counts and the rejects, in one transaction,
+    /// and renews `owner`'s lease to `lease_until`. Refused when another runner holds the import
+    /// (`StoreError::Conflict`): this one stops.
+    fn record_import_progress(
+        &self,
+        id: i64,
+        owner: Option<&str>,
+        lease_until: Option<Timestamp>,
+        progress: &ImportProgress,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// An import's rejected rows in line order, after line `after` (exclusive).
+    fn import_rejects(
+        &self,
+        id: i64,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<ImportReject>>> + Send;
+
+    /// Drops a finished import's uploaded file (its rejects and counts stay).
+    fn drop_import_file(&self, id: i64) -> impl Future<Output = Result<()>> + Send;
+}
+
+impl ImportStore for SqlStore {
+    async fn create_import(&self, new: NewImport, now: Timestamp) -> Result<ImportJob> {
         let mapping = serde_json::to_string(&new.mapping).map_err(|e| corrupt("mapping", e))?;
         let sql = format!(
             "INSERT INTO import_job (brand_code, file_name, file_hash, format, mapping, actor, via, dry_run, state, created_at_ms, updated_at_ms) \
@@ -258,8 +367,7 @@ impl SqlStore {
         job_from(&row)
     }
 
-    /// Adds the next piece of an uploading import's file.
-    pub async fn append_import_chunk(&self, id: i64, seq: i64, data: &[u8]) -> Result<()> {
+    async fn append_import_chunk(&self, id: i64, seq: i64, data: &[u8]) -> Result<()> {
         let mut tx = self.begin_writing().await?;
         sqlx::query("INSERT INTO import_chunk (import_id, seq, data) VALUES ($1, $2, $3)")
             .bind(id)
@@ -276,8 +384,7 @@ impl SqlStore {
         Ok(())
     }
 
-    /// The format an upload was found to have.
-    pub async fn set_import_format(&self, id: i64, format: &str) -> Result<()> {
+    async fn set_import_format(&self, id: i64, format: &str) -> Result<()> {
         sqlx::query("UPDATE import_job SET format = $1 WHERE id = $2")
             .bind(format.to_owned())
             .bind(id)
@@ -286,9 +393,7 @@ impl SqlStore {
         Ok(())
     }
 
-    /// The mapping's overrides of an import not started yet (a person adjusted them after
-    /// seeing the preview). False when the import has started or does not exist.
-    pub async fn set_import_mapping(&self, id: i64, mapping: &[(String, String)]) -> Result<bool> {
+    async fn set_import_mapping(&self, id: i64, mapping: &[(String, String)]) -> Result<bool> {
         let mapping = serde_json::to_string(mapping).map_err(|e| corrupt("mapping", e))?;
         let r = sqlx::query("UPDATE import_job SET mapping = $1 WHERE id = $2 AND state = $3")
             .bind(mapping)
@@ -299,8 +404,7 @@ impl SqlStore {
         Ok(r.rows_affected() > 0)
     }
 
-    /// Piece `seq` of an uploaded file, if there is one.
-    pub async fn import_chunk(&self, id: i64, seq: i64) -> Result<Option<Vec<u8>>> {
+    async fn import_chunk(&self, id: i64, seq: i64) -> Result<Option<Vec<u8>>> {
         Ok(
             sqlx::query("SELECT data FROM import_chunk WHERE import_id = $1 AND seq = $2")
                 .bind(id)
@@ -312,8 +416,7 @@ impl SqlStore {
         )
     }
 
-    /// Moves an import to `state`; a finished one gets its time and, when failed, the reason.
-    pub async fn set_import_state(
+    async fn set_import_state(
         &self,
         id: i64,
         state: ImportState,
@@ -335,8 +438,7 @@ impl SqlStore {
         Ok(())
     }
 
-    /// A brand's import.
-    pub async fn import_job(&self, brand: BrandCode, id: i64) -> Result<Option<ImportJob>> {
+    async fn import_job(&self, brand: BrandCode, id: i64) -> Result<Option<ImportJob>> {
         let sql = format!("SELECT {COLUMNS} FROM import_job WHERE brand_code = $1 AND id = $2");
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(brand.0 as i64)
@@ -348,8 +450,7 @@ impl SqlStore {
             .transpose()
     }
 
-    /// A brand's imports, newest first, before `before` (exclusive).
-    pub async fn imports(
+    async fn imports(
         &self,
         brand: BrandCode,
         before: Option<i64>,
@@ -369,8 +470,7 @@ impl SqlStore {
             .collect()
     }
 
-    /// The command line's unfinished import of the same file into the same brand, to resume.
-    pub async fn unfinished_import(
+    async fn unfinished_import(
         &self,
         brand: BrandCode,
         file_hash: &str,
@@ -389,9 +489,7 @@ impl SqlStore {
             .transpose()
     }
 
-    /// Takes an uploaded import to run: a queued one, or a running one whose runner's lease has
-    /// expired (its instance stopped). The lease is renewed after each batch.
-    pub async fn claim_import(
+    async fn claim_import(
         &self,
         owner: &str,
         lease_ms: i64,
@@ -432,10 +530,7 @@ impl SqlStore {
         job_from(&row).map(Some)
     }
 
-    /// Renews `owner`'s lease on a running import to `until` between the batches of a window
-    /// (whose progress is recorded only at its end). Refused (`StoreError::Conflict`) when
-    /// another runner holds the import: this one stops.
-    pub async fn renew_import_lease(&self, id: i64, owner: &str, until: Timestamp) -> Result<()> {
+    async fn renew_import_lease(&self, id: i64, owner: &str, until: Timestamp) -> Result<()> {
         let renewed = sqlx::query(
             "UPDATE import_job SET lease_until_ms = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
         )
@@ -453,10 +548,7 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Records a committed window: the last line, the counts and the rejects, in one transaction,
-    /// and renews `owner`'s lease to `lease_until`. Refused when another runner holds the import
-    /// (`StoreError::Conflict`): this one stops.
-    pub async fn record_import_progress(
+    async fn record_import_progress(
         &self,
         id: i64,
         owner: Option<&str>,
@@ -525,13 +617,7 @@ impl SqlStore {
         Ok(())
     }
 
-    /// An import's rejected rows in line order, after line `after` (exclusive).
-    pub async fn import_rejects(
-        &self,
-        id: i64,
-        after: u64,
-        limit: u32,
-    ) -> Result<Vec<ImportReject>> {
+    async fn import_rejects(&self, id: i64, after: u64, limit: u32) -> Result<Vec<ImportReject>> {
         sqlx::query(
             "SELECT line, code, field, value, message FROM import_reject WHERE import_id = $1 AND line > $2 ORDER BY line LIMIT $3",
         )
@@ -553,8 +639,7 @@ impl SqlStore {
         .collect()
     }
 
-    /// Drops a finished import's uploaded file (its rejects and counts stay).
-    pub async fn drop_import_file(&self, id: i64) -> Result<()> {
+    async fn drop_import_file(&self, id: i64) -> Result<()> {
         sqlx::query("DELETE FROM import_chunk WHERE import_id = $1")
             .bind(id)
             .execute(&self.pool)

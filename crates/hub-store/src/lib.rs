@@ -36,12 +36,20 @@ mod types;
 
 use std::future::Future;
 
+/// Every trait of the store, for code that calls its methods on a concrete store.
+pub mod prelude {
+    pub use crate::{
+        ConsoleStore, EngineStore, EventStore, ImportStore, ListingStore, ReconcileStore,
+        ReviewStore, SegmentStore, StatsStore, Store,
+    };
+}
+
 pub use connection::*;
 pub use console::*;
 pub use engine::*;
 pub use events::*;
 pub use imports::*;
-pub use listing::CategoryExportRow;
+pub use listing::{CategoryExportRow, ListingStore};
 pub use mirror::DEFAULT_BUDGET as DEFAULT_MIRROR_BUDGET;
 pub use reconcile::*;
 pub use segments::*;
@@ -131,6 +139,15 @@ pub trait Store: Send + Sync {
         recipient_type: iys::RecipientType,
         recipients: &[String],
     ) -> impl Future<Output = Result<std::collections::HashMap<String, hub_core::SendState>>> + Send;
+    /// The send states of `recipients` on one channel and recipient type, in the list's order
+    /// (`None` where the hub has no consent): what checks and the campaign filter read.
+    fn send_states_aligned(
+        &self,
+        brand: BrandCode,
+        channel: hub_core::Channel,
+        recipient_type: iys::RecipientType,
+        recipients: std::sync::Arc<[String]>,
+    ) -> impl Future<Output = Result<Vec<Option<hub_core::SendState>>>> + Send;
     /// The status of one category for many subjects (recipients or `profile:<id>`).
     fn category_statuses(
         &self,

@@ -2,6 +2,8 @@
 //! the audit log. A page is read by index order from the last key of the previous page, so a
 //! page costs the same however deep it is and a listing stays stable while rows are added.
 
+use std::future::Future;
+
 use hub_core::{BrandCode, ConsentKey};
 use sqlx::Row;
 
@@ -100,13 +102,34 @@ pub(crate) fn consent_page(
 /// Chunks of an export in flight: enough that reading runs ahead of writing.
 const CHUNKS_AHEAD: usize = 2;
 
-impl SqlStore {
+/// Whole listings of a brand's consents, for exports.
+pub trait ListingStore: Send + Sync {
     /// All of a brand's consents matching `filter`, in key order, in chunks of `chunk` sent on
     /// the answer while they are read (reading waits while the reader is [`CHUNKS_AHEAD`]
     /// behind); an error is the last item. On PostgreSQL one statement streams them (one walk
     /// of the primary key, one snapshot); elsewhere keyset pages are read one after another.
     /// Dropping the receiver stops the reading.
-    pub fn consent_chunks(
+    fn consent_chunks(
+        &self,
+        brand: BrandCode,
+        filter: ConsentFilter,
+        chunk: u32,
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<ConsentRow>>>;
+
+    /// The brand's consents to `category` (only `status`, when given), `limit` at a time in
+    /// subject order, after subject `after`.
+    fn category_consents_page(
+        &self,
+        brand: BrandCode,
+        category: &str,
+        status: Option<iys::ConsentStatus>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<CategoryExportRow>>> + Send;
+}
+
+impl ListingStore for SqlStore {
+    fn consent_chunks(
         &self,
         brand: BrandCode,
         filter: ConsentFilter,
@@ -143,6 +166,54 @@ impl SqlStore {
         rx
     }
 
+    async fn category_consents_page(
+        &self,
+        brand: BrandCode,
+        category: &str,
+        status: Option<iys::ConsentStatus>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CategoryExportRow>> {
+        let mut sql = String::from(
+            "SELECT c.subject, c.category, c.status, c.consent_date, c.source, c.last_event_id, \
+             e.channel, e.recipient_type, e.profile_id \
+             FROM category_consent c LEFT JOIN consent_event e ON e.id = c.last_event_id \
+             WHERE c.brand_code = $1 AND c.category = $2 AND c.subject > $3",
+        );
+        // Placeholders in the order they appear (SQLite numbers them so).
+        sql.push_str(match status {
+            Some(_) => " AND c.status = $4 ORDER BY c.subject LIMIT $5",
+            None => " ORDER BY c.subject LIMIT $4",
+        });
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(brand.0 as i64)
+            .bind(category.to_owned())
+            .bind(after.unwrap_or_default().to_owned());
+        if let Some(s) = status {
+            q = q.bind(s.as_str());
+        }
+        q.bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(CategoryExportRow {
+                    consent: crate::sql::category_from(r)?,
+                    // A row always has its event; a missing one reads as the hub's own channel.
+                    channel: r
+                        .try_get::<Option<String>, _>("channel")?
+                        .unwrap_or_else(|| "PUSH".to_owned()),
+                    recipient_type: r
+                        .try_get::<Option<String>, _>("recipient_type")?
+                        .unwrap_or_else(|| "BIREYSEL".to_owned()),
+                    profile_id: r.try_get("profile_id")?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl SqlStore {
     /// Consents of a brand matching `filter`, in key order (recipient, recipient type,
     /// channel), after `after` (exclusive). Read natively (rusqlite on the blocking pool, sqlx's
     /// PostgreSQL driver): through `Any`, an export would go at the pace of its row conversion.
@@ -265,54 +336,4 @@ pub struct CategoryExportRow {
     pub channel: String,
     pub recipient_type: String,
     pub profile_id: Option<String>,
-}
-
-impl SqlStore {
-    /// The brand's consents to `category` (only `status`, when given), `limit` at a time in
-    /// subject order, after subject `after`.
-    pub async fn category_consents_page(
-        &self,
-        brand: BrandCode,
-        category: &str,
-        status: Option<iys::ConsentStatus>,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<CategoryExportRow>> {
-        let mut sql = String::from(
-            "SELECT c.subject, c.category, c.status, c.consent_date, c.source, c.last_event_id, \
-             e.channel, e.recipient_type, e.profile_id \
-             FROM category_consent c LEFT JOIN consent_event e ON e.id = c.last_event_id \
-             WHERE c.brand_code = $1 AND c.category = $2 AND c.subject > $3",
-        );
-        // Placeholders in the order they appear (SQLite numbers them so).
-        sql.push_str(match status {
-            Some(_) => " AND c.status = $4 ORDER BY c.subject LIMIT $5",
-            None => " ORDER BY c.subject LIMIT $4",
-        });
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(brand.0 as i64)
-            .bind(category.to_owned())
-            .bind(after.unwrap_or_default().to_owned());
-        if let Some(s) = status {
-            q = q.bind(s.as_str());
-        }
-        q.bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(CategoryExportRow {
-                    consent: crate::sql::category_from(r)?,
-                    // A row always has its event; a missing one reads as the hub's own channel.
-                    channel: r
-                        .try_get::<Option<String>, _>("channel")?
-                        .unwrap_or_else(|| "PUSH".to_owned()),
-                    recipient_type: r
-                        .try_get::<Option<String>, _>("recipient_type")?
-                        .unwrap_or_else(|| "BIREYSEL".to_owned()),
-                    profile_id: r.try_get("profile_id")?,
-                })
-            })
-            .collect()
-    }
 }

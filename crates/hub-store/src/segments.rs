@@ -4,6 +4,7 @@
 //! check decides.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use hub_core::{BrandCode, CategoryKind, Channel, ConsentKey, IysState, Policy, SendState, check};
 use iys::{ConsentDate, ConsentStatus, RecipientType};
@@ -247,8 +248,65 @@ fn candidates(
     (sql, binds)
 }
 
-impl SqlStore {
-    pub async fn create_segment(
+/// Saved segments and their members.
+pub trait SegmentStore: Send + Sync {
+    fn create_segment(
+        &self,
+        brand: BrandCode,
+        name: &str,
+        description: Option<&str>,
+        definition: &SegmentDefinition,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Segment>> + Send;
+
+    fn segments(&self, brand: BrandCode) -> impl Future<Output = Result<Vec<Segment>>> + Send;
+
+    fn segment(
+        &self,
+        brand: BrandCode,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<Segment>>> + Send;
+
+    /// Replaces a segment's name, description and definition; `None` when there is none.
+    fn update_segment(
+        &self,
+        brand: BrandCode,
+        id: i64,
+        name: &str,
+        description: Option<&str>,
+        definition: &SegmentDefinition,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<Segment>>> + Send;
+
+    fn delete_segment(
+        &self,
+        brand: BrandCode,
+        id: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// A page of a definition's members after `after`, reading up to `limit` consents (fewer
+    /// members when the check leaves some out). `category` is the definition's category kind.
+    fn segment_members(
+        &self,
+        brand: BrandCode,
+        definition: &SegmentDefinition,
+        category: Option<CategoryKind>,
+        after: Option<&ConsentKey>,
+        limit: u32,
+    ) -> impl Future<Output = Result<MemberPage>> + Send;
+
+    /// Which of `recipients` belong to a profile that refused `category`: a campaign filter
+    /// leaves them out, as a segment does.
+    fn refused_by_profile(
+        &self,
+        brand: BrandCode,
+        category: &str,
+        recipients: &[String],
+    ) -> impl Future<Output = Result<std::collections::HashSet<String>>> + Send;
+}
+
+impl SegmentStore for SqlStore {
+    async fn create_segment(
         &self,
         brand: BrandCode,
         name: &str,
@@ -278,7 +336,7 @@ impl SqlStore {
             .ok_or_else(|| corrupt("segment", "vanished after insert"))
     }
 
-    pub async fn segments(&self, brand: BrandCode) -> Result<Vec<Segment>> {
+    async fn segments(&self, brand: BrandCode) -> Result<Vec<Segment>> {
         self.brand_rows(
             SEGMENT_COLUMNS,
             "segment",
@@ -290,7 +348,7 @@ impl SqlStore {
         .await
     }
 
-    pub async fn segment(&self, brand: BrandCode, id: i64) -> Result<Option<Segment>> {
+    async fn segment(&self, brand: BrandCode, id: i64) -> Result<Option<Segment>> {
         Ok(self
             .brand_rows(
                 SEGMENT_COLUMNS,
@@ -305,8 +363,7 @@ impl SqlStore {
             .next())
     }
 
-    /// Replaces a segment's name, description and definition; `None` when there is none.
-    pub async fn update_segment(
+    async fn update_segment(
         &self,
         brand: BrandCode,
         id: i64,
@@ -343,7 +400,7 @@ impl SqlStore {
         self.segment(brand, id).await
     }
 
-    pub async fn delete_segment(&self, brand: BrandCode, id: i64) -> Result<bool> {
+    async fn delete_segment(&self, brand: BrandCode, id: i64) -> Result<bool> {
         let _w = self.writer().await;
         Ok(
             sqlx::query("DELETE FROM segment WHERE brand_code = $1 AND id = $2")
@@ -356,9 +413,7 @@ impl SqlStore {
         )
     }
 
-    /// A page of a definition's members after `after`, reading up to `limit` consents (fewer
-    /// members when the check leaves some out). `category` is the definition's category kind.
-    pub async fn segment_members(
+    async fn segment_members(
         &self,
         brand: BrandCode,
         definition: &SegmentDefinition,
@@ -429,9 +484,7 @@ impl SqlStore {
         Ok(page)
     }
 
-    /// Which of `recipients` belong to a profile that refused `category`: a campaign filter
-    /// leaves them out, as a segment does.
-    pub async fn refused_by_profile(
+    async fn refused_by_profile(
         &self,
         brand: BrandCode,
         category: &str,

@@ -368,6 +368,16 @@ impl Store for SqlStore {
         SqlStore::send_states(self, brand, channel, recipient_type, recipients).await
     }
 
+    async fn send_states_aligned(
+        &self,
+        brand: BrandCode,
+        channel: hub_core::Channel,
+        recipient_type: iys::RecipientType,
+        recipients: Arc<[String]>,
+    ) -> Result<Vec<Option<hub_core::SendState>>> {
+        SqlStore::send_states_aligned(self, brand, channel, recipient_type, recipients).await
+    }
+
     async fn category_statuses(
         &self,
         brand: BrandCode,

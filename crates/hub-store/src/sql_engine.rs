@@ -13,7 +13,7 @@ use sqlx::any::AnyRow;
 use crate::engine::*;
 use crate::sql::{ms, parse, ts};
 use crate::state::{OutboxState, Sql, sql_list};
-use crate::{Applied, Backend, Brand, Result, SqlStore, Store};
+use crate::{Applied, Backend, Brand, ModePreview, Result, SqlStore, Store};
 
 pub(crate) fn item_from(r: &AnyRow) -> Result<OutboxItem> {
     Ok(OutboxItem {
@@ -183,6 +183,10 @@ impl EngineStore for SqlStore {
         actor: &str,
     ) -> Result<Option<Brand>> {
         SqlStore::switch_mode(self, brand, mode, actor).await
+    }
+
+    async fn mode_switch_preview(&self, brand: BrandCode, to: Mode) -> Result<ModePreview> {
+        SqlStore::mode_switch_preview(self, brand, to).await
     }
 
     async fn apply_pull(

@@ -2,6 +2,8 @@
 //! state (`consent_tally`, kept by triggers), and opt-ins and opt-outs per day, channel and
 //! origin (`consent_daily`, written with the change events). Neither read scans the consents.
 
+use std::future::Future;
+
 use hub_core::BrandCode;
 use serde::Serialize;
 use sqlx::Row;
@@ -34,9 +36,23 @@ pub struct DailyRow {
 /// folded together on the next read.
 const FOLD_AFTER: i64 = 512;
 
-impl SqlStore {
+/// A brand's tallies and daily counts.
+pub trait StatsStore: Send + Sync {
     /// The brand's current consents counted by channel, status and IYS state.
-    pub async fn consent_tally(&self, brand: BrandCode) -> Result<Vec<TallyRow>> {
+    fn consent_tally(&self, brand: BrandCode)
+    -> impl Future<Output = Result<Vec<TallyRow>>> + Send;
+
+    /// Opt-ins and opt-outs per day from `from` to `to` (`YYYY-MM-DD`, both included).
+    fn daily_counts(
+        &self,
+        brand: BrandCode,
+        from: &str,
+        to: &str,
+    ) -> impl Future<Output = Result<Vec<DailyRow>>> + Send;
+}
+
+impl StatsStore for SqlStore {
+    async fn consent_tally(&self, brand: BrandCode) -> Result<Vec<TallyRow>> {
         let b = brand.0 as i64;
         let rows = sqlx::query(
             "SELECT channel, status, iys_state, CAST(SUM(n) AS BIGINT) AS n, COUNT(*) AS parts FROM consent_tally \
@@ -65,27 +81,7 @@ impl SqlStore {
         Ok(tally)
     }
 
-    /// Folds a brand's appended tally rows into one per group. Rows appended meanwhile are not
-    /// in the statement's snapshot and stay as they are, so no count is lost or doubled.
-    async fn fold_tally(&self, brand: i64) -> Result<()> {
-        sqlx::query(
-            "WITH gone AS (DELETE FROM consent_tally WHERE brand_code = $1 RETURNING channel, status, iys_state, n) \
-             INSERT INTO consent_tally (brand_code, channel, status, iys_state, n) \
-             SELECT $1, channel, status, iys_state, SUM(n) FROM gone GROUP BY channel, status, iys_state HAVING SUM(n) <> 0",
-        )
-        .bind(brand)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Opt-ins and opt-outs per day from `from` to `to` (`YYYY-MM-DD`, both included).
-    pub async fn daily_counts(
-        &self,
-        brand: BrandCode,
-        from: &str,
-        to: &str,
-    ) -> Result<Vec<DailyRow>> {
+    async fn daily_counts(&self, brand: BrandCode, from: &str, to: &str) -> Result<Vec<DailyRow>> {
         sqlx::query(
             "SELECT day, channel, origin, opt_ins, opt_outs FROM consent_daily \
              WHERE brand_code = $1 AND day >= $2 AND day <= $3 ORDER BY day, channel, origin",
@@ -106,5 +102,21 @@ impl SqlStore {
             })
         })
         .collect()
+    }
+}
+
+impl SqlStore {
+    /// Folds a brand's appended tally rows into one per group. Rows appended meanwhile are not
+    /// in the statement's snapshot and stay as they are, so no count is lost or doubled.
+    async fn fold_tally(&self, brand: i64) -> Result<()> {
+        sqlx::query(
+            "WITH gone AS (DELETE FROM consent_tally WHERE brand_code = $1 RETURNING channel, status, iys_state, n) \
+             INSERT INTO consent_tally (brand_code, channel, status, iys_state, n) \
+             SELECT $1, channel, status, iys_state, SUM(n) FROM gone GROUP BY channel, status, iys_state HAVING SUM(n) <> 0",
+        )
+        .bind(brand)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

@@ -7,8 +7,9 @@
 use std::collections::HashMap;
 
 use hub_core::{BrandCode, Channel, Mode, Origin};
+use hub_store::prelude::*;
 use hub_store::testkit;
-use hub_store::{EngineStore, IysConnection, NewBrand, Settlement, SqlStore, Store};
+use hub_store::{IysConnection, NewBrand, Settlement, SqlStore};
 use iys::{ConsentStatus, ConsentType};
 use jiff::Timestamp;
 use sqlx::{Connection, Row};

@@ -4,7 +4,9 @@
 
 use hub_core::{BrandCode, Channel, Mode};
 use hub_store::testkit;
-use hub_store::{ConsentFilter, ConsentRow, IysConnection, NewBrand, SqlStore, Store};
+use hub_store::{
+    ConsentFilter, ConsentRow, IysConnection, ListingStore, NewBrand, SqlStore, Store,
+};
 use iys::{ConsentStatus, ConsentType};
 
 const BRAND: BrandCode = BrandCode(650_001);

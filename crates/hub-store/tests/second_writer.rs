@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use hub_core::{BrandCode, Mode};
-use hub_store::{ConsoleRole, IysConnection, NewBrand, NewConsoleUser, SqlStore, Store};
+use hub_store::prelude::*;
+use hub_store::{ConsoleRole, IysConnection, NewBrand, NewConsoleUser, SqlStore};
 
 /// Another process's connection holding SQLite's write lock with a change not yet committed.
 fn other_process_writing(path: &std::path::Path, username: &str) -> rusqlite::Connection {

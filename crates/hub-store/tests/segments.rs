@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use hub_core::{
     BrandCode, CategoryKind, Channel, IysState, Mode, Origin, Policy, SendState, check,
 };
+use hub_store::SegmentStore;
 use hub_store::testkit;
 use hub_store::{
     Category, ConsentFilter, EngineStore, IysConnection, NewBrand, Profile, SegmentDefinition,

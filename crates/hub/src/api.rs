@@ -10,7 +10,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hub_core::BrandCode;
-use hub_store::{Category, Scope, Store};
+use hub_store::{Category, Scope};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
 use utoipa_axum::router::OpenApiRouter;
@@ -22,13 +22,13 @@ use crate::routes::{
     brands, categories, checks, consents, events, imports, keys, listing, ops, outbox, profiles,
     reconcile, segments, stats, sync,
 };
-use crate::{HubState, MAX_BODY};
+use crate::{HubDb, HubState, MAX_BODY};
 
 /// Where the reference page (Swagger UI) is served.
 pub const DOCS_PATH: &str = "/api/docs";
 
 /// Every documented operation: the router and the document are both built from this list.
-pub fn routes() -> OpenApiRouter<HubState> {
+pub fn routes<S: HubDb>() -> OpenApiRouter<HubState<S>> {
     OpenApiRouter::new()
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
@@ -91,7 +91,7 @@ pub fn routes() -> OpenApiRouter<HubState> {
 }
 
 /// The reference page: Swagger UI's assets, built into the binary, reading `/api/openapi.json`.
-fn docs() -> Router<HubState> {
+fn docs<S: HubDb>() -> Router<HubState<S>> {
     utoipa_swagger_ui::SwaggerUi::new(DOCS_PATH)
         .config(
             utoipa_swagger_ui::Config::new(["/api/openapi.json"])
@@ -103,7 +103,7 @@ fn docs() -> Router<HubState> {
         .into()
 }
 
-pub fn router(hub: HubState, extra: Router<HubState>) -> Router {
+pub fn router<S: HubDb>(hub: HubState<S>, extra: Router<HubState<S>>) -> Router {
     let (api, _) = routes().split_for_parts();
     api.merge(docs())
         .merge(extra)
@@ -180,8 +180,8 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
 
 /// Every answer's latency, per route template (never the path itself: brand codes and
 /// recipients would make a series each), method and status.
-async fn timed(
-    axum::extract::State(hub): axum::extract::State<HubState>,
+async fn timed<S: HubDb>(
+    axum::extract::State(hub): axum::extract::State<HubState<S>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -225,8 +225,8 @@ pub fn brand_code(s: &str) -> ApiResult<BrandCode> {
 }
 
 /// The brand, if the caller may use it with `scope`.
-pub async fn brand_for(
-    hub: &HubState,
+pub async fn brand_for<S: HubDb>(
+    hub: &HubState<S>,
     caller: &Caller,
     code: &str,
     scope: Scope,
@@ -241,8 +241,8 @@ pub async fn brand_for(
 
 /// [`brand_for`] from the cache, for the hot paths (writes and checks) that use only the brand's
 /// code: the store re-reads the mode under the brand's lock when it records.
-pub async fn cached_brand_for(
-    hub: &HubState,
+pub async fn cached_brand_for<S: HubDb>(
+    hub: &HubState<S>,
     caller: &Caller,
     code: &str,
     scope: Scope,
@@ -262,8 +262,8 @@ pub async fn cached_brand_for(
 }
 
 /// The brand's categories, cached; dropped on every category change through this instance.
-pub async fn cached_categories(
-    hub: &HubState,
+pub async fn cached_categories<S: HubDb>(
+    hub: &HubState<S>,
     brand: BrandCode,
 ) -> ApiResult<std::sync::Arc<Vec<Category>>> {
     if let Some(c) = hub.caches.categories.get(&brand) {

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use axum::body::Body;
 use futures_util::StreamExt;
 use hub_core::{BrandCode, CategoryKind, Channel, Policy, Reason, check};
-use hub_store::{SegmentDefinition, SegmentMember, SqlStore, Store};
+use hub_store::{SegmentDefinition, SegmentMember};
 use iys::{ConsentStatus, RecipientType};
 use serde::Serialize;
 use tokio::sync::mpsc::Sender;
 
-use crate::HubState;
 use crate::exports::csv_line;
 use crate::input::normalise_recipient;
+use crate::{HubDb, HubState};
 
 /// How a streamed answer is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,8 +83,8 @@ fn member_line(out: &mut Vec<u8>, m: &SegmentMember, format: Format) {
 }
 
 /// Counts a definition's members, page by page.
-pub async fn count_members(
-    store: &SqlStore,
+pub async fn count_members<S: HubDb>(
+    store: &S,
     brand: BrandCode,
     definition: &SegmentDefinition,
     category: Option<CategoryKind>,
@@ -106,8 +106,8 @@ pub async fn count_members(
 /// Streams a definition's members to `tx` until the last page or the receiver goes away. A
 /// store error ends the body with an error, so the client sees a broken transfer, never a
 /// short list that looks complete.
-pub async fn stream_members(
-    store: &SqlStore,
+pub async fn stream_members<S: HubDb>(
+    store: &S,
     brand: BrandCode,
     definition: &SegmentDefinition,
     category: Option<CategoryKind>,
@@ -204,8 +204,8 @@ fn recipient_of(line: &[u8], input: Format) -> Option<String> {
 
 /// What every round of one filter shares; rounds run as tasks of their own, so the CPU work of
 /// one (normalising, checking) runs beside another's on the second core.
-struct Round {
-    hub: HubState,
+struct Round<S> {
+    hub: HubState<S>,
     filter: CampaignFilter,
 }
 
@@ -239,7 +239,7 @@ impl Stored {
     }
 }
 
-impl Round {
+impl<S: HubDb> Round<S> {
     /// Decides `list` in order. Most lists hold recipients as the hub stores them, so they are
     /// looked up as given first; only those not found are normalised (a phone through
     /// libphonenumber) and looked up again.
@@ -411,7 +411,12 @@ async fn read_rounds(body: Body, input: Format, rounds: Sender<Vec<String>>) -> 
 
 /// Runs the campaign filter over `body`, sending the allowed recipients in input order and,
 /// last, the summary (`{"summary": …}` in NDJSON; a `# summary {…}` line in CSV).
-pub async fn run_filter(hub: HubState, filter: CampaignFilter, body: Body, tx: Sender<Piece>) {
+pub async fn run_filter<S: HubDb>(
+    hub: HubState<S>,
+    filter: CampaignFilter,
+    body: Body,
+    tx: Sender<Piece>,
+) {
     let round = Arc::new(Round {
         hub,
         filter: filter.clone(),

@@ -4,11 +4,11 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use hub_core::BrandCode;
-use hub_store::{ApiKey, Scope, Store};
+use hub_store::{ApiKey, Scope};
 use sha2::Digest;
 
-use crate::HubState;
 use crate::error::ApiError;
+use crate::{HubDb, HubState};
 
 pub fn hash_key(key: &str) -> String {
     hex::encode(sha2::Sha256::digest(key.as_bytes()))
@@ -41,12 +41,12 @@ impl Caller {
     }
 }
 
-impl FromRequestParts<HubState> for Caller {
+impl<S: HubDb> FromRequestParts<HubState<S>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        hub: &HubState,
+        hub: &HubState<S>,
     ) -> Result<Self, Self::Rejection> {
         let key = parts
             .headers

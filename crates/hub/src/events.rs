@@ -5,6 +5,7 @@
 //! in the store, moved only after the receiver acknowledged: an event is delivered at least
 //! once whatever crashes, and a repeat carries the same id.
 
+use crate::HubDb;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use hub_events::{
     CloudEvents, ConsentEvent, Delivery, EventType, JetStreamSink, RetrySchedule, WebhookSecret,
 };
 use hub_secrets::SecretKey;
-use hub_store::{AttemptRecord, Failure, RoundProgress, SqlStore, StoreError, Webhook};
+use hub_store::{AttemptRecord, Failure, RoundProgress, StoreError, Webhook};
 use jiff::Timestamp;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -38,8 +39,8 @@ const POLL: Duration = Duration::from_millis(250);
 
 /// Delivers webhooks until `cancel`. `wake` is notified when a webhook is created, enabled or
 /// asked to redeliver; new events are found by polling (they may come from any instance).
-pub async fn deliver_webhooks(
-    store: Arc<SqlStore>,
+pub async fn deliver_webhooks<S: HubDb>(
+    store: Arc<S>,
     key: Option<SecretKey>,
     schedule: RetrySchedule,
     wake: Arc<Notify>,
@@ -54,7 +55,7 @@ pub async fn deliver_webhooks(
     };
     // SQLite: only this process delivers from its data directory, so leases left by a process
     // that was killed are stale; without this its webhooks would wait for them to run out.
-    if worker_store_is_local(&store)
+    if worker_store_is_local(&*store)
         && let Err(e) = store.release_webhook_leases().await
     {
         tracing::warn!(error = %e, "webhooks: cannot release the leases of an earlier run");
@@ -108,14 +109,13 @@ pub async fn deliver_webhooks(
     }
 }
 
-fn worker_store_is_local(store: &SqlStore) -> bool {
-    use hub_store::Store;
+fn worker_store_is_local<S: HubDb>(store: &S) -> bool {
     store.backend() == hub_store::Backend::Sqlite
 }
 
 #[derive(Debug)]
-struct Worker {
-    store: Arc<SqlStore>,
+struct Worker<S> {
+    store: Arc<S>,
     key: Option<SecretKey>,
     schedule: RetrySchedule,
     client: reqwest::Client,
@@ -156,7 +156,7 @@ fn failure(d: &Delivery) -> String {
     }
 }
 
-impl Worker {
+impl<S: HubDb> Worker<S> {
     /// One round for one claimed webhook: its redeliveries, then its events in order until one
     /// fails or the page ends. Errors are logged: one webhook's trouble never stops another's.
     async fn serve(&self, hook: Webhook) {
@@ -302,7 +302,7 @@ const NATS_PAGE: u32 = 512;
 
 /// Publishes every brand's events to NATS JetStream (`iyshub.<brandCode>.consent`) until
 /// `cancel`, reconnecting with growing delays when the server is away.
-pub async fn publish_to_nats(store: Arc<SqlStore>, url: String, cancel: CancellationToken) {
+pub async fn publish_to_nats<S: HubDb>(store: Arc<S>, url: String, cancel: CancellationToken) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let sink = tokio::select! {
@@ -314,7 +314,7 @@ pub async fn publish_to_nats(store: Arc<SqlStore>, url: String, cancel: Cancella
                 tracing::info!(stream = sink.stream(), "nats: publishing change events");
                 backoff = Duration::from_secs(1);
                 tokio::select! {
-                    e = publish_rounds(&store, &sink) => {
+                    e = publish_rounds(&*store, &sink) => {
                         tracing::warn!(error = %e, "nats: publishing stopped; reconnecting");
                     }
                     _ = cancel.cancelled() => return,
@@ -332,7 +332,7 @@ pub async fn publish_to_nats(store: Arc<SqlStore>, url: String, cancel: Cancella
 
 /// Publishes until a publish fails (returned; the caller reconnects). A store error is logged
 /// and retried: the server is fine, the database will be back.
-async fn publish_rounds(store: &SqlStore, sink: &JetStreamSink) -> hub_events::EventsError {
+async fn publish_rounds<S: HubDb>(store: &S, sink: &JetStreamSink) -> hub_events::EventsError {
     loop {
         // A brand with a full page has more: go on at once.
         let mut more = false;

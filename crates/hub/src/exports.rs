@@ -1,8 +1,9 @@
 //! Exports: a brand's consents by filter, page by page in key order, written as CSV or NDJSON in
 //! the importer's own columns while they are read, so no export is held in memory.
 
+use crate::HubDb;
 use hub_core::{BrandCode, Channel};
-use hub_store::{CategoryExportRow, ConsentFilter, ConsentRow, SqlStore};
+use hub_store::{CategoryExportRow, ConsentFilter, ConsentRow};
 use tokio::sync::mpsc::{Receiver, Sender};
 
 /// Rows read per page (one indexed range read each).
@@ -160,8 +161,8 @@ enum Page {
 
 /// Reads a category export's pages on a task of its own, sent on the answer (an error last),
 /// so the next page is read while this one is written.
-fn category_pages(
-    store: &SqlStore,
+fn category_pages<S: HubDb>(
+    store: &S,
     brand: BrandCode,
     code: String,
     status: Option<iys::ConsentStatus>,
@@ -192,8 +193,8 @@ fn category_pages(
 /// Streams what `source` names of `brand` to `tx` while it is read (the reading runs ahead on
 /// a task of its own). A failure is sent as the stream's last item (the client sees a
 /// broken-off body, never a silent cut). Returns the rows written.
-pub async fn export(
-    store: &SqlStore,
+pub async fn export<S: HubDb>(
+    store: &S,
     brand: BrandCode,
     source: &ExportSource,
     format: ExportFormat,
@@ -266,7 +267,11 @@ pub async fn export(
 
 /// Streams an import's rejected rows as CSV (`line,code,field,value,message`) to `tx`, in line
 /// order, a page at a time.
-pub async fn rejects(store: &SqlStore, import: i64, tx: Sender<Result<Vec<u8>, std::io::Error>>) {
+pub async fn rejects<S: HubDb>(
+    store: &S,
+    import: i64,
+    tx: Sender<Result<Vec<u8>, std::io::Error>>,
+) {
     const PAGE: u32 = 5_000;
     let mut out = b"line,code,field,value,message\n".to_vec();
     let mut after = 0u64;

@@ -13,13 +13,14 @@
 //! The file is read and parsed on a blocking thread one window ahead of the writes, so reading
 //! and parsing overlap with the database.
 
+use crate::HubDb;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use hub_core::{Change, ConsentKey, ConsentState, Origin, Outcome};
 use hub_store::{
-    Applied, Brand, Idempotency, ImportCounts, ImportJob, ImportProgress, ImportReject, SqlStore,
-    Store, StoreError, StoredAnswer,
+    Applied, Brand, Idempotency, ImportCounts, ImportJob, ImportProgress, ImportReject, StoreError,
+    StoredAnswer,
 };
 use jiff::Timestamp;
 use serde_json::Value;
@@ -237,8 +238,8 @@ fn tally(counts: &mut ImportCounts, outcome: Outcome) {
 /// the runner's lease on an uploaded import; `lease_ms` how long each batch renews it.
 /// `on_progress` hears after every batch; the job's progress (where a restart resumes) is
 /// recorded at each window's end.
-pub async fn run_import(
-    store: &Arc<SqlStore>,
+pub async fn run_import<S: HubDb>(
+    store: &Arc<S>,
     brand: &Brand,
     job: &ImportJob,
     rows: hub_bulk::Rows,
@@ -343,8 +344,8 @@ pub async fn run_import(
 
 /// Writes one batch under its own idempotency key; a batch written before (by a runner that
 /// stopped before recording its window's progress) answers its stored counts instead.
-async fn write_batch(
-    store: &Arc<SqlStore>,
+async fn write_batch<S: HubDb>(
+    store: &Arc<S>,
     brand: &Brand,
     key: String,
     changes: Vec<Change>,
@@ -406,9 +407,9 @@ struct DryRun {
 impl DryRun {
     /// What a batch would do. Category consents are compared by date and status with the
     /// stored category consent.
-    async fn count(
+    async fn count<S: HubDb>(
         &mut self,
-        store: &Arc<SqlStore>,
+        store: &Arc<S>,
         brand: &Brand,
         changes: &[Change],
     ) -> Result<ImportCounts, ImportError> {
@@ -467,8 +468,8 @@ pub const LEASE_MS: i64 = 120_000;
 
 /// An uploaded file, read from its pieces in the database. Used on a blocking thread: each piece
 /// is fetched with `block_on`.
-struct ChunkReader {
-    store: Arc<SqlStore>,
+struct ChunkReader<S> {
+    store: Arc<S>,
     runtime: tokio::runtime::Handle,
     id: i64,
     seq: i64,
@@ -477,7 +478,7 @@ struct ChunkReader {
     done: bool,
 }
 
-impl std::io::Read for ChunkReader {
+impl<S: HubDb> std::io::Read for ChunkReader<S> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.at >= self.piece.len() {
             if self.done {
@@ -522,7 +523,7 @@ pub async fn open_rows(
 }
 
 /// Runs one uploaded import to its end (or until its runner stops).
-async fn run_uploaded(store: &Arc<SqlStore>, job: ImportJob, owner: &str) {
+async fn run_uploaded<S: HubDb>(store: &Arc<S>, job: ImportJob, owner: &str) {
     let id = job.id;
     let outcome = async {
         let brand = store
@@ -592,8 +593,8 @@ async fn run_uploaded(store: &Arc<SqlStore>, job: ImportJob, owner: &str) {
 }
 
 /// Runs uploaded imports as they come, one at a time per instance, until `cancel`.
-pub async fn work(
-    store: Arc<SqlStore>,
+pub async fn work<S: HubDb>(
+    store: Arc<S>,
     waiting: Arc<tokio::sync::Notify>,
     cancel: tokio_util::sync::CancellationToken,
 ) {

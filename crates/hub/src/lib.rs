@@ -49,10 +49,50 @@ pub const MAX_CONCURRENT_REQUESTS: usize = 512;
 /// Largest request body (10,000 changes with evidence).
 pub const MAX_BODY: usize = 32 * 1024 * 1024;
 
+/// What the API needs of the database: the ledger ([`Store`]), the engines' and the daily
+/// reconciliation's tables (sync status, mode switches, quarantine), change events and
+/// webhooks, imports, segments, listings, tallies and the console's users. [`SqlStore`]
+/// implements it on SQLite and PostgreSQL (a cheap handle: clones share its pools); the
+/// handlers call nothing outside these traits.
+pub trait HubDb:
+    Store
+    + hub_store::EngineStore
+    + hub_store::ReconcileStore
+    + hub_store::EventStore
+    + hub_store::ImportStore
+    + hub_store::SegmentStore
+    + hub_store::ListingStore
+    + hub_store::StatsStore
+    + hub_store::ConsoleStore
+    + hub_store::ReviewStore
+    + Clone
+    + std::fmt::Debug
+    + 'static
+{
+}
+
+impl<T> HubDb for T where
+    T: Store
+        + hub_store::EngineStore
+        + hub_store::ReconcileStore
+        + hub_store::EventStore
+        + hub_store::ImportStore
+        + hub_store::SegmentStore
+        + hub_store::ListingStore
+        + hub_store::StatsStore
+        + hub_store::ConsoleStore
+        + hub_store::ReviewStore
+        + Clone
+        + std::fmt::Debug
+        + 'static
+{
+}
+
+/// The API's shared state, on a store `S` ([`SqlStore`] in the hub's binary).
 #[derive(Debug)]
-pub struct Hub {
+pub struct Hub<S = SqlStore> {
     /// Shared with the IYS engines of the same instance.
-    pub store: Arc<SqlStore>,
+    pub store: Arc<S>,
     pub metrics: Metrics,
     /// Runs sync mode's backfill; absent on API-only instances.
     pub backfill: Option<Arc<dyn Backfill>>,
@@ -70,10 +110,10 @@ pub struct Hub {
     pub webhooks_waiting: Arc<tokio::sync::Notify>,
 }
 
-impl Hub {
+impl<S: HubDb> Hub<S> {
     /// A hub on `store` with the defaults: no backfill runner, IYS's own hosts only, no secret
     /// key (connection passwords cannot be stored).
-    pub fn new(store: Arc<SqlStore>) -> Hub {
+    pub fn new(store: Arc<S>) -> Hub<S> {
         Hub {
             store,
             metrics: Metrics::default(),
@@ -88,23 +128,23 @@ impl Hub {
     }
 }
 
-pub type HubState = Arc<Hub>;
+pub type HubState<S = SqlStore> = Arc<Hub<S>>;
 
-pub fn router(hub: HubState) -> Router {
+pub fn router<S: HubDb>(hub: HubState<S>) -> Router {
     api::router(hub, Router::new())
 }
 
 /// The API's router with `extra` routes (the web console) behind the same layers: limits,
 /// timeouts, compression, tracing and request ids.
-pub fn router_with(hub: HubState, extra: Router<HubState>) -> Router {
+pub fn router_with<S: HubDb>(hub: HubState<S>, extra: Router<HubState<S>>) -> Router {
     api::router(hub, extra)
 }
 
 pub use api::DOCS_PATH;
 
 /// Serves `/metrics` only, without a key, on `listener` (the metrics address) until `cancel`.
-pub async fn serve_metrics(
-    hub: HubState,
+pub async fn serve_metrics<S: HubDb>(
+    hub: HubState<S>,
     listener: TcpListener,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
@@ -118,8 +158,8 @@ pub async fn serve_metrics(
 }
 
 /// Serves the API on `listener` until `cancel` fires, finishing in-flight requests.
-pub async fn serve(
-    hub: HubState,
+pub async fn serve<S: HubDb>(
+    hub: HubState<S>,
     listener: TcpListener,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
@@ -156,8 +196,8 @@ pub fn new_key() -> String {
 
 /// Makes sure an admin key exists: `wanted` (from `IYSHUB_ADMIN_KEY`) is registered if it is not
 /// yet; with no key at all, a new one is created. Returns a key to print once, if one was made.
-pub async fn bootstrap_admin_key(
-    store: &SqlStore,
+pub async fn bootstrap_admin_key<S: HubDb>(
+    store: &S,
     wanted: Option<&str>,
 ) -> Result<Option<String>, hub_store::StoreError> {
     if let Some(key) = wanted {

@@ -113,7 +113,7 @@ impl Modify for SecuritySchemes {
 pub fn document() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();
     DOC.get_or_init(|| {
-        let (_, doc) = crate::api::routes().split_for_parts();
+        let (_, doc) = crate::api::routes::<hub_store::SqlStore>().split_for_parts();
         let mut base = ApiDoc::openapi();
         base.merge(doc);
         let mut v = serde_json::to_value(base).expect("the document serialises");

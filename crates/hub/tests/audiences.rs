@@ -22,6 +22,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hub_events::RetrySchedule;
 use hub_events::testkit::PyVerifier;
+use hub_store::EventStore;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 

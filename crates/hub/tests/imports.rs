@@ -7,7 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use hub_store::{ImportState, ImportVia, NewImport, Store};
+use hub_store::prelude::*;
+use hub_store::{ImportState, ImportVia, NewImport};
 use serde_json::{Value, json};
 
 const KEY: &str = "imports-admin-key";

@@ -31,7 +31,9 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let url = SqlStore::sqlite_url(&dir.path().join("hub.db")).unwrap();
         let store = Arc::new(SqlStore::connect(&url).await.unwrap());
-        hub::bootstrap_admin_key(&store, Some(ADMIN)).await.unwrap();
+        hub::bootstrap_admin_key(&*store, Some(ADMIN))
+            .await
+            .unwrap();
         let mut allowed = IysPolicy::default().allowed_urls;
         allowed.push(ALLOWED.into());
         let hub = Arc::new(Hub {

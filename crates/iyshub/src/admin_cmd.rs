@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use hub_core::BrandCode;
 use hub_store::ConsoleRole;
+use hub_store::prelude::*;
 
 use crate::flags::DbFlags;
 use crate::setup;

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hub_core::{BrandCode, Channel, IysState};
-use hub_store::{ConsentFilter, ImportJob, ImportState, ImportVia, NewImport, SqlStore, Store};
+use hub_store::prelude::*;
+use hub_store::{ConsentFilter, ImportJob, ImportState, ImportVia, NewImport, SqlStore};
 use iys::{ConsentStatus, RecipientType, Source};
 use sha2::Digest;
 
@@ -337,7 +338,7 @@ async fn write_rejects(store: &Arc<SqlStore>, id: i64, path: &Path) -> anyhow::R
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let reader = {
         let store = store.clone();
-        tokio::spawn(async move { hub::exports::rejects(&store, id, tx).await })
+        tokio::spawn(async move { hub::exports::rejects(&*store, id, tx).await })
     };
     while let Some(chunk) = rx.recv().await {
         out.write_all(&chunk?)?;
@@ -502,7 +503,7 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         let reader = {
             let store = store.clone();
             tokio::spawn(
-                async move { hub::exports::export(&store, brand, &source, format, tx).await },
+                async move { hub::exports::export(&*store, brand, &source, format, tx).await },
             )
         };
         let started = Instant::now();

@@ -2,8 +2,8 @@
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use hub::HubState;
-use hub_store::{AuditEntry, ConsoleRole, Store};
+use hub::{HubDb, HubState};
+use hub_store::{AuditEntry, ConsoleRole};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -43,8 +43,8 @@ fn table(lang: Lang, path: &str, entries: &[AuditEntry]) -> Markup {
     }
 }
 
-pub async fn brand_audit(
-    State(hub): State<HubState>,
+pub async fn brand_audit<S: HubDb>(
+    State(hub): State<HubState<S>>,
     s: Session,
     Path(code): Path<String>,
     Query(q): Query<AuditQuery>,
@@ -67,8 +67,8 @@ pub async fn brand_audit(
 }
 
 /// Every entry of the instance: sign-ins, provider actions and every brand's.
-pub async fn instance_audit(
-    State(hub): State<HubState>,
+pub async fn instance_audit<S: HubDb>(
+    State(hub): State<HubState<S>>,
     s: Session,
     Query(q): Query<AuditQuery>,
 ) -> PageResult<Response> {

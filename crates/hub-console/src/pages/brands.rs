@@ -3,11 +3,9 @@
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hub::HubState;
+use hub::{HubDb, HubState};
 use hub_core::{BrandCode, Mode};
-use hub_store::{
-    Brand, ConsoleRole, DailyRow, EngineStore, OutboxFilter, ReconcileStore, Store, SyncFigures,
-};
+use hub_store::{Brand, ConsoleRole, DailyRow, OutboxFilter, SyncFigures};
 use jiff::Timestamp;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -53,7 +51,7 @@ fn outbox_count(f: &SyncFigures, state: &str) -> i64 {
         .sum()
 }
 
-async fn glance(hub: &HubState, brand: Brand, now: Timestamp) -> PageResult<Glance> {
+async fn glance<S: HubDb>(hub: &HubState<S>, brand: Brand, now: Timestamp) -> PageResult<Glance> {
     let figures = hub.store.sync_figures(brand.brand_code, now).await?;
     let pull_age = figures
         .cursors
@@ -74,7 +72,7 @@ async fn glance(hub: &HubState, brand: Brand, now: Timestamp) -> PageResult<Glan
     })
 }
 
-pub async fn list(State(hub): State<HubState>, s: Session) -> PageResult<Response> {
+pub async fn list<S: HubDb>(State(hub): State<HubState<S>>, s: Session) -> PageResult<Response> {
     let lang = s.lang;
     let now = Timestamp::now();
     let mut rows = Vec::new();
@@ -119,8 +117,8 @@ pub async fn list(State(hub): State<HubState>, s: Session) -> PageResult<Respons
     )))
 }
 
-pub async fn dashboard(
-    State(hub): State<HubState>,
+pub async fn dashboard<S: HubDb>(
+    State(hub): State<HubState<S>>,
     s: Session,
     Path(code): Path<String>,
 ) -> PageResult<Response> {
@@ -146,8 +144,8 @@ pub async fn dashboard(
 
 /// The part that refreshes itself every 15 seconds (htmx asks for the page again and swaps
 /// this element only; without JavaScript the page is complete as served).
-async fn live_part(
-    hub: &HubState,
+async fn live_part<S: HubDb>(
+    hub: &HubState<S>,
     s: &Session,
     brand: &Brand,
     now: Timestamp,
@@ -337,8 +335,8 @@ fn hcode_meaning(lang: Lang, code: &str) -> &'static str {
     }
 }
 
-async fn stats_part(
-    hub: &HubState,
+async fn stats_part<S: HubDb>(
+    hub: &HubState<S>,
     lang: Lang,
     brand: BrandCode,
     now: Timestamp,
@@ -409,8 +407,8 @@ fn mode_param(v: Option<&str>) -> PageResult<Mode> {
 }
 
 /// The confirmation: what the switch will do, with the counts as they are now.
-pub async fn mode_page(
-    State(hub): State<HubState>,
+pub async fn mode_page<S: HubDb>(
+    State(hub): State<HubState<S>>,
     s: Session,
     Path(code): Path<String>,
     axum::extract::Query(q): axum::extract::Query<ModeQuery>,
@@ -457,8 +455,8 @@ pub struct ModeForm {
     to: String,
 }
 
-pub async fn switch_mode(
-    State(hub): State<HubState>,
+pub async fn switch_mode<S: HubDb>(
+    State(hub): State<HubState<S>>,
     Path(code): Path<String>,
     posted: Posted<ModeForm>,
 ) -> PageResult<Response> {
@@ -492,8 +490,8 @@ pub async fn switch_mode(
 pub struct NoFields {}
 
 /// Marks a quarantined movement as handled (a person took care of it in IYS or the hub).
-pub async fn resolve_quarantine(
-    State(hub): State<HubState>,
+pub async fn resolve_quarantine<S: HubDb>(
+    State(hub): State<HubState<S>>,
     Path((code, id)): Path<(String, i64)>,
     posted: Posted<NoFields>,
 ) -> PageResult<Response> {

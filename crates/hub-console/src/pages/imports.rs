@@ -9,7 +9,7 @@ use std::io::Read;
 use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, RawQuery, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hub::HubState;
+use hub::{HubDb, HubState};
 use hub_store::{Brand, ConsoleRole, ImportJob, ImportState, ImportVia, NewImport};
 use jiff::Timestamp;
 use maud::{Markup, html};
@@ -61,8 +61,8 @@ fn jobs_table(lang: Lang, base: &str, jobs: &[ImportJob]) -> Markup {
     }
 }
 
-pub async fn list(
-    State(hub): State<HubState>,
+pub async fn list<S: HubDb>(
+    State(hub): State<HubState<S>>,
     s: Session,
     Path(code): Path<String>,
 ) -> PageResult<Response> {
@@ -101,8 +101,8 @@ pub async fn list(
 
 /// The upload form: `csrf`, then `dryRun`, then `file`, in that order (as the page sends them),
 /// so the token is checked before a byte of the file is kept.
-pub async fn upload(
-    State(hub): State<HubState>,
+pub async fn upload<S: HubDb>(
+    State(hub): State<HubState<S>>,
     Path(code): Path<String>,
     req: Request,
 ) -> PageResult<Response> {
@@ -162,7 +162,7 @@ pub async fn upload(
     Err(PageError::BadInput("file: choose a file to upload".into()))
 }
 
-async fn brand_job(hub: &HubState, brand: &Brand, id: &str) -> PageResult<ImportJob> {
+async fn brand_job<S: HubDb>(hub: &HubState<S>, brand: &Brand, id: &str) -> PageResult<ImportJob> {
     let id = id.parse::<i64>().map_err(|_| PageError::NotFound)?;
     hub.store
         .import_job(brand.brand_code, id)
@@ -204,8 +204,8 @@ struct Preview {
     rows: Vec<Result<hub_bulk::Row, String>>,
 }
 
-async fn preview(
-    hub: &HubState,
+async fn preview<S: HubDb>(
+    hub: &HubState<S>,
     job: &ImportJob,
     overrides: Vec<(String, String)>,
 ) -> PageResult<Result<Preview, Unreadable>> {
@@ -261,8 +261,8 @@ async fn preview(
     Ok(read)
 }
 
-pub async fn detail(
-    State(hub): State<HubState>,
+pub async fn detail<S: HubDb>(
+    State(hub): State<HubState<S>>,
     s: Session,
     Path((code, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
@@ -376,8 +376,8 @@ fn preview_part(s: &Session, path: &str, p: &Preview, may_write: bool) -> Markup
 }
 
 /// The brand's import `id`, uploaded and not started, for a user who may write.
-async fn staged(
-    hub: &HubState,
+async fn staged<S: HubDb>(
+    hub: &HubState<S>,
     s: &Session,
     code: &str,
     id: &str,
@@ -395,8 +395,8 @@ async fn staged(
 }
 
 /// Starts an uploaded import with the mapping chosen on the preview (checked again first).
-pub async fn start(
-    State(hub): State<HubState>,
+pub async fn start<S: HubDb>(
+    State(hub): State<HubState<S>>,
     Path((code, id)): Path<(String, String)>,
     posted: Posted<Vec<(String, String)>>,
 ) -> PageResult<Response> {
@@ -432,8 +432,8 @@ pub async fn start(
 pub struct NoFields {}
 
 /// Drops an uploaded import that was not started.
-pub async fn cancel(
-    State(hub): State<HubState>,
+pub async fn cancel<S: HubDb>(
+    State(hub): State<HubState<S>>,
     Path((code, id)): Path<(String, String)>,
     posted: Posted<NoFields>,
 ) -> PageResult<Response> {
@@ -452,8 +452,8 @@ pub async fn cancel(
 }
 
 /// The rejected rows as CSV: line, code, field, message and the row as read.
-pub async fn rejects(
-    State(hub): State<HubState>,
+pub async fn rejects<S: HubDb>(
+    State(hub): State<HubState<S>>,
     s: Session,
     Path((code, id)): Path<(String, String)>,
 ) -> PageResult<Response> {
@@ -461,7 +461,7 @@ pub async fn rejects(
     let job = brand_job(&hub, &brand, &id).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let store = hub.store.clone();
-    tokio::spawn(async move { hub::exports::rejects(&store, job.id, tx).await });
+    tokio::spawn(async move { hub::exports::rejects(&*store, job.id, tx).await });
     Ok(hub::streamed(
         rx,
         "text/csv; charset=utf-8",

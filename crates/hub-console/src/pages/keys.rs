@@ -3,8 +3,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use hub::HubState;
-use hub_store::{ApiKey, Brand, ConsoleRole, NewApiKey, Scope, Store};
+use hub::{HubDb, HubState};
+use hub_store::{ApiKey, Brand, ConsoleRole, NewApiKey, Scope};
 use jiff::Timestamp;
 use maud::html;
 use serde::Deserialize;
@@ -15,7 +15,7 @@ use crate::layout::{self, Tab, csrf, when, when_opt};
 use crate::session::{Posted, Session};
 use crate::{audit, brand_page};
 
-async fn brand_keys(hub: &HubState, brand: &Brand) -> PageResult<Vec<ApiKey>> {
+async fn brand_keys<S: HubDb>(hub: &HubState<S>, brand: &Brand) -> PageResult<Vec<ApiKey>> {
     Ok(hub
         .store
         .api_keys()
@@ -26,8 +26,8 @@ async fn brand_keys(hub: &HubState, brand: &Brand) -> PageResult<Vec<ApiKey>> {
 }
 
 /// The page, with a new secret to show once when one was just made.
-async fn render(
-    hub: &HubState,
+async fn render<S: HubDb>(
+    hub: &HubState<S>,
     s: &Session,
     brand: &Brand,
     created: Option<(&ApiKey, &str)>,
@@ -93,8 +93,8 @@ async fn render(
     )))
 }
 
-pub async fn list(
-    State(hub): State<HubState>,
+pub async fn list<S: HubDb>(
+    State(hub): State<HubState<S>>,
     s: Session,
     Path(code): Path<String>,
 ) -> PageResult<Response> {
@@ -110,8 +110,8 @@ pub struct KeyForm {
     admin: Option<String>,
 }
 
-pub async fn create(
-    State(hub): State<HubState>,
+pub async fn create<S: HubDb>(
+    State(hub): State<HubState<S>>,
     Path(code): Path<String>,
     posted: Posted<KeyForm>,
 ) -> PageResult<Response> {
@@ -163,7 +163,7 @@ pub async fn create(
 }
 
 /// The brand's key `id`; another brand's or a provider key is not found.
-async fn brand_key(hub: &HubState, brand: &Brand, id: &str) -> PageResult<ApiKey> {
+async fn brand_key<S: HubDb>(hub: &HubState<S>, brand: &Brand, id: &str) -> PageResult<ApiKey> {
     hub.store
         .api_key(id)
         .await?
@@ -174,8 +174,8 @@ async fn brand_key(hub: &HubState, brand: &Brand, id: &str) -> PageResult<ApiKey
 #[derive(Debug, Deserialize)]
 pub struct NoFields {}
 
-pub async fn revoke(
-    State(hub): State<HubState>,
+pub async fn revoke<S: HubDb>(
+    State(hub): State<HubState<S>>,
     Path((code, id)): Path<(String, String)>,
     posted: Posted<NoFields>,
 ) -> PageResult<Response> {
@@ -195,8 +195,8 @@ pub async fn revoke(
     render(&hub, s, &brand, None).await
 }
 
-pub async fn rotate(
-    State(hub): State<HubState>,
+pub async fn rotate<S: HubDb>(
+    State(hub): State<HubState<S>>,
     Path((code, id)): Path<(String, String)>,
     posted: Posted<NoFields>,
 ) -> PageResult<Response> {

@@ -4,9 +4,9 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hub::HubState;
+use hub::{HubDb, HubState};
 use hub_core::{Change, Channel, ConsentKey, IysState, Origin};
-use hub_store::{ConsoleRole, EngineStore, OutboxFilter, OutboxState, Store};
+use hub_store::{ConsoleRole, OutboxFilter, OutboxState};
 use iys::RecipientType;
 use jiff::Timestamp;
 use maud::{Markup, html};
@@ -26,8 +26,8 @@ pub struct LookupQuery {
     q: Option<String>,
 }
 
-pub async fn lookup(
-    State(hub): State<HubState>,
+pub async fn lookup<S: HubDb>(
+    State(hub): State<HubState<S>>,
     s: Session,
     Path(code): Path<String>,
     Query(query): Query<LookupQuery>,
@@ -74,8 +74,8 @@ pub async fn lookup(
 }
 
 /// One recipient's states and timeline, or `None` when nothing is recorded for it.
-async fn recipient(
-    hub: &HubState,
+async fn recipient<S: HubDb>(
+    hub: &HubState<S>,
     s: &Session,
     brand: hub_core::BrandCode,
     r: &str,
@@ -203,8 +203,8 @@ pub struct HoldForm {
 
 /// Sets or lifts a manual hold: a change through the ledger with the consent's current status,
 /// so history, outbox and events see it as they would from the API.
-pub async fn set_hold(
-    State(hub): State<HubState>,
+pub async fn set_hold<S: HubDb>(
+    State(hub): State<HubState<S>>,
     Path(code): Path<String>,
     posted: Posted<HoldForm>,
 ) -> PageResult<Response> {
@@ -271,8 +271,8 @@ pub struct RequeueForm {
 
 /// Queues a recipient's failed changes for IYS again, unless a later change overtook them; the
 /// store records it in the audit log.
-pub async fn requeue(
-    State(hub): State<HubState>,
+pub async fn requeue<S: HubDb>(
+    State(hub): State<HubState<S>>,
     Path(code): Path<String>,
     posted: Posted<RequeueForm>,
 ) -> PageResult<Response> {
@@ -327,8 +327,8 @@ pub struct ConflictForm {
 }
 
 /// Clears a consent's conflict flag: a person looked at the tie and keeps the RET that won it.
-pub async fn acknowledge_conflict(
-    State(hub): State<HubState>,
+pub async fn acknowledge_conflict<S: HubDb>(
+    State(hub): State<HubState<S>>,
     Path(code): Path<String>,
     posted: Posted<ConflictForm>,
 ) -> PageResult<Response> {

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hub::HubState;
 use hub::dto::segments::SegmentInput;
+use hub::{HubDb, HubState};
 use hub_core::{Channel, IysState, Policy};
-use hub_store::{Brand, ConsoleRole, Segment, SegmentDefinition, Store};
+use hub_store::{Brand, ConsoleRole, Segment, SegmentDefinition};
 use iys::{ConsentDate, ConsentStatus, RecipientType};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -30,7 +30,7 @@ fn segments_path(brand: &Brand) -> String {
     format!("{}/segments", layout::brand_path(brand.brand_code))
 }
 
-async fn find(hub: &HubState, brand: &Brand, id: &str) -> PageResult<Segment> {
+async fn find<S: HubDb>(hub: &HubState<S>, brand: &Brand, id: &str) -> PageResult<Segment> {
     let id = id.parse::<i64>().map_err(|_| PageError::NotFound)?;
     hub.store
         .segment(brand.brand_code, id)
@@ -38,8 +38,8 @@ async fn find(hub: &HubState, brand: &Brand, id: &str) -> PageResult<Segment> {
         .ok_or(PageError::NotFound)
 }
 
-pub async fn list(
-    State(hub): State<HubState>,
+pub async fn list<S: HubDb>(
+    State(hub): State<HubState<S>>,
     s: Session,
     Path(code): Path<String>,
     Query(q): Query<SegmentsQuery>,
@@ -53,7 +53,7 @@ pub async fn list(
         && let Some(seg) = segments.iter().find(|g| g.id == id)
     {
         let kind = hub::saved_kind(&hub, brand.brand_code, &seg.definition).await?;
-        let n = hub::audiences::count_members(&hub.store, brand.brand_code, &seg.definition, kind)
+        let n = hub::audiences::count_members(&*hub.store, brand.brand_code, &seg.definition, kind)
             .await?;
         counted = Some((id, n));
     }
@@ -207,8 +207,8 @@ fn definition(
     Ok((one("name").unwrap_or_default(), one("description"), d))
 }
 
-pub async fn create(
-    State(hub): State<HubState>,
+pub async fn create<S: HubDb>(
+    State(hub): State<HubState<S>>,
     Path(code): Path<String>,
     posted: Posted<Vec<(String, String)>>,
 ) -> PageResult<Response> {
@@ -226,8 +226,8 @@ pub async fn create(
 }
 
 /// The members as CSV, streamed as the API streams them.
-pub async fn export(
-    State(hub): State<HubState>,
+pub async fn export<S: HubDb>(
+    State(hub): State<HubState<S>>,
     s: Session,
     Path((code, id)): Path<(String, String)>,
 ) -> PageResult<Response> {
@@ -240,7 +240,7 @@ pub async fn export(
     let definition = segment.definition.clone();
     let format = hub::audiences::Format::Csv;
     tokio::spawn(async move {
-        hub::audiences::stream_members(&store, b, &definition, kind, format, tx).await;
+        hub::audiences::stream_members(&*store, b, &definition, kind, format, tx).await;
     });
     Ok(hub::streamed(
         rx,

@@ -4,8 +4,8 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use hub::HubState;
 use hub::dto::brands::IysConnectionInput;
+use hub::{HubDb, HubState};
 use hub_store::{Brand, ConsoleRole};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -26,7 +26,7 @@ fn secret_field(lang: Lang, id: &str, label: T, set: bool) -> Markup {
     }
 }
 
-fn render(hub: &HubState, s: &Session, brand: &Brand, saved: bool) -> Response {
+fn render<S: HubDb>(hub: &HubState<S>, s: &Session, brand: &Brand, saved: bool) -> Response {
     let lang = s.lang;
     let path = format!("{}/settings", layout::brand_path(brand.brand_code));
     let c = &brand.iys;
@@ -72,8 +72,8 @@ fn render(hub: &HubState, s: &Session, brand: &Brand, saved: bool) -> Response {
     ))
 }
 
-pub async fn page(
-    State(hub): State<HubState>,
+pub async fn page<S: HubDb>(
+    State(hub): State<HubState<S>>,
     s: Session,
     Path(code): Path<String>,
 ) -> PageResult<Response> {
@@ -103,8 +103,8 @@ fn secret(value: Option<String>, clear: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
 }
 
-pub async fn save(
-    State(hub): State<HubState>,
+pub async fn save<S: HubDb>(
+    State(hub): State<HubState<S>>,
     Path(code): Path<String>,
     posted: Posted<SettingsForm>,
 ) -> PageResult<Response> {

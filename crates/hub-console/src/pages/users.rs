@@ -4,9 +4,9 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use hub::HubState;
+use hub::{HubDb, HubState};
 use hub_core::BrandCode;
-use hub_store::{ConsoleRole, ConsoleUser, Store};
+use hub_store::{ConsoleRole, ConsoleUser};
 use jiff::Timestamp;
 use maud::html;
 use serde::Deserialize;
@@ -36,8 +36,8 @@ fn global_admin(s: &Session) -> PageResult<()> {
 }
 
 /// The page, with a password to show once when one was just made.
-async fn render(
-    hub: &HubState,
+async fn render<S: HubDb>(
+    hub: &HubState<S>,
     s: &Session,
     shown: Option<(&str, &str)>,
     status: StatusCode,
@@ -104,7 +104,7 @@ async fn render(
     Ok(resp)
 }
 
-pub async fn list(State(hub): State<HubState>, s: Session) -> PageResult<Response> {
+pub async fn list<S: HubDb>(State(hub): State<HubState<S>>, s: Session) -> PageResult<Response> {
     global_admin(&s)?;
     render(&hub, &s, None, StatusCode::OK).await
 }
@@ -118,7 +118,10 @@ pub struct UserForm {
     role: Option<String>,
 }
 
-pub async fn create(State(hub): State<HubState>, posted: Posted<UserForm>) -> PageResult<Response> {
+pub async fn create<S: HubDb>(
+    State(hub): State<HubState<S>>,
+    posted: Posted<UserForm>,
+) -> PageResult<Response> {
     let s = &posted.session;
     global_admin(s)?;
     let f = posted.form;
@@ -148,7 +151,7 @@ pub async fn create(State(hub): State<HubState>, posted: Posted<UserForm>) -> Pa
     }
     let username = f.username.trim().to_owned();
     let (user, password) =
-        crate::users::create_by(&hub.store, &s.actor(), &username, None, global, grants).await?;
+        crate::users::create_by(&*hub.store, &s.actor(), &username, None, global, grants).await?;
     let password = password.unwrap_or_default();
     render(
         &hub,
@@ -162,8 +165,8 @@ pub async fn create(State(hub): State<HubState>, posted: Posted<UserForm>) -> Pa
 #[derive(Debug, Deserialize)]
 pub struct NoFields {}
 
-pub async fn reset(
-    State(hub): State<HubState>,
+pub async fn reset<S: HubDb>(
+    State(hub): State<HubState<S>>,
     Path(id): Path<i64>,
     posted: Posted<NoFields>,
 ) -> PageResult<Response> {
@@ -174,7 +177,7 @@ pub async fn reset(
         .console_user(id)
         .await?
         .ok_or(PageError::NotFound)?;
-    let password = crate::users::reset_password_by(&hub.store, &s.actor(), &user.username, None)
+    let password = crate::users::reset_password_by(&*hub.store, &s.actor(), &user.username, None)
         .await?
         .ok_or(PageError::NotFound)?
         .unwrap_or_default();

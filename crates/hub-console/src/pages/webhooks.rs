@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hub::HubState;
+use hub::{HubDb, HubState};
 use hub_store::{Brand, ConsoleRole, Webhook};
 use jiff::Timestamp;
 use maud::html;
@@ -18,8 +18,8 @@ use crate::{audit, brand_page};
 /// Deliveries shown on a webhook's page.
 const DELIVERIES: u32 = 100;
 
-async fn render(
-    hub: &HubState,
+async fn render<S: HubDb>(
+    hub: &HubState<S>,
     s: &Session,
     brand: &Brand,
     created: Option<(&Webhook, &str)>,
@@ -68,8 +68,8 @@ async fn render(
     )))
 }
 
-pub async fn list(
-    State(hub): State<HubState>,
+pub async fn list<S: HubDb>(
+    State(hub): State<HubState<S>>,
     s: Session,
     Path(code): Path<String>,
 ) -> PageResult<Response> {
@@ -85,8 +85,8 @@ pub struct WebhookForm {
     event_types: Option<String>,
 }
 
-pub async fn create(
-    State(hub): State<HubState>,
+pub async fn create<S: HubDb>(
+    State(hub): State<HubState<S>>,
     Path(code): Path<String>,
     posted: Posted<WebhookForm>,
 ) -> PageResult<Response> {
@@ -117,7 +117,7 @@ pub async fn create(
     Ok(resp)
 }
 
-async fn brand_hook(hub: &HubState, brand: &Brand, id: &str) -> PageResult<Webhook> {
+async fn brand_hook<S: HubDb>(hub: &HubState<S>, brand: &Brand, id: &str) -> PageResult<Webhook> {
     let id = id.parse::<i64>().map_err(|_| PageError::NotFound)?;
     hub.store
         .webhook(brand.brand_code, id)
@@ -125,8 +125,8 @@ async fn brand_hook(hub: &HubState, brand: &Brand, id: &str) -> PageResult<Webho
         .ok_or(PageError::NotFound)
 }
 
-pub async fn detail(
-    State(hub): State<HubState>,
+pub async fn detail<S: HubDb>(
+    State(hub): State<HubState<S>>,
     s: Session,
     Path((code, id)): Path<(String, String)>,
 ) -> PageResult<Response> {
@@ -180,8 +180,8 @@ pub struct RedeliverForm {
     event_id: i64,
 }
 
-pub async fn redeliver(
-    State(hub): State<HubState>,
+pub async fn redeliver<S: HubDb>(
+    State(hub): State<HubState<S>>,
     Path((code, id)): Path<(String, String)>,
     posted: Posted<RedeliverForm>,
 ) -> PageResult<Response> {

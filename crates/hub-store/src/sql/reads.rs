@@ -46,7 +46,7 @@ impl SqlStore {
     /// The send states of `recipients` on one channel and recipient type, in the list's order
     /// (`None` where the hub has no consent): what checks and the campaign filter read. On a
     /// SQLite file and on PostgreSQL neither copies nor hashes a recipient.
-    pub async fn send_states_aligned(
+    pub(crate) async fn send_states_aligned(
         &self,
         brand: BrandCode,
         channel: hub_core::Channel,

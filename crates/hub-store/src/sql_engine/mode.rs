@@ -101,10 +101,12 @@ impl SqlStore {
         self.brand(brand).await
     }
 
-    /// What switching `brand` to `to` would do now: the held changes it would release to IYS
-    /// (to integrator), or the waiting ONAYs for recipients IYS does not know that it would hold
-    /// (to sync). Read without locks: a preview for a person to confirm, not a promise.
-    pub async fn mode_switch_preview(&self, brand: BrandCode, to: Mode) -> Result<ModePreview> {
+    /// See [`crate::EngineStore::mode_switch_preview`].
+    pub(crate) async fn mode_switch_preview(
+        &self,
+        brand: BrandCode,
+        to: Mode,
+    ) -> Result<ModePreview> {
         let b = brand.0 as i64;
         let count = |sql: String| async move {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))

@@ -3,9 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use hub_store::{BrandPatch, EngineStore, IysConnection, IysPolicy, NewBrand, Scope, Store};
+use hub_store::{BrandPatch, IysConnection, IysPolicy, NewBrand, Scope};
 
-use crate::HubState;
 use crate::api::{brand_code, brand_for, check_name};
 use crate::auth::Caller;
 use crate::dto::brands::{Brand, BrandCreate, BrandList, BrandUpdate, IysConnectionInput};
@@ -14,6 +13,7 @@ use crate::dto::params::BrandCodePath;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path};
 use crate::routes::listing::audit;
+use crate::{HubDb, HubState};
 
 /// Create a brand
 ///
@@ -49,8 +49,8 @@ use crate::routes::listing::audit;
         )),
     )
 )]
-pub async fn create_brand(
-    State(hub): State<HubState>,
+pub async fn create_brand<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     body: JsonBody<BrandCreate>,
 ) -> ApiResult<(StatusCode, Json<Brand>)> {
@@ -103,8 +103,8 @@ pub async fn create_brand(
         )),
     )
 )]
-pub async fn list_brands(
-    State(hub): State<HubState>,
+pub async fn list_brands<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
 ) -> ApiResult<Json<BrandList>> {
     let brands = hub
@@ -132,8 +132,8 @@ pub async fn list_brands(
         (status = 200, description = "The brand.", body = Brand),
     )
 )]
-pub async fn get_brand(
-    State(hub): State<HubState>,
+pub async fn get_brand<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
 ) -> ApiResult<Json<Brand>> {
@@ -168,8 +168,8 @@ pub async fn get_brand(
         )),
     )
 )]
-pub async fn update_brand(
-    State(hub): State<HubState>,
+pub async fn update_brand<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
     body: JsonBody<BrandUpdate>,
@@ -201,8 +201,8 @@ pub async fn update_brand(
 /// Changes a brand's name, IYS code or IYS connection (fields left `None` stay), checked as the
 /// API checks them, and records what changed (never the secrets) in the audit log. The caller
 /// has already made sure `actor` may; shared by the API and the console.
-pub async fn update_brand_settings(
-    hub: &HubState,
+pub async fn update_brand_settings<S: HubDb>(
+    hub: &HubState<S>,
     brand: &hub_store::Brand,
     name: Option<String>,
     iys_code: Option<u64>,

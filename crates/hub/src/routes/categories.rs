@@ -3,9 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use hub_store::{Scope, Store};
+use hub_store::Scope;
 
-use crate::HubState;
 use crate::api::{brand_for, check_name};
 use crate::auth::Caller;
 use crate::dto::categories::{Category, CategoryInput, CategoryList, CategoryReplace};
@@ -14,6 +13,7 @@ use crate::dto::params::{BrandCodePath, CategoryCodePath};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path};
 use crate::routes::listing::audit;
+use crate::{HubDb, HubState};
 
 fn check_code(code: &str) -> ApiResult<()> {
     let ok = !code.is_empty()
@@ -56,8 +56,8 @@ fn check_code(code: &str) -> ApiResult<()> {
         )),
     )
 )]
-pub async fn create_category(
-    State(hub): State<HubState>,
+pub async fn create_category<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
     body: JsonBody<CategoryInput>,
@@ -106,8 +106,8 @@ pub async fn create_category(
         )),
     )
 )]
-pub async fn list_categories(
-    State(hub): State<HubState>,
+pub async fn list_categories<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
 ) -> ApiResult<Json<CategoryList>> {
@@ -135,8 +135,8 @@ pub async fn list_categories(
         )),
     )
 )]
-pub async fn get_category(
-    State(hub): State<HubState>,
+pub async fn get_category<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path((code, cat)): Path<(String, String)>,
 ) -> ApiResult<Json<Category>> {
@@ -173,8 +173,8 @@ pub async fn get_category(
         )),
     )
 )]
-pub async fn put_category(
-    State(hub): State<HubState>,
+pub async fn put_category<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path((code, cat)): Path<(String, String)>,
     body: JsonBody<CategoryReplace>,
@@ -219,8 +219,8 @@ pub async fn put_category(
         )),
     )
 )]
-pub async fn delete_category(
-    State(hub): State<HubState>,
+pub async fn delete_category<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path((code, cat)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
@@ -245,8 +245,8 @@ pub async fn delete_category(
 
 /// Stores a category, drops the instance's cached copy of the brand's categories and records
 /// who did it.
-async fn save(
-    hub: &HubState,
+async fn save<S: HubDb>(
+    hub: &HubState<S>,
     caller: &Caller,
     category: hub_store::Category,
     action: &str,

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use hub_core::{CategoryKind, Channel, Policy, check};
-use hub_store::{Scope, Store};
+use hub_store::Scope;
 use iys::RecipientType;
 
 use crate::api::{cached_brand_for, cached_categories};
@@ -18,7 +18,7 @@ use crate::dto::params::BrandCodePath;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path};
 use crate::input::normalise_recipient;
-use crate::{HubState, MAX_CHECKS};
+use crate::{HubDb, HubState, MAX_CHECKS};
 
 /// The message's channel, or 422 naming `channel`.
 pub(crate) fn channel_param(text: &str) -> ApiResult<Channel> {
@@ -56,8 +56,8 @@ pub(crate) fn policy_param(text: Option<&str>) -> ApiResult<Policy> {
 }
 
 /// The category's kind, or 422 `unknown_category` naming `field` when the brand has none such.
-pub(crate) async fn category_kind(
-    hub: &HubState,
+pub(crate) async fn category_kind<S: HubDb>(
+    hub: &HubState<S>,
     brand: hub_core::BrandCode,
     code: &str,
     field: &str,
@@ -127,8 +127,8 @@ pub(crate) async fn category_kind(
         )),
     )
 )]
-pub async fn post_check(
-    State(hub): State<HubState>,
+pub async fn post_check<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
     body: JsonBody<CheckRequest>,

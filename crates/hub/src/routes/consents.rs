@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hub_core::{CategoryKind, Origin};
-use hub_store::{Applied, Idempotency, Scope, Store, StoredAnswer};
+use hub_store::{Applied, Idempotency, Scope, StoredAnswer};
 use jiff::Timestamp;
 use serde_json::Value;
 use sha2::Digest;
@@ -23,7 +23,7 @@ use crate::dto::params::{BrandCodePath, RecipientPath};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{BodyError, JsonBody, Misfit, Path, Query, RequestBody, parse_json};
 use crate::input::{lookup_form, parse_change};
-use crate::{HubState, MAX_CHANGES};
+use crate::{HubDb, HubState, MAX_CHANGES};
 
 /// A batch body's changes, moved out of it. The body holds `changes` and nothing else, refused
 /// as `ConsentBatch` refuses; read by hand because deserializing `ConsentBatch` from the parsed
@@ -115,8 +115,8 @@ fn batch_changes(body: Value) -> ApiResult<Vec<Value>> {
         )),
     )
 )]
-pub async fn post_consents(
-    State(hub): State<HubState>,
+pub async fn post_consents<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
     headers: HeaderMap,
@@ -327,8 +327,8 @@ fn render_answer(
         )),
     )
 )]
-pub async fn get_recipient(
-    State(hub): State<HubState>,
+pub async fn get_recipient<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path((code, recipient)): Path<(String, String)>,
 ) -> ApiResult<Json<RecipientConsents>> {
@@ -381,8 +381,8 @@ fn mask(r: &str) -> String {
         )),
     )
 )]
-pub async fn get_history(
-    State(hub): State<HubState>,
+pub async fn get_history<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path((code, recipient)): Path<(String, String)>,
     query: Query<HistoryQuery>,

@@ -7,7 +7,6 @@ use hub_events::{CloudEvents, EventType, WebhookSecret};
 use hub_store::{NewWebhook, Scope, WebhookUpdate};
 use jiff::Timestamp;
 
-use crate::HubState;
 use crate::api::brand_for;
 use crate::auth::Caller;
 use crate::dto::error::ErrorResponse;
@@ -20,6 +19,7 @@ use crate::dto::params::BrandCodePath;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path, Query};
 use crate::routes::listing::{audit, newest_first, next_id, page_size, param};
+use crate::{HubDb, HubState};
 
 /// Read the brand's events
 ///
@@ -38,8 +38,8 @@ use crate::routes::listing::{audit, newest_first, next_id, page_size, param};
         (status = 422, description = "A bad parameter, named in field.", body = ErrorResponse),
     )
 )]
-pub async fn list_events(
-    State(hub): State<HubState>,
+pub async fn list_events<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
     query: Query<EventsQuery>,
@@ -122,7 +122,7 @@ fn description(d: Option<String>) -> ApiResult<Option<String>> {
 }
 
 /// A new secret, sealed for the store, and its text for the caller.
-fn new_secret(hub: &HubState) -> ApiResult<(String, String)> {
+fn new_secret<S: HubDb>(hub: &HubState<S>) -> ApiResult<(String, String)> {
     let key = hub.iys.secret_key.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -137,8 +137,8 @@ fn new_secret(hub: &HubState) -> ApiResult<(String, String)> {
 
 /// Checks and stores a new webhook of `brand`, records who did it, and wakes the deliverer.
 /// Returns the webhook and its secret (to show once). Shared by the API and the console.
-pub async fn register_webhook(
-    hub: &HubState,
+pub async fn register_webhook<S: HubDb>(
+    hub: &HubState<S>,
     brand: hub_core::BrandCode,
     input: WebhookInput,
     actor: &str,
@@ -195,8 +195,8 @@ pub async fn register_webhook(
         (status = 503, description = "The instance has no secret key.", body = ErrorResponse),
     )
 )]
-pub async fn create_webhook(
-    State(hub): State<HubState>,
+pub async fn create_webhook<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
     body: JsonBody<WebhookInput>,
@@ -222,8 +222,8 @@ pub async fn create_webhook(
     security(("apiKey" = ["admin"])),
     responses((status = 200, description = "The webhooks.", body = WebhookList))
 )]
-pub async fn list_webhooks(
-    State(hub): State<HubState>,
+pub async fn list_webhooks<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
 ) -> ApiResult<Json<WebhookList>> {
@@ -237,8 +237,8 @@ pub async fn list_webhooks(
     }))
 }
 
-async fn found(
-    hub: &HubState,
+async fn found<S: HubDb>(
+    hub: &HubState<S>,
     caller: &Caller,
     code: &str,
     id: &str,
@@ -268,8 +268,8 @@ async fn found(
         (status = 404, description = "No such webhook.", body = ErrorResponse),
     )
 )]
-pub async fn get_webhook(
-    State(hub): State<HubState>,
+pub async fn get_webhook<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path((code, id)): Path<(String, String)>,
 ) -> ApiResult<Json<WebhookInfo>> {
@@ -299,8 +299,8 @@ pub async fn get_webhook(
         (status = 422, description = "A bad field, named in the error.", body = ErrorResponse),
     )
 )]
-pub async fn update_webhook(
-    State(hub): State<HubState>,
+pub async fn update_webhook<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path((code, id)): Path<(String, String)>,
     body: JsonBody<WebhookPatch>,
@@ -357,8 +357,8 @@ pub async fn update_webhook(
         (status = 404, description = "No such webhook.", body = ErrorResponse),
     )
 )]
-pub async fn delete_webhook(
-    State(hub): State<HubState>,
+pub async fn delete_webhook<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path((code, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
@@ -392,8 +392,8 @@ pub async fn delete_webhook(
         (status = 404, description = "No such webhook.", body = ErrorResponse),
     )
 )]
-pub async fn list_deliveries(
-    State(hub): State<HubState>,
+pub async fn list_deliveries<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path((code, id)): Path<(String, String)>,
     query: Query<NewestFirstQuery>,
@@ -425,8 +425,8 @@ pub async fn list_deliveries(
         (status = 404, description = "No such webhook or event.", body = ErrorResponse),
     )
 )]
-pub async fn redeliver(
-    State(hub): State<HubState>,
+pub async fn redeliver<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path((code, id)): Path<(String, String)>,
     body: JsonBody<RedeliverInput>,

@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use hub_store::{ImportState, ImportVia, NewImport, Scope};
 
-use crate::HubState;
 use crate::api::brand_for;
 use crate::auth::Caller;
 use crate::dto::error::ErrorResponse;
@@ -19,6 +18,7 @@ use crate::dto::params::BrandCodePath;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
 use crate::routes::listing::{FilterText, consent_filter, newest_first, next_id, param};
+use crate::{HubDb, HubState};
 
 /// The largest file an upload may be.
 pub const MAX_IMPORT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
@@ -73,8 +73,8 @@ fn import_id(text: &str) -> ApiResult<i64> {
         (status = 422, description = "A bad query parameter, named in field.", body = ErrorResponse),
     )
 )]
-pub async fn create_import(
-    State(hub): State<HubState>,
+pub async fn create_import<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
     query: Query<ImportQuery>,
@@ -140,15 +140,15 @@ pub async fn create_import(
 /// Keeps an upload as import `job`'s pieces as it arrives, then records its format: as given,
 /// else from the file name or the first bytes. A broken or oversized upload fails the job (its
 /// pieces are dropped) and answers the error. Shared by the API and the console.
-pub async fn store_upload<S, E>(
-    hub: &HubState,
+pub async fn store_upload<S: HubDb, St, E>(
+    hub: &HubState<S>,
     job: i64,
     format: Option<hub_bulk::Format>,
     file_name: Option<&str>,
-    mut stream: S,
+    mut stream: St,
 ) -> ApiResult<hub_bulk::Format>
 where
-    S: futures_util::Stream<Item = Result<axum::body::Bytes, E>> + Unpin,
+    St: futures_util::Stream<Item = Result<axum::body::Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
     let (mut pending, mut seq, mut total, mut head) = (Vec::new(), 0i64, 0u64, Vec::new());
@@ -213,8 +213,8 @@ where
         (status = 422, description = "A bad query parameter, named in field.", body = ErrorResponse),
     )
 )]
-pub async fn list_imports(
-    State(hub): State<HubState>,
+pub async fn list_imports<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
     query: Query<NewestFirstQuery>,
@@ -244,8 +244,8 @@ pub async fn list_imports(
         (status = 404, description = "No such import for this brand.", body = ErrorResponse),
     )
 )]
-pub async fn get_import(
-    State(hub): State<HubState>,
+pub async fn get_import<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path((code, id)): Path<(String, String)>,
 ) -> ApiResult<Json<ImportInfo>> {
@@ -275,8 +275,8 @@ pub async fn get_import(
         (status = 404, description = "No such import for this brand.", body = ErrorResponse),
     )
 )]
-pub async fn get_import_rejects(
-    State(hub): State<HubState>,
+pub async fn get_import_rejects<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path((code, id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
@@ -288,7 +288,7 @@ pub async fn get_import_rejects(
         .ok_or_else(|| ApiError::not_found(format!("import {id} not found")))?;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let store = hub.store.clone();
-    tokio::spawn(async move { crate::exports::rejects(&store, id, tx).await });
+    tokio::spawn(async move { crate::exports::rejects(&*store, id, tx).await });
     Ok(streamed(
         rx,
         "text/csv; charset=utf-8",
@@ -332,8 +332,8 @@ pub fn streamed(
         (status = 422, description = "A bad query parameter, named in field.", body = ErrorResponse),
     )
 )]
-pub async fn export_consents(
-    State(hub): State<HubState>,
+pub async fn export_consents<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
     query: Query<ExportQuery>,
@@ -397,7 +397,7 @@ pub async fn export_consents(
     let store = hub.store.clone();
     let code = brand.brand_code;
     tokio::spawn(async move {
-        crate::exports::export(&store, code, &source, format, tx).await;
+        crate::exports::export(&*store, code, &source, format, tx).await;
     });
     let (content_type, ext) = match format {
         crate::exports::ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),

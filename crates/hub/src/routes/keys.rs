@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use hub_store::{NewApiKey, Scope, Store};
+use hub_store::{NewApiKey, Scope};
 
 use crate::auth::{Caller, hash_key};
 use crate::dto::error::ErrorResponse;
@@ -12,7 +12,7 @@ use crate::dto::params::KeyIdPath;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path};
 use crate::routes::listing::audit;
-use crate::{HubState, api, new_key};
+use crate::{HubDb, HubState, api, new_key};
 
 /// Create an API key
 ///
@@ -45,8 +45,8 @@ use crate::{HubState, api, new_key};
         )),
     )
 )]
-pub async fn create_key(
-    State(hub): State<HubState>,
+pub async fn create_key<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     body: JsonBody<ApiKeyInput>,
 ) -> ApiResult<(StatusCode, Json<ApiKeyCreated>)> {
@@ -119,7 +119,10 @@ pub async fn create_key(
         )),
     )
 )]
-pub async fn list_keys(State(hub): State<HubState>, caller: Caller) -> ApiResult<Json<ApiKeyList>> {
+pub async fn list_keys<S: HubDb>(
+    State(hub): State<HubState<S>>,
+    caller: Caller,
+) -> ApiResult<Json<ApiKeyList>> {
     caller.require(Scope::Admin, caller.0.brand_code)?;
     let api_keys = hub
         .store
@@ -133,7 +136,11 @@ pub async fn list_keys(State(hub): State<HubState>, caller: Caller) -> ApiResult
 }
 
 /// The key `id`, if the caller may manage it (admin of its brand, or the provider's admin).
-async fn managed_key(hub: &HubState, caller: &Caller, id: &str) -> ApiResult<hub_store::ApiKey> {
+async fn managed_key<S: HubDb>(
+    hub: &HubState<S>,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<hub_store::ApiKey> {
     let missing = || ApiError::not_found(format!("API key {id} not found"));
     let key = hub.store.api_key(id).await?.ok_or_else(missing)?;
     match (caller.0.brand_code, key.brand_code) {
@@ -165,8 +172,8 @@ async fn managed_key(hub: &HubState, caller: &Caller, id: &str) -> ApiResult<hub
         (status = 409, description = "The last usable provider admin key.", body = ErrorResponse),
     )
 )]
-pub async fn revoke_key(
-    State(hub): State<HubState>,
+pub async fn revoke_key<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
@@ -200,8 +207,8 @@ pub async fn revoke_key(
         )),
     )
 )]
-pub async fn rotate_key(
-    State(hub): State<HubState>,
+pub async fn rotate_key<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ApiKeyCreated>> {

@@ -5,10 +5,9 @@
 use axum::Json;
 use axum::extract::State;
 use hub_core::{BrandCode, Channel, ConsentKey, IysState};
-use hub_store::{ConsentFilter, Scope, Store};
+use hub_store::{ConsentFilter, Scope};
 use iys::{ConsentStatus, RecipientType, Source};
 
-use crate::HubState;
 use crate::api::brand_for;
 use crate::auth::Caller;
 use crate::dto::consents::ChannelState;
@@ -19,6 +18,7 @@ use crate::dto::listing::{
 use crate::dto::params::BrandCodePath;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
+use crate::{HubDb, HubState};
 
 /// `limit`: 1–1000, 100 when absent.
 pub(crate) fn page_size(limit: Option<&str>) -> ApiResult<u32> {
@@ -155,8 +155,8 @@ fn decode_cursor(brand: BrandCode, cursor: &str) -> ApiResult<ConsentKey> {
         (status = 422, description = "A bad query parameter, named in field.", body = ErrorResponse),
     )
 )]
-pub async fn list_consents(
-    State(hub): State<HubState>,
+pub async fn list_consents<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
     query: Query<ConsentListQuery>,
@@ -214,8 +214,8 @@ pub async fn list_consents(
         (status = 422, description = "A bad query parameter, named in field.", body = ErrorResponse),
     )
 )]
-pub async fn get_audit_log(
-    State(hub): State<HubState>,
+pub async fn get_audit_log<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
     query: Query<NewestFirstQuery>,
@@ -235,8 +235,8 @@ pub async fn get_audit_log(
 
 /// Records an administrative action in the audit log. The action is done already, so a failure
 /// to record it is logged, not answered.
-pub async fn audit(
-    hub: &HubState,
+pub async fn audit<S: HubDb>(
+    hub: &HubState<S>,
     brand: Option<BrandCode>,
     caller: &Caller,
     action: &str,

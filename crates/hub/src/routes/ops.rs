@@ -4,9 +4,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hub_store::{EngineStore, Scope, Store};
+use hub_store::Scope;
 
-use crate::HubState;
 use crate::api::brand_for;
 use crate::auth::Caller;
 use crate::dto::ops::{
@@ -16,6 +15,7 @@ use crate::dto::params::BrandCodePath;
 use crate::error::ApiResult;
 use crate::extract::Path;
 use crate::metrics::Gauge;
+use crate::{HubDb, HubState};
 
 /// Liveness
 ///
@@ -58,7 +58,7 @@ pub async fn healthz() -> Json<Health> {
         )),
     )
 )]
-pub async fn readyz(State(hub): State<HubState>) -> Response {
+pub async fn readyz<S: HubDb>(State(hub): State<HubState<S>>) -> Response {
     let database = match hub.store.ping().await {
         Ok(()) => DatabaseStatus::Ok,
         Err(e) => {
@@ -112,13 +112,16 @@ pub async fn readyz(State(hub): State<HubState>) -> Response {
         (status = 403, description = "Not the provider's admin key (a key of one brand, or without admin)."),
     )
 )]
-pub async fn metrics_with_key(State(hub): State<HubState>, caller: Caller) -> ApiResult<Response> {
+pub async fn metrics_with_key<S: HubDb>(
+    State(hub): State<HubState<S>>,
+    caller: Caller,
+) -> ApiResult<Response> {
     caller.require(Scope::Admin, None)?;
     Ok(metrics(State(hub)).await)
 }
 
 /// `/metrics` itself (also served without a key on the metrics address).
-pub(crate) async fn metrics(State(hub): State<HubState>) -> Response {
+pub(crate) async fn metrics<S: HubDb>(State(hub): State<HubState<S>>) -> Response {
     // The sync status figures of every brand, as gauges.
     let mut extra: Vec<Gauge> = Vec::new();
     let now = jiff::Timestamp::now();
@@ -219,8 +222,8 @@ pub async fn openapi() -> Json<&'static serde_json::Value> {
         )),
     )
 )]
-pub async fn verify_chain(
-    State(hub): State<HubState>,
+pub async fn verify_chain<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
 ) -> ApiResult<Json<ChainReport>> {

@@ -2,10 +2,9 @@
 
 use axum::Json;
 use axum::extract::State;
-use hub_store::{EngineStore, OutboxState, Scope};
+use hub_store::{OutboxState, Scope};
 use jiff::Timestamp;
 
-use crate::HubState;
 use crate::api::brand_for;
 use crate::auth::Caller;
 use crate::dto::error::ErrorResponse;
@@ -14,6 +13,7 @@ use crate::dto::sync::{OutboxList, OutboxQuery, OutboxRow, RequeueReport, Requeu
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path, Query};
 use crate::input::lookup_form;
+use crate::{HubDb, HubState};
 
 /// The outbox filter of a listing's query or a requeue's body; every field narrows.
 fn outbox_filter(get: impl Fn(&str) -> Option<String>) -> ApiResult<hub_store::OutboxFilter> {
@@ -82,8 +82,8 @@ fn outbox_filter(get: impl Fn(&str) -> Option<String>) -> ApiResult<hub_store::O
         )),
     )
 )]
-pub async fn get_outbox(
-    State(hub): State<HubState>,
+pub async fn get_outbox<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
     query: Query<OutboxQuery>,
@@ -162,8 +162,8 @@ pub async fn get_outbox(
         )),
     )
 )]
-pub async fn post_requeue(
-    State(hub): State<HubState>,
+pub async fn post_requeue<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
     body: JsonBody<RequeueRequest>,

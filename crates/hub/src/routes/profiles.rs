@@ -3,9 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use hub_store::{Scope, Store};
+use hub_store::Scope;
 
-use crate::HubState;
 use crate::api::brand_for;
 use crate::auth::Caller;
 use crate::dto::error::ErrorResponse;
@@ -14,6 +13,7 @@ use crate::dto::profiles::{Profile, ProfileInput};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path};
 use crate::input;
+use crate::{HubDb, HubState};
 
 /// Largest profile `attributes` object, serialised.
 const MAX_ATTRIBUTES: usize = 16 * 1024;
@@ -42,8 +42,8 @@ const MAX_ATTRIBUTES: usize = 16 * 1024;
         )),
     )
 )]
-pub async fn put_profile(
-    State(hub): State<HubState>,
+pub async fn put_profile<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path((code, id)): Path<(String, String)>,
     body: JsonBody<ProfileInput>,
@@ -106,8 +106,8 @@ pub async fn put_profile(
         )),
     )
 )]
-pub async fn get_profile(
-    State(hub): State<HubState>,
+pub async fn get_profile<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path((code, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Profile>> {
@@ -136,8 +136,8 @@ pub async fn get_profile(
         )),
     )
 )]
-pub async fn delete_profile(
-    State(hub): State<HubState>,
+pub async fn delete_profile<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path((code, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {

@@ -4,12 +4,11 @@
 use axum::Json;
 use axum::extract::State;
 use hub_core::BrandCode;
-use hub_store::{DayStatus, ReconcileFigures, ReconcileStore, Scope};
+use hub_store::{DayStatus, ReconcileFigures, Scope};
 use iys::ConsentDate;
 use jiff::Timestamp;
 use jiff::civil::Date;
 
-use crate::HubState;
 use crate::api::brand_for;
 use crate::auth::Caller;
 use crate::dto::error::ErrorResponse;
@@ -20,6 +19,7 @@ use crate::dto::reconcile::{
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
 use crate::metrics::Gauge;
+use crate::{HubDb, HubState};
 
 /// IYS serves the movement files of the last 7 days.
 const IYS_DAYS: i64 = 7;
@@ -83,8 +83,8 @@ fn date_param(given: Option<&String>, field: &'static str) -> ApiResult<Option<D
         )),
     )
 )]
-pub async fn get_reconciliation(
-    State(hub): State<HubState>,
+pub async fn get_reconciliation<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
     query: Query<ReconciliationQuery>,
@@ -118,7 +118,7 @@ pub async fn get_reconciliation(
 }
 
 /// The figures of the days IYS still serves.
-async fn figures(hub: &HubState, brand: BrandCode) -> ApiResult<ReconcileFigures> {
+async fn figures<S: HubDb>(hub: &HubState<S>, brand: BrandCode) -> ApiResult<ReconcileFigures> {
     Ok(hub
         .store
         .reconcile_figures(brand, back(today(), IYS_DAYS))
@@ -126,8 +126,8 @@ async fn figures(hub: &HubState, brand: BrandCode) -> ApiResult<ReconcileFigures
 }
 
 /// The reconciliation part of `GET …/sync`.
-pub(crate) async fn sync_summary(
-    hub: &HubState,
+pub(crate) async fn sync_summary<S: HubDb>(
+    hub: &HubState<S>,
     brand: BrandCode,
 ) -> ApiResult<ReconciliationSummary> {
     Ok(figures(hub, brand).await?.into())
@@ -135,7 +135,7 @@ pub(crate) async fn sync_summary(
 
 /// The reconciliation gauges of `/metrics` for one brand: the last agreed day (as the Unix time
 /// of its start in Istanbul), days with drift, and days by status, over IYS's 7 days.
-pub(crate) async fn gauges(hub: &HubState, brand: BrandCode) -> Vec<Gauge> {
+pub(crate) async fn gauges<S: HubDb>(hub: &HubState<S>, brand: BrandCode) -> Vec<Gauge> {
     let Ok(f) = figures(hub, brand).await else {
         return Vec::new();
     };

@@ -9,7 +9,6 @@ use hub_core::CategoryKind;
 use hub_store::{Scope, SegmentDefinition, StoreError};
 use jiff::Timestamp;
 
-use crate::HubState;
 use crate::api::brand_for;
 use crate::audiences::{CampaignFilter, Format, count_members, run_filter, stream_members};
 use crate::auth::Caller;
@@ -24,6 +23,7 @@ use crate::extract::{JsonBody, Path, Query};
 use crate::routes::checks::{category_kind, channel_param, policy_param, recipient_type_param};
 use crate::routes::imports::streamed;
 use crate::routes::listing::audit;
+use crate::{HubDb, HubState};
 
 fn segment_id(text: &str) -> ApiResult<i64> {
     text.parse::<i64>().map_err(|_| {
@@ -34,8 +34,8 @@ fn segment_id(text: &str) -> ApiResult<i64> {
 }
 
 /// The rules serde cannot say; answers the definition's category kind.
-async fn checked(
-    hub: &HubState,
+async fn checked<S: HubDb>(
+    hub: &HubState<S>,
     brand: hub_core::BrandCode,
     input: &SegmentInput,
 ) -> ApiResult<Option<CategoryKind>> {
@@ -161,8 +161,8 @@ fn conflict(e: StoreError, name: &str) -> ApiError {
         (status = 422, description = "A bad field, named in the error.", body = ErrorResponse),
     )
 )]
-pub async fn create_segment(
-    State(hub): State<HubState>,
+pub async fn create_segment<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
     body: JsonBody<SegmentInput>,
@@ -175,8 +175,8 @@ pub async fn create_segment(
 
 /// Checks and saves a new segment of `brand`, recorded in the audit log as `actor`'s. Shared by
 /// the API and the console.
-pub async fn save_segment(
-    hub: &HubState,
+pub async fn save_segment<S: HubDb>(
+    hub: &HubState<S>,
     brand: hub_core::BrandCode,
     input: &SegmentInput,
     actor: &str,
@@ -215,8 +215,8 @@ pub async fn save_segment(
     security(("apiKey" = ["read"])),
     responses((status = 200, description = "The segments.", body = SegmentList))
 )]
-pub async fn list_segments(
-    State(hub): State<HubState>,
+pub async fn list_segments<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
 ) -> ApiResult<Json<SegmentList>> {
@@ -227,8 +227,8 @@ pub async fn list_segments(
     }))
 }
 
-async fn found(
-    hub: &HubState,
+async fn found<S: HubDb>(
+    hub: &HubState<S>,
     caller: &Caller,
     code: &str,
     id: &str,
@@ -259,8 +259,8 @@ async fn found(
         (status = 404, description = "No such segment.", body = ErrorResponse),
     )
 )]
-pub async fn get_segment(
-    State(hub): State<HubState>,
+pub async fn get_segment<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path((code, id)): Path<(String, String)>,
 ) -> ApiResult<Json<SegmentInfo>> {
@@ -286,8 +286,8 @@ pub async fn get_segment(
         (status = 422, description = "A bad field, named in the error.", body = ErrorResponse),
     )
 )]
-pub async fn replace_segment(
-    State(hub): State<HubState>,
+pub async fn replace_segment<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path((code, id)): Path<(String, String)>,
     body: JsonBody<SegmentInput>,
@@ -336,8 +336,8 @@ pub async fn replace_segment(
         (status = 404, description = "No such segment.", body = ErrorResponse),
     )
 )]
-pub async fn delete_segment(
-    State(hub): State<HubState>,
+pub async fn delete_segment<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path((code, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
@@ -359,8 +359,8 @@ pub async fn delete_segment(
 
 /// The kind of a saved definition's category; a category deleted since counts as marketing
 /// (the stricter reading: its refusals still keep people out).
-pub async fn saved_kind(
-    hub: &HubState,
+pub async fn saved_kind<S: HubDb>(
+    hub: &HubState<S>,
     brand: hub_core::BrandCode,
     d: &SegmentDefinition,
 ) -> ApiResult<Option<CategoryKind>> {
@@ -389,15 +389,15 @@ pub async fn saved_kind(
         (status = 404, description = "No such segment.", body = ErrorResponse),
     )
 )]
-pub async fn count_segment(
-    State(hub): State<HubState>,
+pub async fn count_segment<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path((code, id)): Path<(String, String)>,
 ) -> ApiResult<Json<SegmentCount>> {
     let (brand, segment) = found(&hub, &caller, &code, &id, Scope::Read).await?;
     let kind = saved_kind(&hub, brand.brand_code, &segment.definition).await?;
     let counted_at = Timestamp::now();
-    let count = count_members(&hub.store, brand.brand_code, &segment.definition, kind).await?;
+    let count = count_members(&*hub.store, brand.brand_code, &segment.definition, kind).await?;
     Ok(Json(SegmentCount {
         segment_id: segment.id,
         count,
@@ -436,8 +436,8 @@ fn format_param(field: &str, value: Option<&str>, default: Format) -> ApiResult<
         (status = 422, description = "A bad parameter, named in field.", body = ErrorResponse),
     )
 )]
-pub async fn segment_members(
-    State(hub): State<HubState>,
+pub async fn segment_members<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path((code, id)): Path<(String, String)>,
     query: Query<MembersQuery>,
@@ -451,7 +451,7 @@ pub async fn segment_members(
     let b = brand.brand_code;
     let definition = segment.definition.clone();
     tokio::spawn(async move {
-        stream_members(&store, b, &definition, kind, format, tx).await;
+        stream_members(&*store, b, &definition, kind, format, tx).await;
     });
     Ok(streamed(
         rx,
@@ -482,8 +482,8 @@ pub async fn segment_members(
         (status = 422, description = "A bad parameter, named in field.", body = ErrorResponse),
     )
 )]
-pub async fn check_stream(
-    State(hub): State<HubState>,
+pub async fn check_stream<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
     query: Query<CheckStreamQuery>,

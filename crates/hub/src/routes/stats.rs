@@ -5,7 +5,6 @@ use axum::extract::State;
 use hub_store::Scope;
 use jiff::civil::Date;
 
-use crate::HubState;
 use crate::api::brand_for;
 use crate::auth::Caller;
 use crate::dto::error::ErrorResponse;
@@ -14,6 +13,7 @@ use crate::dto::params::BrandCodePath;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
 use crate::routes::listing::param;
+use crate::{HubDb, HubState};
 
 /// The longest daily series one request may ask for.
 const MAX_DAYS: i32 = 366;
@@ -36,8 +36,8 @@ const MAX_DAYS: i32 = 366;
         (status = 422, description = "A bad date or range, named in field.", body = ErrorResponse),
     )
 )]
-pub async fn get_stats(
-    State(hub): State<HubState>,
+pub async fn get_stats<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
     query: Query<StatsQuery>,

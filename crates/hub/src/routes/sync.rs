@@ -8,11 +8,10 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine;
 use hub_core::Origin;
-use hub_store::{EngineStore, Scope, Store};
+use hub_store::Scope;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::HubState;
 use crate::api::{brand_code, brand_for};
 use crate::auth::Caller;
 use crate::dto::error::ErrorResponse;
@@ -23,6 +22,7 @@ use crate::dto::sync::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, typed};
+use crate::{HubDb, HubState};
 
 /// A cursor not advanced for this long risks missing movements: IYS keeps 7 days.
 const STALE_CURSOR_SECS: i64 = 6 * 86_400;
@@ -45,8 +45,8 @@ const STALE_CURSOR_SECS: i64 = 6 * 86_400;
         (status = 200, description = "The status.", body = SyncStatus),
     )
 )]
-pub async fn get_sync(
-    State(hub): State<HubState>,
+pub async fn get_sync<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
 ) -> ApiResult<Json<SyncStatus>> {
@@ -149,8 +149,8 @@ const PUSH_MAX_BODY: usize = 1024 * 1024;
             headers(("Retry-After" = u32, description = "Seconds until logins are taken again."))),
     )
 )]
-pub async fn post_push(
-    State(hub): State<HubState>,
+pub async fn post_push<S: HubDb>(
+    State(hub): State<HubState<S>>,
     Path(code): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -317,8 +317,8 @@ fn report(
         )),
     )
 )]
-pub async fn post_backfill(
-    State(hub): State<HubState>,
+pub async fn post_backfill<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
 ) -> ApiResult<(StatusCode, Json<BackfillStatus>)> {
@@ -353,8 +353,8 @@ pub async fn post_backfill(
         (status = 503, description = "No IYS engines on this instance (or the request took over 60 s).", body = ErrorResponse),
     )
 )]
-pub async fn get_backfill(
-    State(hub): State<HubState>,
+pub async fn get_backfill<S: HubDb>(
+    State(hub): State<HubState<S>>,
     caller: Caller,
     Path(code): Path<String>,
 ) -> ApiResult<Json<BackfillStatus>> {

@@ -188,7 +188,7 @@ async fn run_on(ctx: &Ctx, db: &Db, order: Order) -> anyhow::Result<Vec<Outcome>
         let store = store.clone();
         tokio::spawn(async move {
             hub::exports::export(
-                &store,
+                &*store,
                 harness::BRAND,
                 &hub::exports::ExportSource::Consents(ConsentFilter::default()),
                 hub::exports::ExportFormat::Csv,

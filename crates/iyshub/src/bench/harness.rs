@@ -119,7 +119,7 @@ pub struct ApiHub {
 
 impl ApiHub {
     pub async fn start(store: Arc<SqlStore>, connections: usize) -> anyhow::Result<ApiHub> {
-        hub::bootstrap_admin_key(&store, Some(ADMIN_KEY))
+        hub::bootstrap_admin_key(&*store, Some(ADMIN_KEY))
             .await
             .context("creating the admin key")?;
         // No per-key rate limit: one key drives all the load here, and the limit (2,000
