@@ -109,15 +109,19 @@ const USER_COLUMNS: &str = "id, username, global_admin, failed_logins, locked_un
 
 /// The web console's users and sessions.
 pub trait ConsoleStore: Send + Sync {
+    /// Creates a console user with their brand grants; `Conflict` for a name in use.
     fn create_console_user(
         &self,
         u: NewConsoleUser,
     ) -> impl Future<Output = Result<ConsoleUser>> + Send;
 
+    /// How many console users exist.
     fn console_user_count(&self) -> impl Future<Output = Result<i64>> + Send;
 
+    /// Every console user with their grants, by username.
     fn console_users(&self) -> impl Future<Output = Result<Vec<ConsoleUser>>> + Send;
 
+    /// One console user, by id.
     fn console_user(&self, id: i64) -> impl Future<Output = Result<Option<ConsoleUser>>> + Send;
 
     /// The user named `username` and their password hash, for a login.
@@ -160,6 +164,7 @@ pub trait ConsoleStore: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<Option<ConsoleSession>>> + Send;
 
+    /// Ends a session (logout).
     fn delete_console_session(&self, token_hash: &str) -> impl Future<Output = Result<()>> + Send;
 }
 

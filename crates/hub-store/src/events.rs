@@ -206,6 +206,7 @@ pub trait EventStore: Send + Sync {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<ConsentEvent>>> + Send;
 
+    /// One change event of the brand, by id.
     fn change_event(
         &self,
         brand: BrandCode,
@@ -234,8 +235,10 @@ pub trait EventStore: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<Webhook>> + Send;
 
+    /// The brand's webhooks, oldest first.
     fn webhooks(&self, brand: BrandCode) -> impl Future<Output = Result<Vec<Webhook>>> + Send;
 
+    /// One webhook of the brand; `None` when it has no such webhook.
     fn webhook(
         &self,
         brand: BrandCode,

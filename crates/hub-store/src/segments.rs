@@ -250,6 +250,7 @@ fn candidates(
 
 /// Saved segments and their members.
 pub trait SegmentStore: Send + Sync {
+    /// Saves a segment; `Conflict` when the brand already has one of that name.
     fn create_segment(
         &self,
         brand: BrandCode,
@@ -259,8 +260,10 @@ pub trait SegmentStore: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<Segment>> + Send;
 
+    /// The brand's saved segments.
     fn segments(&self, brand: BrandCode) -> impl Future<Output = Result<Vec<Segment>>> + Send;
 
+    /// One saved segment of the brand.
     fn segment(
         &self,
         brand: BrandCode,
@@ -278,6 +281,7 @@ pub trait SegmentStore: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<Option<Segment>>> + Send;
 
+    /// Removes a saved segment; `false` when there was none.
     fn delete_segment(
         &self,
         brand: BrandCode,
