@@ -71,22 +71,7 @@ pub trait HubDb:
 {
 }
 
-impl<T> HubDb for T where
-    T: Store
-        + hub_store::EngineStore
-        + hub_store::ReconcileStore
-        + hub_store::EventStore
-        + hub_store::ImportStore
-        + hub_store::SegmentStore
-        + hub_store::ListingStore
-        + hub_store::StatsStore
-        + hub_store::ConsoleStore
-        + hub_store::ReviewStore
-        + Clone
-        + std::fmt::Debug
-        + 'static
-{
-}
+impl HubDb for SqlStore {}
 
 /// The API's shared state, on a store `S` ([`SqlStore`] in the hub's binary).
 #[derive(Debug)]
