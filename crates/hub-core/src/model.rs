@@ -344,7 +344,8 @@ pub fn screen_movements(
             set_aside.push((item, "text with the NUL character (U+0000)".to_owned()));
             continue;
         }
-        let decoded = serde_json::from_value::<iys::wire::Movement>(item.clone())
+        // Decoded from a borrow: a clone of each movement's tree cost more than decoding it.
+        let decoded = iys::wire::Movement::deserialize(&item)
             .map_err(|e| format!("not a movement IYS documents: {e}"))
             .and_then(|m| Change::try_from_iys(brand, &m, origin, now).map_err(|e| e.to_string()));
         match decoded {
