@@ -6,12 +6,16 @@
 //! `PAGES_PER_APPLY`), with the last page's cursor. A pull's transaction ids fall anywhere in
 //! their index, so past a few thousand events each page applied alone rewrote nearly a page of
 //! that index per movement; several pages a commit share those writes, and reading overlaps
-//! with writing. What is applied, and in which order, is the same as page by page.
+//! with writing. What is applied, and in which order, is the same as page by page. The reading
+//! task also screens each page (decodes its movements, sets aside what cannot be applied), so
+//! that work runs beside the ledger's statements rather than between them.
 
-use hub_core::{Change, Mode, Origin};
+use std::sync::Arc;
+
+use hub_core::{BrandCode, Change, Mode, Origin};
 use hub_store::Brand;
 use iys::wire::ChangeSource;
-use iys_client::{ClientError, IysClient, RawChangesPage};
+use iys_client::{ClientError, Clock, IysClient};
 use tokio::sync::mpsc;
 
 use crate::{EngineDb, Engines};
@@ -23,9 +27,18 @@ const PAGES_PER_APPLY: usize = 5;
 /// Pages read ahead of the ledger at most.
 const READ_AHEAD: usize = 2 * PAGES_PER_APPLY;
 
+/// A page of the feed, screened: the movements the ledger can take, and those set aside for a
+/// person with the reason.
+struct Screened {
+    /// The cursor after the page's last movement.
+    after: String,
+    changes: Vec<Change>,
+    set_aside: Vec<(serde_json::Value, String)>,
+}
+
 /// What the reading task hands over, in the feed's order.
 enum Feed {
-    Page(RawChangesPage),
+    Page(Screened),
     /// The feed had nothing after the cursor.
     Caught,
     Failed(ClientError),
@@ -40,24 +53,32 @@ impl Drop for Reader {
     }
 }
 
-/// Reads pages from `cursor` until a page is not full, the feed has nothing more, a read
-/// fails or the puller is gone.
+/// Reads and screens pages from `cursor` until a page is not full, the feed has nothing more,
+/// a read fails or the puller is gone.
 async fn read_feed(
     client: IysClient,
-    brand: u64,
+    brand: BrandCode,
     source: ChangeSource,
     mut cursor: Option<String>,
+    clock: Arc<dyn Clock>,
     pages: mpsc::Sender<Feed>,
 ) {
     loop {
         let item = match client
-            .changes_page_raw(brand, source, cursor.as_deref(), PAGE)
+            .changes_page_raw(brand.0, source, cursor.as_deref(), PAGE)
             .await
         {
             Ok(None) => Feed::Caught,
             Ok(Some(page)) => {
                 let full = page.list.len() >= PAGE as usize;
                 cursor = Some(page.after.clone());
+                let (changes, set_aside) =
+                    hub_core::screen_movements(brand, page.list, Origin::IysPull, clock.now());
+                let page = Screened {
+                    after: page.after,
+                    changes,
+                    set_aside,
+                };
                 if full {
                     Feed::Page(page)
                 } else {
@@ -104,15 +125,16 @@ impl<S: EngineDb> Engines<S> {
         let (sender, mut pages) = mpsc::channel(READ_AHEAD);
         let _reader = Reader(tokio::spawn(read_feed(
             client.clone(),
-            brand.brand_code.0,
+            brand.brand_code,
             source,
             cursor,
+            self.config.clock.clone(),
             sender,
         )));
         let mut new = 0;
         while let Some(first) = pages.recv().await {
             // The pages waiting now, in order, up to the end of the feed or a failed read.
-            let mut batch: Vec<RawChangesPage> = Vec::new();
+            let mut batch: Vec<Screened> = Vec::new();
             let mut ended = None;
             let mut next = Some(first);
             while let Some(item) = next.take() {
@@ -145,13 +167,13 @@ impl<S: EngineDb> Engines<S> {
         Ok(new)
     }
 
-    /// Screens `pages` (quarantining what cannot be applied) and applies the rest in one
-    /// transaction with the last page's cursor. Returns how many movements were new.
+    /// Quarantines what `pages` set aside and applies the rest in one transaction with the last
+    /// page's cursor. Returns how many movements were new.
     async fn apply_pages(
         &self,
         brand: &Brand,
         source: ChangeSource,
-        pages: Vec<RawChangesPage>,
+        pages: Vec<Screened>,
     ) -> Result<usize, hub_store::StoreError> {
         let Some(after) = pages.last().map(|p| p.after.clone()) else {
             return Ok(0);
@@ -159,14 +181,8 @@ impl<S: EngineDb> Engines<S> {
         let mut changes: Vec<Change> = Vec::new();
         let mut quarantined = Vec::new();
         for page in pages {
-            let (good, bad) = hub_core::screen_movements(
-                brand.brand_code,
-                page.list,
-                Origin::IysPull,
-                self.now(),
-            );
-            changes.extend(good);
-            quarantined.extend(bad);
+            changes.extend(page.changes);
+            quarantined.extend(page.set_aside);
         }
         if !quarantined.is_empty() {
             tracing::warn!(brand = %brand.brand_code, count = quarantined.len(), "movements from IYS set aside for a person (quarantine)");
