@@ -5,7 +5,6 @@
 //! in the store, moved only after the receiver acknowledged: an event is delivered at least
 //! once whatever crashes, and a repeat carries the same id.
 
-use crate::HubDb;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +17,8 @@ use hub_store::{AttemptRecord, Failure, RoundProgress, StoreError, Webhook};
 use jiff::Timestamp;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+use crate::HubDb;
 
 /// How long a worker holds a webhook (a crashed worker's webhooks wait this long). A round stops
 /// taking new events after `ROUND`; one delivery takes at most 10 s, so a round ends well within

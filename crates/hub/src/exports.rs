@@ -1,10 +1,11 @@
 //! Exports: a brand's consents by filter, page by page in key order, written as CSV or NDJSON in
 //! the importer's own columns while they are read, so no export is held in memory.
 
-use crate::HubDb;
 use hub_core::{BrandCode, Channel};
 use hub_store::{CategoryExportRow, ConsentFilter, ConsentRow};
 use tokio::sync::mpsc::{Receiver, Sender};
+
+use crate::HubDb;
 
 /// Rows read per page (one indexed range read each).
 const PAGE: u32 = 5_000;

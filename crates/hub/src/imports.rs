@@ -13,7 +13,6 @@
 //! The file is read and parsed on a blocking thread one window ahead of the writes, so reading
 //! and parsing overlap with the database.
 
-use crate::HubDb;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -25,6 +24,7 @@ use hub_store::{
 use jiff::Timestamp;
 use serde_json::Value;
 
+use crate::HubDb;
 use crate::error::ApiError;
 use crate::input::parse_change;
 
