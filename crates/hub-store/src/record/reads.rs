@@ -11,11 +11,17 @@ use crate::{Result, SqlStore};
 use hub_core::{Change, ConsentState};
 use jiff::Timestamp;
 
+/// Above this many values, PostgreSQL reads them as one array (`IN (SELECT * FROM
+/// UNNEST($2::text[]))`, a nested loop of primary-key lookups) rather than lists of 500.
+const ARRAY_ABOVE: usize = 1000;
+
 impl SqlStore {
     /// The rows `sql` selects for `values`, up to 500 of them per statement: `sql` is given the
-    /// statement's placeholder list, bound from `$2` (`$1` is the brand). On PostgreSQL one
-    /// `= ANY($2::text[])` of a batch's 1,000 recipients read the consents 30 % and the outbox
-    /// 60 % slower than two lists of 500 (ledger-batch, statement log), so the lists stay.
+    /// statement's placeholder list, bound from `$2` (`$1` is the brand). On PostgreSQL more than
+    /// [`ARRAY_ABOVE`] values go as one array in one statement instead: a pull's batches of a few
+    /// thousand recipients read that way made the larger pull 15–25 % faster, while one
+    /// `= ANY($2::text[])` of a batch's 1,000 recipients had read the consents 30 % and the
+    /// outbox 60 % slower than two lists of 500 (ledger-batch, statement log).
     pub(crate) async fn rows_in(
         &self,
         conn: &mut Tx<'_>,
@@ -23,6 +29,10 @@ impl SqlStore {
         values: &[&str],
         sql: impl Fn(&str) -> String,
     ) -> Result<Vec<Row>> {
+        if conn.binds_arrays() && values.len() > ARRAY_ABOVE {
+            let sql = sql("SELECT * FROM UNNEST($2::text[])");
+            return conn.fetch_with_array(&sql, b, values).await;
+        }
         let mut rows = Vec::new();
         for chunk in values.chunks(ROWS) {
             let sql = sql(&in_list(2, chunk.len()));
