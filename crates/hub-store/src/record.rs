@@ -19,6 +19,7 @@ use hashbrown::{HashMap as FastMap, HashSet as FastSet};
 use changes::ChangeRow;
 pub(crate) use reads::distinct;
 
+use hub_core::chain::ChainHash;
 use hub_core::{Change, ConsentState, Mode, Outcome, decide};
 use jiff::Timestamp;
 
@@ -88,8 +89,8 @@ struct Planned {
 struct EventRow {
     change: Change,
     outcome: Outcome,
-    prev: String,
-    hash: String,
+    prev: ChainHash,
+    hash: ChainHash,
 }
 
 /// `$start, $start+1, …`: `n` placeholders for an `IN (…)` list.
@@ -168,10 +169,10 @@ impl SqlStore {
                 "SELECT last_hash FROM chain_head WHERE brand_code = $1 FOR UPDATE"
             }
         };
-        let mut prev: String = conn
+        let mut prev: ChainHash = conn
             .fetch_optional(head_sql, &[b.into()])
             .await?
-            .map(|r| r.text("last_hash"))
+            .map(|r| r.chain_hash("last_hash"))
             .transpose()?
             .ok_or_else(|| StoreError::NotFound(format!("brand {}", brand.brand_code)))?;
         // The mode as it is now, under the lock: the caller's copy may predate a mode switch.
@@ -405,7 +406,7 @@ impl SqlStore {
             events.push(EventRow {
                 change: ch,
                 outcome,
-                prev: std::mem::replace(&mut prev, hash.clone()),
+                prev: std::mem::replace(&mut prev, hash),
                 hash,
             });
         }

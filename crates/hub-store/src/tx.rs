@@ -16,6 +16,8 @@ use std::sync::Arc;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
+use hub_core::chain::ChainHash;
+
 use crate::checkpoint::{self, Checkpointer};
 use crate::sql::positional;
 use crate::{Backend, Result, StoreError};
@@ -25,6 +27,19 @@ use crate::{Backend, Result, StoreError};
 pub(crate) enum Arg<'a> {
     Int(Option<i64>),
     Text(Option<Cow<'a, str>>),
+    Bytes(Option<Cow<'a, [u8]>>),
+}
+
+impl<'a> From<&'a ChainHash> for Arg<'a> {
+    fn from(v: &'a ChainHash) -> Self {
+        Arg::Bytes(Some(Cow::Borrowed(v.as_bytes())))
+    }
+}
+
+impl From<ChainHash> for Arg<'_> {
+    fn from(v: ChainHash) -> Self {
+        Arg::Bytes(Some(Cow::Owned(v.as_bytes().to_vec())))
+    }
 }
 
 impl From<i64> for Arg<'_> {
@@ -81,7 +96,10 @@ impl rusqlite::ToSql for Arg<'_> {
         Ok(match self {
             Arg::Int(Some(v)) => ToSqlOutput::Borrowed(ValueRef::Integer(*v)),
             Arg::Text(Some(v)) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
-            Arg::Int(None) | Arg::Text(None) => ToSqlOutput::Borrowed(ValueRef::Null),
+            Arg::Bytes(Some(v)) => ToSqlOutput::Borrowed(ValueRef::Blob(v)),
+            Arg::Int(None) | Arg::Text(None) | Arg::Bytes(None) => {
+                ToSqlOutput::Borrowed(ValueRef::Null)
+            }
         })
     }
 }
@@ -92,6 +110,18 @@ pub(crate) trait Columns {
     fn opt_int(&self, column: &str) -> Result<Option<i64>>;
     fn text(&self, column: &str) -> Result<String>;
     fn opt_text(&self, column: &str) -> Result<Option<String>>;
+    fn bytes(&self, column: &str) -> Result<Vec<u8>>;
+
+    /// A hash of the chain, stored as its 32 bytes.
+    fn chain_hash(&self, column: &str) -> Result<ChainHash> {
+        let bytes = self.bytes(column)?;
+        ChainHash::from_bytes(&bytes).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "{column}: 32 bytes expected, found {}",
+                bytes.len()
+            ))
+        })
+    }
 }
 
 /// Columns of sqlx's rows, read with `try_get`.
@@ -108,6 +138,9 @@ macro_rules! sqlx_columns {
                 Ok(self.try_get(column)?)
             }
             fn opt_text(&self, column: &str) -> Result<Option<String>> {
+                Ok(self.try_get(column)?)
+            }
+            fn bytes(&self, column: &str) -> Result<Vec<u8>> {
                 Ok(self.try_get(column)?)
             }
         }
@@ -165,6 +198,13 @@ impl Columns for LiteRow {
             other => Err(wrong_type(column, other, "a text")),
         }
     }
+    fn bytes(&self, column: &str) -> Result<Vec<u8>> {
+        use rusqlite::types::Value;
+        match self.value(column)? {
+            Value::Blob(b) => Ok(b.clone()),
+            other => Err(wrong_type(column, other, "a blob")),
+        }
+    }
 }
 
 /// A row of any of the drivers.
@@ -201,6 +241,13 @@ impl Columns for Row {
             Row::Any(r) => r.opt_text(column),
             Row::Lite(r) => r.opt_text(column),
             Row::Pg(r) => r.opt_text(column),
+        }
+    }
+    fn bytes(&self, column: &str) -> Result<Vec<u8>> {
+        match self {
+            Row::Any(r) => r.bytes(column),
+            Row::Lite(r) => r.bytes(column),
+            Row::Pg(r) => r.bytes(column),
         }
     }
 }
@@ -381,6 +428,7 @@ fn any_query(
         q = match a {
             Arg::Int(v) => q.bind(*v),
             Arg::Text(v) => q.bind(v.as_deref().map(str::to_owned)),
+            Arg::Bytes(v) => q.bind(v.as_deref().map(<[u8]>::to_vec)),
         };
     }
     q
@@ -395,6 +443,7 @@ fn pg_query<'q>(
         q = match a {
             Arg::Int(v) => q.bind(*v),
             Arg::Text(v) => q.bind(v.as_deref()),
+            Arg::Bytes(v) => q.bind(v.as_deref()),
         };
     }
     q
@@ -417,6 +466,7 @@ fn unnest_query<'q>(
         let (column, cast) = match first {
             Arg::Int(_) => (Column::Int(Vec::with_capacity(rows)), "int8"),
             Arg::Text(_) => (Column::Text(Vec::with_capacity(rows)), "text"),
+            Arg::Bytes(_) => (Column::Bytes(Vec::with_capacity(rows)), "bytea"),
         };
         columns.push(column);
         if c > 0 {
@@ -431,9 +481,10 @@ fn unnest_query<'q>(
             match (column, value) {
                 (Column::Int(v), Arg::Int(x)) => v.push(*x),
                 (Column::Text(v), Arg::Text(x)) => v.push(x.as_deref()),
+                (Column::Bytes(v), Arg::Bytes(x)) => v.push(x.as_deref()),
                 _ => {
                     return Err(StoreError::Corrupt(format!(
-                        "column {} mixes integers and texts",
+                        "column {} mixes types (integers, texts, bytes)",
                         c + 1
                     )));
                 }
@@ -445,6 +496,7 @@ fn unnest_query<'q>(
         q = match column {
             Column::Int(v) => q.bind(v),
             Column::Text(v) => q.bind(v),
+            Column::Bytes(v) => q.bind(v),
         };
     }
     Ok(q)
@@ -454,6 +506,7 @@ fn unnest_query<'q>(
 enum Column<'q> {
     Int(Vec<Option<i64>>),
     Text(Vec<Option<&'q str>>),
+    Bytes(Vec<Option<&'q [u8]>>),
 }
 
 /// The cached statement for `sql` with `args` bound. `$n` placeholders become SQLite's numbered

@@ -1,7 +1,7 @@
 //! Brands and their hash-chain head.
 
 use hub_core::BrandCode;
-use hub_core::chain::GENESIS;
+use hub_core::chain::ChainHash;
 use jiff::Timestamp;
 
 use super::{brand_from, corrupt, ms, ts};
@@ -35,7 +35,7 @@ impl SqlStore {
             "INSERT INTO chain_head (brand_code, last_hash, last_event_id) VALUES ($1, $2, 0)",
         )
         .bind(b.brand_code.0 as i64)
-        .bind(GENESIS)
+        .bind(ChainHash::GENESIS.as_bytes().to_vec())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

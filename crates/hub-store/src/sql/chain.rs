@@ -1,17 +1,18 @@
 //! Recomputing a brand's hash chain.
 
 use hub_core::BrandCode;
-use hub_core::chain::GENESIS;
+use hub_core::chain::ChainHash;
 use sqlx::Row;
 
 use super::EventFields;
+use crate::tx::Columns;
 use crate::types::ChainReport;
 use crate::{Backend, Result, SqlStore};
 
 impl SqlStore {
     pub(crate) async fn verify_chain(&self, brand: BrandCode) -> Result<ChainReport> {
         let b = brand.0 as i64;
-        let mut prev = GENESIS.to_owned();
+        let mut prev = ChainHash::GENESIS;
         let mut after = 0i64;
         let mut events = 0u64;
         // The events and the head from one snapshot: read apart, a write committed in between
@@ -75,35 +76,38 @@ impl SqlStore {
                     received_at_ms: r.try_get("received_at_ms")?,
                     iys_transaction_id: txid.as_deref(),
                 };
-                let stored_prev: String = r.try_get("prev_hash")?;
-                let stored_hash: String = r.try_get("hash")?;
+                // A hash that is not 32 bytes was altered as surely as a wrong one.
+                let stored_prev = r.chain_hash("prev_hash").ok();
+                let stored_hash = r.chain_hash("hash").ok();
                 events += 1;
-                if stored_prev != prev || fields.hash(&prev) != stored_hash {
-                    return Ok(ChainReport {
-                        events,
-                        valid: false,
-                        first_broken_event: Some(id),
-                        head: prev,
-                    });
-                }
+                let stored_hash = match stored_hash {
+                    Some(h) if stored_prev == Some(prev) && fields.hash(&prev) == h => h,
+                    _ => {
+                        return Ok(ChainReport {
+                            events,
+                            valid: false,
+                            first_broken_event: Some(id),
+                            head: prev.to_hex(),
+                        });
+                    }
+                };
                 prev = stored_hash;
                 after = id;
             }
         }
-        let head: Option<String> =
-            sqlx::query("SELECT last_hash FROM chain_head WHERE brand_code = $1")
-                .bind(b)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get("last_hash"))
-                .transpose()?;
+        let head = sqlx::query("SELECT last_hash FROM chain_head WHERE brand_code = $1")
+            .bind(b)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.bytes("last_hash"))
+            .transpose()?;
         tx.commit().await?;
-        let valid = head.as_deref().is_none_or(|h| h == prev);
+        let valid = head.is_none_or(|h| ChainHash::from_bytes(&h) == Some(prev));
         Ok(ChainReport {
             events,
             valid,
             first_broken_event: (!valid).then_some(after),
-            head: prev,
+            head: prev.to_hex(),
         })
     }
 }

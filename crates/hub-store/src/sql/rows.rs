@@ -1,6 +1,6 @@
 //! Rows as the hub's types, and the fields an event's hash covers.
 
-use hub_core::chain::link;
+use hub_core::chain::{ChainHash, link};
 use hub_core::{BrandCode, ConsentKey, ConsentState, IysState};
 use jiff::Timestamp;
 use sqlx::Row;
@@ -91,7 +91,7 @@ pub(crate) struct EventFields<'a> {
 }
 
 impl EventFields<'_> {
-    pub(crate) fn hash(&self, prev: &str) -> String {
+    pub(crate) fn hash(&self, prev: &ChainHash) -> ChainHash {
         let brand = self.brand.to_string();
         let hold = self.hold.map(|h| h.to_string());
         let received = self.received_at_ms.to_string();
@@ -144,7 +144,7 @@ pub(crate) fn event_from(row: &AnyRow) -> Result<Event> {
         delivered_transaction_id: row.try_get("delivered_transaction_id")?,
         iys_creation_date: row.try_get("iys_creation_date")?,
         iys_error: row.try_get("iys_error")?,
-        hash: row.try_get("hash")?,
+        hash: row.chain_hash("hash")?.to_hex(),
     })
 }
 
