@@ -147,7 +147,26 @@ async fn upgrade(url: &str, db: Db) {
     let report = store.verify_chain(BRAND).await.unwrap();
     assert!(!report.valid);
     assert_eq!(report.first_broken_event, Some(altered));
+    // The recipient's history still reads, showing the altered value for what it is.
+    let history = store.history(BRAND, "+905320000010", 10).await.unwrap();
+    let event = history.iter().find(|e| e.id == altered).unwrap();
+    let original = before.get(10).map(|e| &e.2).unwrap();
+    assert_ne!(
+        ChainHash::from_hex(&event.hash)
+            .map(|h| h.as_bytes().to_vec())
+            .as_ref(),
+        Some(original)
+    );
+    assert!(
+        event.hash == "edited by hand" || event.hash == hex_of(b"edited by hand"),
+        "{}",
+        event.hash
+    );
     store.close().await;
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[tokio::test]

@@ -144,8 +144,20 @@ pub(crate) fn event_from(row: &AnyRow) -> Result<Event> {
         delivered_transaction_id: row.try_get("delivered_transaction_id")?,
         iys_creation_date: row.try_get("iys_creation_date")?,
         iys_error: row.try_get("iys_error")?,
-        hash: row.chain_hash("hash")?.to_hex(),
+        hash: shown_hash(row)?,
     })
+}
+
+/// An event's hash as the history shows it: the stored bytes in hex. A value altered by hand (of
+/// another length, or text the upgrade could not read as hex) shows as it is, for
+/// `iyshub verify` to name, instead of failing the recipient's history.
+fn shown_hash(row: &AnyRow) -> Result<String> {
+    match row.try_get::<Vec<u8>, _>("hash") {
+        Ok(bytes) => Ok(ChainHash::from_bytes(&bytes)
+            .map(|h| h.to_hex())
+            .unwrap_or_else(|| bytes.iter().map(|b| format!("{b:02x}")).collect())),
+        Err(_) => Ok(row.try_get("hash")?),
+    }
 }
 
 pub(crate) fn category_state(c: &CategoryConsentRow, updated_at: Timestamp) -> ConsentState {
