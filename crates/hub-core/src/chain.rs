@@ -18,6 +18,14 @@ impl ChainHash {
         bytes.try_into().ok().map(ChainHash)
     }
 
+    /// The hash a stored value stands for when a chain goes on from it: the value itself when it
+    /// is 32 bytes, else (a value altered by hand) the digest of what is there. The chain goes
+    /// on, so changes (an opt-out above all) are still recorded, and the link that follows it
+    /// shows the break to `verify`.
+    pub fn from_stored(bytes: &[u8]) -> ChainHash {
+        ChainHash::from_bytes(bytes).unwrap_or_else(|| ChainHash(Sha256::digest(bytes).into()))
+    }
+
     /// The hash written as 64 lower-hex digits (as the API shows it).
     pub fn from_hex(hex: &str) -> Option<ChainHash> {
         let mut out = [0u8; 32];
@@ -120,6 +128,11 @@ mod tests {
         assert_eq!(ChainHash::from_hex("00"), None);
         assert_eq!(ChainHash::from_hex(&a.to_hex().to_uppercase()), None);
         assert_eq!(ChainHash::from_hex(&"g".repeat(64)), None);
+        assert_eq!(ChainHash::from_stored(a.as_bytes()), a);
+        assert_ne!(
+            ChainHash::from_stored(b"edited"),
+            ChainHash::from_stored(b"edited!")
+        );
     }
 
     #[test]

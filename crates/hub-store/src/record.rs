@@ -172,7 +172,12 @@ impl SqlStore {
         let mut prev: ChainHash = conn
             .fetch_optional(head_sql, &[b.into()])
             .await?
-            .map(|r| r.chain_hash("last_hash"))
+            // Tolerant: a head altered by hand must not stop the brand's writes (see
+            // `from_stored`); verification reports the break.
+            .map(|r| {
+                r.stored_bytes("last_hash")
+                    .map(|b| ChainHash::from_stored(&b))
+            })
             .transpose()?
             .ok_or_else(|| StoreError::NotFound(format!("brand {}", brand.brand_code)))?;
         // The mode as it is now, under the lock: the caller's copy may predate a mode switch.

@@ -112,6 +112,12 @@ pub(crate) trait Columns {
     fn opt_text(&self, column: &str) -> Result<Option<String>>;
     fn bytes(&self, column: &str) -> Result<Vec<u8>>;
 
+    /// The stored value of a hash column as bytes, also when it is text (altered by hand).
+    fn stored_bytes(&self, column: &str) -> Result<Vec<u8>> {
+        self.bytes(column)
+            .or_else(|_| self.text(column).map(String::into_bytes))
+    }
+
     /// A hash of the chain, stored as its 32 bytes.
     fn chain_hash(&self, column: &str) -> Result<ChainHash> {
         let bytes = self.bytes(column)?;

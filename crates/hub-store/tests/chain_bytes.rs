@@ -147,6 +147,18 @@ async fn upgrade(url: &str, db: Db) {
     let report = store.verify_chain(BRAND).await.unwrap();
     assert!(!report.valid);
     assert_eq!(report.first_broken_event, Some(altered));
+    // A head altered by hand does not stop the brand's writes; the chain shows the break.
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::query("UPDATE chain_head SET last_hash = 'edited' WHERE brand_code = $1")
+        .bind(BRAND.0 as i64)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    apply(&store, 80, 81).await;
+    let report = store.verify_chain(BRAND).await.unwrap();
+    assert!(!report.valid);
+    assert_eq!(report.events, 11);
     // The recipient's history still reads, showing the altered value for what it is.
     let history = store.history(BRAND, "+905320000010", 10).await.unwrap();
     let event = history.iter().find(|e| e.id == altered).unwrap();
