@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 // most 10,000 changes), so a flood of colliding keys could cost a batch time, not the hub.
 use hashbrown::{HashMap as FastMap, HashSet as FastSet};
 
-use changes::ChangeRow;
+use changes::StatusChange;
 pub(crate) use reads::distinct;
 
 use hub_core::chain::ChainHash;
@@ -91,6 +91,8 @@ struct EventRow {
     outcome: Outcome,
     prev: ChainHash,
     hash: ChainHash,
+    /// Set when the event changed its consent's status: an automation event.
+    changed: Option<StatusChange>,
 }
 
 /// `$start, $start+1, …`: `n` placeholders for an `IN (…)` list.
@@ -211,7 +213,6 @@ impl SqlStore {
             FastMap::with_capacity(changes.len());
         let mut final_categories: FastMap<(String, String), ConsentState> = FastMap::new();
         let mut applied = Vec::with_capacity(changes.len());
-        let mut status_changes: Vec<ChangeRow> = Vec::new();
         for ch in changes {
             let key: Key = (
                 ch.key.recipient.clone(),
@@ -275,12 +276,7 @@ impl SqlStore {
             };
             let decision = decide(current.as_ref(), &ch, mode);
             let index = events.len();
-            status_changes.extend(ChangeRow::of(
-                index,
-                &ch,
-                current.as_ref(),
-                decision.state.as_ref(),
-            ));
+            let changed = StatusChange::of(&ch, current.as_ref(), decision.state.as_ref());
             let mut state = decision.state.clone();
             if let Some(s) = &mut state {
                 // A new state points at this event; a kept one (older, no-op, hold or
@@ -413,21 +409,18 @@ impl SqlStore {
                 outcome,
                 prev: std::mem::replace(&mut prev, hash),
                 hash,
+                changed,
             });
         }
         if events.is_empty() {
             return Ok(applied);
         }
 
-        // Ids of the three tables, in one query; they follow the chain's order.
-        let [event_ids, outbox_ids, change_ids] = self
+        // Ids of both tables, in one query; they follow the chain's order.
+        let [event_ids, outbox_ids] = self
             .reserve_ids(
                 conn,
-                [
-                    ("consent_event", events.len()),
-                    ("outbox", planned.len()),
-                    ("change_event", status_changes.len()),
-                ],
+                [("consent_event", events.len()), ("outbox", planned.len())],
             )
             .await?;
         let real = |id: i64| -> i64 {
@@ -485,7 +478,7 @@ impl SqlStore {
             &args,
         )
         .await?;
-        self.write_changes(conn, b, &status_changes, &event_ids, &change_ids)
+        self.count_changes(conn, b, events.iter().filter_map(|e| e.changed.as_ref()))
             .await?;
         self.write_outbox(
             conn,
@@ -511,7 +504,7 @@ impl SqlStore {
 
     /// Fresh ids for each of `tables` (table, how many), ascending. SQLite has one writer at a
     /// time, so the next ids are known; PostgreSQL hands them out from the tables' sequences, all
-    /// three in one round trip (each as one comma-separated text, not a row per id). Each
+    /// in one round trip (each as one comma-separated text, not a row per id). Each
     /// sequence is looked up once (`OFFSET 0` keeps the planner from inlining the lookup into
     /// every `nextval`): looked up per id, 3,000 ids took 23–30 ms of a 1,000-change batch.
     async fn reserve_ids<const N: usize>(
@@ -627,7 +620,7 @@ impl SqlStore {
         events: &[EventRow],
         ids: &[i64],
     ) -> Result<()> {
-        let mut args: Vec<Arg> = Vec::with_capacity(events.len() * 20);
+        let mut args: Vec<Arg> = Vec::with_capacity(events.len() * 22);
         for (e, id) in events.iter().zip(ids) {
             let ch = &e.change;
             args.extend([
@@ -652,12 +645,14 @@ impl SqlStore {
                 (&e.hash).into(),
                 // Not in the hash: like a delivery's, it is IYS's bookkeeping, not the change.
                 ch.iys_creation_date.map(|d| d.to_string()).into(),
+                e.changed.map(|c| c.changed_from()).into(),
+                e.changed.and_then(|c| c.iys_state).into(),
             ]);
         }
         conn.insert_rows(
-            "INSERT INTO consent_event (id, brand_code, recipient, recipient_type, channel, category, profile_id, status, consent_date, source, origin, actor, evidence, hold, outcome, received_at_ms, iys_transaction_id, prev_hash, hash, iys_creation_date)",
+            "INSERT INTO consent_event (id, brand_code, recipient, recipient_type, channel, category, profile_id, status, consent_date, source, origin, actor, evidence, hold, outcome, received_at_ms, iys_transaction_id, prev_hash, hash, iys_creation_date, changed_from, changed_iys_state)",
             "",
-            20,
+            22,
             rows_per_statement(self.backend),
             &args,
         )

@@ -1,6 +1,6 @@
-//! The batch's automation events: one `change_event` row per status change, and the day's
-//! opt-in and opt-out counts, written in the ledger's transaction (the transactional outbox of
-//! webhooks, NATS and `GET …/events`).
+//! The batch's automation events: each status change is marked on its own history row (the
+//! `change_event` view that webhooks, NATS and `GET …/events` read, migration 0016/0018), and
+//! the day's opt-in and opt-out counts are written in the ledger's transaction.
 
 use std::collections::BTreeMap;
 
@@ -9,51 +9,52 @@ use iys::ConsentStatus;
 use iys::consent_date::ISTANBUL;
 
 use super::{rows_per_statement, values};
-use crate::sql::ms;
 use crate::tx::{Arg, Tx};
 use crate::{Result, SqlStore};
 
-/// A status change found while deciding a batch.
-#[derive(Debug)]
-pub(super) struct ChangeRow {
-    /// The event's index in the batch (its id is reserved later).
-    pub event: usize,
-    pub recipient: String,
-    pub recipient_type: &'static str,
-    pub channel: &'static str,
-    pub category: Option<String>,
+/// A status change found while deciding a batch: what its history row records about it, and
+/// what the day's counts need.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct StatusChange {
+    /// The status before, `None` for a consent's first record.
     pub old: Option<ConsentStatus>,
     pub new: ConsentStatus,
-    pub origin: &'static str,
+    /// The consent's IYS state after the change; `None` for a category's consent.
     pub iys_state: Option<&'static str>,
+    /// A channel's consent (not a category's): these are counted per day.
+    pub counted: bool,
+    pub channel: &'static str,
+    pub origin: &'static str,
     pub at_ms: i64,
 }
 
-impl ChangeRow {
-    /// The row for `change` taking a consent from `old` to `new`, if its status changed.
+impl StatusChange {
+    /// The change `change` makes taking a consent from `old` to `new`, if its status changed.
     pub fn of(
-        event: usize,
         change: &Change,
         old: Option<&ConsentState>,
         new: Option<&ConsentState>,
-    ) -> Option<ChangeRow> {
+    ) -> Option<StatusChange> {
         let new = new?;
         let old = old.map(|o| o.status);
         if old == Some(new.status) {
             return None;
         }
-        Some(ChangeRow {
-            event,
-            recipient: change.key.recipient.clone(),
-            recipient_type: change.key.recipient_type.as_str(),
-            channel: change.key.channel.as_str(),
-            category: change.category.clone(),
+        let counted = change.category.is_none();
+        Some(StatusChange {
             old,
             new: new.status,
+            iys_state: counted.then(|| new.iys_state.as_str()),
+            counted,
+            channel: change.key.channel.as_str(),
             origin: change.origin.as_str(),
-            iys_state: change.category.is_none().then(|| new.iys_state.as_str()),
-            at_ms: ms(change.received_at),
+            at_ms: crate::sql::ms(change.received_at),
         })
+    }
+
+    /// The history row's `changed_from`: the status before, '' for a first record.
+    pub fn changed_from(&self) -> &'static str {
+        self.old.map_or("", |s| s.as_str())
     }
 }
 
@@ -64,44 +65,17 @@ fn istanbul_day(at_ms: i64) -> String {
 }
 
 impl SqlStore {
-    pub(super) async fn write_changes(
+    /// The day's opt-in and opt-out counts of the batch's status changes.
+    pub(super) async fn count_changes(
         &self,
         conn: &mut Tx<'_>,
         b: i64,
-        rows: &[ChangeRow],
-        event_ids: &[i64],
-        ids: &[i64],
+        rows: impl Iterator<Item = &StatusChange>,
     ) -> Result<()> {
         let n = rows_per_statement(self.backend);
-        let mut args: Vec<Arg> = Vec::with_capacity(rows.len() * 12);
-        for (r, id) in rows.iter().zip(ids) {
-            args.extend([
-                (*id).into(),
-                b.into(),
-                event_ids.get(r.event).copied().unwrap_or_default().into(),
-                (&r.recipient).into(),
-                r.recipient_type.into(),
-                r.channel.into(),
-                (&r.category).into(),
-                r.old.map(|s| s.as_str()).into(),
-                r.new.as_str().into(),
-                r.origin.into(),
-                r.iys_state.into(),
-                r.at_ms.into(),
-            ]);
-        }
-        conn.insert_rows(
-            "INSERT INTO change_event (id, brand_code, event_id, recipient, recipient_type, channel, category, old_status, new_status, origin, iys_state, at_ms)",
-            "",
-            12,
-            n,
-            &args,
-        )
-        .await?;
-
         // Opt-ins and opt-outs of channel consents, one row per day, channel and origin.
         let mut daily: BTreeMap<(String, &str, &str), (i64, i64)> = BTreeMap::new();
-        for r in rows.iter().filter(|r| r.category.is_none()) {
+        for r in rows.filter(|r| r.counted) {
             let counts = daily
                 .entry((istanbul_day(r.at_ms), r.channel, r.origin))
                 .or_default();
