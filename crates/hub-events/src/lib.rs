@@ -1,8 +1,8 @@
 //! Delivery of the hub's automation events.
 //!
-//! A [`ConsentEvent`] is one state change of a consent (a row of the hub's `change_event`
-//! table). This crate turns it into a CloudEvents 1.0 JSON event ([`ConsentEvent::cloud_event`])
-//! and delivers it two ways:
+//! A [`ConsentEvent`] is one state change of a consent (a history event that changed its
+//! consent's status: a row of the hub's `change_event` view). This crate turns it into a
+//! CloudEvents 1.0 JSON event ([`ConsentEvent::cloud_event`]) and delivers it two ways:
 //!
 //! - webhooks, signed per Standard Webhooks ([`WebhookSecret`], [`sign`], [`deliver`] with a
 //!   [`webhook_client`]), retried on the [`RetrySchedule`] by the hub's worker, which keeps the

@@ -1,5 +1,5 @@
-//! Automation events and their webhooks: the `change_event` rows the ledger writes with every
-//! status change, the publishers' cursors, webhook endpoints, their delivery log and manual
+//! Automation events and their webhooks: the history events the ledger marks as status changes
+//! (the `change_event` view), the publishers' cursors, webhook endpoints, their delivery log and manual
 //! redeliveries.
 //!
 //! A webhook is delivered in event order by one worker at a time (a lease on its row): the

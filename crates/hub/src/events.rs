@@ -1,7 +1,7 @@
 //! Delivering the brands' change events: to their webhooks (signed, in order, retried with
 //! growing delays, disabled after a long failure streak) and to NATS JetStream.
 //!
-//! Both read the `change_event` rows the ledger writes in its own transaction and keep a cursor
+//! Both read the status changes the ledger marks in its own transaction and keep a cursor
 //! in the store, moved only after the receiver acknowledged: an event is delivered at least
 //! once whatever crashes, and a repeat carries the same id.
 
