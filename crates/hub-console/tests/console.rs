@@ -7,8 +7,8 @@ use std::sync::Arc;
 use hub::Hub;
 use hub_core::{BrandCode, Channel, Mode};
 use hub_store::prelude::*;
-use hub_store::testkit::{change, date, drop_postgres, fresh_postgres};
-use hub_store::{ConsoleRole, IysConnection, NewBrand, SqlStore};
+use hub_store::testkit::{change, create_brand, date, drop_postgres, fresh_postgres};
+use hub_store::{ConsoleRole, SqlStore};
 use iys::ConsentStatus;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT_LANGUAGE, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
@@ -40,18 +40,8 @@ impl Console {
             }
         };
         let store = SqlStore::connect(&url).await.unwrap();
-        for (code, name) in [(OURS, "Örnek Marka"), (THEIRS, "Başka Marka")] {
-            store
-                .create_brand(NewBrand {
-                    brand_code: code,
-                    iys_code: code.0,
-                    name: name.into(),
-                    mode: Mode::Integrator,
-                    iys: IysConnection::default(),
-                })
-                .await
-                .unwrap();
-        }
+        create_brand(&store, OURS, "Örnek Marka").await;
+        create_brand(&store, THEIRS, "Başka Marka").await;
         let hub = Arc::new(Hub::new(store.into()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -6,6 +6,21 @@ use iys::{ConsentDate, ConsentStatus, HsSource, RecipientType, Source};
 use jiff::Timestamp;
 use sqlx::Connection;
 
+/// Creates a brand in integrator mode with no IYS account, its IYS code its brand code; panics
+/// if the store refuses it.
+pub async fn create_brand(store: &crate::SqlStore, code: BrandCode, name: &str) {
+    store
+        .create_brand(crate::NewBrand {
+            brand_code: code,
+            iys_code: code.0,
+            name: name.into(),
+            mode: hub_core::Mode::Integrator,
+            iys: crate::IysConnection::default(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("brand {code}: {e}"));
+}
+
 /// A consentDate in IYS's form (`2026-03-02 10:00:00`); panics on a malformed one.
 pub fn date(s: &str) -> ConsentDate {
     ConsentDate::parse(s).unwrap_or_else(|e| panic!("consentDate {s:?}: {e}"))

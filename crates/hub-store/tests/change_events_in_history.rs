@@ -4,9 +4,9 @@
 //! their history ids: every sink's cursor and the delivery log name the same events as before,
 //! and new events follow.
 
-use hub_core::{BrandCode, Channel, ConsentEvent, Mode};
+use hub_core::{BrandCode, Channel, ConsentEvent};
 use hub_store::testkit;
-use hub_store::{EventStore, IysConnection, NewBrand, SqlStore, Store};
+use hub_store::{EventStore, SqlStore, Store};
 use iys::{ConsentStatus, ConsentType};
 use sqlx::Connection;
 
@@ -99,18 +99,8 @@ async fn back_to_copies(url: &str, db: Db) {
 
 async fn upgrade(url: &str, db: Db) {
     let store = SqlStore::connect(url).await.unwrap();
-    for (code, name) in [(BRAND, "events"), (OTHER, "other")] {
-        store
-            .create_brand(NewBrand {
-                brand_code: code,
-                iys_code: code.0,
-                name: name.into(),
-                mode: Mode::Integrator,
-                iys: IysConnection::default(),
-            })
-            .await
-            .unwrap();
-    }
+    testkit::create_brand(&store, BRAND, "events").await;
+    testkit::create_brand(&store, OTHER, "other").await;
     // First records, a repeat of the same statuses (history events, no automation events),
     // then flips (changes from ONAY to RET and back), interleaved with another brand.
     apply(&store, BRAND, 0, 30, "2026-03-02 10:00:00", false).await;
