@@ -88,6 +88,7 @@ async fn back_to_copies(url: &str, db: Db) {
              FROM consent_event WHERE changed_from IS NOT NULL ORDER BY id",
             "UPDATE event_cursor SET last_id = (SELECT c.id FROM change_event c WHERE c.event_id = event_cursor.last_id)",
             "UPDATE webhook_delivery SET change_event_id = (SELECT c.id FROM change_event c WHERE c.event_id = webhook_delivery.change_event_id)",
+            "UPDATE webhook_redelivery SET change_event_id = (SELECT c.id FROM change_event c WHERE c.event_id = webhook_redelivery.change_event_id)",
             "ALTER TABLE consent_event DROP COLUMN changed_from",
             "ALTER TABLE consent_event DROP COLUMN changed_iys_state",
             version,
@@ -114,8 +115,8 @@ async fn upgrade(url: &str, db: Db) {
     assert_eq!(other.len(), 10);
     assert!(before.iter().any(|e| e.old.as_deref() == Some("ONAY")));
     assert!(before.iter().any(|e| e.old.is_none()));
-    // What each sink had reached: the NATS cursor at the 33rd event, a delivery logged of the
-    // 38th (both among the flips, whose copies had other ids).
+    // What each sink had reached: the NATS cursor at the 33rd event, a delivery logged and a
+    // redelivery asked for of the 38th (both among the flips, whose copies had other ids).
     let (at_33, at_38) = (before[32].id, before[37].id);
     let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
     sqlx::query("INSERT INTO event_cursor (sink, brand_code, last_id) VALUES ('nats', $1, $2)")
@@ -127,6 +128,13 @@ async fn upgrade(url: &str, db: Db) {
     sqlx::query(
         "INSERT INTO webhook_delivery (webhook_id, change_event_id, attempt, manual, duration_ms, at_ms) \
          VALUES (1, $1, 1, 0, 5, 0)",
+    )
+    .bind(at_38)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO webhook_redelivery (webhook_id, change_event_id, requested_at_ms) VALUES (1, $1, 0)",
     )
     .bind(at_38)
     .execute(&mut conn)
@@ -152,6 +160,10 @@ async fn upgrade(url: &str, db: Db) {
     );
     assert_eq!(
         scalar(&mut conn, "SELECT change_event_id FROM webhook_delivery").await,
+        at_38
+    );
+    assert_eq!(
+        scalar(&mut conn, "SELECT change_event_id FROM webhook_redelivery").await,
         at_38
     );
     assert_eq!(
