@@ -110,7 +110,95 @@ impl SqlStore {
 
 #[cfg(test)]
 mod tests {
-    use super::istanbul_day;
+    use hub_core::{BrandCode, Channel, ConsentState, IysState, Mode, Origin, decide};
+    use iys::{ConsentStatus, ConsentType};
+
+    use super::{StatusChange, istanbul_day};
+    use crate::testkit;
+
+    /// The `change_event` view shows a marked event's own status as the new one: every change
+    /// `decide` makes, in either mode, from any origin and over any stored state, moves a
+    /// consent to the change's status or keeps the stored one.
+    #[test]
+    fn a_status_change_is_to_the_events_status() {
+        let statuses = [ConsentStatus::Onay, ConsentStatus::Ret];
+        let dates = [
+            "2026-03-02 09:00:00",
+            "2026-03-02 10:00:00",
+            "2026-03-02 11:00:00",
+        ];
+        let states = [
+            IysState::InIys,
+            IysState::Pending,
+            IysState::Held,
+            IysState::Rejected,
+            IysState::NotInIys,
+        ];
+        let origins = [
+            Origin::Api,
+            Origin::Import,
+            Origin::IysPull,
+            Origin::Reconcile,
+        ];
+        let channels = [Channel::Iys(ConsentType::Mesaj), Channel::Push];
+        let mut currents: Vec<Option<ConsentState>> = vec![None];
+        for status in statuses {
+            for state in states {
+                for known in [false, true] {
+                    currents.push(Some(ConsentState {
+                        status,
+                        consent_date: testkit::date(dates[1]),
+                        source: iys::Source::Hs(iys::HsSource::HsWeb),
+                        last_event_id: 7,
+                        iys_state: state,
+                        iys_error: None,
+                        conflict: false,
+                        hold: false,
+                        deadline: None,
+                        iys_known: known,
+                        updated_at: jiff::Timestamp::UNIX_EPOCH,
+                    }));
+                }
+            }
+        }
+        let mut changes_seen = 0;
+        for current in &currents {
+            for status in statuses {
+                for date in dates {
+                    for origin in origins {
+                        for channel in &channels {
+                            for category in [None, Some("kampanya".to_owned())] {
+                                for mode in [Mode::Sync, Mode::Integrator] {
+                                    let mut change = testkit::change(
+                                        BrandCode(1),
+                                        "+905320000001",
+                                        *channel,
+                                        status,
+                                        testkit::date(date),
+                                    );
+                                    change.origin = origin;
+                                    change.category = category.clone();
+                                    let decision = decide(current.as_ref(), &change, mode);
+                                    let Some(c) = StatusChange::of(
+                                        &change,
+                                        current.as_ref(),
+                                        decision.state.as_ref(),
+                                    ) else {
+                                        continue;
+                                    };
+                                    changes_seen += 1;
+                                    assert_eq!(c.new, status, "{current:?} {change:?} {mode:?}");
+                                    assert_eq!(c.old, current.as_ref().map(|s| s.status));
+                                    assert_eq!(c.counted, category.is_none());
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(changes_seen > 100, "{changes_seen}");
+    }
 
     #[test]
     fn days_turn_at_istanbul_midnight() {
