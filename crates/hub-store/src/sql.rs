@@ -220,9 +220,40 @@ impl SqlStore {
     pub async fn migrate(&self) -> Result<()> {
         match self.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+            Backend::Postgres => {
+                POSTGRES_MIGRATIONS.run(&self.pool).await?;
+                // Named at every start until the rows are mended; a failed look stops nothing.
+                match self.unvalidated_checks().await {
+                    Ok(checks) => {
+                        for (table, check) in checks {
+                            tracing::warn!(
+                                table,
+                                check,
+                                "existing rows break this check, so it checks new rows only; \
+                                 mend them and validate it (docs/deployment.md, migration 0019)"
+                            );
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not list unvalidated checks"),
+                }
+            }
         }
         Ok(())
+    }
+
+    /// PostgreSQL's CHECK constraints (migration 0019) that existing rows break, as (table,
+    /// constraint): they hold for new and updated rows only. Always empty on SQLite.
+    pub async fn unvalidated_checks(&self) -> Result<Vec<(String, String)>> {
+        if self.backend != Backend::Postgres {
+            return Ok(Vec::new());
+        }
+        Ok(sqlx::query_as(
+            "SELECT CAST(CAST(conrelid AS regclass) AS TEXT), CAST(conname AS TEXT) FROM pg_constraint \
+             WHERE contype = 'c' AND NOT convalidated \
+             AND connamespace = CAST(current_schema() AS regnamespace) ORDER BY 1, 2",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     pub async fn close(&self) {

@@ -276,6 +276,10 @@ async fn a_bad_row_does_not_stop_the_upgrade() {
             // Only the broken check waits for the row to be mended; the table's others hold.
             assert_eq!(*validated, name != "consent_iys_state_check", "{name}");
         }
+        assert_eq!(
+            store.unvalidated_checks().await.unwrap(),
+            [("consent".to_owned(), "consent_iys_state_check".to_owned())]
+        );
         refused(&mut conn, "UPDATE consent SET iys_state = 'limbo'").await;
         // The brand writes on, and once the row is mended the check validates (docs/deployment.md).
         record_some(&store, 20, 30, "2026-03-03 10:00:00").await;
@@ -288,6 +292,7 @@ async fn a_bad_row_does_not_stop_the_upgrade() {
             .await
             .unwrap();
         assert!(checks(&mut conn).await.iter().all(|(_, _, v)| *v));
+        assert!(store.unvalidated_checks().await.unwrap().is_empty());
         store.close().await;
     })
     .await;
