@@ -158,6 +158,14 @@ async fn record_some(store: &SqlStore, from: usize, to: usize, date: &str) {
     store.apply(&b, changes, None).await.unwrap();
 }
 
+/// A store whose brand holds `n` consents, and a connection of its own to the database.
+async fn with_consents(url: &str, n: usize) -> (SqlStore, sqlx::PgConnection) {
+    let store = SqlStore::connect(url).await.unwrap();
+    testkit::create_brand(&store, BRAND, "checked").await;
+    record_some(&store, 0, n, "2026-03-02 10:00:00").await;
+    (store, sqlx::PgConnection::connect(url).await.unwrap())
+}
+
 async fn with_postgres(prefix: &str, test: impl AsyncFnOnce(&str)) {
     let Some(admin) = testkit::admin_url_or_skip("checked values on PostgreSQL") else {
         return;
@@ -199,10 +207,7 @@ async fn the_checked_sets_are_the_hubs_enums() {
 #[tokio::test]
 async fn values_outside_the_sets_are_refused_and_the_hub_writes_on() {
     with_postgres("iyshub_checked_refused", async |url| {
-        let store = SqlStore::connect(url).await.unwrap();
-        testkit::create_brand(&store, BRAND, "checked").await;
-        record_some(&store, 0, 40, "2026-03-02 10:00:00").await;
-        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        let (store, mut conn) = with_consents(url, 40).await;
         for sql in [
             "UPDATE consent SET status = 'onay'",
             "UPDATE consent SET channel = 'SMS'",
@@ -236,12 +241,9 @@ async fn values_outside_the_sets_are_refused_and_the_hub_writes_on() {
 #[tokio::test]
 async fn a_bad_row_does_not_stop_the_upgrade() {
     with_postgres("iyshub_checked_upgrade", async |url| {
-        let store = SqlStore::connect(url).await.unwrap();
-        testkit::create_brand(&store, BRAND, "checked").await;
-        record_some(&store, 0, 20, "2026-03-02 10:00:00").await;
+        let (store, mut conn) = with_consents(url, 20).await;
         store.close().await;
         // Back to before migration 0019, with one consent in a state the hub never writes.
-        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
         let drops: Vec<(String, String)> = sqlx::query_as(
             "SELECT conrelid::regclass::text, conname::text FROM pg_constraint \
              WHERE contype = 'c' AND connamespace = 'public'::regnamespace",
