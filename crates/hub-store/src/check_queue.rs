@@ -14,14 +14,31 @@ use crate::{Result, StoreError};
 /// ready task, so a lone check is not delayed.
 const YIELDS: usize = 3;
 
-/// One check waiting in the queue, answered with an `A` (or an error's text).
+/// One check waiting in the queue, answered with an `A` (or why it failed).
 #[derive(Debug)]
 pub(crate) struct Ask<A> {
     pub(crate) brand: BrandCode,
     pub(crate) channel: Channel,
     pub(crate) recipient_type: RecipientType,
     pub(crate) recipients: Vec<String>,
-    pub(crate) answer: oneshot::Sender<std::result::Result<A, String>>,
+    pub(crate) answer: oneshot::Sender<std::result::Result<A, Failed>>,
+}
+
+/// Why a queued check failed, kept apart so the caller can tell a stored value that cannot be
+/// read (that check's own recipients) from a failed read.
+#[derive(Debug, Clone)]
+pub(crate) enum Failed {
+    Corrupt(String),
+    Read(String),
+}
+
+impl From<&StoreError> for Failed {
+    fn from(e: &StoreError) -> Self {
+        match e {
+            StoreError::Corrupt(what) => Failed::Corrupt(what.clone()),
+            other => Failed::Read(other.to_string()),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -92,6 +109,9 @@ impl<A: Send + 'static> CheckQueue<A> {
                 answer,
             })
             .ok()?;
-        Some(answered.await.ok()?.map_err(self.error))
+        Some(answered.await.ok()?.map_err(|failed| match failed {
+            Failed::Corrupt(what) => StoreError::Corrupt(what),
+            Failed::Read(text) => (self.error)(text),
+        }))
     }
 }

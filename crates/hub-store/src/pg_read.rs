@@ -12,7 +12,7 @@ use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::check_queue::{Ask, CheckQueue};
+use crate::check_queue::{Ask, CheckQueue, Failed};
 use crate::sql::parse;
 use crate::{Result, StoreError};
 
@@ -132,29 +132,38 @@ async fn answer(pool: &PgPool, asks: Vec<Ask<Vec<Option<SendState>>>>) {
     match read {
         Ok(states) => {
             for ask in asks {
+                // A check with a recipient whose stored consent cannot be read fails alone.
                 let mine = ask
                     .recipients
                     .iter()
                     .map(|r| {
                         let key = (ask.brand, ask.channel, ask.recipient_type, r.clone());
-                        *states.get(*places.get(&key)?)?
+                        match places.get(&key).and_then(|&place| states.get(place)) {
+                            Some(Some(Ok(state))) => Ok(Some(*state)),
+                            Some(Some(Err(failed))) => Err(failed.clone()),
+                            Some(None) | None => Ok(None),
+                        }
                     })
                     .collect();
                 // A check whose caller went away needs no answer.
-                let _ = ask.answer.send(Ok(mine));
+                let _ = ask.answer.send(mine);
             }
         }
         Err(e) => {
-            let error = e.to_string();
+            let failed = Failed::from(&e);
             for ask in asks {
-                let _ = ask.answer.send(Err(error.clone()));
+                let _ = ask.answer.send(Err(failed.clone()));
             }
         }
     }
 }
 
-/// The send states of `keys`, in their order (`None` where the hub has no consent).
-async fn states_of(pool: &PgPool, keys: &[&Key]) -> Result<Vec<Option<SendState>>> {
+/// The send states of `keys`, in their order (`None` where the hub has no consent; an error
+/// where the stored consent cannot be read).
+async fn states_of(
+    pool: &PgPool,
+    keys: &[&Key],
+) -> Result<Vec<Option<std::result::Result<SendState, Failed>>>> {
     let brands: Vec<i64> = keys.iter().map(|k| k.0.0 as i64).collect();
     let channels: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
     let types: Vec<&str> = keys.iter().map(|k| k.2.as_str()).collect();
@@ -179,7 +188,7 @@ async fn states_of(pool: &PgPool, keys: &[&Key]) -> Result<Vec<Option<SendState>
             .ok()
             .and_then(|i| states.get_mut(i))
             .ok_or_else(|| StoreError::Corrupt(format!("a checked key's place {place}")))?;
-        *slot = Some(send_state(&status, &source, &iys_state, hold)?);
+        *slot = Some(send_state(&status, &source, &iys_state, hold).map_err(|e| Failed::from(&e)));
     }
     Ok(states)
 }

@@ -16,7 +16,7 @@ use hub_core::{BrandCode, Channel, SendState};
 use iys::RecipientType;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::check_queue::{Ask, CheckQueue};
+use crate::check_queue::{Ask, CheckQueue, Failed};
 use crate::mirror::Mirrors;
 use crate::sql::parse;
 use crate::{Result, StoreError};
@@ -115,18 +115,19 @@ impl Readers {
     /// Several small checks in one read transaction: each read transaction costs SQLite a
     /// shared-memory lock and unlock (two `fcntl` calls when no other reader of this process
     /// holds the slot), which in a single check outweighed the lookup itself.
+    /// Each check gets its own answer: one whose stored consent cannot be read fails alone.
     fn send_states_together(
         &self,
         asks: &[Ask<Vec<Option<SendState>>>],
-    ) -> Result<Vec<Vec<Option<SendState>>>> {
+    ) -> Result<Vec<Result<Vec<Option<SendState>>>>> {
         self.with(|conn| {
             conn.execute_batch("BEGIN")?;
             let answers = asks
                 .iter()
                 .map(|a| lookup(conn, a.brand, a.channel, a.recipient_type, &a.recipients))
-                .collect::<Result<Vec<_>>>();
+                .collect();
             conn.execute_batch("COMMIT")?;
-            answers
+            Ok(answers)
         })
     }
 }
@@ -297,13 +298,13 @@ fn answer(readers: &Readers, asks: Vec<Ask<Vec<Option<SendState>>>>) {
         Ok(answers) => {
             for (ask, states) in asks.into_iter().zip(answers) {
                 // A check whose caller went away needs no answer.
-                let _ = ask.answer.send(Ok(states));
+                let _ = ask.answer.send(states.map_err(|e| Failed::from(&e)));
             }
         }
         Err(e) => {
-            let error = e.to_string();
+            let failed = Failed::from(&e);
             for ask in asks {
-                let _ = ask.answer.send(Err(error.clone()));
+                let _ = ask.answer.send(Err(failed.clone()));
             }
         }
     }

@@ -109,11 +109,14 @@ pub enum CheckReason {
     Invalid(InvalidRecipient),
 }
 
-/// The reason of an invalid recipient's item.
+/// The reason of an item the hub could not decide (never allowed; see the item's `error`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InvalidRecipient {
+    /// The recipient is not valid for the channel.
     InvalidRecipient,
+    /// The stored consent could not be read (a value outside its set, written by hand).
+    UnreadableState,
 }
 
 /// The decision for one recipient.
@@ -124,7 +127,7 @@ pub struct CheckItem {
     pub allowed: bool,
     #[schema(value_type = schema::CheckReason)]
     pub reason: CheckReason,
-    /// Only with reason invalid_recipient.
+    /// Only with reason invalid_recipient or unreadable_state.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = ErrorBody)]
     pub error: Option<ErrorBody>,

@@ -54,7 +54,7 @@ pub const HCODES: [(HCode, &str); 15] = [
 ];
 
 /// The hub's own codes: code, statuses, meaning.
-pub const CODES: [(&str, &str, &str); 22] = [
+pub const CODES: [(&str, &str, &str); 23] = [
     (
         "unknown_field",
         "400",
@@ -105,6 +105,11 @@ pub const CODES: [(&str, &str, &str); 22] = [
         "unknown_category",
         "422",
         "The category is not defined for this brand.",
+    ),
+    (
+        "unreadable_state",
+        "422",
+        "In a check's item only (reason `unreadable_state`, never allowed): the recipient's stored consent cannot be read, e.g. a value outside its set written to the database by hand; the message names the column and value. The request's other recipients are decided as usual.",
     ),
     (
         "idempotency_conflict",

@@ -195,7 +195,7 @@ schema!(
         [
             "consent", "pending_allowed", "transactional", "no_consent", "rejected",
             "rejected_in_iys", "pending_iys", "held_not_in_iys", "iys_rejected", "hold",
-            "category_rejected", "invalid_recipient",
+            "category_rejected", "invalid_recipient", "unreadable_state",
         ],
         "Why a send is allowed or denied. Allowed: consent (ONAY and IYS has it, or a hub-only \
          channel), pending_allowed (ONAY on its way to IYS, lenient policy), transactional (a \
@@ -204,7 +204,8 @@ schema!(
          strict policy), held_not_in_iys (sync mode, IYS does not have the recipient), \
          iys_rejected (IYS refused the ONAY), hold (a manual hold), category_rejected (the \
          recipient refused the marketing category), invalid_recipient (the recipient is not \
-         valid for the channel; see `error`).",
+         valid for the channel; see `error`), unreadable_state (the stored consent could not be \
+         read, e.g. a value written by hand outside its set; see `error`).",
     )
 );
 

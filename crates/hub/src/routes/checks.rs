@@ -3,8 +3,10 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use hub_core::{CategoryKind, Channel, Policy, check};
-use hub_store::Scope;
+use std::sync::Arc;
+
+use hub_core::{BrandCode, CategoryKind, Channel, Policy, SendState, check};
+use hub_store::{Scope, StoreError};
 use iys::RecipientType;
 
 use crate::api::{cached_brand_for, cached_categories};
@@ -19,6 +21,51 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Path};
 use crate::input::normalise_recipient;
 use crate::{HubDb, HubState, MAX_CHECKS};
+
+/// The send states of `recipients` in their order. A stored consent that cannot be read (a value
+/// outside its set, written by hand) fails the whole read, so then each recipient is read on its
+/// own: that one recipient's answer is an error (never "allowed") and the others are decided.
+async fn states_one_by_one_if_unreadable<S: HubDb>(
+    hub: &HubState<S>,
+    brand: BrandCode,
+    channel: Channel,
+    recipient_type: RecipientType,
+    recipients: Arc<[String]>,
+) -> ApiResult<Vec<Result<Option<SendState>, ApiError>>> {
+    match hub
+        .store
+        .send_states_aligned(brand, channel, recipient_type, recipients.clone())
+        .await
+    {
+        Ok(states) => return Ok(states.into_iter().map(Ok).collect()),
+        Err(StoreError::Corrupt(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut states = Vec::with_capacity(recipients.len());
+    for recipient in recipients.iter() {
+        let one: Arc<[String]> = Arc::from([recipient.clone()]);
+        states.push(
+            match hub
+                .store
+                .send_states_aligned(brand, channel, recipient_type, one)
+                .await
+            {
+                Ok(state) => Ok(state.into_iter().next().flatten()),
+                Err(StoreError::Corrupt(what)) => {
+                    tracing::error!(brand = %brand, recipient, error = %what, "an unreadable stored consent");
+                    Err(ApiError::unprocessable(
+                        "unreadable_state",
+                        format!("the stored consent cannot be read ({what}); it is not sent to until it is mended"),
+                    )
+                    .field("recipient")
+                    .value(recipient.as_str()))
+                }
+                Err(e) => return Err(e.into()),
+            },
+        );
+    }
+    Ok(states)
+}
 
 /// The message's channel, or 422 naming `channel`.
 pub(crate) fn channel_param(text: &str) -> ApiResult<Channel> {
@@ -58,7 +105,7 @@ pub(crate) fn policy_param(text: Option<&str>) -> ApiResult<Policy> {
 /// The category's kind, or 422 `unknown_category` naming `field` when the brand has none such.
 pub(crate) async fn category_kind<S: HubDb>(
     hub: &HubState<S>,
-    brand: hub_core::BrandCode,
+    brand: BrandCode,
     code: &str,
     field: &str,
 ) -> ApiResult<CategoryKind> {
@@ -203,15 +250,19 @@ pub async fn post_check<S: HubDb>(
         hub.caches
             .recipients
             .normalise_all(&recipients, channel, normalise_recipient);
-    let valid: std::sync::Arc<[String]> = normalised
+    let valid: Arc<[String]> = normalised
         .iter()
         .filter_map(|n| n.as_ref().ok().cloned())
         .collect();
     // In `valid`'s order, so each answer is found by position rather than by its recipient.
-    let states = hub
-        .store
-        .send_states_aligned(brand.brand_code, channel, recipient_type, valid.clone())
-        .await?;
+    let states = states_one_by_one_if_unreadable(
+        &hub,
+        brand.brand_code,
+        channel,
+        recipient_type,
+        valid.clone(),
+    )
+    .await?;
     let (categories, by_profile) = match &category {
         None => (Default::default(), None),
         Some((code, _)) => {
@@ -256,7 +307,19 @@ pub async fn post_check<S: HubDb>(
             };
             (*kind, status)
         });
-        let state = states.next().flatten();
+        let state = match states.next() {
+            Some(Ok(state)) => state,
+            Some(Err(e)) => {
+                results.push(CheckItem {
+                    recipient: normalised,
+                    allowed: false,
+                    reason: CheckReason::Invalid(InvalidRecipient::UnreadableState),
+                    error: Some(e.body),
+                });
+                continue;
+            }
+            None => None,
+        };
         let d = check(channel, state.as_ref(), cat, policy);
         results.push(CheckItem {
             recipient: normalised,

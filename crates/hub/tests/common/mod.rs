@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 pub struct Served {
     pub base: String,
+    /// The database's URL, for a test that writes to it by hand.
+    pub url: String,
     pub http: reqwest::Client,
     pub hub: Arc<Hub>,
     pub cancel: CancellationToken,
@@ -22,12 +24,27 @@ impl Served {
     /// A hub with `admin_key` as its bootstrap key, set up by `configure` before it serves;
     /// `prefix` names its PostgreSQL database.
     pub async fn start(prefix: &str, admin_key: &str, configure: impl FnOnce(&mut Hub)) -> Served {
-        let (url, dir, postgres) = match std::env::var("IYSHUB_TEST_DATABASE_URL") {
-            Ok(admin) if !admin.is_empty() => {
+        Served::start_on(true, prefix, admin_key, configure).await
+    }
+
+    /// As `start`, on SQLite whatever the environment says.
+    pub async fn start_sqlite(admin_key: &str, configure: impl FnOnce(&mut Hub)) -> Served {
+        Served::start_on(false, "", admin_key, configure).await
+    }
+
+    async fn start_on(
+        postgres_if_set: bool,
+        prefix: &str,
+        admin_key: &str,
+        configure: impl FnOnce(&mut Hub),
+    ) -> Served {
+        let admin = std::env::var("IYSHUB_TEST_DATABASE_URL").ok();
+        let (url, dir, postgres) = match admin.filter(|a| postgres_if_set && !a.is_empty()) {
+            Some(admin) => {
                 let (url, name) = fresh_postgres(&admin, prefix).await;
                 (url, None, Some((admin, name)))
             }
-            _ => {
+            None => {
                 let dir = tempfile::tempdir().unwrap();
                 let url = SqlStore::sqlite_url(&dir.path().join("hub.db")).unwrap();
                 (url, Some(dir), None)
@@ -46,6 +63,7 @@ impl Served {
         tokio::spawn(hub::serve(hub.clone(), listener, cancel.clone()));
         Served {
             base,
+            url,
             http: reqwest::Client::new(),
             hub,
             cancel,

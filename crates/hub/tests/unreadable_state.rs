@@ -1,0 +1,128 @@
+//! A stored consent that cannot be read (a value written by hand outside its set) is that
+//! recipient's trouble alone: its check answers `unreadable_state`, never "allowed", while the
+//! other recipients of the same request, and checks running beside it, are decided as usual.
+
+mod common;
+
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+const KEY: &str = "unreadable-admin-key";
+const BRAND: u64 = 650_001;
+const BROKEN: &str = "+905320000007";
+
+fn phone(n: usize) -> String {
+    format!("+90532{n:07}")
+}
+
+async fn post(served: &common::Served, path: &str, body: Value) -> (u16, Value) {
+    let r = served
+        .http
+        .post(format!("{}{path}", served.base))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn check(served: &common::Served, body: Value) -> (u16, Value) {
+    post(served, &format!("/api/v1/brands/{BRAND}/check"), body).await
+}
+
+async fn unreadable_consent_answers_alone(served: common::Served) {
+    let (status, body) = post(
+        &served,
+        "/api/v1/brands",
+        json!({"brandCode": BRAND, "name": "Unreadable"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let changes: Vec<Value> = (0..40)
+        .map(|n| {
+            json!({"recipient": phone(n), "type": "MESAJ", "status": "ONAY",
+                   "source": "HS_WEB", "consentDate": "2026-11-30 10:00:00"})
+        })
+        .collect();
+    let (status, body) = post(
+        &served,
+        &format!("/api/v1/brands/{BRAND}/consents"),
+        json!({ "changes": changes }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mut conn = sqlx::AnyConnection::connect(&served.url).await.unwrap();
+    let written = sqlx::query("UPDATE consent SET source = 'garbage' WHERE recipient = $1")
+        .bind(BROKEN)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(written.rows_affected(), 1);
+
+    // The broken one alone: an answer, not a 500.
+    let (status, one) = check(
+        &served,
+        json!({"recipient": BROKEN, "channel": "MESAJ", "policy": "lenient"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["allowed"], false);
+    assert_eq!(one["reason"], "unreadable_state");
+    assert_eq!(one["error"]["code"], "unreadable_state");
+    assert!(
+        one["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("garbage"),
+        "{one}"
+    );
+
+    // In a list: every other recipient decided as before.
+    let all: Vec<String> = (0..40).map(phone).collect();
+    let (status, many) = check(
+        &served,
+        json!({"recipients": all, "channel": "MESAJ", "policy": "lenient"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{many}");
+    assert_eq!(many["allowedCount"], 39, "{many}");
+    for item in many["results"].as_array().unwrap() {
+        let broken = item["recipient"] == BROKEN;
+        assert_eq!(item["allowed"], !broken, "{item}");
+        let reason = if broken {
+            "unreadable_state"
+        } else {
+            "pending_allowed"
+        };
+        assert_eq!(item["reason"], reason, "{item}");
+    }
+
+    // Single checks running together share reads: only the broken recipient's fails.
+    let checks = (0..40).map(|n| {
+        let served = &served;
+        async move {
+            let body = json!({"recipient": phone(n), "channel": "MESAJ", "policy": "lenient"});
+            (n, check(served, body).await)
+        }
+    });
+    for (n, (status, answer)) in futures_util::future::join_all(checks).await {
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["allowed"], phone(n) != BROKEN, "{answer}");
+    }
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite() {
+    unreadable_consent_answers_alone(common::Served::start_sqlite(KEY, |_| {}).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_when_set() {
+    unreadable_consent_answers_alone(
+        common::Served::start("iyshub_unreadable_test", KEY, |_| {}).await,
+    )
+    .await;
+}
