@@ -24,47 +24,51 @@ use crate::{HubDb, HubState, MAX_CHECKS};
 
 /// The send states of `recipients` in their order. A stored consent that cannot be read (a value
 /// outside its set, written by hand) fails the whole read, so then each recipient is read on its
-/// own: that one recipient's answer is an error (never "allowed") and the others are decided.
+/// own: the unreadable ones come back apart, as (position, error), and are never allowed, while
+/// the others are decided as usual.
 async fn states_one_by_one_if_unreadable<S: HubDb>(
     hub: &HubState<S>,
     brand: BrandCode,
     channel: Channel,
     recipient_type: RecipientType,
     recipients: Arc<[String]>,
-) -> ApiResult<Vec<Result<Option<SendState>, ApiError>>> {
+) -> ApiResult<(Vec<Option<SendState>>, Vec<(usize, ApiError)>)> {
     match hub
         .store
         .send_states_aligned(brand, channel, recipient_type, recipients.clone())
         .await
     {
-        Ok(states) => return Ok(states.into_iter().map(Ok).collect()),
+        Ok(states) => return Ok((states, Vec::new())),
         Err(StoreError::Corrupt(_)) => {}
         Err(e) => return Err(e.into()),
     }
     let mut states = Vec::with_capacity(recipients.len());
-    for recipient in recipients.iter() {
+    let mut unreadable = Vec::new();
+    for (place, recipient) in recipients.iter().enumerate() {
         let one: Arc<[String]> = Arc::from([recipient.clone()]);
-        states.push(
-            match hub
-                .store
-                .send_states_aligned(brand, channel, recipient_type, one)
-                .await
-            {
-                Ok(state) => Ok(state.into_iter().next().flatten()),
-                Err(StoreError::Corrupt(what)) => {
-                    tracing::error!(brand = %brand, recipient, error = %what, "an unreadable stored consent");
-                    Err(ApiError::unprocessable(
+        match hub
+            .store
+            .send_states_aligned(brand, channel, recipient_type, one)
+            .await
+        {
+            Ok(state) => states.push(state.into_iter().next().flatten()),
+            Err(StoreError::Corrupt(what)) => {
+                tracing::error!(brand = %brand, recipient, error = %what, "an unreadable stored consent");
+                states.push(None);
+                unreadable.push((
+                    place,
+                    ApiError::unprocessable(
                         "unreadable_state",
                         format!("the stored consent cannot be read ({what}); it is not sent to until it is mended"),
                     )
                     .field("recipient")
-                    .value(recipient.as_str()))
-                }
-                Err(e) => return Err(e.into()),
-            },
-        );
+                    .value(recipient.as_str()),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
-    Ok(states)
+    Ok((states, unreadable))
 }
 
 /// The message's channel, or 422 naming `channel`.
@@ -255,7 +259,7 @@ pub async fn post_check<S: HubDb>(
         .filter_map(|n| n.as_ref().ok().cloned())
         .collect();
     // In `valid`'s order, so each answer is found by position rather than by its recipient.
-    let states = states_one_by_one_if_unreadable(
+    let (states, unreadable) = states_one_by_one_if_unreadable(
         &hub,
         brand.brand_code,
         channel,
@@ -284,7 +288,8 @@ pub async fn post_check<S: HubDb>(
         }
     };
     let mut results = Vec::with_capacity(recipients.len());
-    let mut states = states.into_iter();
+    let mut states = states.into_iter().enumerate();
+    let mut unreadable = unreadable.into_iter().peekable();
     for (r, n) in recipients.iter().zip(normalised) {
         let normalised = match n {
             Ok(n) => n,
@@ -307,19 +312,16 @@ pub async fn post_check<S: HubDb>(
             };
             (*kind, status)
         });
-        let state = match states.next() {
-            Some(Ok(state)) => state,
-            Some(Err(e)) => {
-                results.push(CheckItem {
-                    recipient: normalised,
-                    allowed: false,
-                    reason: CheckReason::Invalid(InvalidRecipient::UnreadableState),
-                    error: Some(e.body),
-                });
-                continue;
-            }
-            None => None,
-        };
+        let (place, state) = states.next().unwrap_or((usize::MAX, None));
+        if let Some((_, e)) = unreadable.next_if(|(at, _)| *at == place) {
+            results.push(CheckItem {
+                recipient: normalised,
+                allowed: false,
+                reason: CheckReason::Invalid(InvalidRecipient::UnreadableState),
+                error: Some(e.body),
+            });
+            continue;
+        }
         let d = check(channel, state.as_ref(), cat, policy);
         results.push(CheckItem {
             recipient: normalised,
