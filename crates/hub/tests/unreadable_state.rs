@@ -79,8 +79,10 @@ async fn unreadable_consent_answers_alone(served: common::Served) {
         "{one}"
     );
 
-    // In a list: every other recipient decided as before.
-    let all: Vec<String> = (0..40).map(phone).collect();
+    // In a list, beside an invalid recipient: every other recipient decided as before, each
+    // answer in its place.
+    let mut all: Vec<String> = (0..40).map(phone).collect();
+    all.insert(3, "not a phone".to_owned());
     let (status, many) = check(
         &served,
         json!({"recipients": all, "channel": "MESAJ", "policy": "lenient"}),
@@ -88,15 +90,17 @@ async fn unreadable_consent_answers_alone(served: common::Served) {
     .await;
     assert_eq!(status, 200, "{many}");
     assert_eq!(many["allowedCount"], 39, "{many}");
-    for item in many["results"].as_array().unwrap() {
-        let broken = item["recipient"] == BROKEN;
-        assert_eq!(item["allowed"], !broken, "{item}");
-        let reason = if broken {
-            "unreadable_state"
-        } else {
-            "pending_allowed"
+    let results = many["results"].as_array().unwrap();
+    assert_eq!(results.len(), all.len());
+    for (item, asked) in results.iter().zip(&all) {
+        assert_eq!(item["recipient"], asked.as_str(), "{item}");
+        let reason = match asked.as_str() {
+            BROKEN => "unreadable_state",
+            "not a phone" => "invalid_recipient",
+            _ => "pending_allowed",
         };
         assert_eq!(item["reason"], reason, "{item}");
+        assert_eq!(item["allowed"], reason == "pending_allowed", "{item}");
     }
 
     // Single checks running together share reads: only the broken recipient's fails.
