@@ -33,6 +33,7 @@ pub mod story;
 pub mod testkit;
 mod tx;
 mod types;
+mod unreadable;
 
 use std::future::Future;
 
@@ -58,6 +59,7 @@ pub use sql_engine::mode::ModePreview;
 pub use state::OutboxState;
 pub use stats::*;
 pub use types::*;
+pub use unreadable::send_states_apart;
 
 use hub_core::{BrandCode, Change};
 use jiff::Timestamp;

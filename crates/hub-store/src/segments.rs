@@ -309,6 +309,45 @@ pub trait SegmentStore: Send + Sync {
     ) -> impl Future<Output = Result<std::collections::HashSet<String>>> + Send;
 }
 
+/// The segment member a row of `candidates` makes, if it is one (a sendable segment holds
+/// only those a message may go to now).
+fn member(
+    r: &sqlx::any::AnyRow,
+    recipient: String,
+    recipient_type: RecipientType,
+    channel: Channel,
+    definition: &SegmentDefinition,
+    category: Option<CategoryKind>,
+) -> Result<Option<SegmentMember>> {
+    let status: ConsentStatus = parse("consent.status", &r.try_get::<String, _>("status")?)?;
+    let iys_state: IysState = parse("consent.iys_state", &r.try_get::<String, _>("iys_state")?)?;
+    let source: String = r.try_get("source")?;
+    if definition.sendable {
+        let from: iys::Source = parse("consent.source", &source)?;
+        let state = SendState {
+            status,
+            from_iys: from.is_iys(),
+            iys_state,
+            hold: r.try_get::<i64, _>("hold")? != 0,
+        };
+        let refused = r.try_get::<i64, _>("category_ret")? != 0;
+        let cat = category.map(|k| (k, refused.then_some(ConsentStatus::Ret)));
+        if !check(channel, Some(&state), cat, definition.policy).allowed {
+            return Ok(None);
+        }
+    }
+    Ok(Some(SegmentMember {
+        recipient,
+        recipient_type,
+        channel,
+        status,
+        iys_state,
+        source,
+        consent_date: r.try_get("consent_date")?,
+        updated_at: ts(r.try_get("updated_at_ms")?),
+    }))
+}
+
 impl SegmentStore for SqlStore {
     async fn create_segment(
         &self,
@@ -445,42 +484,24 @@ impl SegmentStore for SqlStore {
                 &r.try_get::<String, _>("recipient_type")?,
             )?;
             let channel: Channel = parse("consent.channel", &r.try_get::<String, _>("channel")?)?;
-            let status: ConsentStatus =
-                parse("consent.status", &r.try_get::<String, _>("status")?)?;
-            let iys_state: IysState =
-                parse("consent.iys_state", &r.try_get::<String, _>("iys_state")?)?;
-            let source: String = r.try_get("source")?;
-            let key = ConsentKey {
+            page.next = Some(ConsentKey {
                 brand,
                 recipient: recipient.clone(),
                 recipient_type,
                 channel,
-            };
-            page.next = Some(key);
-            if definition.sendable {
-                let from: iys::Source = parse("consent.source", &source)?;
-                let state = SendState {
-                    status,
-                    from_iys: from.is_iys(),
-                    iys_state,
-                    hold: r.try_get::<i64, _>("hold")? != 0,
-                };
-                let refused = r.try_get::<i64, _>("category_ret")? != 0;
-                let cat = category.map(|k| (k, refused.then_some(ConsentStatus::Ret)));
-                if !check(channel, Some(&state), cat, definition.policy).allowed {
-                    continue;
-                }
-            }
-            page.members.push(SegmentMember {
-                recipient,
-                recipient_type,
-                channel,
-                status,
-                iys_state,
-                source,
-                consent_date: r.try_get("consent_date")?,
-                updated_at: ts(r.try_get("updated_at_ms")?),
             });
+            // A row whose state cannot be read is left out (it may not be sent to) and named
+            // in the log; the key's own columns are kept readable, so the pages still move on.
+            match member(r, recipient, recipient_type, channel, definition, category) {
+                Ok(Some(m)) => page.members.push(m),
+                Ok(None) => {}
+                Err(StoreError::Corrupt(what)) => {
+                    if let Some(key) = &page.next {
+                        tracing::error!(brand = %brand, recipient = key.recipient, channel = %channel, error = %what, "segment: an unreadable stored consent left out");
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
         if rows.len() < limit as usize {
             page.next = None;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use futures_util::StreamExt;
 use hub_core::{BrandCode, CategoryKind, Channel, Policy, Reason, check};
-use hub_store::{SegmentDefinition, SegmentMember};
+use hub_store::{SegmentDefinition, SegmentMember, send_states_apart};
 use iys::{ConsentStatus, RecipientType};
 use serde::Serialize;
 use tokio::sync::mpsc::Sender;
@@ -169,7 +169,8 @@ pub struct FilterSummary {
     /// Recipients read (blank lines and a header left out).
     pub received: u64,
     pub allowed: u64,
-    /// Denied ones by reason (`invalid_recipient` for ones that are not a valid address).
+    /// Denied ones by reason (`invalid_recipient` for ones that are not a valid address,
+    /// `unreadable_state` for ones whose stored consent cannot be read).
     pub denied: BTreeMap<String, u64>,
 }
 
@@ -219,6 +220,8 @@ enum Verdict {
     Denied(Reason),
     /// Not a valid address for the channel.
     Invalid,
+    /// The stored consent cannot be read: never allowed until it is mended.
+    Unreadable,
 }
 
 /// How a recipient of the list is known to the store.
@@ -226,6 +229,8 @@ enum Stored {
     AsGiven,
     As(String),
     Invalid,
+    /// Its stored consent cannot be read.
+    Unreadable,
 }
 
 impl Stored {
@@ -234,7 +239,7 @@ impl Stored {
         match self {
             Stored::AsGiven => Some(given),
             Stored::As(n) => Some(n),
-            Stored::Invalid => None,
+            Stored::Invalid | Stored::Unreadable => None,
         }
     }
 }
@@ -246,9 +251,8 @@ impl<S: HubDb> Round<S> {
     async fn decide(&self, list: Arc<[String]>) -> hub_store::Result<Vec<Verdict>> {
         let f = &self.filter;
         let store = &self.hub.store;
-        let mut states = store
-            .send_states_aligned(f.brand, f.channel, f.recipient_type, list.clone())
-            .await?;
+        let (mut states, unreadable) =
+            send_states_apart(&**store, f.brand, f.channel, f.recipient_type, list.clone()).await?;
         let mut stored: Vec<Stored> = states
             .iter()
             .map(|s| match s {
@@ -256,12 +260,18 @@ impl<S: HubDb> Round<S> {
                 None => Stored::Invalid,
             })
             .collect();
+        for (at, _) in unreadable {
+            if let Some(slot) = stored.get_mut(at) {
+                *slot = Stored::Unreadable;
+            }
+        }
         let (missing_at, missing): (Vec<usize>, Vec<String>) = states
             .iter()
             .zip(list.iter())
+            .zip(&stored)
             .enumerate()
-            .filter(|(_, (s, _))| s.is_none())
-            .map(|(i, (_, r))| (i, r.clone()))
+            .filter(|(_, ((s, _), how))| s.is_none() && !matches!(how, Stored::Unreadable))
+            .map(|(i, ((_, r), _))| (i, r.clone()))
             .unzip();
         let normalised =
             self.hub
@@ -285,12 +295,17 @@ impl<S: HubDb> Round<S> {
             }
         }
         if !again.is_empty() {
-            let found = store
-                .send_states_aligned(f.brand, f.channel, f.recipient_type, again.into())
-                .await?;
-            for (at, state) in again_at.into_iter().zip(found) {
-                if let Some(slot) = states.get_mut(at) {
+            let (found, unreadable) =
+                send_states_apart(&**store, f.brand, f.channel, f.recipient_type, again.into())
+                    .await?;
+            for (at, state) in again_at.iter().zip(found) {
+                if let Some(slot) = states.get_mut(*at) {
                     *slot = state;
+                }
+            }
+            for (place, _) in unreadable {
+                if let Some(slot) = again_at.get(place).and_then(|at| stored.get_mut(*at)) {
+                    *slot = Stored::Unreadable;
                 }
             }
         }
@@ -313,8 +328,10 @@ impl<S: HubDb> Round<S> {
             .zip(states)
             .zip(list.iter())
             .map(|((s, state), given)| {
-                let Some(recipient) = s.name(given) else {
-                    return Verdict::Invalid;
+                let recipient = match (&s, s.name(given)) {
+                    (Stored::Unreadable, _) => return Verdict::Unreadable,
+                    (_, Some(recipient)) => recipient,
+                    (_, None) => return Verdict::Invalid,
                 };
                 let cat = f.category.as_ref().map(|(_, kind)| {
                     let refused = by_profile.contains(recipient)
@@ -428,6 +445,7 @@ pub async fn run_filter<S: HubDb>(
         // Counted by reason and named once at the end.
         let mut denied: std::collections::HashMap<Reason, u64> = Default::default();
         let mut invalid = 0u64;
+        let mut unreadable = 0u64;
         let mut out = Vec::with_capacity(PIECE + 4096);
         if filter.output == Format::Csv {
             csv_line(&mut out, &[Some("recipient")]);
@@ -467,6 +485,7 @@ pub async fn run_filter<S: HubDb>(
                     }
                     Verdict::Denied(reason) => *denied.entry(reason).or_default() += 1,
                     Verdict::Invalid => invalid += 1,
+                    Verdict::Unreadable => unreadable += 1,
                 }
             }
             if out.len() >= PIECE && tx.send(Ok(std::mem::take(&mut out))).await.is_err() {
@@ -476,10 +495,13 @@ pub async fn run_filter<S: HubDb>(
         for (reason, n) in denied {
             *summary.denied.entry(reason_name(reason)).or_default() += n;
         }
-        if invalid > 0 {
-            summary
-                .denied
-                .insert("invalid_recipient".to_owned(), invalid);
+        for (name, n) in [
+            ("invalid_recipient", invalid),
+            ("unreadable_state", unreadable),
+        ] {
+            if n > 0 {
+                summary.denied.insert(name.to_owned(), n);
+            }
         }
         Ok(Some((summary, out)))
     };

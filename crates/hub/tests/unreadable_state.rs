@@ -115,7 +115,96 @@ async fn unreadable_consent_answers_alone(served: common::Served) {
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["allowed"], phone(n) != BROKEN, "{answer}");
     }
+    campaign_filter_denies_only_the_unreadable(&served).await;
+    segments_leave_out_only_the_unreadable(&served).await;
     served.stop().await;
+}
+
+/// The campaign filter streams every other recipient as allowed and counts the broken one as
+/// `unreadable_state`, also when the list spells it in national form.
+async fn campaign_filter_denies_only_the_unreadable(served: &common::Served) {
+    let mut list = String::from("recipient\n");
+    for n in 0..40 {
+        list.push_str(&phone(n));
+        list.push('\n');
+    }
+    list.push_str(&BROKEN.replace("+90", "0"));
+    list.push('\n');
+    let r = served
+        .http
+        .post(format!(
+            "{}/api/v1/brands/{BRAND}/check/stream?channel=MESAJ&policy=lenient",
+            served.base
+        ))
+        .bearer_auth(KEY)
+        .header("content-type", "text/csv")
+        .body(list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // A body broken off by an error fails here.
+    let text = r.text().await.unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (summary, allowed) = lines.split_last().unwrap();
+    let allowed: Vec<&str> = allowed
+        .iter()
+        .map(|l| l["recipient"].as_str().unwrap())
+        .collect();
+    let want: Vec<String> = (0..40).map(phone).filter(|p| p != BROKEN).collect();
+    assert_eq!(allowed, want);
+    assert_eq!(summary["summary"]["received"], 41, "{summary}");
+    assert_eq!(summary["summary"]["allowed"], 39, "{summary}");
+    assert_eq!(
+        summary["summary"]["denied"],
+        json!({"unreadable_state": 2}),
+        "{summary}"
+    );
+}
+
+/// A segment for sending leaves the broken consent out of its members and count (it may not be
+/// sent to); a listing segment, which does not judge the source, shows it as stored.
+async fn segments_leave_out_only_the_unreadable(served: &common::Served) {
+    for (name, sendable) in [("sendable", true), ("listing", false)] {
+        let (status, seg) = post(
+            served,
+            &format!("/api/v1/brands/{BRAND}/segments"),
+            json!({"name": name, "definition": {"channels": ["MESAJ"], "policy": "lenient", "sendable": sendable}}),
+        )
+        .await;
+        assert_eq!(status, 201, "{seg}");
+        let id = seg["id"].as_i64().unwrap();
+        let get = |path: String| async move {
+            let r = served
+                .http
+                .get(format!(
+                    "{}/api/v1/brands/{BRAND}/segments/{id}{path}",
+                    served.base
+                ))
+                .bearer_auth(KEY)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200, "{name}{path}");
+            r.text().await.unwrap()
+        };
+        let count: Value = serde_json::from_str(&get("/count".into()).await).unwrap();
+        let want: Vec<String> = (0..40)
+            .map(phone)
+            .filter(|p| !sendable || p != BROKEN)
+            .collect();
+        assert_eq!(count["count"], want.len(), "{name}: {count}");
+        let members = get("/members".into()).await;
+        let listed: Vec<&str> = members
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap())
+            .collect();
+        assert_eq!(listed, want, "{name}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use std::sync::Arc;
 
 use hub_core::{BrandCode, CategoryKind, Channel, Policy, SendState, check};
-use hub_store::{Scope, StoreError};
+use hub_store::{Scope, send_states_apart};
 use iys::RecipientType;
 
 use crate::api::{cached_brand_for, cached_categories};
@@ -22,10 +22,9 @@ use crate::extract::{JsonBody, Path};
 use crate::input::normalise_recipient;
 use crate::{HubDb, HubState, MAX_CHECKS};
 
-/// The send states of `recipients` in their order. A stored consent that cannot be read (a value
-/// outside its set, written by hand) fails the whole read, so then each recipient is read on its
-/// own: the unreadable ones come back apart, as (position, error), and are never allowed, while
-/// the others are decided as usual.
+/// The send states of `recipients` in their order; an unreadable stored consent (a value
+/// outside its set, written by hand) comes back apart as (position, error), never allowed,
+/// while the other recipients are decided as usual.
 async fn states_one_by_one_if_unreadable<S: HubDb>(
     hub: &HubState<S>,
     brand: BrandCode,
@@ -33,41 +32,27 @@ async fn states_one_by_one_if_unreadable<S: HubDb>(
     recipient_type: RecipientType,
     recipients: Arc<[String]>,
 ) -> ApiResult<(Vec<Option<SendState>>, Vec<(usize, ApiError)>)> {
-    match hub
-        .store
-        .send_states_aligned(brand, channel, recipient_type, recipients.clone())
-        .await
-    {
-        Ok(states) => return Ok((states, Vec::new())),
-        Err(StoreError::Corrupt(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let mut states = Vec::with_capacity(recipients.len());
-    let mut unreadable = Vec::new();
-    for (place, recipient) in recipients.iter().enumerate() {
-        let one: Arc<[String]> = Arc::from([recipient.clone()]);
-        match hub
-            .store
-            .send_states_aligned(brand, channel, recipient_type, one)
-            .await
-        {
-            Ok(state) => states.push(state.into_iter().next().flatten()),
-            Err(StoreError::Corrupt(what)) => {
-                tracing::error!(brand = %brand, recipient, error = %what, "an unreadable stored consent");
-                states.push(None);
-                unreadable.push((
-                    place,
-                    ApiError::unprocessable(
-                        "unreadable_state",
-                        format!("the stored consent cannot be read ({what}); it is not sent to until it is mended"),
-                    )
-                    .field("recipient")
-                    .value(recipient.as_str()),
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let (states, unreadable) = send_states_apart(
+        &*hub.store,
+        brand,
+        channel,
+        recipient_type,
+        recipients.clone(),
+    )
+    .await?;
+    let unreadable = unreadable
+        .into_iter()
+        .map(|(place, what)| {
+            let recipient = recipients.get(place).map(String::as_str).unwrap_or_default();
+            let error = ApiError::unprocessable(
+                "unreadable_state",
+                format!("the stored consent cannot be read ({what}); it is not sent to until it is mended"),
+            )
+            .field("recipient")
+            .value(recipient);
+            (place, error)
+        })
+        .collect();
     Ok((states, unreadable))
 }
 
