@@ -367,6 +367,13 @@ pub(crate) async fn stream_consents(
 
 /// A consent from the columns of [`crate::listing::CONSENT_COLUMNS`], in their order.
 fn consent_from(row: &PgRow) -> Result<crate::ConsentRow> {
+    consent_from_fields(row).map_err(|e| match row.try_get::<&str, _>(1) {
+        Ok(recipient) => crate::sql::in_row_of(e, recipient),
+        Err(_) => e,
+    })
+}
+
+fn consent_from_fields(row: &PgRow) -> Result<crate::ConsentRow> {
     let text = |i: usize| row.try_get::<&str, _>(i);
     Ok(crate::ConsentRow {
         key: hub_core::ConsentKey {

@@ -108,6 +108,17 @@ pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
+/// `e`, naming the recipient whose stored row it is when the row cannot be read, so the one to
+/// mend can be found.
+pub(crate) fn in_row_of(e: StoreError, recipient: &str) -> StoreError {
+    match e {
+        StoreError::Corrupt(what) => {
+            StoreError::Corrupt(format!("{what}, in the row of {recipient}"))
+        }
+        e => e,
+    }
+}
+
 pub(crate) fn ms(t: Timestamp) -> i64 {
     t.as_millisecond()
 }

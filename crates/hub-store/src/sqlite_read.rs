@@ -242,6 +242,13 @@ impl Readers {
 
 /// A consent from the columns of [`crate::listing::CONSENT_COLUMNS`], in their order.
 fn consent_row(row: &rusqlite::Row<'_>) -> Result<crate::ConsentRow> {
+    consent_row_fields(row).map_err(|e| match row.get_ref(1).map(|v| v.as_str()) {
+        Ok(Ok(recipient)) => crate::sql::in_row_of(e, recipient),
+        _ => e,
+    })
+}
+
+fn consent_row_fields(row: &rusqlite::Row<'_>) -> Result<crate::ConsentRow> {
     let text =
         |i: usize| -> Result<&str> { Ok(row.get_ref(i)?.as_str().map_err(rusqlite::Error::from)?) };
     let flag = |i: usize| -> Result<bool> { Ok(row.get::<_, i64>(i)? != 0) };

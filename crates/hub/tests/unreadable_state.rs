@@ -4,6 +4,7 @@
 
 mod common;
 
+use hub_store::Store;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
@@ -117,7 +118,37 @@ async fn unreadable_consent_answers_alone(served: common::Served) {
     }
     campaign_filter_denies_only_the_unreadable(&served).await;
     segments_leave_out_only_the_unreadable(&served).await;
+    export_breaks_off_naming_the_row(&served).await;
     served.stop().await;
+}
+
+/// An export is a faithful copy: it breaks off rather than leave the row out (never a silent
+/// cut), and the error names the row to mend.
+async fn export_breaks_off_naming_the_row(served: &common::Served) {
+    let r = served
+        .http
+        .get(format!("{}/api/v1/brands/{BRAND}/exports", served.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().await.is_err(), "the export ended as if complete");
+    let store = hub_store::SqlStore::connect(&served.url).await.unwrap();
+    let error = store
+        .list_consents(
+            hub_core::BrandCode(BRAND),
+            &hub_store::ConsentFilter::default(),
+            None,
+            100,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("garbage") && error.contains(BROKEN),
+        "{error}"
+    );
 }
 
 /// The campaign filter streams every other recipient as allowed and counts the broken one as
