@@ -59,7 +59,7 @@ pub use sql_engine::mode::ModePreview;
 pub use state::OutboxState;
 pub use stats::*;
 pub use types::*;
-pub use unreadable::send_states_apart;
+pub use unreadable::{category_statuses_apart, send_states_apart};
 
 use hub_core::{BrandCode, Change};
 use jiff::Timestamp;

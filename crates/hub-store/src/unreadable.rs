@@ -1,10 +1,11 @@
 //! Reads that go on past a stored row that cannot be read (a value outside its set, written to
 //! the database by hand): that row's recipient alone is answered apart, never as allowed.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use hub_core::{BrandCode, Channel, SendState};
-use iys::RecipientType;
+use iys::{ConsentStatus, RecipientType};
 
 use crate::{Result, Store, StoreError};
 
@@ -46,4 +47,37 @@ pub async fn send_states_apart<S: Store>(
         }
     }
     Ok((states, unreadable))
+}
+
+/// The status of `category` for each of `subjects` that has one, as
+/// [`Store::category_statuses`] reads them, except that an unreadable stored status fails only
+/// its own subject: such a read is made again one subject at a time, and the unreadable
+/// subjects come back apart with what is wrong.
+pub async fn category_statuses_apart<S: Store>(
+    store: &S,
+    brand: BrandCode,
+    category: &str,
+    subjects: &[String],
+) -> Result<(HashMap<String, ConsentStatus>, HashMap<String, String>)> {
+    match store.category_statuses(brand, category, subjects).await {
+        Ok(statuses) => return Ok((statuses, HashMap::new())),
+        Err(StoreError::Corrupt(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let mut statuses = HashMap::new();
+    let mut unreadable = HashMap::new();
+    for subject in subjects {
+        match store
+            .category_statuses(brand, category, std::slice::from_ref(subject))
+            .await
+        {
+            Ok(one) => statuses.extend(one),
+            Err(StoreError::Corrupt(what)) => {
+                tracing::error!(brand = %brand, subject, category, error = %what, "an unreadable stored category consent: never sent to until it is mended");
+                unreadable.insert(subject.clone(), what);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((statuses, unreadable))
 }

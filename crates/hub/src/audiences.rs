@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use futures_util::StreamExt;
 use hub_core::{BrandCode, CategoryKind, Channel, Policy, Reason, check};
-use hub_store::{SegmentDefinition, SegmentMember, send_states_apart};
+use hub_store::{SegmentDefinition, SegmentMember, category_statuses_apart, send_states_apart};
 use iys::{ConsentStatus, RecipientType};
 use serde::Serialize;
 use tokio::sync::mpsc::Sender;
@@ -316,8 +316,17 @@ impl<S: HubDb> Round<S> {
                     .zip(list.iter())
                     .filter_map(|(s, given)| s.name(given).map(str::to_owned))
                     .collect();
+                let (statuses, unreadable) =
+                    category_statuses_apart(&**store, f.brand, code, &known).await?;
+                if !unreadable.is_empty() {
+                    for (slot, given) in stored.iter_mut().zip(list.iter()) {
+                        if slot.name(given).is_some_and(|n| unreadable.contains_key(n)) {
+                            *slot = Stored::Unreadable;
+                        }
+                    }
+                }
                 (
-                    store.category_statuses(f.brand, code, &known).await?,
+                    statuses,
                     store.refused_by_profile(f.brand, code, &known).await?,
                 )
             }

@@ -432,16 +432,7 @@ fn sms(recipient: &str, status: &str, date: &str) -> Value {
 impl Server {
     /// A streamed POST: the body as given, the answer's text.
     async fn stream(&self, path: &str, content_type: &str, body: String) -> (u16, String) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(KEY)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
+        self.0.post_text(KEY, path, content_type, body).await
     }
 }
 
@@ -635,19 +626,10 @@ async fn segments_and_the_campaign_filter_follow_the_check() {
         )
         .await;
     assert_eq!(status, 200, "{text}");
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let (summary, allowed) = lines.split_last().unwrap();
-    let allowed: Vec<&str> = allowed
-        .iter()
-        .map(|v| v["recipient"].as_str().unwrap())
-        .collect();
+    let (allowed, summary) = common::filter_answer(&text);
     let mut expected: Vec<&str> = want.iter().map(|s| s.as_str()).collect();
     expected.push(want[0].as_str());
     assert_eq!(allowed, expected);
-    let summary = &summary["summary"];
     assert_eq!(summary["received"], people.len() + 2);
     assert_eq!(summary["allowed"], want.len() + 1);
     for p in Planned::ALL.iter().filter(|p| **p != Planned::Allowed) {

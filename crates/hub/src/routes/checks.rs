@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use std::sync::Arc;
 
 use hub_core::{BrandCode, CategoryKind, Channel, Policy, SendState, check};
-use hub_store::{Scope, send_states_apart};
+use hub_store::{Scope, category_statuses_apart, send_states_apart};
 use iys::RecipientType;
 
 use crate::api::{cached_brand_for, cached_categories};
@@ -43,17 +43,25 @@ async fn states_one_by_one_if_unreadable<S: HubDb>(
     let unreadable = unreadable
         .into_iter()
         .map(|(place, what)| {
-            let recipient = recipients.get(place).map(String::as_str).unwrap_or_default();
-            let error = ApiError::unprocessable(
-                "unreadable_state",
-                format!("the stored consent cannot be read ({what}); it is not sent to until it is mended"),
-            )
-            .field("recipient")
-            .value(recipient);
-            (place, error)
+            let recipient = recipients
+                .get(place)
+                .map(String::as_str)
+                .unwrap_or_default();
+            (place, unreadable_error(recipient, &what))
         })
         .collect();
     Ok((states, unreadable))
+}
+
+/// A check item's error for a recipient whose stored consent (or category consent) cannot be
+/// read; `what` names the column and the value.
+fn unreadable_error(recipient: &str, what: &str) -> ApiError {
+    ApiError::unprocessable(
+        "unreadable_state",
+        format!("the stored consent cannot be read ({what}); it is not sent to until it is mended"),
+    )
+    .field("recipient")
+    .value(recipient)
 }
 
 /// The message's channel, or 422 naming `channel`.
@@ -252,24 +260,26 @@ pub async fn post_check<S: HubDb>(
         valid.clone(),
     )
     .await?;
-    let (categories, by_profile) = match &category {
-        None => (Default::default(), None),
+    let (categories, by_profile, unreadable_categories) = match &category {
+        None => (Default::default(), None, Default::default()),
         Some((code, _)) => {
-            let by_profile = match profile {
-                Some(p) => hub
-                    .store
-                    .category_statuses(brand.brand_code, code, &[format!("profile:{p}")])
-                    .await?
-                    .into_values()
-                    .next(),
-                None => None,
-            };
-            (
-                hub.store
-                    .category_statuses(brand.brand_code, code, &valid)
-                    .await?,
-                by_profile,
-            )
+            let (mut by_profile, mut unreadable_profile) = (None, None);
+            if let Some(p) = profile {
+                let subject = [format!("profile:{p}")];
+                let (status, unreadable) =
+                    category_statuses_apart(&*hub.store, brand.brand_code, code, &subject).await?;
+                by_profile = status.into_values().next();
+                unreadable_profile = unreadable.into_values().next();
+            }
+            let (statuses, mut unreadable) =
+                category_statuses_apart(&*hub.store, brand.brand_code, code, &valid).await?;
+            // A profile's unreadable category consent stands for each of its addresses.
+            if let Some(what) = unreadable_profile {
+                for r in valid.iter() {
+                    unreadable.entry(r.clone()).or_insert_with(|| what.clone());
+                }
+            }
+            (statuses, by_profile, unreadable)
         }
     };
     let mut results = Vec::with_capacity(recipients.len());
@@ -304,6 +314,16 @@ pub async fn post_check<S: HubDb>(
                 allowed: false,
                 reason: CheckReason::Invalid(InvalidRecipient::UnreadableState),
                 error: Some(e.body),
+            });
+            continue;
+        }
+        if let Some(what) = unreadable_categories.get(&normalised) {
+            let error = unreadable_error(&normalised, what);
+            results.push(CheckItem {
+                recipient: normalised,
+                allowed: false,
+                reason: CheckReason::Invalid(InvalidRecipient::UnreadableState),
+                error: Some(error.body),
             });
             continue;
         }

@@ -72,6 +72,27 @@ impl Served {
         }
     }
 
+    /// A streamed POST with `key`: the body as given; the answer's status and text.
+    pub async fn post_text(
+        &self,
+        key: &str,
+        path: &str,
+        content_type: &str,
+        body: String,
+    ) -> (u16, String) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        // A body broken off by an error fails here.
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
     /// Stops serving and drops the PostgreSQL database.
     pub async fn stop(mut self) {
         self.cancel.cancel();
@@ -80,4 +101,18 @@ impl Served {
             drop_postgres(&admin, &name).await;
         }
     }
+}
+
+/// The campaign filter's NDJSON answer: the allowed recipients in order, and the summary.
+pub fn filter_answer(text: &str) -> (Vec<String>, serde_json::Value) {
+    let mut lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary = lines.pop().expect("the summary line");
+    let allowed = lines
+        .iter()
+        .map(|l| l["recipient"].as_str().unwrap().to_owned())
+        .collect();
+    (allowed, summary["summary"].clone())
 }
