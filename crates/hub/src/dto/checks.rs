@@ -115,7 +115,8 @@ pub enum CheckReason {
 pub enum InvalidRecipient {
     /// The recipient is not valid for the channel.
     InvalidRecipient,
-    /// The stored consent could not be read (a value outside its set, written by hand).
+    /// The stored consent, or category consent, could not be read (a value outside its set,
+    /// written by hand).
     UnreadableState,
 }
 

@@ -109,7 +109,7 @@ pub const CODES: [(&str, &str, &str); 23] = [
     (
         "unreadable_state",
         "422",
-        "In a check's item only (reason `unreadable_state`, never allowed): the recipient's stored consent cannot be read, e.g. a value outside its set written to the database by hand; the message names the column and value. The request's other recipients are decided as usual.",
+        "In a check's item only (reason `unreadable_state`, never allowed): the recipient's stored consent (or its consent to the check's category) cannot be read, e.g. a value outside its set written to the database by hand; the message names the column and value. The request's other recipients are decided as usual.",
     ),
     (
         "idempotency_conflict",

@@ -204,8 +204,8 @@ schema!(
          strict policy), held_not_in_iys (sync mode, IYS does not have the recipient), \
          iys_rejected (IYS refused the ONAY), hold (a manual hold), category_rejected (the \
          recipient refused the marketing category), invalid_recipient (the recipient is not \
-         valid for the channel; see `error`), unreadable_state (the stored consent could not be \
-         read, e.g. a value written by hand outside its set; see `error`).",
+         valid for the channel; see `error`), unreadable_state (the stored consent, or category \
+         consent, could not be read, e.g. a value written by hand outside its set; see `error`).",
     )
 );
 
