@@ -13,7 +13,7 @@ use sqlx::any::AnyRow;
 use crate::engine::*;
 use crate::sql::{ms, parse, ts};
 use crate::state::{OutboxState, Sql, sql_list};
-use crate::{Applied, Backend, Brand, ModePreview, Result, SqlStore, Store};
+use crate::{Applied, Backend, Brand, ModePreview, Result, SqlStore, Store, StoreError};
 
 pub(crate) fn item_from(r: &AnyRow) -> Result<OutboxItem> {
     Ok(OutboxItem {
@@ -103,7 +103,30 @@ impl SqlStore {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        let mut items = rows.iter().map(item_from).collect::<Result<Vec<_>>>()?;
+        let mut items = Vec::with_capacity(rows.len());
+        for r in &rows {
+            match item_from(r) {
+                Ok(item) => items.push(item),
+                // A row that cannot be read (a value written by hand) would come first again at
+                // every claim and stop the brand's dispatch, its opt-outs too: it fails alone,
+                // visible in the outbox with its reason, and the others go on.
+                Err(StoreError::Corrupt(what)) => {
+                    let id: i64 = r.try_get("id")?;
+                    tracing::error!(brand = %brand, outbox_id = id, error = %what, "an unreadable outbox row set failed; mend it and requeue it");
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE outbox SET state = {}, last_error = $1, lease_owner = NULL, lease_until_ms = NULL \
+                         WHERE brand_code = $2 AND id = $3",
+                        OutboxState::Failed.sql()
+                    )))
+                    .bind(format!("the row cannot be read: {what}"))
+                    .bind(brand.0 as i64)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         items.sort_by_key(|i| (i.deadline, i.id));
         Ok(items)
     }

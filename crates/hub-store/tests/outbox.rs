@@ -59,6 +59,76 @@ macro_rules! on_both {
 
 on_both!(migration_queues_kept_local_rets, kept_local_rets_are_queued);
 on_both!(settlement_and_requeue, settle_and_requeue);
+on_both!(
+    unreadable_row_fails_alone,
+    an_unreadable_row_fails_and_the_rest_go
+);
+
+/// An outbox row that cannot be read (a value written by hand) would come first at every claim
+/// and stop the brand's dispatch, its RETs too; instead it is set failed with its reason, and
+/// the brand's other rows are claimed.
+async fn an_unreadable_row_fails_and_the_rest_go(url: &str, _dialect: &str) {
+    let store = SqlStore::connect(url).await.unwrap();
+    let brand = with_brand(&store).await;
+    let (a, b, c) = ("+905320000001", "+905320000002", "+905320000003");
+    store
+        .apply(
+            &brand,
+            vec![
+                // The broken one is due first, so every claim would meet it.
+                change(b, ConsentStatus::Onay, "2026-11-20 09:00:00"),
+                change(a, ConsentStatus::Ret, "2026-11-20 10:00:00"),
+                change(c, ConsentStatus::Onay, "2026-11-20 10:00:00"),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let written = sqlx::query("UPDATE outbox SET consent_date = 'garbage' WHERE recipient = $1")
+        .bind(b)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(written.rows_affected(), 1);
+
+    let now = Timestamp::now();
+    let claimed = store
+        .claim_pending(BRAND, "one", now, 60_000, 100)
+        .await
+        .unwrap();
+    let mut recipients: Vec<&str> = claimed.iter().map(|i| i.recipient.as_str()).collect();
+    recipients.sort();
+    assert_eq!(recipients, [a, c]);
+    let (state, error, owner): (String, Option<String>, Option<String>) =
+        sqlx::query_as("SELECT state, last_error, lease_owner FROM outbox WHERE recipient = $1")
+            .bind(b)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(state, "failed");
+    assert!(
+        error.as_deref().unwrap_or_default().contains("garbage"),
+        "{error:?}"
+    );
+    assert_eq!(owner, None);
+    // Nothing is left to claim: the others are leased, the broken one failed.
+    let again = store
+        .claim_pending(BRAND, "two", now, 60_000, 100)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+    // The listing names the row to mend.
+    let listing = store
+        .outbox_rows(BRAND, &OutboxFilter::default(), now, 0, 100)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        listing.contains("garbage") && listing.contains("outbox row"),
+        "{listing}"
+    );
+}
 
 /// A database as version 0.1 left it (migrations 0001–0002) with a RET it kept locally; opening it
 /// with this version queues that RET for IYS.

@@ -9,7 +9,7 @@ use super::item_from;
 use crate::engine::{OutboxFilter, OutboxRow, RequeueReport};
 use crate::sql::{ms, parse, positional, ts};
 use crate::state::{OutboxState, Sql, sql_list};
-use crate::{Result, SqlStore};
+use crate::{Result, SqlStore, StoreError};
 
 impl SqlStore {
     pub(crate) async fn outbox_rows(
@@ -195,7 +195,18 @@ fn filter_sql(f: &OutboxFilter, now: Timestamp) -> (String, Vec<Bind>) {
     (clause, binds)
 }
 
+/// An outbox row for people; one that cannot be read fails the listing with an error naming it,
+/// so the row to mend can be found.
 fn row_from(r: &AnyRow) -> Result<OutboxRow> {
+    row_fields(r).map_err(|e| match (e, r.try_get::<i64, _>("id")) {
+        (StoreError::Corrupt(what), Ok(id)) => {
+            StoreError::Corrupt(format!("{what}, in outbox row {id}"))
+        }
+        (e, _) => e,
+    })
+}
+
+fn row_fields(r: &AnyRow) -> Result<OutboxRow> {
     let item = item_from(r)?;
     Ok(OutboxRow {
         id: item.id,
