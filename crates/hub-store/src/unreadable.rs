@@ -30,17 +30,26 @@ pub async fn send_states_apart<S: Store>(
     recipient_type: RecipientType,
     recipients: Arc<[String]>,
 ) -> Result<(Vec<Option<SendState>>, Vec<(usize, String)>)> {
+    // The usual path: one read, its answer as it is.
+    match store
+        .send_states_aligned(brand, channel, recipient_type, recipients.clone())
+        .await
+    {
+        Ok(states) => return Ok((states, Vec::new())),
+        Err(StoreError::Corrupt(_)) => {}
+        Err(e) => return Err(e),
+    }
     let mut states = vec![None; recipients.len()];
     let mut unreadable = Vec::new();
-    // Ranges still to read, as a stack.
+    // Ranges still to read, as a stack: the whole list failed, so its halves.
     let mut ranges: Vec<Range<usize>> = Vec::new();
-    ranges.push(0..recipients.len());
+    if recipients.len() == 1 {
+        ranges.push(0..1);
+    } else {
+        ranges.extend(halves(0..recipients.len()));
+    }
     while let Some(range) = ranges.pop() {
-        let part: Arc<[String]> = if range.len() == recipients.len() {
-            recipients.clone()
-        } else {
-            recipients.get(range.clone()).unwrap_or_default().into()
-        };
+        let part: Arc<[String]> = recipients.get(range.clone()).unwrap_or_default().into();
         match store
             .send_states_aligned(brand, channel, recipient_type, part)
             .await
