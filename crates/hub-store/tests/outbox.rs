@@ -128,6 +128,7 @@ async fn an_unreadable_row_fails_and_the_rest_go(url: &str, _dialect: &str) {
         listing.contains("garbage") && listing.contains("outbox row"),
         "{listing}"
     );
+    store.close().await;
 }
 
 /// A database as version 0.1 left it (migrations 0001–0002) with a RET it kept locally; opening it

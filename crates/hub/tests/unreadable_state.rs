@@ -252,6 +252,7 @@ async fn export_breaks_off_naming_the_row(served: &common::Served) {
         error.contains("garbage") && error.contains(BROKEN),
         "{error}"
     );
+    store.close().await;
 }
 
 /// The campaign filter streams every other recipient as allowed and counts the broken one as
