@@ -233,6 +233,8 @@ pub async fn export<S: HubDb>(
         let page = match page {
             Ok(page) => page,
             Err(e) => {
+                // The client sees only a broken-off body: the reason goes to the log.
+                tracing::error!(brand = brand.0, rows = written, error = %e, "export: stopped");
                 let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
                 return written;
             }
