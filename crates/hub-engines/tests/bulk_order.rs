@@ -194,7 +194,8 @@ async fn all_settle_with_their_own_outcome(order: &str) {
         .store
         .outbox_rows(BRAND, &Default::default(), Timestamp::now(), 0, 1000)
         .await
-        .unwrap();
+        .unwrap()
+        .rows;
     assert_eq!(rows.len(), RECIPIENTS as usize);
     for row in rows {
         let n: u64 = row.recipient["+90532".len()..].parse().unwrap();

@@ -210,7 +210,8 @@ async fn a_burst_on_two_instances_settles_within_a_minute() {
                 100,
             )
             .await
-            .unwrap();
+            .unwrap()
+            .rows;
         for o in rows {
             eprintln!(
                 "  outbox #{} ev{} {} {} {:?} {:?} by={:?}",

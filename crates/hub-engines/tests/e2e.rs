@@ -970,7 +970,8 @@ async fn an_account_level_failure_pauses_one_brand_while_another_keeps_flowing()
         .store
         .outbox_rows(other, &Default::default(), Timestamp::now(), 0, 100)
         .await
-        .unwrap();
+        .unwrap()
+        .rows;
     assert!(
         rows.iter().all(|r| r.attempts == 0),
         "a pause is not an attempt"
@@ -1197,7 +1198,8 @@ async fn changes_queued_behind_an_unsettled_movement_reach_iys_as_one() {
             100,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .rows;
     let carrier = rows.last().unwrap();
     assert_eq!(carrier.state, OutboxState::Done);
     assert!(

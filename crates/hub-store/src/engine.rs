@@ -86,6 +86,15 @@ pub struct OutboxFilter {
     pub at_risk: bool,
 }
 
+/// A page of the outbox listing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutboxPage {
+    pub rows: Vec<OutboxRow>,
+    /// Where the next page starts (`after`), when this one was full; rows left out because they
+    /// cannot be read count, so the pages move on past them.
+    pub next: Option<i64>,
+}
+
 /// One outbox row as listed for people.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -279,7 +288,9 @@ pub trait EngineStore: Send + Sync {
     ) -> impl Future<Output = Result<DispatchPause>> + Send;
     /// Lifts the pause (IYS accepted a request again).
     fn resume_dispatch(&self, brand: BrandCode) -> impl Future<Output = Result<()>> + Send;
-    /// Outbox rows matching `filter`, by id, after `after`.
+    /// Outbox rows matching `filter`, by id, after `after`, at most `limit`. A row that cannot
+    /// be read (a value written by hand) is left out and named in the log, so one such row does
+    /// not hide the others; the page's cursor still moves past it.
     fn outbox_rows(
         &self,
         brand: BrandCode,
@@ -287,7 +298,7 @@ pub trait EngineStore: Send + Sync {
         now: Timestamp,
         after: i64,
         limit: i64,
-    ) -> impl Future<Output = Result<Vec<OutboxRow>>> + Send;
+    ) -> impl Future<Output = Result<OutboxPage>> + Send;
     /// Queues failed (or, in integrator mode, held) rows again, unless a later change of the same
     /// consent overtook them; recorded in the audit log. `dry_run` only counts.
     fn requeue(

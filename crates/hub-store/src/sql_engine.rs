@@ -433,7 +433,7 @@ impl EngineStore for SqlStore {
         now: Timestamp,
         after: i64,
         limit: i64,
-    ) -> Result<Vec<OutboxRow>> {
+    ) -> Result<OutboxPage> {
         SqlStore::outbox_rows(self, brand, filter, now, after, limit).await
     }
 

@@ -165,7 +165,8 @@ async fn live_part<S: HubDb>(
             0,
             20,
         )
-        .await?;
+        .await?
+        .rows;
     let today = iys::consent_date::ISTANBUL.to_datetime(now).date();
     let from = today
         .checked_sub(jiff::Span::new().days(6))
@@ -197,7 +198,8 @@ async fn live_part<S: HubDb>(
                 0,
                 3,
             )
-            .await?;
+            .await?
+            .rows;
         examples.push(rows);
     }
     let quarantined = hub.store.quarantined(brand.brand_code, 20).await?;

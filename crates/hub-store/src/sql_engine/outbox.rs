@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::item_from;
-use crate::engine::{OutboxFilter, OutboxRow, RequeueReport};
+use crate::engine::{OutboxFilter, OutboxPage, OutboxRow, RequeueReport};
 use crate::sql::{ms, parse, positional, ts};
 use crate::state::{OutboxState, Sql, sql_list};
 use crate::{Result, SqlStore, StoreError};
@@ -19,11 +19,11 @@ impl SqlStore {
         now: Timestamp,
         after: i64,
         limit: i64,
-    ) -> Result<Vec<OutboxRow>> {
+    ) -> Result<OutboxPage> {
+        let limit = limit.clamp(1, 1000);
         let (clause, binds) = filter_sql(filter, now);
         let sql = format!(
-            "SELECT * FROM outbox WHERE brand_code = $1 AND id > $2{clause} ORDER BY id LIMIT {}",
-            limit.clamp(1, 1000)
+            "SELECT * FROM outbox WHERE brand_code = $1 AND id > $2{clause} ORDER BY id LIMIT {limit}"
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(positional(self.backend, sql)))
             .bind(brand.0 as i64)
@@ -31,11 +31,26 @@ impl SqlStore {
         for v in binds {
             q = v.bind_to(q);
         }
-        q.fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(row_from)
-            .collect()
+        let found = q.fetch_all(&self.pool).await?;
+        let mut page = OutboxPage {
+            rows: Vec::with_capacity(found.len()),
+            next: None,
+        };
+        for r in &found {
+            match row_from(r) {
+                Ok(row) => page.rows.push(row),
+                Err(StoreError::Corrupt(what)) => {
+                    tracing::error!(brand = %brand, error = %what, "outbox listing: an unreadable row left out")
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if found.len() as i64 == limit
+            && let Some(last) = found.last()
+        {
+            page.next = Some(last.try_get("id")?);
+        }
+        Ok(page)
     }
 
     pub(crate) async fn requeue(
@@ -195,8 +210,8 @@ fn filter_sql(f: &OutboxFilter, now: Timestamp) -> (String, Vec<Bind>) {
     (clause, binds)
 }
 
-/// An outbox row for people; one that cannot be read fails the listing with an error naming it,
-/// so the row to mend can be found.
+/// An outbox row for people; the error of one that cannot be read names it, so the row to mend
+/// can be found.
 fn row_from(r: &AnyRow) -> Result<OutboxRow> {
     row_fields(r).map_err(|e| match (e, r.try_get::<i64, _>("id")) {
         (StoreError::Corrupt(what), Ok(id)) => {

@@ -123,16 +123,13 @@ pub async fn get_outbox<S: HubDb>(
     };
     let after = number("cursor", &q.cursor, 0, 0..=i64::MAX)?;
     let limit = number("limit", &q.limit, 100, 1..=1000)?;
-    let rows = hub
+    let page = hub
         .store
         .outbox_rows(brand.brand_code, &filter, Timestamp::now(), after, limit)
         .await?;
-    let next_cursor = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| r.id.to_string()))
-        .flatten();
     Ok(Json(OutboxList {
-        items: rows.into_iter().map(OutboxRow::from).collect(),
-        next_cursor,
+        items: page.rows.into_iter().map(OutboxRow::from).collect(),
+        next_cursor: page.next.map(|id| id.to_string()),
     }))
 }
 
