@@ -33,6 +33,14 @@ async fn with_brand(store: &SqlStore) -> hub_store::Brand {
         .unwrap()
 }
 
+/// A fresh store with the brand and `changes` recorded.
+async fn store_with(url: &str, changes: Vec<Change>) -> (SqlStore, hub_store::Brand) {
+    let store = SqlStore::connect(url).await.unwrap();
+    let brand = with_brand(&store).await;
+    store.apply(&brand, changes, None).await.unwrap();
+    (store, brand)
+}
+
 /// Runs `f` on a fresh SQLite database and, when configured, a fresh PostgreSQL one.
 macro_rules! on_both {
     ($name:ident, $f:ident) => {
@@ -68,22 +76,17 @@ on_both!(
 /// and stop the brand's dispatch, its RETs too; instead it is set failed with its reason, and
 /// the brand's other rows are claimed.
 async fn an_unreadable_row_fails_and_the_rest_go(url: &str, _dialect: &str) {
-    let store = SqlStore::connect(url).await.unwrap();
-    let brand = with_brand(&store).await;
     let (a, b, c) = ("+905320000001", "+905320000002", "+905320000003");
-    store
-        .apply(
-            &brand,
-            vec![
-                // The broken one is due first, so every claim would meet it.
-                change(b, ConsentStatus::Onay, "2026-11-20 09:00:00"),
-                change(a, ConsentStatus::Ret, "2026-11-20 10:00:00"),
-                change(c, ConsentStatus::Onay, "2026-11-20 10:00:00"),
-            ],
-            None,
-        )
-        .await
-        .unwrap();
+    let (store, _) = store_with(
+        url,
+        vec![
+            // The broken one is due first, so every claim would meet it.
+            change(b, ConsentStatus::Onay, "2026-11-20 09:00:00"),
+            change(a, ConsentStatus::Ret, "2026-11-20 10:00:00"),
+            change(c, ConsentStatus::Onay, "2026-11-20 10:00:00"),
+        ],
+    )
+    .await;
     let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
     let written = sqlx::query("UPDATE outbox SET consent_date = 'garbage' WHERE recipient = $1")
         .bind(b)
@@ -206,21 +209,16 @@ async fn kept_local_rets_are_queued(url: &str, dialect: &str) {
 }
 
 async fn settle_and_requeue(url: &str, _dialect: &str) {
-    let store = SqlStore::connect(url).await.unwrap();
-    let brand = with_brand(&store).await;
     let (a, b, c) = ("+905320000001", "+905320000002", "+905320000003");
-    store
-        .apply(
-            &brand,
-            vec![
-                change(a, ConsentStatus::Onay, "2026-11-20 10:00:00"),
-                change(b, ConsentStatus::Ret, "2026-11-20 10:00:00"),
-                change(c, ConsentStatus::Ret, "2026-11-20 10:00:00"),
-            ],
-            None,
-        )
-        .await
-        .unwrap();
+    let (store, brand) = store_with(
+        url,
+        vec![
+            change(a, ConsentStatus::Onay, "2026-11-20 10:00:00"),
+            change(b, ConsentStatus::Ret, "2026-11-20 10:00:00"),
+            change(c, ConsentStatus::Ret, "2026-11-20 10:00:00"),
+        ],
+    )
+    .await;
     let now = Timestamp::now();
     // Instance one claims; a's RET arrives while its ONAY is in flight (so it is not carried).
     let first = store
