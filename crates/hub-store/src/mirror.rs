@@ -43,6 +43,10 @@ pub(crate) const IDLE: Duration = Duration::from_secs(15 * 60);
 pub(crate) const CATCH_UP: usize = 200_000;
 /// After a failed or declined build, lists read the table this long before another try.
 const RETRY: Duration = Duration::from_secs(60);
+/// A consent whose stored state cannot be read (a value outside its set, written by hand):
+/// never a packed state (its place, 31, is outside [`IysState::ALL`]). A list that names it
+/// fails as the table's read would, and only such a list.
+const UNREADABLE: u8 = 0xFF;
 
 /// Where mirrors are built from and kept up to date.
 #[derive(Debug)]
@@ -90,6 +94,8 @@ struct Table {
     /// `+90` numbers: the ten digits shifted left by 8, or'ed with the packed state.
     phones: HashTable<u64>,
     others: hashbrown::HashMap<Box<str>, u8>,
+    /// What is wrong with each recipient stored as [`UNREADABLE`].
+    unreadable: hashbrown::HashMap<Box<str>, String>,
 }
 
 /// Hashes a phone entry by its number (the state byte left out).
@@ -161,6 +167,10 @@ impl Table {
         recipient: &str,
         state: Option<u8>,
     ) -> isize {
+        // A mended row is readable again.
+        if !self.unreadable.is_empty() && state != Some(UNREADABLE) {
+            self.unreadable.remove(recipient);
+        }
         match (tr_number(recipient), state) {
             (Some(n), Some(b)) => {
                 let entry = n << 8 | u64::from(b);
@@ -226,14 +236,41 @@ impl Mirror {
         hasher: &hashbrown::DefaultHashBuilder,
         key: (Channel, RecipientType),
         recipient: &str,
-        state: Option<u8>,
+        state: Stored,
     ) {
-        let change = self
-            .tables
-            .entry(key)
-            .or_default()
-            .set(hasher, recipient, state);
+        let table = self.tables.entry(key).or_default();
+        let change = match state {
+            Stored::State(b) => table.set(hasher, recipient, Some(b)),
+            Stored::Gone => table.set(hasher, recipient, None),
+            Stored::Unreadable(why) => {
+                let change = table.set(hasher, recipient, Some(UNREADABLE));
+                table.unreadable.insert(recipient.into(), why);
+                change
+            }
+        };
         self.consents = self.consents.saturating_add_signed(change);
+    }
+}
+
+/// A consent as the mirror keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Stored {
+    /// A packed send state.
+    State(u8),
+    /// The consent's state cannot be read; what is wrong with it.
+    Unreadable(String),
+    /// No consent (deleted).
+    Gone,
+}
+
+impl Stored {
+    /// A consent's stored columns as the mirror keeps them: a value outside its set makes it
+    /// unreadable, to be answered apart, rather than failing the whole mirror.
+    pub(crate) fn of(status: &str, source: &str, iys_state: &str, hold: i64) -> Stored {
+        match stored_state(status, source, iys_state, hold) {
+            Ok(b) => Stored::State(b),
+            Err(e) => Stored::Unreadable(e.to_string()),
+        }
     }
 }
 
@@ -280,6 +317,24 @@ impl KeyParser {
         self.last = Some((recipient_type.to_owned(), channel.to_owned(), key));
         Ok(key)
     }
+
+    /// [`KeyParser::key`], or `None` (logged) for a row whose channel or recipient type is
+    /// outside its set: no list asks for such a key, as no read of the table finds it.
+    pub(crate) fn readable_key(
+        &mut self,
+        brand: BrandCode,
+        recipient: &str,
+        recipient_type: &str,
+        channel: &str,
+    ) -> Option<(Channel, RecipientType)> {
+        match self.key(recipient_type, channel) {
+            Ok(key) => Some(key),
+            Err(e) => {
+                tracing::warn!(brand = %brand, recipient, error = %e, "send-state mirror: a consent whose key cannot be read is left out");
+                None
+            }
+        }
+    }
 }
 
 fn text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r str> {
@@ -320,9 +375,13 @@ fn build(conn: &Connection, brand: BrandCode, room: usize) -> Result<Option<Mirr
             if mirror.consents >= room {
                 return Ok(None);
             }
-            let key = keys.key(text(row, 1)?, text(row, 2)?)?;
-            let state = stored_state(text(row, 3)?, text(row, 4)?, text(row, 5)?, row.get(6)?)?;
-            mirror.set(hasher, key, text(row, 0)?, Some(state));
+            let recipient = text(row, 0)?;
+            let Some(key) = keys.readable_key(brand, recipient, text(row, 1)?, text(row, 2)?)
+            else {
+                continue;
+            };
+            let state = Stored::of(text(row, 3)?, text(row, 4)?, text(row, 5)?, row.get(6)?);
+            mirror.set(hasher, key, recipient, state);
         }
         Ok(Some(mirror))
     })
@@ -341,8 +400,7 @@ pub(crate) struct TouchedRow {
     pub(crate) seq: i64,
     pub(crate) key: (Channel, RecipientType),
     pub(crate) recipient: String,
-    /// `None` for a consent that is gone.
-    pub(crate) state: Option<u8>,
+    pub(crate) state: Stored,
 }
 
 /// Reads the log after `seen`; `None` when rows after `seen` were pruned or are more than
@@ -369,24 +427,23 @@ fn touched(conn: &Connection, brand: BrandCode, seen: i64, most: usize) -> Resul
                 if rows.len() >= most {
                     return Ok(None);
                 }
-                let key = keys.key(text(row, 2)?, text(row, 3)?)?;
+                let recipient = text(row, 1)?;
+                let Some(key) = keys.readable_key(brand, recipient, text(row, 2)?, text(row, 3)?)
+                else {
+                    continue;
+                };
                 let state = match row
                     .get_ref(4)?
                     .as_str_or_null()
                     .map_err(rusqlite::Error::from)?
                 {
-                    Some(status) => Some(stored_state(
-                        status,
-                        text(row, 5)?,
-                        text(row, 6)?,
-                        row.get(7)?,
-                    )?),
-                    None => None,
+                    Some(status) => Stored::of(status, text(row, 5)?, text(row, 6)?, row.get(7)?),
+                    None => Stored::Gone,
                 };
                 rows.push(TouchedRow {
                     seq: row.get(0)?,
                     key,
-                    recipient: text(row, 1)?.to_owned(),
+                    recipient: recipient.to_owned(),
                     state,
                 });
             }
@@ -637,16 +694,27 @@ impl Mirrors {
             if touched.newest > m.seen {
                 let from = m.seen;
                 for r in touched.rows.iter().filter(|r| r.seq > from) {
-                    m.set(hasher, r.key, &r.recipient, r.state);
+                    m.set(hasher, r.key, &r.recipient, r.state.clone());
                 }
                 m.seen = touched.newest;
             }
         }
         let m = mirror.read();
-        let table = m.tables.get(&(channel, recipient_type));
+        let Some(table) = m.tables.get(&(channel, recipient_type)) else {
+            return Ok(Some(vec![None; recipients.len()]));
+        };
         recipients
             .iter()
-            .map(|r| table.and_then(|t| t.get(hasher, r)).map(unpack).transpose())
+            .map(|r| match table.get(hasher, r) {
+                Some(UNREADABLE) => Err(StoreError::Corrupt(
+                    table
+                        .unreadable
+                        .get(r.as_str())
+                        .cloned()
+                        .unwrap_or_else(|| format!("the stored consent of {r} cannot be read")),
+                )),
+                b => b.map(unpack).transpose(),
+            })
             .collect::<Result<Vec<_>>>()
             .map(Some)
     }
@@ -707,6 +775,7 @@ mod tests {
                         hold,
                     };
                     assert_eq!(unpack(pack(s)).unwrap(), s);
+                    assert_ne!(pack(s), UNREADABLE);
                 }
             }
         }
@@ -745,5 +814,84 @@ mod tests {
         assert_eq!(t.set(h, "a@b.c", None), -1);
         assert_eq!(t.get(h, "+905321234567"), None);
         assert_eq!(t.get(h, "a@b.c"), None);
+    }
+
+    #[test]
+    fn an_unreadable_consent_fails_only_the_lists_that_name_it() {
+        let h = hasher();
+        let key = (
+            Channel::Iys(iys::ConsentType::Mesaj),
+            RecipientType::Bireysel,
+        );
+        let readable = pack(SendState {
+            status: ConsentStatus::Onay,
+            from_iys: false,
+            iys_state: IysState::InIys,
+            hold: false,
+        });
+        let mut m = Mirror::at(0);
+        m.set(h, key, "+905321234567", Stored::State(readable));
+        m.set(
+            h,
+            key,
+            "+905321234568",
+            Stored::of("ONAY", "garbage", "in_iys", 0),
+        );
+        m.set(h, key, "a@b.c", Stored::of("MAYBE", "HS_WEB", "in_iys", 0));
+        assert_eq!(m.consents, 3);
+        let mirror = BrandMirror {
+            state: RwLock::new(m),
+            used: Mutex::new(Instant::now()),
+        };
+        let mirrors = Mirrors::new(PathBuf::from("unused.db"));
+        let ask = |list: &[&str]| -> Result<Option<Vec<Option<SendState>>>> {
+            let list: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+            let touched = Touched {
+                newest: 0,
+                rows: Vec::new(),
+            };
+            mirrors.answer(
+                &mirror,
+                BrandCode(1),
+                0,
+                Some(touched),
+                (key.0, key.1, &list),
+            )
+        };
+        let fine = ask(&["+905321234567", "+905320000000"]).unwrap().unwrap();
+        assert!(fine[0].is_some() && fine[1].is_none());
+        match ask(&["+905321234567", "+905321234568"]) {
+            Err(StoreError::Corrupt(why)) => assert!(why.contains("garbage"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        match ask(&["a@b.c"]) {
+            Err(StoreError::Corrupt(why)) => assert!(why.contains("MAYBE"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // Mended (the log brings the row's new state): readable again, nothing left behind.
+        let mended = Touched {
+            newest: 1,
+            rows: vec![TouchedRow {
+                seq: 1,
+                key,
+                recipient: "+905321234568".into(),
+                state: Stored::State(readable),
+            }],
+        };
+        let list = vec!["+905321234568".to_owned()];
+        let answer = mirrors
+            .answer(
+                &mirror,
+                BrandCode(1),
+                0,
+                Some(mended),
+                (key.0, key.1, &list),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer[0].map(|s| s.iys_state), Some(IysState::InIys));
+        let m = mirror.read();
+        assert_eq!(m.consents, 3);
+        assert_eq!(m.tables.get(&key).map(|t| t.unreadable.len()), Some(1));
     }
 }

@@ -11,7 +11,7 @@ use hub_core::BrandCode;
 use sqlx::{PgPool, Row};
 
 use crate::Result;
-use crate::mirror::{KeyParser, Mirror, Touched, TouchedRow, hasher, stored_state};
+use crate::mirror::{KeyParser, Mirror, Stored, Touched, TouchedRow, hasher};
 
 /// Reads a brand's send states in one snapshot with the log's newest seq of the brand; `None`
 /// when they are more than `room` consents.
@@ -39,14 +39,18 @@ pub(crate) async fn build(pool: &PgPool, brand: BrandCode, room: usize) -> Resul
             if mirror.consents >= room {
                 return Ok(None);
             }
-            let key = keys.key(row.try_get(1)?, row.try_get(2)?)?;
-            let state = stored_state(
+            let recipient: &str = row.try_get(0)?;
+            let Some(key) = keys.readable_key(brand, recipient, row.try_get(1)?, row.try_get(2)?)
+            else {
+                continue;
+            };
+            let state = Stored::of(
                 row.try_get(3)?,
                 row.try_get(4)?,
                 row.try_get(5)?,
                 row.try_get(6)?,
-            )?;
-            mirror.set(hasher, key, row.try_get(0)?, Some(state));
+            );
+            mirror.set(hasher, key, recipient, state);
         }
     }
     // Read only: nothing to keep.
@@ -94,22 +98,22 @@ pub(crate) async fn touched(
     let mut keys = KeyParser::default();
     for row in &rows {
         let seq: i64 = row.try_get(0)?;
+        touched.newest = touched.newest.max(seq);
+        let recipient: &str = row.try_get(2)?;
+        let Some(key) = keys.readable_key(brand, recipient, row.try_get(3)?, row.try_get(4)?)
+        else {
+            continue;
+        };
         let state = match row.try_get::<Option<&str>, _>(5)? {
-            Some(status) => Some(stored_state(
-                status,
-                row.try_get(6)?,
-                row.try_get(7)?,
-                row.try_get(8)?,
-            )?),
-            None => None,
+            Some(status) => Stored::of(status, row.try_get(6)?, row.try_get(7)?, row.try_get(8)?),
+            None => Stored::Gone,
         };
         touched.rows.push(TouchedRow {
             seq,
-            key: keys.key(row.try_get(3)?, row.try_get(4)?)?,
-            recipient: row.try_get(2)?,
+            key,
+            recipient: recipient.to_owned(),
             state,
         });
-        touched.newest = touched.newest.max(seq);
     }
     Ok(Some(touched))
 }

@@ -454,3 +454,100 @@ async fn concurrent_writers(url: String) {
     other.close().await;
     store.close().await;
 }
+
+#[tokio::test]
+async fn an_unreadable_consent_is_one_recipients_trouble_in_the_mirror() {
+    on_both(
+        "an unreadable consent in the mirror on PostgreSQL",
+        unreadable_in_the_mirror,
+    )
+    .await;
+}
+
+/// Sets one consent's `source` by hand, as a person mending (or breaking) the table would.
+async fn set_source(url: &str, recipient: &str, source: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let written =
+        sqlx::query("UPDATE consent SET source = $1 WHERE brand_code = $2 AND recipient = $3")
+            .bind(source)
+            .bind(BRAND.0 as i64)
+            .bind(recipient)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(written.rows_affected(), 1, "{recipient}");
+}
+
+/// A long list read past its unreadable consents: their positions and what is wrong, and the
+/// others' states, which must be the table's.
+async fn long_list_apart(store: &SqlStore) -> Vec<(String, String)> {
+    let listed = list(MESAJ);
+    let (states, unreadable) = hub_store::send_states_apart(
+        store,
+        BRAND,
+        MESAJ,
+        RecipientType::Bireysel,
+        listed.clone().into(),
+    )
+    .await
+    .unwrap();
+    // The others, as the table answers them in short lists that leave the unreadable out.
+    let readable: Vec<usize> = (0..listed.len())
+        .filter(|place| unreadable.iter().all(|(p, _)| p != place))
+        .collect();
+    let others: Vec<String> = readable.iter().map(|&p| listed[p].clone()).collect();
+    let table = from_table(store, BRAND, MESAJ, RecipientType::Bireysel, &others).await;
+    for (&place, t) in readable.iter().zip(&table) {
+        assert_eq!(&states[place], t, "{}", listed[place]);
+    }
+    unreadable
+        .into_iter()
+        .map(|(place, why)| (listed[place].clone(), why))
+        .collect()
+}
+
+async fn unreadable_in_the_mirror(url: String) {
+    let store = SqlStore::connect(&url).await.unwrap();
+    let ours = brand(&store, BRAND).await;
+    let date = testkit::date("2026-03-02 10:00:00");
+    let all: Vec<_> = (0..PEOPLE)
+        .map(|n| testkit::change(BRAND, &phone(n), MESAJ, ConsentStatus::Onay, date))
+        .collect();
+    store.apply(&ours, all, None).await.unwrap();
+    let (first, second) = (phone(7), phone(1_234));
+    set_source(&url, &first, "garbage").await;
+
+    // The mirror is built with the row in it (a build used to fail, leaving the brand's lists
+    // on the table), and answers every other recipient.
+    let _ = store
+        .send_states_aligned(BRAND, MESAJ, RecipientType::Bireysel, list(MESAJ).into())
+        .await;
+    wait_ready(&store, BRAND).await;
+    let found = long_list_apart(&store).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, first);
+    assert!(found[0].1.contains("garbage"), "{found:?}");
+    // A list that does not name it is answered in one read, from the mirror.
+    let without: Vec<String> = (100..1_300).map(phone).collect();
+    let states = store
+        .send_states_aligned(BRAND, MESAJ, RecipientType::Bireysel, without.into())
+        .await
+        .unwrap();
+    assert!(states.iter().all(Option::is_some));
+
+    // A row broken after the build reaches the mirror through the log.
+    set_source(&url, &second, "also garbage").await;
+    let found = long_list_apart(&store).await;
+    let names: Vec<&str> = found.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(names, [second.as_str(), first.as_str()], "{found:?}");
+    assert!(store.send_state_mirror_ready(BRAND));
+
+    // Mended, both are answered again, with nothing left apart.
+    set_source(&url, &first, "HS_WEB").await;
+    set_source(&url, &second, "HS_WEB").await;
+    assert_eq!(long_list_apart(&store).await, []);
+    agrees(&store, BRAND, "mended").await;
+    assert!(store.send_state_mirror_ready(BRAND));
+    store.close().await;
+}

@@ -116,9 +116,8 @@ async fn unreadable_consent_answers_alone(served: common::Served) {
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["allowed"], phone(n) != BROKEN, "{answer}");
     }
-    // Long lists (read through the send-state mirror when it can be built: not with this row in
-    // it) are answered the same way; twice, so the second runs after the mirror's build was
-    // tried.
+    // Long lists (read through the send-state mirror, which keeps the row as unreadable) are
+    // answered the same way; twice, so the second runs after the mirror's build.
     let long: Vec<String> = (0..2_000).map(phone).collect();
     for _ in 0..2 {
         let (status, many) = check(
