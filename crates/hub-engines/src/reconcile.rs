@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use hub_core::BrandCode;
 use hub_store::{
-    Brand, DayResult, DayStatus, DriftAction, DriftItem, DriftKind, HubMovement, OutboxState,
-    StoreError,
+    Brand, DayResult, DayStatus, DriftAction, DriftItem, DriftKind, HubDay, HubMovement,
+    OutboxState, StoreError,
 };
 use iys::ConsentDate;
 use iys::wire::{DailyCsvRow, ProcessStatus};
@@ -217,20 +217,44 @@ fn hub_only_action(m: &HubMovement, dry_run: bool) -> (DriftAction, Option<Strin
     }
 }
 
+/// The (transactionId, recipient) of the day's hub events that cannot be read: IYS's rows of
+/// these are not applied, as the hub may hold them already in the row it cannot read.
+fn unreadable_transactions(hub: &HubDay) -> BTreeSet<(&str, &str)> {
+    hub.unreadable
+        .iter()
+        .map(|u| (u.transaction_id.as_str(), u.recipient.as_str()))
+        .collect()
+}
+
+fn behind_unreadable(blocked: &BTreeSet<(&str, &str)>, row: &IysRow) -> bool {
+    !blocked.is_empty()
+        && blocked.contains(&(row.key.transaction_id.as_str(), row.key.recipient.as_str()))
+}
+
 /// Classifies a comparison's differences. `applied` says, per IYS row index, whether the ledger
 /// already recorded it in this run (a row still missing after that needs a person).
 fn classify(
     c: Comparison,
     iys: &[IysRow],
-    hub: &[HubMovement],
+    hub_day: &HubDay,
     unreadable: &[(String, String)],
     dry_run: bool,
     applied: Option<&BTreeSet<usize>>,
 ) -> Pass {
-    let mut items = Vec::with_capacity(c.drift() + unreadable.len());
+    let hub = &hub_day.movements;
+    let blocked = unreadable_transactions(hub_day);
+    let mut items = Vec::with_capacity(c.drift() + unreadable.len() + hub_day.unreadable.len());
     for &i in &c.missing_in_hub {
         let Some(row) = iys.get(i) else { continue };
         let (action, reason) = match (&row.change, applied) {
+            (_, _) if behind_unreadable(&blocked, row) => (
+                DriftAction::NeedsPerson,
+                Some(
+                    "the hub holds an event of this transaction that cannot be read; the row is \
+                     not applied until that event is mended"
+                        .into(),
+                ),
+            ),
             (Err(why), _) => (DriftAction::NeedsPerson, Some(why.clone())),
             (Ok(_), Some(done)) if done.contains(&i) => (
                 DriftAction::NeedsPerson,
@@ -284,13 +308,32 @@ fn classify(
             reason: Some(format!("{reason}: {line}")),
         });
     }
+    for u in &hub_day.unreadable {
+        items.push(DriftItem {
+            kind: DriftKind::Unreadable,
+            action: DriftAction::NeedsPerson,
+            transaction_id: Some(u.transaction_id.clone()),
+            recipient: Some(u.recipient.clone()),
+            recipient_type: None,
+            consent_type: None,
+            status: None,
+            consent_date: None,
+            source: None,
+            creation_date: None,
+            event_id: Some(u.event_id),
+            reason: Some(format!(
+                "the hub's history event cannot be read ({}); it is left out of the comparison",
+                u.error
+            )),
+        });
+    }
     let needs_person = items
         .iter()
         .filter(|i| i.action == DriftAction::NeedsPerson)
         .count();
     Pass {
         comparison: c,
-        unreadable: unreadable.len(),
+        unreadable: unreadable.len() + hub_day.unreadable.len(),
         items,
         needs_person,
     }
@@ -474,7 +517,7 @@ impl<S: EngineDb> Engines<S> {
         let txids: Vec<String> = rows.iter().map(|r| r.key.transaction_id.clone()).collect();
         let hub = self.store.hub_movements(code, date, &txids).await?;
         let first = classify(
-            compare(&rows, &hub),
+            compare(&rows, &hub.movements),
             &rows,
             &hub,
             &unreadable,
@@ -507,7 +550,7 @@ impl<S: EngineDb> Engines<S> {
             }
             let hub = self.store.hub_movements(code, date, &txids).await?;
             let second = classify(
-                compare(&rows, &hub),
+                compare(&rows, &hub.movements),
                 &rows,
                 &hub,
                 &unreadable,
@@ -565,13 +608,18 @@ impl<S: EngineDb> Engines<S> {
         brand: &Brand,
         date: Date,
         rows: &[IysRow],
-        hub: &[HubMovement],
+        hub_day: &HubDay,
         c: &Comparison,
     ) -> Result<Repairs, StoreError> {
+        let hub = &hub_day.movements;
+        let blocked = unreadable_transactions(hub_day);
         let to_apply: Vec<(usize, hub_core::Change)> = c
             .missing_in_hub
             .iter()
-            .filter_map(|&i| Some((i, rows.get(i)?.change.clone().ok()?)))
+            .filter_map(|&i| {
+                let row = rows.get(i).filter(|r| !behind_unreadable(&blocked, r))?;
+                Some((i, row.change.clone().ok()?))
+            })
             .collect();
         let mut attempted = BTreeSet::new();
         let mut recorded = 0;

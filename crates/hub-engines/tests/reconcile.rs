@@ -748,3 +748,90 @@ async fn reconciles_on_postgres_too() {
     }
     hub_store::testkit::drop_postgres(&admin, &name).await;
 }
+
+/// Runs one statement on the world's SQLite file, as a person editing the table by hand would.
+async fn by_hand(w: &World, sql: &str, binds: &[&str]) -> u64 {
+    use sqlx::Connection;
+    let dir = w._dir.as_ref().expect("a SQLite world");
+    let url = hub_store::SqlStore::sqlite_url(&dir.path().join("hub.db")).unwrap();
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+    for b in binds {
+        q = q.bind(b.to_string());
+    }
+    q.execute(&mut conn).await.unwrap().rows_affected()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_history_event_is_left_out_and_the_rest_of_the_day_is_repaired() {
+    let w = world().await;
+    let e = engines(&w, None);
+    let d = day_d(&w).await;
+    let brand = w.brand().await;
+    let at = format!("{d} 09:00:00");
+    w.store
+        .apply(
+            &brand,
+            vec![
+                hub_change(21, ConsentStatus::Onay, &at),
+                hub_change(22, ConsentStatus::Onay, &at),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    deliver(&e, &w).await;
+    // The hub missed a citizen's RET of 22 and a citizen's first ONAY of 23.
+    citizen(&w, 22, "RET", "IYS_MOBIL").await;
+    citizen(&w, 23, "ONAY", "IYS_WEB").await;
+    // 21's delivered event is edited by hand into a value that cannot be read.
+    let broken = "UPDATE consent_event SET consent_date = $1 WHERE recipient = $2 \
+                  AND delivered_transaction_id IS NOT NULL";
+    assert_eq!(by_hand(&w, broken, &["not a date", &phone(21)]).await, 1);
+    next_day(&w).await;
+    let c = client(&e, &w).await;
+
+    // The rest of the day is compared and repaired: the citizen's RET wins.
+    let r = e.reconcile_day(&brand, d, false).await.unwrap();
+    assert_eq!(r.status, DayStatus::Drift, "{r:#?}");
+    assert_eq!((r.applied, r.unreadable), (2, 1), "{r:#?}");
+    let s22 = w.state_of(&phone(22)).await.unwrap();
+    assert_eq!(s22.status, ConsentStatus::Ret);
+    assert!(w.state_of(&phone(23)).await.is_some());
+    // The unreadable event is listed with what is wrong; IYS's row of that transaction is left
+    // for a person, not recorded a second time.
+    let item = r
+        .examples
+        .iter()
+        .find(|x| x.kind == DriftKind::Unreadable)
+        .unwrap();
+    assert_eq!(item.recipient.as_deref(), Some(phone(21).as_str()));
+    assert!(item.event_id.is_some());
+    assert!(
+        item.reason.as_deref().unwrap().contains("not a date"),
+        "{item:#?}"
+    );
+    let held = r
+        .examples
+        .iter()
+        .find(|x| x.kind == DriftKind::MissingInHub && x.recipient.as_deref() == Some(&phone(21)))
+        .unwrap();
+    assert_eq!(held.action, DriftAction::NeedsPerson, "{held:#?}");
+    assert!(
+        !iys_agreed(&c, d).await,
+        "never confirmed with a row unread"
+    );
+
+    // Mended, the day agrees.
+    let mended = "UPDATE consent_event SET consent_date = $1 WHERE recipient = $2 \
+                  AND delivered_transaction_id IS NOT NULL";
+    assert_eq!(by_hand(&w, mended, &[&at, &phone(21)]).await, 1);
+    let r = e.reconcile_day(&brand, d, false).await.unwrap();
+    assert_eq!(r.status, DayStatus::Agreed, "{r:#?}");
+    assert_eq!((r.unreadable, r.remaining), (0, 0), "{r:#?}");
+    assert_eq!(
+        events(&w, 21).await.len(),
+        1,
+        "IYS's row of the unreadable event was never recorded again"
+    );
+}

@@ -14,7 +14,7 @@ use sqlx::any::AnyRow;
 
 use crate::sql::{corrupt, ms, parse, positional, ts};
 use crate::state::{OutboxState, Sql};
-use crate::{Result, SqlStore};
+use crate::{Result, SqlStore, StoreError};
 
 /// Where a day stands.
 #[derive(
@@ -216,6 +216,27 @@ impl DayResult {
     }
 }
 
+/// The hub's record of one day as reconciliation reads it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HubDay {
+    /// In event order.
+    pub movements: Vec<HubMovement>,
+    /// Events of the day that cannot be read (a value outside its set, written by hand), in
+    /// event order: the rest of the day is still compared.
+    pub unreadable: Vec<UnreadableEvent>,
+}
+
+/// A history event with IYS's transactionId whose other columns cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnreadableEvent {
+    pub event_id: i64,
+    pub recipient: String,
+    pub transaction_id: String,
+    /// The column and the value that cannot be read.
+    pub error: String,
+}
+
 /// One movement of the hub's record of IYS: a change recorded from IYS (pull, push, reconcile)
 /// or a change the hub delivered, with IYS's transactionId.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -255,13 +276,14 @@ pub struct ReconcileFigures {
 
 pub trait ReconcileStore: Send + Sync {
     /// The hub's movements that belong to IYS's file of `date`: those whose IYS creationDate
-    /// falls on that day, and those carrying one of `transaction_ids` (the file's).
+    /// falls on that day, and those carrying one of `transaction_ids` (the file's); an event
+    /// among them that cannot be read is answered apart, not as an error.
     fn hub_movements(
         &self,
         brand: BrandCode,
         date: Date,
         transaction_ids: &[String],
-    ) -> impl Future<Output = Result<Vec<HubMovement>>> + Send;
+    ) -> impl Future<Output = Result<HubDay>> + Send;
     /// Queues the delivered changes of these events for IYS again, each only while its outbox
     /// row is `done` and it still carries its consent's current state; audited. Returns the
     /// events requeued.
@@ -322,7 +344,22 @@ const MOVEMENT_COLUMNS: &str = "SELECT e.id, e.recipient, e.recipient_type, e.ch
       AND c.channel = e.channel AND c.last_event_id = e.id) AS current \
      FROM consent_event e WHERE e.brand_code = $1 AND e.category IS NULL";
 
-fn movement_from(r: &AnyRow) -> Result<Option<HubMovement>> {
+/// A row of [`MOVEMENT_COLUMNS`] read.
+enum Read {
+    Movement(HubMovement),
+    Unreadable(UnreadableEvent),
+}
+
+impl Read {
+    fn event_id(&self) -> i64 {
+        match self {
+            Read::Movement(m) => m.event_id,
+            Read::Unreadable(u) => u.event_id,
+        }
+    }
+}
+
+fn movement_from(r: &AnyRow) -> Result<Option<Read>> {
     let delivered: Option<String> = r.try_get("delivered_transaction_id")?;
     let from_iys: Option<String> = r.try_get("iys_transaction_id")?;
     let (transaction_id, is_delivery) = match (delivered, from_iys) {
@@ -330,11 +367,34 @@ fn movement_from(r: &AnyRow) -> Result<Option<HubMovement>> {
         (None, Some(t)) => (t, false),
         (None, None) => return Ok(None),
     };
+    let event_id: i64 = r.try_get("id")?;
+    let recipient: String = r.try_get("recipient")?;
+    let read = movement_parts(r, event_id, &recipient, &transaction_id, is_delivery);
+    match read {
+        Ok(m) => Ok(Some(Read::Movement(m))),
+        Err(StoreError::Corrupt(error)) => Ok(Some(Read::Unreadable(UnreadableEvent {
+            event_id,
+            recipient,
+            transaction_id,
+            error,
+        }))),
+        Err(e) => Err(e),
+    }
+}
+
+/// The rest of a movement's columns; a value outside its set is `Corrupt`.
+fn movement_parts(
+    r: &AnyRow,
+    event_id: i64,
+    recipient: &str,
+    transaction_id: &str,
+    is_delivery: bool,
+) -> Result<HubMovement> {
     let creation: Option<String> = r.try_get("iys_creation_date")?;
     let outbox: Option<String> = r.try_get("outbox_state")?;
-    Ok(Some(HubMovement {
-        event_id: r.try_get("id")?,
-        recipient: r.try_get("recipient")?,
+    Ok(HubMovement {
+        event_id,
+        recipient: recipient.to_owned(),
         recipient_type: parse(
             "event.recipient_type",
             &r.try_get::<String, _>("recipient_type")?,
@@ -347,7 +407,7 @@ fn movement_from(r: &AnyRow) -> Result<Option<HubMovement>> {
         )?,
         source: r.try_get("source")?,
         origin: parse("event.origin", &r.try_get::<String, _>("origin")?)?,
-        transaction_id,
+        transaction_id: transaction_id.to_owned(),
         delivered: is_delivery,
         creation_date: creation
             .map(|c| parse::<ConsentDate>("event.iys_creation_date", &c))
@@ -357,7 +417,7 @@ fn movement_from(r: &AnyRow) -> Result<Option<HubMovement>> {
             .transpose()?,
         outbox_error: r.try_get("outbox_error")?,
         current: r.try_get::<i64, _>("current")? > 0,
-    }))
+    })
 }
 
 fn result_from(r: &AnyRow) -> Result<DayResult> {
@@ -400,7 +460,7 @@ impl ReconcileStore for SqlStore {
         brand: BrandCode,
         date: Date,
         transaction_ids: &[String],
-    ) -> Result<Vec<HubMovement>> {
+    ) -> Result<HubDay> {
         let b = brand.0 as i64;
         let (start, end) = day_bounds(date);
         let mut found = std::collections::BTreeMap::new();
@@ -416,7 +476,7 @@ impl ReconcileStore for SqlStore {
             .await?
         {
             if let Some(m) = movement_from(&r)? {
-                found.insert(m.event_id, m);
+                found.insert(m.event_id(), m);
             }
         }
         let mut ids: Vec<&String> = transaction_ids.iter().collect();
@@ -434,11 +494,21 @@ impl ReconcileStore for SqlStore {
             }
             for r in q.fetch_all(&self.pool).await? {
                 if let Some(m) = movement_from(&r)? {
-                    found.insert(m.event_id, m);
+                    found.insert(m.event_id(), m);
                 }
             }
         }
-        Ok(found.into_values().collect())
+        let mut day = HubDay::default();
+        for read in found.into_values() {
+            match read {
+                Read::Movement(m) => day.movements.push(m),
+                Read::Unreadable(u) => {
+                    tracing::error!(brand = %brand, event = u.event_id, recipient = %u.recipient, error = %u.error, "reconciliation: a history event cannot be read; its day is compared without it and not confirmed");
+                    day.unreadable.push(u);
+                }
+            }
+        }
+        Ok(day)
     }
 
     async fn requeue_deliveries(

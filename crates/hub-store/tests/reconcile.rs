@@ -166,7 +166,11 @@ async fn record_of_a_day(url: &str) {
         .await
         .unwrap();
 
-    let found = store.hub_movements(BRAND, day(), &[]).await.unwrap();
+    let found = store
+        .hub_movements(BRAND, day(), &[])
+        .await
+        .unwrap()
+        .movements;
     let who: Vec<&str> = found.iter().map(|m| m.recipient.as_str()).collect();
     assert_eq!(who, ["+905320000001", "+905320000003"], "{found:#?}");
     let a = &found[0];
@@ -194,7 +198,8 @@ async fn record_of_a_day(url: &str) {
             &["txd".into(), "tx1".into(), "unknown".into()],
         )
         .await
-        .unwrap();
+        .unwrap()
+        .movements;
     assert_eq!(
         named.len(),
         3,
@@ -221,7 +226,11 @@ async fn record_of_a_day(url: &str) {
         .await
         .unwrap();
     assert!(again.is_empty(), "already on its way");
-    let mine = store.hub_movements(BRAND, day(), &[]).await.unwrap();
+    let mine = store
+        .hub_movements(BRAND, day(), &[])
+        .await
+        .unwrap()
+        .movements;
     assert_eq!(mine[0].outbox_state, Some(OutboxState::Pending));
     assert_eq!(
         mine[0].outbox_error.as_deref(),
@@ -233,6 +242,7 @@ async fn record_of_a_day(url: &str) {
         .hub_movements(BRAND, day(), &[])
         .await
         .unwrap()
+        .movements
         .into_iter()
         .map(|m| m.recipient)
         .collect();
@@ -253,7 +263,8 @@ async fn record_of_a_day(url: &str) {
     let b = store
         .hub_movements(BRAND, "2026-11-21".parse().unwrap(), &[])
         .await
-        .unwrap();
+        .unwrap()
+        .movements;
     let b_onay = b.iter().find(|m| m.recipient == "+905320000002").unwrap();
     assert!(!b_onay.current);
     assert!(
