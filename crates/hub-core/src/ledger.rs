@@ -231,6 +231,27 @@ pub fn decide(current: Option<&ConsentState>, change: &Change, mode: Mode) -> De
                 IysState::InIys | IysState::Pending | IysState::Held | IysState::LocalOnly
             );
         if settled {
+            // A RET repeated with a later date moves the consent's date on (nothing else, and
+            // nothing goes to IYS, which would answer H174): an ONAY dated before the person's
+            // latest RET is then older and never re-subscribes them. A repeated ONAY keeps its
+            // date, so a citizen's RET in IYS dated between the two still wins.
+            if change.status == ConsentStatus::Ret && change.consent_date > c.consent_date {
+                return Decision {
+                    outcome: if c.hold != hold {
+                        Outcome::HoldChanged
+                    } else {
+                        Outcome::Noop
+                    },
+                    state: Some(ConsentState {
+                        consent_date: change.consent_date,
+                        hold,
+                        iys_known: known,
+                        updated_at: change.received_at,
+                        ..c.clone()
+                    }),
+                    outbox: None,
+                };
+            }
             return unchanged(Outcome::Noop);
         }
         let target = target(change.status, mode, c.iys_known);
@@ -504,6 +525,57 @@ mod tests {
         // A hub ONAY dated between the two is older than what IYS holds: not applied, not sent.
         let (d, _) = state_after(Some(&s2), &change(Onay, D2, Origin::Api), Mode::Integrator);
         assert_eq!((d.outcome, d.outbox), (Outcome::Older, None));
+    }
+
+    #[test]
+    fn a_later_ret_again_orders_an_onay_dated_before_it_as_older() {
+        for iys_state in [IysState::InIys, IysState::Pending] {
+            let (_, s) = state_after(None, &change(Ret, D1, Origin::Api), Mode::Integrator);
+            let mut s = s.unwrap();
+            s.iys_state = iys_state;
+            s.last_event_id = 7;
+            // The person says no again, later: nothing to send, but the date moves on.
+            let (d, s2) = state_after(
+                Some(&s),
+                &change(Ret, "2026-11-22 10:00:00", Origin::Api),
+                Mode::Integrator,
+            );
+            assert_eq!(
+                (d.outcome, d.outbox),
+                (Outcome::Noop, None),
+                "{iys_state:?}"
+            );
+            let s2 = s2.unwrap();
+            assert_eq!(s2.consent_date.to_string(), "2026-11-22 10:00:00");
+            assert_eq!(
+                (s2.status, s2.iys_state, s2.last_event_id, &s2.source),
+                (Ret, iys_state, 7, &s.source),
+                "the delivery of the first RET still settles it"
+            );
+            // An ONAY dated between the two RETs arrives late: older, not applied, not sent.
+            let d = decide(Some(&s2), &change(Onay, D2, Origin::Api), Mode::Integrator);
+            assert_eq!((d.outcome, d.outbox, d.state), (Outcome::Older, None, None));
+            // An earlier RET again changes nothing.
+            let d = decide(Some(&s2), &change(Ret, D2, Origin::Api), Mode::Integrator);
+            assert_eq!((d.outcome, d.state), (Outcome::Older, None));
+        }
+        // A repeated ONAY keeps its date: a citizen's RET in IYS dated between still wins.
+        let (_, s) = state_after(None, &change(Onay, D1, Origin::Api), Mode::Integrator);
+        let mut s = s.unwrap();
+        s.iys_state = IysState::InIys;
+        let (d, s2) = state_after(
+            Some(&s),
+            &change(Onay, "2026-11-22 10:00:00", Origin::Api),
+            Mode::Integrator,
+        );
+        assert_eq!(d.outcome, Outcome::Noop);
+        assert_eq!(s2.map(|s| s.consent_date.to_string()).as_deref(), Some(D1));
+        let (d, after) = state_after(
+            Some(&s),
+            &change(Ret, D2, Origin::IysPull),
+            Mode::Integrator,
+        );
+        assert_eq!((d.outcome, after.unwrap().status), (Outcome::Applied, Ret));
     }
 
     #[test]

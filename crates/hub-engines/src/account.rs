@@ -13,7 +13,12 @@ const OVER_QUOTA: &str = "H525";
 
 /// Whether a pause is for the subscription's quota (H525).
 pub(crate) fn quota_only(p: &DispatchPause) -> bool {
-    p.reason.starts_with(OVER_QUOTA)
+    over_quota(&p.reason)
+}
+
+/// Whether an account failure's reason is the subscription's quota (H525).
+pub(crate) fn over_quota(reason: &str) -> bool {
+    reason.starts_with(OVER_QUOTA)
 }
 
 impl<S: EngineDb> Engines<S> {

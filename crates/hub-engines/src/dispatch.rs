@@ -9,7 +9,7 @@ use iys::wire::Consent;
 use iys_client::{ClientError, IysClient, PreparedBulk};
 use jiff::Timestamp;
 
-use crate::account::{account_failure, quota_only};
+use crate::account::{account_failure, over_quota, quota_only};
 use crate::{EngineDb, Engines, SendPlan, later, plan};
 
 impl<S: EngineDb> Engines<S> {
@@ -94,16 +94,31 @@ impl<S: EngineDb> Engines<S> {
                     .map(|i| (i, Settlement::Paused { until: p.until })),
             );
         }
+        // How a row of this round waits out a pause the round sets. Over quota (H525) IYS
+        // refuses only new records: a RET caught behind a refused ONAY is due again at once,
+        // and the next round, paused for ONAYs only, sends it alone. (Left waiting for the
+        // pause's end it would meet the same ONAY first in every round and never go.) A RET
+        // refused for quota itself, in a round already paused, waits like the rest.
+        let round_now = now;
+        let waits = |item: &OutboxItem, until: Timestamp, reason: &str| -> Settlement {
+            let behind_onay = paused.is_none() && over_quota(reason);
+            if behind_onay && item.status == iys::ConsentStatus::Ret {
+                Settlement::Paused { until: round_now }
+            } else {
+                Settlement::Paused { until }
+            }
+        };
         let mut delivered = false;
         // A pause set in this round stands even when another request of the round went through
         // (side by side, or an earlier single add): IYS refused the account after that.
         let mut paused_now = false;
         match plan(items, self.config.single_max, self.config.bulks_at_once) {
             SendPlan::Single(items) => {
-                let mut stop: Option<Timestamp> = None;
+                let mut stop: Option<(Timestamp, String)> = None;
                 for item in items {
-                    if let Some(until) = stop {
-                        settled.push((item, Settlement::Paused { until }));
+                    if let Some((until, reason)) = &stop {
+                        let s = waits(&item, *until, reason);
+                        settled.push((item, s));
                         continue;
                     }
                     let consent = wire(&item);
@@ -118,8 +133,8 @@ impl<S: EngineDb> Engines<S> {
                         Err(e) => match account_failure(&e) {
                             Some(reason) => {
                                 let until = self.pause(brand, &reason).await?;
-                                stop = Some(until);
                                 paused_now = true;
+                                stop = Some((until, reason));
                                 Settlement::Paused { until }
                             }
                             None => self.failure(&e, &item, self.now()),
@@ -165,11 +180,10 @@ impl<S: EngineDb> Engines<S> {
                 if let Some(reason) = refused_account {
                     let until = self.pause(brand, &reason).await?;
                     paused_now = true;
-                    settled.extend(
-                        unsent
-                            .into_iter()
-                            .map(|i| (i, Settlement::Paused { until })),
-                    );
+                    settled.extend(unsent.into_iter().map(|i| {
+                        let s = waits(&i, until, &reason);
+                        (i, s)
+                    }));
                 }
             }
         }

@@ -1272,3 +1272,51 @@ async fn a_feed_of_many_pages_is_applied_once_and_in_order() {
     let events = w.store.history(BRAND, "+905320000000", 10).await.unwrap();
     assert_eq!(events.len(), 2, "the ONAY and the RET, each once");
 }
+
+/// Over the subscription's quota (H525) IYS refuses only new records: a RET queued behind
+/// refused ONAYs still reaches IYS, whether the round sends single adds or a bulk request.
+/// (It used to wait for the pause's end, then meet the same ONAYs first, and never go.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_quota_a_ret_behind_refused_onays_still_reaches_iys() {
+    // One new ONAY (single adds) and thirty (a bulk request) ahead of the RET.
+    for new_onays in [1_u64, 30] {
+        let mut sim = SimConfig::for_profile(Profile::Fast);
+        sim.subscription.consent_limit = Some(2);
+        let w = World::start(sim, Mode::Integrator, None).await;
+        let brand = w.brand().await;
+        let engines = w.engines();
+        let known: Vec<Change> = (0..2)
+            .map(|n| change(n, ConsentStatus::Onay, ago(600)))
+            .collect();
+        w.store.apply(&brand, known, None).await.unwrap();
+        let cancel = run(&engines);
+        w.until(
+            20,
+            "the two the subscription holds are delivered",
+            || async { w.outbox().await.get("done") == Some(&2) },
+        )
+        .await;
+        cancel.cancel();
+        // New ONAYs (over the quota) first in deadline order, then a RET of a known one.
+        let mut later: Vec<Change> = (0..new_onays)
+            .map(|n| change(100 + n, ConsentStatus::Onay, ago(300)))
+            .collect();
+        later.push(change(0, ConsentStatus::Ret, ago(60)));
+        w.store.apply(&brand, later, None).await.unwrap();
+        let cancel = run(&engines);
+        w.until(20, "the RET reaches IYS while the ONAYs wait", || async {
+            w.state_of("+905320000000")
+                .await
+                .is_some_and(|s| s.status == ConsentStatus::Ret && s.iys_state == IysState::InIys)
+        })
+        .await;
+        cancel.cancel();
+        let pause = w.store.dispatch_pause(BRAND).await.unwrap();
+        assert!(
+            pause.is_some_and(|p| p.reason.starts_with("H525")),
+            "{new_onays} new ONAYs: the quota pause stands"
+        );
+        let new_one = w.state_of("+905320000100").await.unwrap();
+        assert_eq!(new_one.iys_state, IysState::Pending, "{new_onays}");
+    }
+}

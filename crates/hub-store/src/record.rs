@@ -21,6 +21,7 @@ pub(crate) use reads::distinct;
 
 use hub_core::chain::ChainHash;
 use hub_core::{Change, ConsentState, Mode, Outcome, decide};
+use iys::ConsentStatus;
 use jiff::Timestamp;
 
 use crate::sql::{EventFields, ms};
@@ -302,11 +303,15 @@ impl SqlStore {
             }
             let rows = unsent.entry(key.clone()).or_default();
             if ch.origin.is_from_iys() && ch.category.is_none() {
-                // Unsent rows the movement overtook (older, or the same status and date) are
-                // never sent; in sync mode a held ONAY is released: IYS evidently has the record.
+                // Unsent rows the movement overtook are never sent: older ones, and of the same
+                // date those of the same status and, by the tie rule (RET wins), an ONAY tied
+                // with IYS's RET (sent, IYS would take it and undo the citizen's RET). In sync
+                // mode a held ONAY is released: IYS evidently has the record.
+                let ret = ch.status == ConsentStatus::Ret;
                 rows.retain(|r| {
                     let stale = r.consent_date < consent_date
-                        || (r.consent_date == consent_date && r.status == ch.status.as_str());
+                        || (r.consent_date == consent_date
+                            && (ret || r.status == ch.status.as_str()));
                     if stale {
                         match (r.stored, r.planned) {
                             (Some(id), _) => overtaken.push(id),
