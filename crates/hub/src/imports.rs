@@ -67,9 +67,22 @@ struct Parser {
 impl Parser {
     /// A row through the API's parser and category check.
     fn parse(&self, row: hub_bulk::Row, now: Timestamp) -> Result<Change, ImportReject> {
+        let dated = row.fields.get("consentDate").is_some_and(|d| !d.is_null());
         let value = Value::Object(row.fields);
         let change = parse_change(&value, self.brand, now, Origin::Import, &self.actor)
             .map_err(|e| reject_of(row.line, &e))?;
+        // A file holds past consents. An ONAY without its date, stamped with the import's time,
+        // would be newer than every RET the person made meanwhile (in IYS too) and re-subscribe
+        // them; a RET without one is only ever safe, so it takes the import's time.
+        if !dated && change.status == iys::ConsentStatus::Onay {
+            let mut e = ApiError::from_iys(&iys::IysError::new(iys::HCode::H112).at("consentDate"));
+            e.body.message = format!(
+                "{} An imported ONAY needs the date the person gave it: stamped with the \
+                 import's time it would override any RET they made since.",
+                e.body.message
+            );
+            return Err(reject_of(row.line, &e));
+        }
         match &change.category {
             Some(cat) if !self.categories.contains(cat) => Err(reject_of(
                 row.line,

@@ -563,3 +563,57 @@ async fn a_scattered_file_stopped_mid_window_resumes_with_each_keys_rows_in_file
     }
     server.stop().await;
 }
+
+/// A file holds past consents: an ONAY without its date is refused (stamped with the import's
+/// time it would be newer than any RET the person made since, in IYS too, and re-subscribe
+/// them), while a RET without one takes the import's time, which is only ever safe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undated_onay_is_refused_and_an_undated_ret_goes_through() {
+    let server = Server::start().await;
+    let csv = "ALICI;İZİN TÜRÜ;DURUM;İZİN KAYNAĞI;İZİN TARİHİ\n\
+        0532 111 11 11;MESAJ;ONAY;HS_WEB;01.11.2025 10:00\n\
+        0532 222 22 22;MESAJ;ONAY;HS_WEB;\n\
+        0532 333 33 33;MESAJ;RET;HS_WEB;\n";
+    let job = server.upload("fileName=tarihsiz.csv", csv.into()).await;
+    let id = job["id"].as_i64().unwrap();
+    let job = server.finished(id).await;
+    assert_eq!(
+        (&job["applied"], &job["rejected"]),
+        (&json!(2), &json!(1)),
+        "{job}"
+    );
+    let rejects = server.get_text(&format!("/imports/{id}/rejects.csv")).await;
+    let line = rejects.lines().nth(1).unwrap_or_default();
+    assert!(line.starts_with("3,H112,consentDate,"), "{rejects}");
+    assert!(line.contains("override"), "{rejects}");
+    let undated = server
+        .http
+        .get(server.url("/recipients/+905322222222"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        undated.status(),
+        404,
+        "nothing recorded for the undated ONAY"
+    );
+    let ret: Value =
+        serde_json::from_str(&server.get_text("/recipients/+905323333333").await).unwrap();
+    assert_eq!(ret["channels"][0]["status"], "RET", "{ret}");
+    // The same through NDJSON, where the date may also be null.
+    let ndjson = concat!(
+        r#"{"recipient":"+905324444444","type":"MESAJ","status":"ONAY","source":"HS_WEB","consentDate":null}"#,
+        "\n",
+        r#"{"recipient":"+905325555555","type":"MESAJ","status":"RET","source":"HS_WEB"}"#,
+        "\n"
+    );
+    let job = server.upload("format=ndjson", ndjson.into()).await;
+    let job = server.finished(job["id"].as_i64().unwrap()).await;
+    assert_eq!(
+        (&job["applied"], &job["rejected"]),
+        (&json!(1), &json!(1)),
+        "{job}"
+    );
+    server.stop().await;
+}

@@ -295,6 +295,15 @@ async fn import_into(store: &Arc<SqlStore>, args: &ImportArgs) -> anyhow::Result
     let rows_before = job.rows_read;
     let run = async {
         let rows = hub::imports::open_rows(input, format, &job).await?;
+        // Say which columns are not read, so a misspelt header is noticed before the rejects.
+        if let Some(ignored) = rows.mapping().map(|m| m.ignored_columns())
+            && !ignored.is_empty()
+        {
+            eprintln!(
+                "columns not read: {} (map one with --map \"COLUMN=field\")",
+                ignored.join(", ")
+            );
+        }
         let mut report = Report::new((format != hub_bulk::Format::Xlsx).then_some(lines));
         let done =
             hub::imports::run_import(store, &brand, &job, rows, None, 0, |p| report.update(p))
