@@ -2,7 +2,9 @@
 //!
 //! When in doubt the answer is no: an IYS channel is allowed only when the status is ONAY and IYS
 //! has it (`in_iys`); `pending` only under the lenient policy. A manual hold always denies.
-//! Transactional categories need no marketing consent; marketing categories also need the
+//! Transactional categories need no marketing consent (an IYS channel's consent is about
+//! commercial messages), but never pass a hub-only channel's RET: that is the device's or the
+//! person's technical opt-out (push permission withdrawn). Marketing categories also need the
 //! recipient not to have refused the category.
 
 use iys::ConsentStatus;
@@ -96,7 +98,13 @@ pub fn check(
         return deny(Reason::Hold);
     }
     if let Some((CategoryKind::Transactional, _)) = category {
-        return allow(Reason::Transactional);
+        let opted_out =
+            channel.iys_type().is_none() && state.is_some_and(|s| s.status == ConsentStatus::Ret);
+        return if opted_out {
+            deny(Reason::Rejected)
+        } else {
+            allow(Reason::Transactional)
+        };
     }
     if let Some((_, Some(ConsentStatus::Ret))) = category {
         return deny(Reason::CategoryRejected);
@@ -122,5 +130,46 @@ pub fn check(
         (IysState::Rejected, _) => deny(Reason::IysRejected),
         // An ONAY that is not in IYS and not on its way there: no consent IYS knows of.
         (IysState::NotInIys | IysState::LocalOnly, _) => deny(Reason::NoConsent),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iys::ConsentType;
+
+    fn state(status: ConsentStatus) -> SendState {
+        SendState {
+            status,
+            from_iys: false,
+            iys_state: IysState::InIys,
+            hold: false,
+        }
+    }
+
+    #[test]
+    fn a_transactional_message_needs_no_marketing_consent_but_not_past_a_technical_opt_out() {
+        let transactional = Some((CategoryKind::Transactional, None));
+        let sms = Channel::Iys(ConsentType::Mesaj);
+        // An IYS RET is about commercial messages: an order update still goes.
+        let ret = state(ConsentStatus::Ret);
+        let d = check(sms, Some(&ret), transactional, Policy::Strict);
+        assert_eq!((d.allowed, d.reason), (true, Reason::Transactional));
+        assert!(check(sms, None, transactional, Policy::Strict).allowed);
+        // A push RET is the device's opt-out: nothing passes it.
+        for channel in [Channel::Push, Channel::InApp, Channel::WebPush] {
+            let d = check(channel, Some(&ret), transactional, Policy::Strict);
+            assert_eq!(
+                (d.allowed, d.reason),
+                (false, Reason::Rejected),
+                "{channel:?}"
+            );
+            let onay = state(ConsentStatus::Onay);
+            assert!(check(channel, Some(&onay), transactional, Policy::Strict).allowed);
+        }
+        // A hold keeps everything back.
+        let mut held = state(ConsentStatus::Onay);
+        held.hold = true;
+        assert!(!check(sms, Some(&held), transactional, Policy::Lenient).allowed);
     }
 }

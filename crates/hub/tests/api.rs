@@ -1466,6 +1466,19 @@ async fn send_time_checks() {
         .await
         .expect(200);
     assert_eq!(c["results"][0]["reason"], "category_rejected");
+    // Also when the check names the address rather than the profile, alone or in a list, as the
+    // campaign filter and segments decide.
+    let c = check(json!({"recipient": EMAIL, "channel": "EPOSTA", "category": "campaigns", "policy": "lenient"}))
+        .await
+        .expect(200);
+    assert_eq!(
+        pick(&c, &["allowed", "reason"]),
+        json!([false, "category_rejected"])
+    );
+    let c = check(json!({"recipients": [EMAIL], "channel": "EPOSTA", "category": "campaigns", "policy": "lenient"}))
+        .await
+        .expect(200);
+    assert_eq!(c["results"][0]["reason"], "category_rejected");
 
     // The check's own validation.
     check(json!({"recipient": PHONE, "channel": "MESAJ", "category": "nope"}))

@@ -260,8 +260,13 @@ pub async fn post_check<S: HubDb>(
         valid.clone(),
     )
     .await?;
-    let (categories, by_profile, unreadable_categories) = match &category {
-        None => (Default::default(), None, Default::default()),
+    let (categories, by_profile, refused_by_profile, unreadable_categories) = match &category {
+        None => (
+            Default::default(),
+            None,
+            Default::default(),
+            Default::default(),
+        ),
         Some((code, _)) => {
             let (mut by_profile, mut unreadable_profile) = (None, None);
             if let Some(p) = profile {
@@ -279,7 +284,13 @@ pub async fn post_check<S: HubDb>(
                     unreadable.entry(r.clone()).or_insert_with(|| what.clone());
                 }
             }
-            (statuses, by_profile, unreadable)
+            // An address of a profile that refused the category is refused too, whether the
+            // check names the profile or not, as the campaign filter and segments decide.
+            let refused = hub
+                .store
+                .refused_by_profile(brand.brand_code, code, &valid)
+                .await?;
+            (statuses, by_profile, refused, unreadable)
         }
     };
     let mut results = Vec::with_capacity(recipients.len());
@@ -302,6 +313,7 @@ pub async fn post_check<S: HubDb>(
             let status = categories.get(&normalised).copied();
             // A profile's RET or ONAY stands for its addresses unless one of them refused.
             let status = match status {
+                _ if refused_by_profile.contains(&normalised) => Some(iys::ConsentStatus::Ret),
                 Some(iys::ConsentStatus::Ret) => status,
                 _ => by_profile.or(status),
             };
