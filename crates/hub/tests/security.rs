@@ -167,16 +167,49 @@ async fn only_the_provider_admin_sets_connections_and_only_to_allowed_hosts() {
     )
     .await;
     assert_eq!(status, 403, "{body}");
-    // Its own other settings still work.
+    // Nor may it move the brand under another provider's IYS code, which the provider's
+    // credentials would then act for.
+    let (status, body, _) = s
+        .call(
+            reqwest::Method::PATCH,
+            "/api/v1/brands/600124",
+            &brand_admin,
+            json!({"iysCode": 600999}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["field"], "iysCode", "{body}");
+    // Its own other settings still work (the IYS code it has, given again, too).
+    let (status, body, _) = s
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/brands/600124",
+            &brand_admin,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let own_code = body["iysCode"].clone();
     let (status, _, _) = s
         .call(
             reqwest::Method::PATCH,
             "/api/v1/brands/600124",
             &brand_admin,
-            json!({"name": "B2"}),
+            json!({"name": "B2", "iysCode": own_code}),
         )
         .await;
     assert_eq!(status, 200);
+    for code in [json!(600_998), own_code] {
+        let (status, body, _) = s
+            .call(
+                reqwest::Method::PATCH,
+                "/api/v1/brands/600124",
+                ADMIN,
+                json!({ "iysCode": code }),
+            )
+            .await;
+        assert_eq!(status, 200, "the provider's admin may: {body}");
+    }
     for bad in [
         "http://127.0.0.1:18699",
         "file:///etc/passwd",

@@ -140,6 +140,10 @@ pub async fn save<S: HubDb>(
     };
     let name = (f.name != brand.name).then_some(f.name);
     let iys_code = (iys_code != brand.iys_code).then_some(iys_code);
+    // The IYS code is the provider's, as the connection is.
+    if iys_code.is_some() && !s.user.global_admin {
+        return Err(PageError::Forbidden);
+    }
     let updated = hub::update_brand_settings(&hub, &brand, name, iys_code, iys, &s.actor()).await?;
     Ok(render(&hub, s, &updated, true))
 }

@@ -124,7 +124,7 @@ pub const CODES: [(&str, &str, &str); 23] = [
     (
         "forbidden",
         "403",
-        "The key lacks the scope the operation needs (a brand's admin key setting an IYS connection: only the provider's admin key may).",
+        "The key lacks the scope the operation needs (a brand's admin key setting an IYS connection or IYS code: only the provider's admin key may).",
     ),
     (
         "not_found",

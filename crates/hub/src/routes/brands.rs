@@ -144,8 +144,8 @@ pub async fn get_brand<S: HubDb>(
 /// Update a brand
 ///
 /// Scope: admin. Changes name, iysCode, mode (switching between sync and integrator, which
-/// re-evaluates the brand's pending and held changes) or the IYS connection (only the
-/// provider's admin key); fields left out stay.
+/// re-evaluates the brand's pending and held changes) or the IYS connection (the IYS code and
+/// connection only with the provider's admin key); fields left out stay.
 #[utoipa::path(
     patch,
     path = "/api/v1/brands/{brandCode}",
@@ -159,8 +159,9 @@ pub async fn get_brand<S: HubDb>(
     )),
     responses(
         (status = 200, description = "The updated brand.", body = Brand),
-        (status = 403, description = "The API key lacks the `admin` scope for this brand, or sets `iys` without being the provider's admin key.", body = ErrorResponse, examples(
-            ("iys" = (summary = "A brand's admin setting the IYS connection", value = json!({"error": {"code": "forbidden", "message": "only the provider's admin key may set a brand's IYS connection", "field": "iys"}})))
+        (status = 403, description = "The API key lacks the `admin` scope for this brand, or sets `iys` or another `iysCode` without being the provider's admin key.", body = ErrorResponse, examples(
+            ("iys" = (summary = "A brand's admin setting the IYS connection", value = json!({"error": {"code": "forbidden", "message": "only the provider's admin key may set a brand's IYS connection", "field": "iys"}}))),
+            ("iysCode" = (summary = "A brand's admin moving its IYS code", value = json!({"error": {"code": "forbidden", "message": "only the provider's admin key may set a brand's IYS code", "field": "iysCode"}})))
         )),
         (status = 422, description = "The body breaks a rule (see the error code, field and value).", body = ErrorResponse, examples(
             ("badMode" = (summary = "Unknown mode", value = json!({"error": {"code": "invalid_body", "message": "unknown variant `master`, expected `sync` or `integrator`", "field": "mode", "value": "master"}}))),
@@ -177,7 +178,12 @@ pub async fn update_brand<S: HubDb>(
     let brand = brand_for(&hub, &caller, &code, Scope::Admin).await?;
     let u = body.parse()?;
     if u.iys.is_some() {
-        require_provider_admin(&caller)?;
+        require_provider_admin(&caller, "iys")?;
+    }
+    // The IYS code is the provider's too: a brand's admin moving it would act under another
+    // provider's code with the provider's credentials.
+    if u.iys_code.is_some_and(|c| c != brand.iys_code) {
+        require_provider_admin(&caller, "iysCode")?;
     }
     // Settings first: a refused one leaves the mode as it was.
     let updated =
@@ -255,12 +261,20 @@ pub async fn update_brand_settings<S: HubDb>(
     Ok(updated)
 }
 
-/// Only the provider's admin (a key for every brand) may set IYS connections: a brand's own
-/// admin could otherwise point the hub's IYS credentials at a server of its choosing.
-fn require_provider_admin(caller: &Caller) -> ApiResult<()> {
+/// Only the provider's admin (a key for every brand) may set IYS connections and IYS codes: a
+/// brand's own admin could otherwise point the hub's IYS credentials at a server of its
+/// choosing, or at another provider's brands.
+fn require_provider_admin(caller: &Caller, field: &str) -> ApiResult<()> {
     caller.require(Scope::Admin, None).map_err(|_| {
-        ApiError::forbidden("only the provider's admin key may set a brand's IYS connection")
-            .field("iys")
+        ApiError::forbidden(format!(
+            "only the provider's admin key may set a brand's {}",
+            if field == "iys" {
+                "IYS connection"
+            } else {
+                "IYS code"
+            }
+        ))
+        .field(field)
     })
 }
 
