@@ -204,28 +204,6 @@ pub async fn run<S: Store>(store: &S) {
         (ConsentStatus::Ret, true, true)
     );
 
-    // A citizen's RET from IYS with the same consentDate as the hub's unsent ONAY: the tie rule
-    // keeps the RET, and the ONAY never goes (IYS would take it and undo the citizen's RET).
-    let p3 = "+905321112233";
-    let hub_onay = change(600_123, p3, SMS, ConsentStatus::Onay, "2026-11-23 11:00:00");
-    store.apply(&patched, vec![hub_onay], None).await.unwrap();
-    let mut tied = change(600_123, p3, SMS, ConsentStatus::Ret, "2026-11-23 11:00:00");
-    tied.origin = Origin::IysPull;
-    tied.source = Source::Iys(IysSource::Mobil);
-    tied.iys_transaction_id = Some("c".repeat(64));
-    let r = store.apply(&patched, vec![tied], None).await.unwrap();
-    assert_eq!(r[0].outcome, Outcome::Conflict);
-    let state = &store.consents(BrandCode(600_123), p3).await.unwrap()[0].state;
-    assert_eq!(
-        (state.status, state.iys_state, state.conflict),
-        (ConsentStatus::Ret, IysState::InIys, true)
-    );
-    assert_eq!(
-        store.outbox_counts(BrandCode(600_123)).await.unwrap(),
-        vec![("pending".to_owned(), 1), ("superseded".to_owned(), 2)],
-        "the tied ONAY is superseded"
-    );
-
     // Categories and category consent, per recipient and per profile.
     store
         .upsert_category(Category {

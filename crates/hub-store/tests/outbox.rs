@@ -71,6 +71,50 @@ on_both!(
     unreadable_row_fails_alone,
     an_unreadable_row_fails_and_the_rest_go
 );
+on_both!(
+    tied_onay_superseded,
+    a_citizen_ret_supersedes_the_tied_unsent_onay
+);
+
+/// A citizen's RET from IYS with the same consentDate as the hub's unsent ONAY: the tie rule
+/// keeps the RET, and the ONAY never goes (IYS would take it, equal dates being no older, and
+/// undo the citizen's RET).
+async fn a_citizen_ret_supersedes_the_tied_unsent_onay(url: &str, _dialect: &str) {
+    let p = "+905321112233";
+    let at = "2026-11-23 11:00:00";
+    let (store, brand) = store_with(url, vec![change(p, ConsentStatus::Onay, at)]).await;
+    let mut tied = change(p, ConsentStatus::Ret, at);
+    tied.origin = Origin::IysPull;
+    tied.source = iys::Source::Iys(iys::IysSource::Mobil);
+    tied.iys_transaction_id = Some("c".repeat(64));
+    let r = store.apply(&brand, vec![tied], None).await.unwrap();
+    assert_eq!(r[0].outcome, Outcome::Conflict);
+    let state = &store.consents(BRAND, p).await.unwrap()[0].state;
+    assert_eq!(
+        (state.status, state.iys_state, state.conflict),
+        (ConsentStatus::Ret, IysState::InIys, true)
+    );
+    assert_eq!(
+        store.outbox_counts(BRAND).await.unwrap(),
+        vec![("superseded".to_owned(), 1)],
+        "the tied ONAY is superseded"
+    );
+    // A citizen's ONAY tied with the hub's unsent RET leaves the RET to go (RET wins).
+    let q = "+905321112244";
+    store
+        .apply(&brand, vec![change(q, ConsentStatus::Ret, at)], None)
+        .await
+        .unwrap();
+    let mut onay = change(q, ConsentStatus::Onay, at);
+    onay.origin = Origin::IysPull;
+    onay.source = iys::Source::Iys(iys::IysSource::Mobil);
+    onay.iys_transaction_id = Some("d".repeat(64));
+    store.apply(&brand, vec![onay], None).await.unwrap();
+    assert_eq!(
+        store.outbox_counts(BRAND).await.unwrap(),
+        vec![("pending".to_owned(), 1), ("superseded".to_owned(), 1)]
+    );
+}
 
 /// An outbox row that cannot be read (a value written by hand) would come first at every claim
 /// and stop the brand's dispatch, its RETs too; instead it is set failed with its reason, and
