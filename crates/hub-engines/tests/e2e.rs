@@ -1320,3 +1320,95 @@ async fn over_quota_a_ret_behind_refused_onays_still_reaches_iys() {
         assert_eq!(new_one.iys_state, IysState::Pending, "{new_onays}");
     }
 }
+
+/// Sync mode: an ONAY held while an earlier change of the same consent was on its way is
+/// released once IYS accepts that change (the hub's own accepted delivery shows IYS has the
+/// record, as a pulled movement does). It used to stay held until IYS's feed happened to show
+/// the recipient again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_mode_releases_a_held_onay_when_an_earlier_delivery_shows_iys_has_the_record() {
+    let w = World::start(SimConfig::for_profile(Profile::Fast), Mode::Sync, None).await;
+    let brand = w.brand().await;
+    let engines = w.engines();
+    let client = engines.client(&brand).await.unwrap();
+    // IYS has recipient 5 (another system of the brand wrote it); no pull runs in this test.
+    w.control(reqwest::Method::POST, "/_sim/citizen", json!({"brandCode": 600123, "recipient": "+905320000005", "type": "MESAJ", "status": "ONAY", "source": "IYS_WEB", "consentDate": ago(600).to_string()})).await;
+    // The RET goes (a RET always does) and is on its way, slowly, when the ONAY comes: unknown
+    // yet, the ONAY is held.
+    w.store
+        .apply(&brand, vec![change(5, ConsentStatus::Ret, ago(300))], None)
+        .await
+        .unwrap();
+    w.control(
+        reqwest::Method::PUT,
+        "/_sim/faults",
+        json!({"add_v2": {"latencyMs": 1500}}),
+    )
+    .await;
+    let sending = {
+        let (engines, brand, client) = (engines.clone(), brand.clone(), client.clone());
+        tokio::spawn(async move { engines.dispatch(&brand, &client).await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    w.store
+        .apply(&brand, vec![change(5, ConsentStatus::Onay, ago(120))], None)
+        .await
+        .unwrap();
+    assert_eq!(w.outbox().await.get("held"), Some(&1), "unknown yet: held");
+    // IYS accepts the RET: the record is there.
+    assert_eq!(sending.await.unwrap(), 1);
+    w.control(reqwest::Method::DELETE, "/_sim/faults", json!({}))
+        .await;
+    let s = w.state_of("+905320000005").await.unwrap();
+    assert!(s.iys_known, "{s:?} {:?}", w.outbox().await);
+    assert_eq!(
+        (s.status, s.iys_state),
+        (ConsentStatus::Onay, IysState::Pending),
+        "the held ONAY is released"
+    );
+    assert_eq!(w.outbox().await.get("held"), None);
+    w.until(10, "the released ONAY reaches IYS", || async {
+        engines.dispatch(&brand, &client).await.unwrap();
+        w.state_of("+905320000005")
+            .await
+            .is_some_and(|s| s.status == ConsentStatus::Onay && s.iys_state == IysState::InIys)
+    })
+    .await;
+}
+
+/// Switching to sync holds the ONAYs still waiting, not those already on their way: a consent
+/// whose row awaits IYS's bulk result stays `pending`, as its row does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_to_sync_leaves_onays_on_their_way_pending() {
+    let w = World::start(
+        SimConfig::for_profile(Profile::Fast),
+        Mode::Integrator,
+        None,
+    )
+    .await;
+    let brand = w.brand().await;
+    let engines = w.engines();
+    let client = engines.client(&brand).await.unwrap();
+    // Enough for a bulk request (more than single adds take), then a few more left waiting.
+    let sent: Vec<Change> = (0..40)
+        .map(|n| change(200 + n, ConsentStatus::Onay, ago(300)))
+        .collect();
+    w.store.apply(&brand, sent, None).await.unwrap();
+    engines.dispatch(&brand, &client).await.unwrap();
+    assert_eq!(w.outbox().await.get("awaiting_result"), Some(&40));
+    let waiting: Vec<Change> = (0..3)
+        .map(|n| change(300 + n, ConsentStatus::Onay, ago(60)))
+        .collect();
+    w.store.apply(&brand, waiting, None).await.unwrap();
+    w.store.switch_mode(BRAND, Mode::Sync, "e2e").await.unwrap();
+    assert_eq!(
+        w.state_of("+905320000200").await.unwrap().iys_state,
+        IysState::Pending,
+        "on its way to IYS"
+    );
+    assert_eq!(
+        w.state_of("+905320000300").await.unwrap().iys_state,
+        IysState::Held
+    );
+    assert_eq!(w.outbox().await.get("held"), Some(&3));
+}

@@ -339,7 +339,9 @@ impl EngineStore for SqlStore {
         recipient_type: iys::RecipientType,
         limit: i64,
     ) -> Result<Vec<String>> {
-        let held = format!("iys_state = {} AND iys_known = 0", IysState::Held.sql());
+        // Known ones too: a row held before its consent became known (a delivery of an earlier
+        // change accepted meanwhile, before that released held rows) is released by the check.
+        let held = format!("iys_state = {}", IysState::Held.sql());
         self.recipients_where(brand, channel, recipient_type, &held, None, limit)
             .await
     }

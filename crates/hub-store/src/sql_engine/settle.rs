@@ -200,6 +200,11 @@ impl SqlStore {
                             Some((false, last)) if *last != o.event_id => OutboxState::Superseded,
                             _ => OutboxState::Held,
                         };
+                        // The consent its row carries says so: held is not on its way to IYS,
+                        // which a lenient check would take `pending` for.
+                        if o.state == OutboxState::Held {
+                            o.consent_state = Some((IysState::Held, None));
+                        }
                     }
                 }
             }
@@ -346,13 +351,51 @@ impl SqlStore {
             "r, t, c, ev, known, st, err",
             "UPDATE consent SET \
              iys_known = CASE WHEN v.known = 1 THEN 1 ELSE consent.iys_known END, \
-             iys_state = CASE WHEN v.st IS NOT NULL AND consent.last_event_id = v.ev THEN v.st ELSE consent.iys_state END, \
+             iys_state = CASE WHEN v.st IS NOT NULL AND consent.last_event_id = v.ev THEN v.st \
+             WHEN v.known = 1 AND consent.iys_state = 'held' THEN 'pending' ELSE consent.iys_state END, \
              iys_error = CASE WHEN v.st IS NOT NULL AND consent.last_event_id = v.ev THEN v.err ELSE consent.iys_error END, \
-             deadline_ms = CASE WHEN v.st IS NOT NULL AND consent.last_event_id = v.ev THEN NULL ELSE consent.deadline_ms END \
+             deadline_ms = CASE WHEN v.st IS NOT NULL AND v.st <> 'held' AND consent.last_event_id = v.ev THEN NULL ELSE consent.deadline_ms END \
              FROM v WHERE consent.recipient = v.r AND consent.recipient_type = v.t AND consent.channel = v.c \
              AND (v.known = 1 OR (v.st IS NOT NULL AND consent.last_event_id = v.ev)) AND consent.brand_code = ",
         )
         .await?;
+
+        // Sync mode: a consent IYS is now seen to have (the hub's own delivery was accepted)
+        // releases its held rows, as a movement pulled from IYS does; one the delivered change
+        // overtook (an older consentDate) is superseded instead, as IYS would refuse it (H178).
+        // Left held, such a row had no way out but a later movement from IYS.
+        if sync {
+            let known: Vec<ValuesRow> = settlements
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, o)| o.known)
+                .map(|((item, _), o)| {
+                    let mut row = key_values(&o.key).to_vec();
+                    row.extend([
+                        Arg::from(item.consent_date.to_string()),
+                        Arg::from(ms(now) + 1_000),
+                    ]);
+                    row
+                })
+                .collect();
+            let key_match =
+                "outbox.recipient = v.r AND outbox.recipient_type = v.t AND outbox.channel = v.c";
+            for update in [
+                format!(
+                    "UPDATE outbox SET state = {} FROM v WHERE {key_match} AND outbox.state = {} AND outbox.consent_date < v.d AND outbox.brand_code = ",
+                    OutboxState::Superseded.sql(),
+                    OutboxState::Held.sql()
+                ),
+                format!(
+                    "UPDATE outbox SET state = {}, next_attempt_at_ms = v.at FROM v WHERE {key_match} AND outbox.state = {} AND outbox.brand_code = ",
+                    OutboxState::Pending.sql(),
+                    OutboxState::Held.sql()
+                ),
+            ] {
+                self.update_from(&mut tx, b, known.clone(), "r, t, c, d, at", &update)
+                    .await?;
+            }
+        }
 
         // The key's next movement waits a second: IYS gives movements of one address and type in
         // the same second one shared transactionId.
