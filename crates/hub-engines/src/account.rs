@@ -16,6 +16,14 @@ pub(crate) fn quota_only(p: &DispatchPause) -> bool {
     over_quota(&p.reason)
 }
 
+/// IYS's codes that refuse the account as a whole (rights, subscription, quota), not an item.
+const ACCOUNT_CODES: [&str; 7] = ["H353", "H520", "H521", "H522", "H524", OVER_QUOTA, "H586"];
+
+/// Whether `code` refuses the account as a whole rather than the item it came with.
+pub(crate) fn is_account_code(code: &str) -> bool {
+    ACCOUNT_CODES.contains(&code)
+}
+
 /// Whether an account failure's reason is the subscription's quota (H525).
 pub(crate) fn over_quota(reason: &str) -> bool {
     reason.starts_with(OVER_QUOTA)
@@ -48,7 +56,6 @@ impl<S: EngineDb> Engines<S> {
 /// same way, so the brand's dispatch pauses and its items stay pending. The reason starts with
 /// the H-code where IYS gave one.
 pub(crate) fn account_failure(e: &ClientError) -> Option<String> {
-    const ACCOUNT_CODES: [&str; 7] = ["H353", "H520", "H521", "H522", "H524", OVER_QUOTA, "H586"];
     match e {
         ClientError::OAuth { .. } => Some(format!("IYS refused the API user's credentials: {e}")),
         ClientError::Store(_) => Some(format!(
@@ -60,7 +67,7 @@ pub(crate) fn account_failure(e: &ClientError) -> Option<String> {
         }
         ClientError::Iys { errors, .. } => errors
             .iter()
-            .find(|x| ACCOUNT_CODES.contains(&x.code.as_str()))
+            .find(|x| is_account_code(&x.code))
             .map(|x| format!("{}: {e}", x.code)),
         ClientError::RetriesExhausted { last, .. } => account_failure(last),
         _ => None,

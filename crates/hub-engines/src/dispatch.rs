@@ -13,7 +13,7 @@ use crate::account::{account_failure, over_quota, quota_only};
 use crate::{EngineDb, Engines, SendPlan, later, plan};
 
 impl<S: EngineDb> Engines<S> {
-    fn retry_at(&self, now: Timestamp, attempts: i64) -> Timestamp {
+    pub(crate) fn retry_at(&self, now: Timestamp, attempts: i64) -> Timestamp {
         let schedule = &self.config.retry_schedule;
         let base = schedule
             .get(attempts as usize)

@@ -8,7 +8,7 @@ use iys::wire::BulkItemStatus;
 use iys_client::IysClient;
 use jiff::Timestamp;
 
-use crate::account::quota_only;
+use crate::account::{is_account_code, quota_only};
 use crate::{EngineDb, Engines, later};
 
 /// The failure code of a bulk item IYS never answered.
@@ -86,7 +86,14 @@ impl<S: EngineDb> Engines<S> {
                             .map_or(("unknown".into(), String::new()), |e| {
                                 (e.code.clone(), e.message.clone())
                             });
-                        Settlement::Refused { code, message }
+                        if refuses_the_item(&code) {
+                            Settlement::Refused { code, message }
+                        } else {
+                            Settlement::Retry {
+                                error: format!("{code}: {message}"),
+                                at: self.retry_at(now, item.attempts),
+                            }
+                        }
                     }
                     _ if self.overdue(&item, now) => {
                         tracing::warn!(%request_id, outbox = item.id, "no bulk result in time: escalated");
@@ -126,6 +133,30 @@ impl<S: EngineDb> Engines<S> {
             }
         } else {
             Settlement::Retry { error, at: now }
+        }
+    }
+}
+
+/// Whether a bulk item's failure code ends the item (IYS refused its content) rather than being
+/// tried again, as dispatch treats the same codes: a passing failure (IYS busy, a server error)
+/// is sent again, and an account-level one (rights, subscription, quota) never fails an item one
+/// by one: sent again, it meets the account's pause.
+fn refuses_the_item(code: &str) -> bool {
+    let passing = code.parse::<iys::HCode>().is_ok_and(|c| c.is_retryable());
+    !(passing || is_account_code(code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refuses_the_item;
+
+    #[test]
+    fn only_a_refusal_of_the_item_itself_fails_a_bulk_item() {
+        for refused in ["H467", "H174", "H178", "H121", "unknown"] {
+            assert!(refuses_the_item(refused), "{refused}");
+        }
+        for again in ["H015", "H123", "H525", "H520", "H353"] {
+            assert!(!refuses_the_item(again), "{again}");
         }
     }
 }
