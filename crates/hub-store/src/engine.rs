@@ -146,6 +146,20 @@ pub struct SyncFigures {
     pub quarantined: i64,
 }
 
+impl SyncFigures {
+    /// The changes-feed cursors the brand's pulls read in `mode`: IYS's always, the provider's
+    /// (`HS`) in sync mode only. Not the backfill's positions, which share the cursor table, nor
+    /// an `HS` cursor left from an earlier sync mode, which nothing moves any more: counted as
+    /// pulls they would look stale for ever, or a recent one would hide a failing pull.
+    pub fn pulls(&self, mode: Mode) -> impl Iterator<Item = &CursorRow> {
+        use iys::wire::ChangeSource;
+        self.cursors.iter().filter(move |c| {
+            c.source == ChangeSource::Iys.as_str()
+                || (mode == Mode::Sync && c.source == ChangeSource::Hs.as_str())
+        })
+    }
+}
+
 /// A movement from IYS the hub could not take, kept for a person.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -333,4 +347,34 @@ pub trait EngineStore: Send + Sync {
     ) -> impl Future<Output = Result<Vec<QuarantineRow>>> + Send;
     fn load_token(&self, key: &str) -> impl Future<Output = Result<Option<String>>> + Send;
     fn save_token(&self, key: &str, state: &str) -> impl Future<Output = Result<()>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pulls_are_the_feeds_the_mode_reads_not_backfill_positions() {
+        let cursor = |source: &str| CursorRow {
+            source: source.to_owned(),
+            cursor: None,
+            updated_at: Timestamp::UNIX_EPOCH,
+            last_success: None,
+        };
+        let f = SyncFigures {
+            outbox: Vec::new(),
+            oldest_pending_deadline: None,
+            at_risk: 0,
+            errors_last_24h: Vec::new(),
+            cursors: ["HS", "IYS", "backfill:MESAJ:BIREYSEL"]
+                .into_iter()
+                .map(cursor)
+                .collect(),
+            paused: None,
+            quarantined: 0,
+        };
+        let sources = |mode| f.pulls(mode).map(|c| c.source.as_str()).collect::<Vec<_>>();
+        assert_eq!(sources(Mode::Sync), ["HS", "IYS"]);
+        assert_eq!(sources(Mode::Integrator), ["IYS"]);
+    }
 }

@@ -372,6 +372,40 @@ async fn the_push_receiver_checks_credentials_first_throttles_guessing_and_quara
         (200, Some(1)),
         "{body}"
     );
+    // A brandCode written as text is the brand's; an item without a readable one is set aside
+    // for a person, not dropped unseen; IYS's test payload (brandCode 121212) is not applied.
+    let mut mixed: Value =
+        serde_json::from_str(&movement("2026-11-20 11:00:00", &"f".repeat(64))).unwrap();
+    mixed["list"][0]["brandCode"] = json!("600123");
+    let mut unaddressed = mixed["list"][0].clone();
+    unaddressed["recipient"] = json!("+905321234569");
+    unaddressed["brandCode"] = json!("ours?");
+    let mut test_payload = mixed["list"][0].clone();
+    test_payload["brandCode"] = json!(121212);
+    test_payload["recipient"] = json!("pushtest@iys.org.tr");
+    test_payload["type"] = json!("EPOSTA");
+    for item in [unaddressed, test_payload] {
+        mixed["list"].as_array_mut().unwrap().push(item);
+    }
+    let (status, body) = s
+        .push(600123, "iyspush", "push-secret", &mixed.to_string())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            body["received"].as_u64(),
+            body["applied"].as_u64(),
+            body["quarantined"].as_u64()
+        ),
+        (Some(3), Some(1), Some(1)),
+        "{body}"
+    );
+    let q = s
+        .store
+        .quarantined(hub_core::BrandCode(600123), 10)
+        .await
+        .unwrap();
+    assert!(q.iter().any(|r| r.reason.contains("brandCode")), "{q:?}");
     // Credentials before the body: a huge body with a wrong password is refused unread (401).
     let huge = "x".repeat(3 * 1024 * 1024);
     let (status, _) = s.push(600123, "iyspush", "wrong", &huge).await;

@@ -53,11 +53,11 @@ fn outbox_count(f: &SyncFigures, state: &str) -> i64 {
 
 async fn glance<S: HubDb>(hub: &HubState<S>, brand: Brand, now: Timestamp) -> PageResult<Glance> {
     let figures = hub.store.sync_figures(brand.brand_code, now).await?;
+    // The pull that succeeded longest ago: one failing source must not hide behind another.
     let pull_age = figures
-        .cursors
-        .iter()
+        .pulls(brand.mode)
         .filter_map(|c| c.last_success)
-        .max()
+        .min()
         .map(|t| now.duration_since(t).as_secs());
     let connected = hub
         .iys
@@ -229,7 +229,7 @@ async fn live_part<S: HubDb>(
                         Some(t) => span { (lang.t(T::TokenValidUntil)) " " (stored_time(t.access_expires.as_deref())) },
                         None => span.muted { (lang.t(T::NoToken)) },
                     } }
-                    p { (lang.t(T::LastPull)) ": " (when_opt(lang, f.cursors.iter().filter_map(|c| c.last_success).max())) }
+                    p { (lang.t(T::LastPull)) ": " (when_opt(lang, f.pulls(brand.mode).filter_map(|c| c.last_success).max())) }
                     p { (lang.t(T::CursorAge)) ": "
                         @match g.pull_age {
                             Some(a) if a > STALE_PULL_SECS => span.bad { (age(a)) " (" (lang.t(T::Stale)) ")" },

@@ -167,7 +167,7 @@ pub(crate) async fn metrics<S: HubDb>(State(hub): State<HubState<S>>) -> Respons
                 labels: brand(),
                 value: f64::from(u8::from(f.paused.is_some())),
             });
-            for c in &f.cursors {
+            for c in f.pulls(b.mode) {
                 if let Some(t) = c.last_success {
                     extra.push(Gauge {
                         name: "iyshub_pull_cursor_age_seconds",

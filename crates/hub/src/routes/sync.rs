@@ -54,8 +54,7 @@ pub async fn get_sync<S: HubDb>(
     let now = Timestamp::now();
     let f = hub.store.sync_figures(brand.brand_code, now).await?;
     let pulls = f
-        .cursors
-        .iter()
+        .pulls(brand.mode)
         .map(|c| {
             let age = c.last_success.map(|t| now.duration_since(t).as_secs());
             PullCursor {
@@ -252,13 +251,26 @@ pub async fn post_push<S: HubDb>(
     })?;
     let list = typed::<PushDelivery>(&value)?.list;
     let received = list.len();
-    // IYS's test payload (and anything for another brand) is not this brand's to apply.
-    let mine: Vec<Value> = list
-        .into_iter()
-        .filter(|i| i.get("brandCode").and_then(Value::as_u64) == Some(code.0))
-        .collect();
+    // IYS's test payload (brandCode 121212) and anything for another brand are not this
+    // brand's to apply. A brandCode written as text is read as its number; an item without a
+    // readable one is set aside for a person rather than dropped unseen (it may be a RET).
+    let mut mine: Vec<Value> = Vec::with_capacity(list.len());
+    let mut unaddressed = Vec::new();
+    for item in list {
+        let brand_code = match item.get("brandCode") {
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        match brand_code {
+            Some(b) if b == code.0 => mine.push(item),
+            Some(_) => {}
+            None => unaddressed.push((item, "no readable brandCode".to_owned())),
+        }
+    }
     let now = Timestamp::now();
-    let (changes, set_aside) = hub_core::screen_movements(code, mine, Origin::IysPush, now);
+    let (changes, mut set_aside) = hub_core::screen_movements(code, mine, Origin::IysPush, now);
+    set_aside.extend(unaddressed);
     if !set_aside.is_empty() {
         tracing::warn!(brand = %code, count = set_aside.len(), "pushed movements set aside for a person (quarantine)");
         hub.store.quarantine(code, "PUSH", &set_aside, now).await?;
