@@ -230,28 +230,24 @@ pub fn decide(current: Option<&ConsentState>, change: &Change, mode: Mode) -> De
                 c.iys_state,
                 IysState::InIys | IysState::Pending | IysState::Held | IysState::LocalOnly
             );
-        if settled {
-            // A RET repeated with a later date moves the consent's date on (nothing else, and
-            // nothing goes to IYS, which would answer H174): an ONAY dated before the person's
-            // latest RET is then older and never re-subscribes them. A repeated ONAY keeps its
-            // date, so a citizen's RET in IYS dated between the two still wins.
-            if change.status == ConsentStatus::Ret && change.consent_date > c.consent_date {
-                return Decision {
-                    outcome: if c.hold != hold {
-                        Outcome::HoldChanged
-                    } else {
-                        Outcome::Noop
-                    },
-                    state: Some(ConsentState {
-                        consent_date: change.consent_date,
-                        hold,
-                        iys_known: known,
-                        updated_at: change.received_at,
-                        ..c.clone()
-                    }),
-                    outbox: None,
-                };
-            }
+        // A RET repeated with a later date is the person's latest word: it becomes the
+        // consent's state (an ONAY dated before it is then older and never re-subscribes them)
+        // and goes to IYS too, which may hold a citizen's ONAY dated between the two (IYS
+        // answers H174 when it holds the RET already, which settles it as in IYS). A repeated
+        // ONAY keeps its date, so a citizen's RET in IYS dated between the two still wins.
+        let later_ret = change.status == ConsentStatus::Ret && change.consent_date > c.consent_date;
+        if later_ret && !iys_channel {
+            return Decision {
+                outcome: if c.hold != hold {
+                    Outcome::HoldChanged
+                } else {
+                    Outcome::Noop
+                },
+                state: Some(fresh(change.status, c.iys_state, c.conflict)),
+                outbox: None,
+            };
+        }
+        if settled && !later_ret {
             return unchanged(Outcome::Noop);
         }
         let target = target(change.status, mode, c.iys_known);
@@ -528,30 +524,26 @@ mod tests {
     }
 
     #[test]
-    fn a_later_ret_again_orders_an_onay_dated_before_it_as_older() {
+    fn a_later_ret_again_is_sent_and_orders_an_onay_dated_before_it_as_older() {
         for iys_state in [IysState::InIys, IysState::Pending] {
             let (_, s) = state_after(None, &change(Ret, D1, Origin::Api), Mode::Integrator);
             let mut s = s.unwrap();
             s.iys_state = iys_state;
-            s.last_event_id = 7;
-            // The person says no again, later: nothing to send, but the date moves on.
+            // The person says no again, later: their latest word, sent to IYS too (which may
+            // hold a citizen's ONAY dated between the two).
             let (d, s2) = state_after(
                 Some(&s),
                 &change(Ret, "2026-11-22 10:00:00", Origin::Api),
-                Mode::Integrator,
+                Mode::Sync,
             );
             assert_eq!(
                 (d.outcome, d.outbox),
-                (Outcome::Noop, None),
+                (Outcome::Resent, Some(IysState::Pending)),
                 "{iys_state:?}"
             );
             let s2 = s2.unwrap();
             assert_eq!(s2.consent_date.to_string(), "2026-11-22 10:00:00");
-            assert_eq!(
-                (s2.status, s2.iys_state, s2.last_event_id, &s2.source),
-                (Ret, iys_state, 7, &s.source),
-                "the delivery of the first RET still settles it"
-            );
+            assert_eq!((s2.status, s2.iys_state), (Ret, IysState::Pending));
             // An ONAY dated between the two RETs arrives late: older, not applied, not sent.
             let d = decide(Some(&s2), &change(Onay, D2, Origin::Api), Mode::Integrator);
             assert_eq!((d.outcome, d.outbox, d.state), (Outcome::Older, None, None));
@@ -559,6 +551,12 @@ mod tests {
             let d = decide(Some(&s2), &change(Ret, D2, Origin::Api), Mode::Integrator);
             assert_eq!((d.outcome, d.state), (Outcome::Older, None));
         }
+        // The same RET again (same date) is still a no-op while IYS holds it.
+        let (_, s) = state_after(None, &change(Ret, D1, Origin::Api), Mode::Integrator);
+        let mut s = s.unwrap();
+        s.iys_state = IysState::InIys;
+        let d = decide(Some(&s), &change(Ret, D1, Origin::Api), Mode::Integrator);
+        assert_eq!((d.outcome, d.outbox), (Outcome::Noop, None));
         // A repeated ONAY keeps its date: a citizen's RET in IYS dated between still wins.
         let (_, s) = state_after(None, &change(Onay, D1, Origin::Api), Mode::Integrator);
         let mut s = s.unwrap();

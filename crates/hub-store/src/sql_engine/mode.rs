@@ -81,11 +81,10 @@ impl SqlStore {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                // Only consents whose current row was just held: one whose ONAY is on its way
-                // (leased, or awaiting IYS's result) stays pending, as its row does.
-                sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE consent SET iys_state = {} WHERE brand_code = $1 AND iys_state = {} AND status = {} AND iys_known = 0 \
-                     AND EXISTS (SELECT 1 FROM outbox o WHERE o.brand_code = consent.brand_code AND o.recipient = consent.recipient AND o.recipient_type = consent.recipient_type AND o.channel = consent.channel AND o.event_id = consent.last_event_id AND o.state = {})",
-                    IysState::Held.sql(), IysState::Pending.sql(), ConsentStatus::Onay.sql(), OutboxState::Held.sql())))
+                // Every such consent, also one whose ONAY is already on its way (leased, or
+                // awaiting IYS's bulk result): until IYS answers, sync mode's rule holds and a
+                // check says "may not send"; the answer then settles it (in IYS, or held).
+                sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE consent SET iys_state = {} WHERE brand_code = $1 AND iys_state = {} AND status = {} AND iys_known = 0", IysState::Held.sql(), IysState::Pending.sql(), ConsentStatus::Onay.sql())))
                     .bind(b)
                     .execute(&mut *tx)
                     .await?;
