@@ -23,7 +23,7 @@ use std::time::Duration;
 use hub_core::BrandCode;
 use hub_store::{
     Brand, DayResult, DayStatus, DriftAction, DriftItem, DriftKind, HubDay, HubMovement,
-    OutboxState, StoreError,
+    OutboxState, StoreError, UnreadableEvent,
 };
 use iys::ConsentDate;
 use iys::wire::{DailyCsvRow, ProcessStatus};
@@ -293,39 +293,14 @@ fn classify(
         ));
     }
     for (line, reason) in unreadable {
-        items.push(DriftItem {
-            kind: DriftKind::Unreadable,
-            action: DriftAction::NeedsPerson,
-            transaction_id: None,
-            recipient: None,
-            recipient_type: None,
-            consent_type: None,
-            status: None,
-            consent_date: None,
-            source: None,
-            creation_date: None,
-            event_id: None,
-            reason: Some(format!("{reason}: {line}")),
-        });
+        items.push(unreadable_item(None, format!("{reason}: {line}")));
     }
     for u in &hub_day.unreadable {
-        items.push(DriftItem {
-            kind: DriftKind::Unreadable,
-            action: DriftAction::NeedsPerson,
-            transaction_id: Some(u.transaction_id.clone()),
-            recipient: Some(u.recipient.clone()),
-            recipient_type: None,
-            consent_type: None,
-            status: None,
-            consent_date: None,
-            source: None,
-            creation_date: None,
-            event_id: Some(u.event_id),
-            reason: Some(format!(
-                "the hub's history event cannot be read ({}); it is left out of the comparison",
-                u.error
-            )),
-        });
+        let reason = format!(
+            "the hub's history event cannot be read ({}); it is left out of the comparison",
+            u.error
+        );
+        items.push(unreadable_item(Some(u), reason));
     }
     let needs_person = items
         .iter()
@@ -336,6 +311,25 @@ fn classify(
         unreadable: unreadable.len() + hub_day.unreadable.len(),
         items,
         needs_person,
+    }
+}
+
+/// A difference nobody can act on automatically: a line of IYS's file, or (`event`) a history
+/// event of the hub's, that cannot be read.
+fn unreadable_item(event: Option<&UnreadableEvent>, reason: String) -> DriftItem {
+    DriftItem {
+        kind: DriftKind::Unreadable,
+        action: DriftAction::NeedsPerson,
+        transaction_id: event.map(|u| u.transaction_id.clone()),
+        recipient: event.map(|u| u.recipient.clone()),
+        recipient_type: None,
+        consent_type: None,
+        status: None,
+        consent_date: None,
+        source: None,
+        creation_date: None,
+        event_id: event.map(|u| u.event_id),
+        reason: Some(reason),
     }
 }
 
